@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Installs what the tests need (once), then runs the whole test suite.
+# Usage: bash scripts/test.sh [extra cargo nextest arguments]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need_apt=()
+command -v docker-compose >/dev/null || need_apt+=(docker-compose)
+command -v openssl >/dev/null || need_apt+=(openssl)
+command -v curl >/dev/null || need_apt+=(curl)
+python3 -c 'import venv, ensurepip' 2>/dev/null || need_apt+=(python3-venv)
+if ((${#need_apt[@]})); then
+  sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  echo "installing: ${need_apt[*]}"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${need_apt[@]}" >/dev/null
+fi
+
+if [ ! -x .venv/bin/check-jsonschema ]; then
+  python3 -m venv .venv
+  .venv/bin/pip install -q --disable-pip-version-check check-jsonschema
+fi
+export PATH="$PWD/.venv/bin:$PATH"
+
+if cargo nextest --version >/dev/null 2>&1; then
+  cargo nextest run --workspace --no-fail-fast "$@"
+else
+  cargo test --workspace --no-fail-fast "$@"
+fi

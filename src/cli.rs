@@ -1,0 +1,180 @@
+//! Command-line arguments as clap parses them, and their resolution into settings.
+
+use std::ffi::OsString;
+use std::path::PathBuf;
+
+use clap::{Args, CommandFactory, Parser, Subcommand};
+
+use crate::commands;
+use crate::error::{Error, Result};
+use crate::printer::Printer;
+use crate::project::InitOptions;
+use crate::settings::Settings;
+
+/// Examples shown under `cht-dev --help`.
+const MAIN_EXAMPLES: &str = "\
+Examples:
+  cht-dev init my-app                       make a CHT 5.x project with its own ports and certificate
+  cht-dev init old --cht-version 4.22.0     a 4.x project beside it
+  cht-dev ls                                list projects
+  cht-dev ca                                show the local CA and how to trust it";
+
+/// Run a Community Health Toolkit stack on this machine, with HTTPS that just works.
+#[derive(Debug, Parser)]
+#[command(name = "cht-dev", version, after_help = MAIN_EXAMPLES)]
+pub struct Cli {
+    /// Folder holding the local CA and all projects [default: $CHT_DEV_HOME, else the user data dir]
+    #[arg(long, global = true, value_name = "DIR")]
+    pub home: Option<PathBuf>,
+
+    /// Print only requested data and errors
+    #[arg(short, long, global = true)]
+    pub quiet: bool,
+
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Create a project: compose files, .env with random credentials, TLS certificate
+    #[command(after_help = "\
+Examples:
+  cht-dev init my-app
+  cht-dev init legacy --cht-version 4.22.0 --http-port 8080 --https-port 8443
+  cht-dev init lan --host cht.local --host 192.168.1.20
+  cht-dev init ci --image-registry localhost:5000/medic")]
+    Init(InitArgs),
+
+    /// List projects with their version, ports and URL
+    #[command(after_help = "\
+Examples:
+  cht-dev ls
+  cht-dev ls --json | jq '.[].url'")]
+    Ls(LsArgs),
+
+    /// List the CHT versions cht-dev can run (newest first; the first is the default)
+    #[command(after_help = "\
+Examples:
+  cht-dev versions
+  cht-dev versions --json")]
+    Versions(VersionsArgs),
+
+    /// Show the local CA (made on first use) and how to trust it
+    #[command(after_help = "\
+Examples:
+  cht-dev ca
+  cht-dev ca --der cht-dev-ca.crt     the DER form, for Android phones")]
+    Ca(CaArgs),
+
+    /// Print a shell completion script
+    #[command(after_help = "\
+Examples:
+  cht-dev completions bash > ~/.local/share/bash-completion/completions/cht-dev
+  cht-dev completions zsh > ~/.zfunc/_cht-dev
+  cht-dev completions fish > ~/.config/fish/completions/cht-dev.fish")]
+    Completions(CompletionsArgs),
+}
+
+/// Options that shape a new project (shared by `init` and, later, `up`).
+#[derive(Debug, Clone, Args)]
+pub struct ProjectArgs {
+    /// CHT release to run [default: the newest known; see `cht-dev versions`]
+    #[arg(long, value_name = "V")]
+    pub cht_version: Option<String>,
+
+    /// Host port for HTTP (redirects to HTTPS) [default: 10080, or the next free port]
+    #[arg(long, value_name = "N")]
+    pub http_port: Option<u32>,
+
+    /// Host port for HTTPS [default: 10443, or the next free port]
+    #[arg(long, value_name = "N")]
+    pub https_port: Option<u32>,
+
+    /// Registry to take CHT images from instead of public.ecr.aws/medic
+    #[arg(long, value_name = "R")]
+    pub image_registry: Option<String>,
+
+    /// Extra DNS name or IP address for the certificate (repeatable)
+    #[arg(long = "host", value_name = "H")]
+    pub hosts: Vec<String>,
+}
+
+/// Arguments of `init`.
+#[derive(Debug, Clone, Args)]
+pub struct InitArgs {
+    /// Project name: lowercase letters, digits, '-' and '_', starting with a letter or digit
+    pub name: String,
+
+    /// How the project is made.
+    #[command(flatten)]
+    pub project: ProjectArgs,
+}
+
+/// Arguments of `ls`.
+#[derive(Debug, Clone, Args)]
+pub struct LsArgs {
+    /// Print JSON instead of a table
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Arguments of `versions`.
+#[derive(Debug, Clone, Args)]
+pub struct VersionsArgs {
+    /// Print JSON instead of a list
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Arguments of `ca`.
+#[derive(Debug, Clone, Args)]
+pub struct CaArgs {
+    /// Also write the CA certificate in DER form to FILE (what Android phones import)
+    #[arg(long, value_name = "FILE")]
+    pub der: Option<PathBuf>,
+
+    /// Print JSON instead of text
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Arguments of `completions`.
+#[derive(Debug, Clone, Args)]
+pub struct CompletionsArgs {
+    /// The shell to complete for
+    pub shell: clap_complete::Shell,
+}
+
+impl ProjectArgs {
+    /// The init options these arguments ask for, for project `name`.
+    pub fn to_options(&self, name: &str) -> InitOptions {
+        InitOptions {
+            name: name.to_string(),
+            cht_version: self.cht_version.clone(),
+            http_port: self.http_port,
+            https_port: self.https_port,
+            image_registry: self.image_registry.clone(),
+            hosts: self.hosts.clone(),
+        }
+    }
+}
+
+/// Parses `args` and runs the command they name.
+pub fn run<I, T>(args: I) -> Result<()>
+where
+    I: IntoIterator<Item = T>,
+    T: Into<OsString> + Clone,
+{
+    let cli = Cli::try_parse_from(args).map_err(Error::Usage)?;
+    let settings = Settings::new(cli.home.clone(), Printer::from_env(cli.quiet));
+    match &cli.command {
+        Command::Init(args) => commands::init::run(&settings, &args.project.to_options(&args.name)),
+        Command::Ls(args) => commands::ls::run(&settings, args.json),
+        Command::Versions(args) => commands::versions::run(&settings, args.json),
+        Command::Ca(args) => commands::ca::run(&settings, args.der.as_deref(), args.json),
+        Command::Completions(args) => commands::completions::run(&mut Cli::command(), args.shell),
+    }
+}

@@ -1,0 +1,116 @@
+//! `cht-dev ca`: the home's local CA, its fingerprint, and how to trust it.
+
+use std::path::Path;
+
+use crate::error::{Error, Result};
+use crate::fsutil;
+use crate::printer::Tone;
+use crate::settings::Settings;
+use crate::tls;
+
+/// How to trust the CA on each platform; `{ca}` and `{der}` stand for the file paths.
+const TRUST_STEPS: &[(&str, &str)] = &[
+    (
+        "Debian/Ubuntu",
+        "sudo cp {ca} /usr/local/share/ca-certificates/cht-dev-ca.crt && sudo update-ca-certificates",
+    ),
+    (
+        "Fedora/RHEL",
+        "sudo cp {ca} /etc/pki/ca-trust/source/anchors/cht-dev-ca.pem && sudo update-ca-trust",
+    ),
+    (
+        "Chrome, Firefox (Linux)",
+        "certutil -d sql:$HOME/.pki/nssdb -A -t C,, -n cht-dev -i {ca}   (certutil: libnss3-tools; for Firefox use -d sql:<profile folder>)",
+    ),
+    (
+        "macOS",
+        "sudo security add-trusted-cert -d -r trustRoot -k /Library/Keychains/System.keychain {ca}",
+    ),
+    (
+        "Windows",
+        "certutil -addstore -f ROOT {ca}   (in an administrator prompt)",
+    ),
+    (
+        "Android",
+        "cht-dev ca --der {der}, copy it to the phone, then Settings > Security > Encryption & credentials > Install a certificate > CA certificate",
+    ),
+];
+
+/// Makes the CA if needed, prints its facts and trust steps, and writes DER when asked.
+pub fn run(settings: &Settings, der: Option<&Path>, json: bool) -> Result<()> {
+    let home = settings.home()?;
+    let (files, created) = tls::ensure_ca(&home)?;
+    let pem = std::fs::read_to_string(&files.cert).map_err(Error::io("read", &files.cert))?;
+    let info = tls::inspect(&pem)?;
+    if let Some(path) = der {
+        write_der(path, &tls::pem_to_der(&pem)?)?;
+    }
+    let p = &settings.printer;
+    let ca = files.cert.display().to_string();
+    let der_name = der.map_or_else(|| "cht-dev-ca.crt".to_string(), |d| d.display().to_string());
+    let steps: Vec<(String, String)> = TRUST_STEPS
+        .iter()
+        .map(|(platform, step)| {
+            (
+                platform.to_string(),
+                step.replace("{ca}", &ca).replace("{der}", &der_name),
+            )
+        })
+        .collect();
+    if json {
+        return p.json(&serde_json::json!({
+            "cert": ca,
+            "key": files.key.display().to_string(),
+            "created": created,
+            "der": der.map(|d| d.display().to_string()),
+            "sha256": info.sha256,
+            "subject": info.subject,
+            "not_after": info.not_after.date().to_string(),
+            "trust": steps.iter().map(|(k, v)| (k.clone(), v.clone())).collect::<indexmap::IndexMap<_, _>>(),
+        }));
+    }
+    if created {
+        p.info(format!("{} a new local CA", p.paint(Tone::Good, "made")))?;
+    }
+    p.data(format!("certificate: {ca}"))?;
+    p.data(format!(
+        "key:         {} (private: never copy it anywhere)",
+        files.key.display()
+    ))?;
+    p.data(format!("subject:     {}", info.subject))?;
+    p.data(format!("sha256:      {}", info.sha256))?;
+    p.data(format!("expires:     {}", info.not_after.date()))?;
+    if let Some(path) = der {
+        p.data(format!("der:         {}", path.display()))?;
+    }
+    p.info("")?;
+    p.info(p.paint(
+        Tone::Strong,
+        "Trust it once per device, so browsers accept every project's HTTPS:",
+    ))?;
+    let width = steps.iter().map(|(k, _)| k.len()).max().unwrap_or(0);
+    for (platform, step) in &steps {
+        p.info(format!("  {platform:<width$}  {step}"))?;
+    }
+    Ok(())
+}
+
+/// Writes the DER certificate to `path`, replacing an existing file there.
+fn write_der(path: &Path, der: &[u8]) -> Result<()> {
+    if path.is_dir() {
+        return Err(Error::Io {
+            action: "write the DER certificate to",
+            path: path.to_path_buf(),
+            source: std::io::Error::other(
+                "it is a folder; give a file name such as cht-dev-ca.crt",
+            ),
+        });
+    }
+    let tmp = path.with_extension("cht-dev-tmp");
+    let _ = std::fs::remove_file(&tmp);
+    fsutil::write_new(&tmp, der, fsutil::PUBLIC)?;
+    std::fs::rename(&tmp, path).map_err(|e| {
+        let _ = std::fs::remove_file(&tmp);
+        Error::io("write", path)(e)
+    })
+}

@@ -1,0 +1,191 @@
+//! Every failure cht-dev reports, with the context a user needs to fix it.
+
+use std::path::PathBuf;
+
+/// A failure of any cht-dev command; its `Display` is the one line shown to the user.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A project name that compose would not accept.
+    #[error("invalid project name {name:?}: {reason}")]
+    InvalidName {
+        /// The name as given.
+        name: String,
+        /// Why it is refused and what would be accepted.
+        reason: String,
+    },
+    /// A CHT version cht-dev has no templates for.
+    #[error("unknown CHT version {version:?}: known versions are {known} (see `cht-dev versions`)")]
+    UnknownVersion {
+        /// The version as given.
+        version: String,
+        /// The known versions, comma separated.
+        known: String,
+    },
+    /// A port number that can never work.
+    #[error("invalid {which} port {port}: {reason}")]
+    InvalidPort {
+        /// Which port option (`http` or `https`).
+        which: &'static str,
+        /// The number as given.
+        port: u32,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// A port that is valid but in use right now, by this machine or another project.
+    #[error("{which} port {port} is busy: {reason}; pick another with --{which}-port")]
+    PortBusy {
+        /// Which port option (`http` or `https`).
+        which: &'static str,
+        /// The busy port.
+        port: u16,
+        /// Who holds it.
+        reason: String,
+    },
+    /// No free pair of ports was found in the search range.
+    #[error(
+        "no free pair of ports found from {http}/{https} upwards; free some ports or pass --http-port and --https-port"
+    )]
+    NoFreePorts {
+        /// The first HTTP port tried.
+        http: u16,
+        /// The first HTTPS port tried.
+        https: u16,
+    },
+    /// An image registry that cannot prefix an image name.
+    #[error(
+        "invalid image registry {registry:?}: {reason} (example: --image-registry localhost:5000/medic)"
+    )]
+    InvalidRegistry {
+        /// The registry as given.
+        registry: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// A `--host` value that is neither a DNS name nor an IP address.
+    #[error("invalid host {host:?}: use a DNS name such as cht.example.org or an IP address")]
+    InvalidHost {
+        /// The host as given.
+        host: String,
+    },
+    /// A home directory path that the generated files cannot hold.
+    #[error("invalid cht-dev home {path:?}: {reason}")]
+    InvalidHome {
+        /// The path as given or derived.
+        path: PathBuf,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// `init` of a project that already exists.
+    #[error(
+        "project {name:?} already exists in {dir}; choose another name or remove it first",
+        dir = .dir.display()
+    )]
+    ProjectExists {
+        /// The project name.
+        name: String,
+        /// Its folder.
+        dir: PathBuf,
+    },
+    /// A command named a project that does not exist.
+    #[error("no project named {name:?} in {home}; {hint}", home = .home.display())]
+    ProjectNotFound {
+        /// The project name.
+        name: String,
+        /// The home searched.
+        home: PathBuf,
+        /// The projects that do exist, or how to make one.
+        hint: String,
+    },
+    /// A project folder whose files cannot be read as a cht-dev project.
+    #[error("project {name:?} is damaged: {reason}")]
+    BrokenProject {
+        /// The project name.
+        name: String,
+        /// What is missing or unreadable.
+        reason: String,
+    },
+    /// A file or folder operation failed.
+    #[error("cannot {action} {path}: {source}", path = .path.display())]
+    Io {
+        /// What was being done, e.g. "write".
+        action: &'static str,
+        /// The path it was done to.
+        path: PathBuf,
+        /// The operating system's error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Making or reading a certificate failed.
+    #[error("cannot {action}: {reason}")]
+    Certificate {
+        /// What was being done.
+        action: String,
+        /// The underlying reason.
+        reason: String,
+    },
+    /// A generated compose template did not come out as valid YAML (a bug in cht-dev).
+    #[error("rendered {file} is not valid YAML: {reason}")]
+    Render {
+        /// The file being rendered.
+        file: String,
+        /// The parser's complaint.
+        reason: String,
+    },
+    /// The command line could not be parsed (or `--help`/`--version` was asked for).
+    #[error("{0}")]
+    Usage(clap::Error),
+    /// Writing to the terminal failed (for example a closed pipe).
+    #[error("cannot write output: {0}")]
+    Output(#[source] std::io::Error),
+}
+
+impl Error {
+    /// The process exit code for this error: 2 for bad usage, 1 for everything else.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            Error::Usage(e) => u8::try_from(e.exit_code()).unwrap_or(2),
+            Error::InvalidName { .. }
+            | Error::UnknownVersion { .. }
+            | Error::InvalidPort { .. }
+            | Error::InvalidRegistry { .. }
+            | Error::InvalidHost { .. }
+            | Error::InvalidHome { .. }
+            | Error::ProjectNotFound { .. } => 2,
+            _ => 1,
+        }
+    }
+
+    /// Wraps an I/O error with the action and path it concerns.
+    pub fn io(
+        action: &'static str,
+        path: impl Into<PathBuf>,
+    ) -> impl FnOnce(std::io::Error) -> Error {
+        let path = path.into();
+        move |source| Error::Io {
+            action,
+            path,
+            source,
+        }
+    }
+}
+
+/// The result type used throughout cht-dev.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Condenses a clap parse error to one line: the error, any tip, and where help is.
+pub fn usage_line(e: &clap::Error) -> String {
+    let text = e.render().to_string();
+    let mut lines = text.lines().map(str::trim).filter(|l| !l.is_empty());
+    let first = lines.next().unwrap_or("error: invalid arguments");
+    let first = first.strip_prefix("error: ").unwrap_or(first);
+    // "the following required arguments were not provided:" lists them on the next line.
+    let first = match first.strip_suffix(':') {
+        Some(head) => format!("{head}: {}", lines.next().unwrap_or_default()),
+        None => first.to_string(),
+    };
+    let tip = lines
+        .find_map(|l| l.strip_prefix("tip: "))
+        .map(|t| format!("; {t}"))
+        .unwrap_or_default();
+    format!("{first}{tip} (see --help)")
+}

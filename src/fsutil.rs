@@ -1,0 +1,99 @@
+//! Small filesystem helpers: private files, staging folders that vanish on failure.
+
+use std::fs::{self, OpenOptions};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use crate::error::{Error, Result};
+
+/// File mode for secrets: owner read/write only.
+pub const PRIVATE: u32 = 0o600;
+/// File mode for everything else.
+pub const PUBLIC: u32 = 0o644;
+
+/// Creates `path` (which must not exist) with `contents` and the given Unix mode.
+pub fn write_new(path: &Path, contents: &[u8], mode: u32) -> Result<()> {
+    let mut options = OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(mode);
+    }
+    #[cfg(not(unix))]
+    let _ = mode;
+    let mut file = options.open(path).map_err(Error::io("create", path))?;
+    file.write_all(contents).map_err(Error::io("write", path))?;
+    file.sync_all().map_err(Error::io("sync", path))?;
+    set_mode(path, mode)
+}
+
+/// Sets the Unix permission bits of `path` (a no-op elsewhere), whatever the umask did.
+pub fn set_mode(path: &Path, mode: u32) -> Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        fs::set_permissions(path, fs::Permissions::from_mode(mode))
+            .map_err(Error::io("set permissions of", path))?;
+    }
+    #[cfg(not(unix))]
+    let _ = (path, mode);
+    Ok(())
+}
+
+/// Creates a folder and its parents.
+pub fn create_dir_all(path: &Path) -> Result<()> {
+    fs::create_dir_all(path).map_err(Error::io("create folder", path))
+}
+
+/// A folder being filled before it is moved into place; removed on drop unless committed.
+#[derive(Debug)]
+pub struct Staging {
+    /// The temporary folder, a sibling of the final one.
+    path: PathBuf,
+    /// Set once the folder has been renamed into place.
+    committed: bool,
+}
+
+impl Staging {
+    /// Makes an empty hidden staging folder in `parent` for a folder to be called `name`.
+    pub fn new(parent: &Path, name: &str) -> Result<Staging> {
+        create_dir_all(parent)?;
+        let path = parent.join(format!(".staging-{name}-{}", std::process::id()));
+        if path.exists() {
+            fs::remove_dir_all(&path).map_err(Error::io("remove stale folder", &path))?;
+        }
+        fs::create_dir(&path).map_err(Error::io("create folder", &path))?;
+        Ok(Staging {
+            path,
+            committed: false,
+        })
+    }
+
+    /// The staging folder, to write into.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Moves the staging folder to `target`, which must not exist yet.
+    pub fn commit(mut self, target: &Path) -> Result<()> {
+        if target.exists() {
+            return Err(Error::Io {
+                action: "create",
+                path: target.to_path_buf(),
+                source: std::io::Error::from(std::io::ErrorKind::AlreadyExists),
+            });
+        }
+        fs::rename(&self.path, target).map_err(Error::io("move into place", target))?;
+        self.committed = true;
+        Ok(())
+    }
+}
+
+impl Drop for Staging {
+    fn drop(&mut self) {
+        if !self.committed {
+            let _ = fs::remove_dir_all(&self.path);
+        }
+    }
+}

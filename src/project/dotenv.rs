@@ -1,0 +1,222 @@
+//! Reading and writing a project's `.env` file the way compose reads it.
+
+use std::fmt::Write as _;
+
+use indexmap::IndexMap;
+
+/// A parse failure: the 1-based line and what was wrong with it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SyntaxError {
+    /// The 1-based line number.
+    pub line: usize,
+    /// What was wrong.
+    pub reason: String,
+}
+
+/// The variables of a `.env` file, in file order.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct EnvFile {
+    /// Variable names and their values; the last definition of a name wins.
+    vars: IndexMap<String, String>,
+}
+
+/// Whether `key` is a variable name compose accepts.
+pub fn is_valid_key(key: &str) -> bool {
+    let mut chars = key.chars();
+    matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'))
+}
+
+impl EnvFile {
+    /// An empty file.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Sets `key` to `value`, keeping the key's first position.
+    pub fn set(&mut self, key: &str, value: impl Into<String>) {
+        self.vars.insert(key.to_string(), value.into());
+    }
+
+    /// The value of `key`, if set.
+    pub fn get(&self, key: &str) -> Option<&str> {
+        self.vars.get(key).map(String::as_str)
+    }
+
+    /// All variables in file order.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.vars.iter().map(|(k, v)| (k.as_str(), v.as_str()))
+    }
+
+    /// Parses `.env` text: `KEY=VALUE` lines, optional `export `, `#` comments,
+    /// single quotes (literal) and double quotes (with `\n`, `\t`, `\"`, `\\` escapes).
+    pub fn parse(text: &str) -> Result<EnvFile, SyntaxError> {
+        let mut env = EnvFile::new();
+        let mut lines = text.lines().enumerate();
+        while let Some((index, raw)) = lines.next() {
+            let line_no = index + 1;
+            let fail = |reason: &str| SyntaxError {
+                line: line_no,
+                reason: reason.to_string(),
+            };
+            let line = raw.trim_start_matches('\u{feff}').trim();
+            if line.is_empty() || line.starts_with('#') {
+                continue;
+            }
+            let line = line
+                .strip_prefix("export ")
+                .map(str::trim_start)
+                .unwrap_or(line);
+            let Some((key, rest)) = line.split_once('=') else {
+                return Err(fail("expected KEY=VALUE"));
+            };
+            let key = key.trim();
+            if !is_valid_key(key) {
+                return Err(fail(&format!("{key:?} is not a valid variable name")));
+            }
+            let rest = rest.trim_start();
+            let value = match rest.chars().next() {
+                Some(quote @ ('"' | '\'')) => {
+                    let mut body = rest[1..].to_string();
+                    // A quoted value may run over several lines until its closing quote.
+                    loop {
+                        if let Some(value) = close_quote(&body, quote) {
+                            break value;
+                        }
+                        match lines.next() {
+                            Some((_, next)) => {
+                                body.push('\n');
+                                body.push_str(next);
+                            }
+                            None => return Err(fail(&format!("missing closing {quote}"))),
+                        }
+                    }
+                }
+                _ => strip_inline_comment(rest).trim_end().to_string(),
+            };
+            env.set(key, value);
+        }
+        Ok(env)
+    }
+
+    /// Renders the file, preceded by `header` lines written as `# ` comments.
+    pub fn render(&self, header: &[&str]) -> String {
+        let mut out = String::new();
+        for line in header {
+            let _ = writeln!(out, "# {line}");
+        }
+        for (key, value) in &self.vars {
+            let _ = writeln!(out, "{key}={}", quote_if_needed(value));
+        }
+        out
+    }
+}
+
+/// Finds the closing `quote` in `body` and returns the unescaped value, if closed.
+fn close_quote(body: &str, quote: char) -> Option<String> {
+    let mut value = String::new();
+    let mut chars = body.chars();
+    while let Some(c) = chars.next() {
+        if c == quote {
+            return Some(value);
+        }
+        if c == '\\' && quote == '"' {
+            match chars.next() {
+                Some('n') => value.push('\n'),
+                Some('t') => value.push('\t'),
+                Some('r') => value.push('\r'),
+                Some(other @ ('"' | '\\' | '$')) => value.push(other),
+                Some(other) => {
+                    value.push('\\');
+                    value.push(other);
+                }
+                None => value.push('\\'),
+            }
+        } else {
+            value.push(c);
+        }
+    }
+    None
+}
+
+/// Drops a ` #comment` from an unquoted value.
+fn strip_inline_comment(value: &str) -> &str {
+    let bytes = value.as_bytes();
+    for (i, b) in bytes.iter().enumerate() {
+        if *b == b'#' && i > 0 && bytes[i - 1].is_ascii_whitespace() {
+            return &value[..i];
+        }
+    }
+    value
+}
+
+/// Writes `value` bare when compose reads it back unchanged, else double-quoted.
+fn quote_if_needed(value: &str) -> String {
+    let bare = value
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || "_-./:@+,%".contains(c));
+    if bare {
+        return value.to_string();
+    }
+    let mut out = String::from("\"");
+    for c in value.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\t' => out.push_str("\\t"),
+            '\r' => out.push_str("\\r"),
+            '$' => out.push_str("\\$"),
+            other => out.push(other),
+        }
+    }
+    out.push('"');
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_compose_style_lines() {
+        let text = "# comment\n\nA=1\nexport B = two words  # note\nC='lit $x #y'\nD=\"q\\\"n\\nx\"\nE=\nF=a#b\n";
+        let env = EnvFile::parse(text).expect("parses");
+        assert_eq!(env.get("A"), Some("1"));
+        assert_eq!(env.get("B"), Some("two words"));
+        assert_eq!(env.get("C"), Some("lit $x #y"));
+        assert_eq!(env.get("D"), Some("q\"n\nx"));
+        assert_eq!(env.get("E"), Some(""));
+        assert_eq!(env.get("F"), Some("a#b"));
+    }
+
+    #[test]
+    fn multi_line_quoted_value() {
+        let env = EnvFile::parse("K=\"a\nb\"\nL=2\n").expect("parses");
+        assert_eq!(env.get("K"), Some("a\nb"));
+        assert_eq!(env.get("L"), Some("2"));
+    }
+
+    #[test]
+    fn reports_the_line_of_a_bad_entry() {
+        let err = EnvFile::parse("A=1\nnot a pair\n").expect_err("fails");
+        assert_eq!(err.line, 2);
+        let err = EnvFile::parse("A=1\n1A=2\n").expect_err("fails");
+        assert!(err.reason.contains("not a valid variable name"));
+        let err = EnvFile::parse("A=\"open\n").expect_err("fails");
+        assert!(err.reason.contains("closing"));
+    }
+
+    #[test]
+    fn render_round_trips_awkward_values() {
+        let mut env = EnvFile::new();
+        env.set("PLAIN", "/home/me/.local/share/cht-dev/a/couchdb");
+        env.set("SPACES", "/home/Jo Doe/x");
+        env.set("QUOTES", "say \"hi\" \\ $HOME");
+        env.set("EMPTY", "");
+        let text = env.render(&["header"]);
+        assert!(text.starts_with("# header\n"));
+        assert!(text.contains("PLAIN=/home/me/.local/share/cht-dev/a/couchdb\n"));
+        assert_eq!(EnvFile::parse(&text).expect("parses"), env);
+    }
+}

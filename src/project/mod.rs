@@ -1,0 +1,389 @@
+//! A cht-dev project: its folder, settings and generated files.
+
+pub mod compose;
+pub mod dotenv;
+pub mod name;
+pub mod ports;
+pub mod render;
+pub mod versions;
+
+use std::path::{Path, PathBuf};
+
+use self::dotenv::EnvFile;
+use self::render::RenderInput;
+use self::versions::ChtVersion;
+use crate::error::{Error, Result};
+use crate::fsutil;
+use crate::home::Home;
+use crate::tls::{self, CaFiles, SanName};
+
+/// The CouchDB admin user the bash helper and CHT's docs use.
+pub const DEFAULT_USER: &str = "medic";
+/// Length of generated CouchDB passwords (alphanumeric, so safe inside URLs).
+const PASSWORD_LEN: usize = 24;
+/// cht-dev's own `.env` variable listing the extra `--host` names of the certificate.
+pub const HOSTS_VAR: &str = "CHT_DEV_HOSTS";
+
+/// What `init` (and `up` on a new project) is asked to make.
+#[derive(Debug, Clone, Default)]
+pub struct InitOptions {
+    /// The project name.
+    pub name: String,
+    /// The CHT release, default the newest known.
+    pub cht_version: Option<String>,
+    /// nginx's host HTTP port, default the next free one.
+    pub http_port: Option<u32>,
+    /// nginx's host HTTPS port, default the next free one.
+    pub https_port: Option<u32>,
+    /// Image registry override.
+    pub image_registry: Option<String>,
+    /// Extra names for the certificate.
+    pub hosts: Vec<String>,
+}
+
+/// The options of `init`, checked and resolved, before anything is written.
+#[derive(Debug, Clone)]
+struct Checked {
+    /// The project name.
+    name: String,
+    /// The release.
+    version: ChtVersion,
+    /// The registry override, without trailing slash.
+    registry: Option<String>,
+    /// Extra certificate names.
+    hosts: Vec<SanName>,
+    /// The project's folder (not existing yet).
+    dir: PathBuf,
+}
+
+/// An existing project, read from its folder.
+#[derive(Debug, Clone)]
+pub struct Project {
+    /// The project name.
+    pub name: String,
+    /// Its folder.
+    pub dir: PathBuf,
+    /// Its `.env` settings.
+    pub env: EnvFile,
+}
+
+/// The outcome of creating a project.
+#[derive(Debug)]
+pub struct Created {
+    /// The new project.
+    pub project: Project,
+    /// The release it runs.
+    pub version: ChtVersion,
+    /// The home CA's files.
+    pub ca: CaFiles,
+    /// Whether the CA was made by this call.
+    pub ca_created: bool,
+    /// The names the certificate covers.
+    pub names: Vec<SanName>,
+}
+
+/// A random string of `len` letters and digits from the thread's CSPRNG.
+fn random_alnum(len: usize) -> String {
+    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+    (0..len)
+        .map(|_| char::from(ALPHABET[rand::random_range(0..ALPHABET.len())]))
+        .collect()
+}
+
+/// 32 random hex digits, as `openssl rand -hex 16` gives.
+fn random_hex16() -> String {
+    let mut bytes = [0u8; 16];
+    rand::fill(&mut bytes);
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Checks every option without touching the disk.
+fn check(home: &Home, opts: &InitOptions) -> Result<Checked> {
+    name::validate(&opts.name)?;
+    let version = match &opts.cht_version {
+        Some(v) => versions::find(v)?,
+        None => versions::latest(),
+    };
+    if let Some(r) = &opts.image_registry {
+        render::validate_registry(r)?;
+    }
+    let hosts = opts
+        .hosts
+        .iter()
+        .map(|h| SanName::parse(h))
+        .collect::<Result<Vec<_>>>()?;
+    let dir = home.project_dir(&opts.name);
+    if dir.exists() {
+        return Err(Error::ProjectExists {
+            name: opts.name.clone(),
+            dir,
+        });
+    }
+    Ok(Checked {
+        name: opts.name.clone(),
+        version,
+        registry: opts
+            .image_registry
+            .as_deref()
+            .map(|r| r.trim_end_matches('/').to_string()),
+        hosts,
+        dir,
+    })
+}
+
+/// The host ports every project in `home` holds.
+pub fn taken_ports(home: &Home) -> Result<ports::Taken> {
+    let mut taken = ports::Taken::new();
+    for name in home.project_names()? {
+        let project = Project::load(home, &name)?;
+        for port in [project.http_port(), project.https_port()]
+            .into_iter()
+            .flatten()
+        {
+            taken.insert(port, name.clone());
+        }
+    }
+    Ok(taken)
+}
+
+/// Creates a project: checks everything first, then writes into a staging folder
+/// and moves it into place, so a failure leaves nothing behind.
+pub fn create(home: &Home, opts: &InitOptions) -> Result<Created> {
+    let checked = check(home, opts)?;
+    let (http, https) = ports::allocate(opts.http_port, opts.https_port, &taken_ports(home)?)?;
+    let (ca_files, ca_created) = tls::ensure_ca(home)?;
+    let ca = tls::Ca::load(&ca_files)?;
+    let names = tls::project_names(&checked.hosts);
+    let leaf = ca.issue_leaf(&checked.name, &names)?;
+
+    let dir_str = checked.dir.to_string_lossy().into_owned();
+    let mut env = EnvFile::new();
+    env.set("NGINX_HTTP_PORT", http.to_string());
+    env.set("NGINX_HTTPS_PORT", https.to_string());
+    env.set("COUCHDB_USER", DEFAULT_USER);
+    env.set("COUCHDB_PASSWORD", random_alnum(PASSWORD_LEN));
+    env.set("COUCHDB_SECRET", random_hex16());
+    env.set("COUCHDB_UUID", random_hex16());
+    env.set("COUCHDB_DATA", format!("{dir_str}/couchdb"));
+    env.set("CHT_COMPOSE_PROJECT_NAME", checked.name.clone());
+    env.set("CHT_COMPOSE_PATH", format!("{dir_str}/compose"));
+    env.set("DOCKER_CONFIG_PATH", format!("{dir_str}/compose"));
+    env.set("CHT_NETWORK", format!("{}-cht-net", checked.name));
+    env.set("CERTIFICATE_MODE", "OWN_CERT");
+    env.set("UPGRADE_SERVICE_URL", "http://cht-upgrade-service:5008");
+    env.set(
+        HOSTS_VAR,
+        checked
+            .hosts
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join(","),
+    );
+
+    let files = render::render(&RenderInput {
+        project: &checked.name,
+        version: checked.version,
+        registry: checked.registry.as_deref(),
+        project_dir: &checked.dir,
+    })?;
+
+    let staging = fsutil::Staging::new(home.root(), &checked.name)?;
+    let root = staging.path();
+    for sub in ["compose", "certs", "couchdb"] {
+        fsutil::create_dir_all(&root.join(sub))?;
+    }
+    let header = [
+        "cht-dev project settings, read by cht-dev, compose and the CHT upgrade service.",
+        "Secrets: keep this file private (mode 0600).",
+    ];
+    fsutil::write_new(
+        &root.join(".env"),
+        env.render(&header).as_bytes(),
+        fsutil::PRIVATE,
+    )?;
+    for file in &files {
+        fsutil::write_new(
+            &root.join(file.path),
+            file.contents.as_bytes(),
+            fsutil::PUBLIC,
+        )?;
+    }
+    fsutil::write_new(
+        &root.join("certs/cert.pem"),
+        leaf.cert_pem.as_bytes(),
+        fsutil::PUBLIC,
+    )?;
+    fsutil::write_new(
+        &root.join("certs/key.pem"),
+        leaf.key_pem.as_bytes(),
+        fsutil::PRIVATE,
+    )?;
+    staging.commit(&checked.dir).map_err(|e| match e {
+        Error::Io { source, .. } if source.kind() == std::io::ErrorKind::AlreadyExists => {
+            Error::ProjectExists {
+                name: checked.name.clone(),
+                dir: checked.dir.clone(),
+            }
+        }
+        other => other,
+    })?;
+    Ok(Created {
+        project: Project {
+            name: checked.name,
+            dir: checked.dir,
+            env,
+        },
+        version: checked.version,
+        ca: ca_files,
+        ca_created,
+        names,
+    })
+}
+
+impl Project {
+    /// Reads project `name` from `home`.
+    pub fn load(home: &Home, name: &str) -> Result<Project> {
+        let dir = home.project_dir(name);
+        let env_path = dir.join(".env");
+        if name::validate(name).is_err() || !env_path.is_file() {
+            let known = home.project_names()?;
+            let hint = if known.is_empty() {
+                "create one with `cht-dev init NAME`".to_string()
+            } else {
+                format!("known projects: {}", known.join(", "))
+            };
+            return Err(Error::ProjectNotFound {
+                name: name.to_string(),
+                home: home.root().to_path_buf(),
+                hint,
+            });
+        }
+        let text = std::fs::read_to_string(&env_path).map_err(Error::io("read", &env_path))?;
+        let env = EnvFile::parse(&text).map_err(|e| Error::BrokenProject {
+            name: name.to_string(),
+            reason: format!("{} line {}: {}", env_path.display(), e.line, e.reason),
+        })?;
+        Ok(Project {
+            name: name.to_string(),
+            dir,
+            env,
+        })
+    }
+
+    /// A port setting from `.env`.
+    fn port(&self, key: &str) -> Option<u16> {
+        self.env.get(key)?.trim().parse().ok()
+    }
+
+    /// nginx's host HTTP port.
+    pub fn http_port(&self) -> Option<u16> {
+        self.port("NGINX_HTTP_PORT")
+    }
+
+    /// nginx's host HTTPS port.
+    pub fn https_port(&self) -> Option<u16> {
+        self.port("NGINX_HTTPS_PORT")
+    }
+
+    /// The project's HTTPS URL on this machine.
+    pub fn url(&self) -> Option<String> {
+        self.https_port().map(|p| format!("https://localhost:{p}/"))
+    }
+
+    /// A path inside the project folder.
+    pub fn path(&self, relative: &str) -> PathBuf {
+        self.dir.join(relative)
+    }
+
+    /// The CHT version, read from the API image tag in the project's compose file
+    /// (the files are the truth: the upgrade service rewrites them on upgrades).
+    pub fn cht_version(&self) -> Result<String> {
+        let path = self.path(render::CORE_FILE);
+        let text = std::fs::read_to_string(&path).map_err(Error::io("read", &path))?;
+        let file = compose::ComposeFile::parse(render::CORE_FILE, &text)?;
+        file.image_tag("api")
+            .map(str::to_string)
+            .ok_or_else(|| Error::BrokenProject {
+                name: self.name.clone(),
+                reason: format!("{} has no api service image with a tag", path.display()),
+            })
+    }
+
+    /// The project folder as given to compose (for `--project-directory`).
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Options for a project called `name` with every default.
+    fn opts(name: &str) -> InitOptions {
+        InitOptions {
+            name: name.to_string(),
+            ..InitOptions::default()
+        }
+    }
+
+    #[test]
+    fn a_failure_after_checks_leaves_no_project_behind() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let home = Home::at(dir.path()).expect("home");
+        // A CA folder without its files makes creation fail after all input checks.
+        std::fs::create_dir_all(home.ca_dir()).expect("mkdir");
+        let err = create(&home, &opts("half")).expect_err("fails");
+        assert!(err.to_string().contains("lacks ca.pem"), "{err}");
+        let left: Vec<_> = std::fs::read_dir(dir.path())
+            .expect("read")
+            .flatten()
+            .map(|e| e.file_name())
+            .collect();
+        assert_eq!(left, [std::ffi::OsString::from("ca")]);
+    }
+
+    #[test]
+    fn staging_folders_vanish_unless_committed() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let staged = {
+            let staging = fsutil::Staging::new(dir.path(), "x").expect("staging");
+            std::fs::write(staging.path().join("f"), "x").expect("write");
+            staging.path().to_path_buf()
+        };
+        assert!(!staged.exists());
+        let staging = fsutil::Staging::new(dir.path(), "y").expect("staging");
+        staging.commit(&dir.path().join("y")).expect("commit");
+        assert!(dir.path().join("y").is_dir());
+    }
+
+    #[test]
+    fn loads_what_it_created_and_reads_version_from_the_files() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let home = Home::at(dir.path()).expect("home");
+        let mut o = opts("p");
+        o.cht_version = Some("4.22.0".into());
+        let created = create(&home, &o).expect("create");
+        let loaded = Project::load(&home, "p").expect("load");
+        assert_eq!(loaded.env, created.project.env);
+        assert_eq!(loaded.cht_version().expect("version"), "4.22.0");
+        assert!(
+            taken_ports(&home)
+                .expect("ports")
+                .values()
+                .all(|p| p == "p")
+        );
+        let missing = Project::load(&home, "q").expect_err("missing").to_string();
+        assert!(missing.contains("known projects: p"), "{missing}");
+    }
+
+    #[test]
+    fn random_credentials_differ_and_are_url_safe() {
+        let a = random_alnum(PASSWORD_LEN);
+        assert_eq!(a.len(), PASSWORD_LEN);
+        assert!(a.chars().all(|c| c.is_ascii_alphanumeric()));
+        assert_ne!(a, random_alnum(PASSWORD_LEN));
+        assert_eq!(random_hex16().len(), 32);
+    }
+}

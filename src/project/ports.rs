@@ -1,0 +1,129 @@
+//! Choosing nginx's host ports so projects never collide with each other or the machine.
+
+use std::collections::BTreeMap;
+use std::net::{Ipv4Addr, TcpListener};
+
+use crate::error::{Error, Result};
+
+/// The first project's HTTP port, as in the bash helper.
+pub const FIRST_HTTP: u16 = 10080;
+/// The first project's HTTPS port, as in the bash helper.
+pub const FIRST_HTTPS: u16 = 10443;
+/// How many ports upwards to search before giving up.
+const SEARCH_SPAN: u16 = 2000;
+
+/// Ports already promised to projects in the home, with the project holding each.
+pub type Taken = BTreeMap<u16, String>;
+
+/// Why a port cannot be used now, or `None` when it is free.
+pub fn busy_reason(port: u16, taken: &Taken) -> Option<String> {
+    if let Some(project) = taken.get(&port) {
+        return Some(format!("project {project:?} uses it"));
+    }
+    match TcpListener::bind((Ipv4Addr::UNSPECIFIED, port)) {
+        Ok(_) => None,
+        // Ports below 1024 need root; the Docker engine binds them, so only it can tell.
+        Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => None,
+        Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => {
+            Some("another program on this machine is listening on it".into())
+        }
+        Err(e) => Some(format!("it cannot be bound ({e})")),
+    }
+}
+
+/// Checks a requested port number is in range and returns it as `u16`.
+fn in_range(which: &'static str, port: u32) -> Result<u16> {
+    match u16::try_from(port) {
+        Ok(p) if p != 0 => Ok(p),
+        _ => Err(Error::InvalidPort {
+            which,
+            port,
+            reason: "ports run from 1 to 65535".into(),
+        }),
+    }
+}
+
+/// Picks the HTTP and HTTPS ports: requested ones are checked, missing ones are
+/// the first free ports from [`FIRST_HTTP`] / [`FIRST_HTTPS`] upwards.
+pub fn allocate(http: Option<u32>, https: Option<u32>, taken: &Taken) -> Result<(u16, u16)> {
+    let http = http.map(|p| in_range("http", p)).transpose()?;
+    let https = https.map(|p| in_range("https", p)).transpose()?;
+    if let (Some(h), Some(s)) = (http, https)
+        && h == s
+    {
+        return Err(Error::InvalidPort {
+            which: "https",
+            port: u32::from(s),
+            reason: "it is the same as the http port; give each its own".into(),
+        });
+    }
+    for (which, port) in [("http", http), ("https", https)] {
+        if let Some(port) = port
+            && let Some(reason) = busy_reason(port, taken)
+        {
+            return Err(Error::PortBusy {
+                which,
+                port,
+                reason,
+            });
+        }
+    }
+    let pick = |first: u16, other: Option<u16>| -> Result<u16> {
+        (first..=first.saturating_add(SEARCH_SPAN))
+            .find(|&p| Some(p) != other && busy_reason(p, taken).is_none())
+            .ok_or(Error::NoFreePorts {
+                http: FIRST_HTTP,
+                https: FIRST_HTTPS,
+            })
+    };
+    let http = match http {
+        Some(p) => p,
+        None => pick(FIRST_HTTP, https)?,
+    };
+    let https = match https {
+        Some(p) => p,
+        None => pick(FIRST_HTTPS, Some(http))?,
+    };
+    Ok((http, https))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn first_project_gets_the_helpers_ports_when_free() {
+        let (h, s) = allocate(None, None, &Taken::new()).expect("ports");
+        assert!(h >= FIRST_HTTP && s >= FIRST_HTTPS && h != s);
+    }
+
+    #[test]
+    fn skips_ports_other_projects_use() {
+        let mut taken = Taken::new();
+        taken.insert(FIRST_HTTP, "a".into());
+        taken.insert(FIRST_HTTPS, "a".into());
+        let (h, s) = allocate(None, None, &taken).expect("ports");
+        assert!(h > FIRST_HTTP && s > FIRST_HTTPS);
+        let err = allocate(Some(u32::from(FIRST_HTTP)), None, &taken).expect_err("taken");
+        assert!(err.to_string().contains("project \"a\" uses it"), "{err}");
+    }
+
+    #[test]
+    fn skips_and_refuses_ports_bound_on_this_machine() {
+        let held = TcpListener::bind((Ipv4Addr::UNSPECIFIED, 0)).expect("bind");
+        let port = held.local_addr().expect("addr").port();
+        let err = allocate(Some(u32::from(port)), None, &Taken::new()).expect_err("busy");
+        assert!(err.to_string().contains("listening"), "{err}");
+        assert!(err.to_string().contains("--http-port"), "{err}");
+    }
+
+    #[test]
+    fn refuses_out_of_range_and_equal_ports() {
+        for (h, s) in [(Some(0), None), (None, Some(65536)), (Some(70000), Some(1))] {
+            let err = allocate(h, s, &Taken::new()).expect_err("range");
+            assert!(err.to_string().contains("1 to 65535"), "{err}");
+        }
+        let err = allocate(Some(18080), Some(18080), &Taken::new()).expect_err("equal");
+        assert!(err.to_string().contains("same as the http port"), "{err}");
+    }
+}

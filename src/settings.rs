@@ -1,0 +1,28 @@
+//! Settings every command shares, resolved from the global arguments and environment.
+
+use std::path::PathBuf;
+
+use crate::error::Result;
+use crate::home::Home;
+use crate::printer::Printer;
+
+/// What commands use instead of raw arguments: where the home is and how to print.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// `--home`, if given; resolved on demand so commands without a home never fail on it.
+    home_flag: Option<PathBuf>,
+    /// The output printer.
+    pub printer: Printer,
+}
+
+impl Settings {
+    /// Settings from the global `--home` flag and a printer.
+    pub fn new(home_flag: Option<PathBuf>, printer: Printer) -> Self {
+        Settings { home_flag, printer }
+    }
+
+    /// The resolved home (`--home`, `CHT_DEV_HOME`, or the platform data dir).
+    pub fn home(&self) -> Result<Home> {
+        Home::resolve(self.home_flag.as_deref())
+    }
+}

@@ -1,0 +1,177 @@
+//! Test harness: runs the real `cht-dev` binary in a temporary home, and finds the
+//! outside tools (compose CLI, check-jsonschema, openssl) the tests check files with.
+
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+/// A temporary cht-dev home and a way to run the binary in it.
+pub struct ChtDev {
+    /// The temporary folder; the home is `home/` inside it, not created up front.
+    dir: tempfile::TempDir,
+    /// Extra environment for every run.
+    envs: Vec<(String, String)>,
+}
+
+/// What one run of the binary did.
+#[derive(Debug)]
+pub struct Run {
+    /// The exit code (-1 if killed by a signal).
+    pub code: i32,
+    /// Standard output.
+    pub stdout: String,
+    /// Standard error.
+    pub stderr: String,
+}
+
+impl Run {
+    /// Panics with the run's output unless it exited 0.
+    #[track_caller]
+    pub fn ok(self) -> Run {
+        assert_eq!(self.code, 0, "expected success, got {self:#?}");
+        self
+    }
+
+    /// Panics unless it failed with exactly one line on stderr, and returns that line.
+    #[track_caller]
+    pub fn one_line_error(&self) -> String {
+        assert_ne!(self.code, 0, "expected failure, got {self:#?}");
+        let lines: Vec<&str> = self.stderr.lines().collect();
+        assert_eq!(lines.len(), 1, "expected one error line, got {self:#?}");
+        assert!(lines[0].starts_with("error: "), "{self:#?}");
+        lines[0].to_string()
+    }
+}
+
+impl ChtDev {
+    /// A fresh temporary home (not yet created on disk).
+    pub fn new() -> ChtDev {
+        ChtDev {
+            dir: tempfile::tempdir().expect("temp dir"),
+            envs: Vec::new(),
+        }
+    }
+
+    /// Adds an environment variable to every run.
+    pub fn env(mut self, key: &str, value: &str) -> ChtDev {
+        self.envs.push((key.into(), value.into()));
+        self
+    }
+
+    /// The home folder passed with `--home`.
+    pub fn home(&self) -> PathBuf {
+        self.dir.path().join("home")
+    }
+
+    /// A project's folder.
+    pub fn project(&self, name: &str) -> PathBuf {
+        self.home().join(name)
+    }
+
+    /// A scratch folder beside the home.
+    pub fn scratch(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// The binary, ready to run with `--home` and a clean colour environment.
+    pub fn command(&self) -> Command {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_cht-dev"));
+        cmd.arg("--home").arg(self.home());
+        cmd.env_remove("CHT_DEV_HOME").env("NO_COLOR", "1");
+        for (k, v) in &self.envs {
+            cmd.env(k, v);
+        }
+        cmd
+    }
+
+    /// Runs the binary with `args`.
+    pub fn run(&self, args: &[&str]) -> Run {
+        let output = self.command().args(args).output().expect("run cht-dev");
+        to_run(output)
+    }
+
+    /// Every file and folder under the home with its contents' length and mode,
+    /// to prove a command changed nothing.
+    pub fn tree(&self) -> BTreeMap<String, String> {
+        let mut out = BTreeMap::new();
+        walk(&self.home(), &self.home(), &mut out);
+        out
+    }
+}
+
+/// Converts a process output into a [`Run`].
+pub fn to_run(output: Output) -> Run {
+    Run {
+        code: output.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+    }
+}
+
+/// Records `dir`'s contents into `out`, keyed by path relative to `root`.
+fn walk(root: &Path, dir: &Path, out: &mut BTreeMap<String, String>) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        let rel = path
+            .strip_prefix(root)
+            .expect("under root")
+            .display()
+            .to_string();
+        if path.is_dir() {
+            out.insert(rel, "dir".into());
+            walk(root, &path, out);
+        } else {
+            let bytes = std::fs::read(&path).unwrap_or_default();
+            out.insert(
+                rel,
+                format!("{} bytes, mode {:o}", bytes.len(), mode(&path)),
+            );
+        }
+    }
+}
+
+/// The permission bits of `path`.
+pub fn mode(path: &Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(path)
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+        .permissions()
+        .mode()
+        & 0o777
+}
+
+/// Finds an outside tool: the repo's `.venv/bin`, then PATH; fails clearly if absent.
+pub fn tool(name: &str, install_hint: &str) -> PathBuf {
+    let venv = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join(".venv/bin")
+        .join(name);
+    if venv.is_file() {
+        return venv;
+    }
+    if let Some(paths) = std::env::var_os("PATH") {
+        for dir in std::env::split_paths(&paths) {
+            let candidate = dir.join(name);
+            if candidate.is_file() {
+                return candidate;
+            }
+        }
+    }
+    panic!(
+        "{name} is not installed, and these tests need it: {install_hint} (scripts/test.sh installs everything)"
+    );
+}
+
+/// Runs an outside tool and returns its output.
+pub fn run_tool(program: &Path, args: &[&str], cwd: &Path) -> Run {
+    let output = Command::new(program)
+        .args(args)
+        .current_dir(cwd)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {}: {e}", program.display()));
+    to_run(output)
+}

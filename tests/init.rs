@@ -1,0 +1,476 @@
+//! End-to-end tests of `init`, `ls`, `versions`, `ca` and `completions`, run as the
+//! real binary in a temporary home, with every generated file checked by outside
+//! tools: the compose CLI, check-jsonschema's compose-spec schema and openssl.
+
+mod common;
+
+use std::net::{Ipv4Addr, TcpListener};
+use std::path::Path;
+
+use common::{ChtDev, mode, run_tool, tool};
+
+/// Reads a project's `.env` into (key, value) pairs.
+fn env_of(dir: &Path) -> Vec<(String, String)> {
+    std::fs::read_to_string(dir.join(".env"))
+        .expect(".env")
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.is_empty())
+        .filter_map(|l| {
+            l.split_once('=')
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+        })
+        .collect()
+}
+
+/// The value of `key` in a project's `.env`.
+fn env_get(dir: &Path, key: &str) -> String {
+    env_of(dir)
+        .into_iter()
+        .find(|(k, _)| k == key)
+        .map(|(_, v)| v)
+        .unwrap_or_else(|| panic!("{key} missing from .env"))
+}
+
+/// Asserts that the compose CLI accepts the project's files and returns the resolved config.
+fn compose_config(dir: &Path, files: &[&str]) -> String {
+    let compose = tool("docker-compose", "apt-get install docker-compose");
+    let mut args = vec!["--env-file", ".env"];
+    for f in files {
+        args.extend(["-f", f]);
+    }
+    args.push("config");
+    let run = run_tool(&compose, &args, dir);
+    assert_eq!(
+        run.code, 0,
+        "docker-compose config refused {files:?}: {run:#?}"
+    );
+    // Compose v2, where installed, must agree.
+    let v2 = std::process::Command::new("docker")
+        .args(["compose", "version"])
+        .output();
+    if v2.is_ok_and(|o| o.status.success()) {
+        let docker = tool("docker", "apt-get install docker.io");
+        let mut v2_args = vec!["compose"];
+        v2_args.extend(&args);
+        let run2 = run_tool(&docker, &v2_args, dir);
+        assert_eq!(
+            run2.code, 0,
+            "docker compose config refused {files:?}: {run2:#?}"
+        );
+    }
+    run.stdout
+}
+
+#[test]
+fn two_projects_share_one_ca_and_never_collide() {
+    let cht = ChtDev::new();
+    let a = cht.run(&["init", "a"]).ok();
+    assert!(a.stdout.contains("CHT 5.2.0"), "{a:#?}");
+    let b = cht
+        .run(&[
+            "init",
+            "b",
+            "--cht-version",
+            "4.22.0",
+            "--host",
+            "cht.example.org",
+        ])
+        .ok();
+    assert!(b.stdout.contains("CHT 4.22.0"), "{b:#?}");
+
+    let (pa, pb) = (cht.project("a"), cht.project("b"));
+    // The documented layout, with secrets private.
+    for dir in [&pa, &pb] {
+        for file in [
+            ".env",
+            "compose/cht-core.yml",
+            "compose/cht-couchdb.yml",
+            "upgrade-service.yml",
+            "certs/cert.pem",
+            "certs/key.pem",
+        ] {
+            assert!(
+                dir.join(file).is_file(),
+                "{} missing",
+                dir.join(file).display()
+            );
+        }
+        assert!(dir.join("couchdb").is_dir());
+        assert_eq!(mode(&dir.join(".env")), 0o600);
+        assert_eq!(mode(&dir.join("certs/key.pem")), 0o600);
+    }
+    let ca = cht.home().join("ca/ca.pem");
+    assert_eq!(mode(&cht.home().join("ca/ca-key.pem")), 0o600);
+
+    // Ports: the helper's pair first, then the next free pair; all four distinct.
+    let ports: Vec<u16> = [&pa, &pb]
+        .iter()
+        .flat_map(|d| {
+            [
+                env_get(d, "NGINX_HTTP_PORT"),
+                env_get(d, "NGINX_HTTPS_PORT"),
+            ]
+        })
+        .map(|p| p.parse().expect("port"))
+        .collect();
+    let mut unique = ports.clone();
+    unique.sort();
+    unique.dedup();
+    assert_eq!(unique.len(), 4, "{ports:?}");
+    assert!(ports[0] >= 10080 && ports[1] >= 10443);
+    assert!(ports[2] > ports[0] && ports[3] > ports[1], "{ports:?}");
+
+    // Credentials are random and strong; the helper's variable names are all there.
+    let (pwa, pwb) = (
+        env_get(&pa, "COUCHDB_PASSWORD"),
+        env_get(&pb, "COUCHDB_PASSWORD"),
+    );
+    assert!(pwa.len() >= 20 && pwa != "password" && pwa != pwb);
+    assert_ne!(
+        env_get(&pa, "COUCHDB_SECRET"),
+        env_get(&pb, "COUCHDB_SECRET")
+    );
+    assert_ne!(env_get(&pa, "COUCHDB_UUID"), env_get(&pb, "COUCHDB_UUID"));
+    for key in [
+        "NGINX_HTTP_PORT",
+        "NGINX_HTTPS_PORT",
+        "COUCHDB_USER",
+        "COUCHDB_PASSWORD",
+        "COUCHDB_SECRET",
+        "COUCHDB_UUID",
+        "COUCHDB_DATA",
+        "CHT_COMPOSE_PROJECT_NAME",
+        "CHT_COMPOSE_PATH",
+        "DOCKER_CONFIG_PATH",
+        "CHT_NETWORK",
+        "CERTIFICATE_MODE",
+    ] {
+        env_get(&pa, key);
+    }
+    assert_eq!(env_get(&pa, "CHT_NETWORK"), "a-cht-net");
+    assert_eq!(env_get(&pa, "CERTIFICATE_MODE"), "OWN_CERT");
+    assert_eq!(
+        env_get(&pa, "COUCHDB_DATA"),
+        format!("{}/couchdb", pa.display())
+    );
+    assert!(Path::new(&env_get(&pa, "CHT_COMPOSE_PATH")).is_absolute());
+
+    // Outside tools accept every file.
+    let schema = tool("check-jsonschema", "pip install check-jsonschema");
+    for (dir, version, extra) in [(&pa, "5.2.0", "nouveau"), (&pb, "4.22.0", "healthcheck")] {
+        let config = compose_config(dir, &["compose/cht-core.yml", "compose/cht-couchdb.yml"]);
+        for service in ["couchdb", "haproxy", "api", "sentinel", "nginx", extra] {
+            assert!(
+                config.contains(&format!("  {service}:")),
+                "{service} in {config}"
+            );
+        }
+        assert!(config.contains(&format!("cht-api:{version}")));
+        assert!(config.contains(&format!("{}/couchdb:/opt/couchdb/data", dir.display())));
+        let upgrade = compose_config(dir, &["upgrade-service.yml"]);
+        assert!(upgrade.contains("public.ecr.aws/s5s3h4s7/cht-upgrade-service:latest"));
+        assert!(upgrade.contains(&format!(
+            "COUCHDB_PASSWORD: {}",
+            env_get(dir, "COUCHDB_PASSWORD")
+        )));
+        let run = run_tool(
+            &schema,
+            &[
+                "--builtin-schema",
+                "vendor.compose-spec",
+                "compose/cht-core.yml",
+                "compose/cht-couchdb.yml",
+                "upgrade-service.yml",
+            ],
+            dir,
+        );
+        assert_eq!(run.code, 0, "compose-spec schema: {run:#?}");
+        let openssl = tool("openssl", "apt-get install openssl");
+        let run = run_tool(
+            &openssl,
+            &[
+                "verify",
+                "-x509_strict",
+                "-purpose",
+                "sslserver",
+                "-CAfile",
+                ca.to_str().expect("utf8"),
+                "certs/cert.pem",
+            ],
+            dir,
+        );
+        assert_eq!(run.code, 0, "openssl verify: {run:#?}");
+    }
+    let text = run_tool(
+        &tool("openssl", "apt-get install openssl"),
+        &["x509", "-in", "certs/cert.pem", "-noout", "-text"],
+        &pb,
+    )
+    .stdout;
+    assert!(
+        text.contains("DNS:cht.example.org") && text.contains("DNS:localhost"),
+        "{text}"
+    );
+    assert!(
+        text.contains("IP Address:127.0.0.1") && text.contains("TLS Web Server Authentication")
+    );
+    assert!(
+        text.contains("prime256v1") || text.contains("P-256"),
+        "{text}"
+    );
+
+    // ls shows both, in order, with versions and URLs.
+    let ls = cht.run(&["ls", "--json"]).ok();
+    let rows: serde_json::Value = serde_json::from_str(&ls.stdout).expect("json");
+    assert_eq!(rows[0]["name"], "a");
+    assert_eq!(rows[0]["version"], "5.2.0");
+    assert_eq!(rows[1]["name"], "b");
+    assert_eq!(rows[1]["version"], "4.22.0");
+    assert_eq!(rows[1]["url"], format!("https://localhost:{}/", ports[3]));
+    let table = cht.run(&["ls"]).ok().stdout;
+    assert!(table.starts_with("NAME"), "{table}");
+    assert!(table.contains(&format!("https://localhost:{}/", ports[1])));
+}
+
+#[test]
+fn bad_input_fails_with_one_line_and_writes_nothing() {
+    let cht = ChtDev::new();
+    // In an empty home, nothing at all may be created.
+    for args in [
+        vec!["init", "Bad"],
+        vec!["init", "a.b"],
+        vec!["init", "-x"],
+        vec!["init", "ca"],
+        vec!["init", "a", "--cht-version", "9.9.9"],
+        vec!["init", "a", "--http-port", "0"],
+        vec!["init", "a", "--https-port", "70000"],
+        vec!["init", "a", "--http-port", "abc"],
+        vec!["init", "a", "--http-port", "18080", "--https-port", "18080"],
+        vec!["init", "a", "--image-registry", "bad registry"],
+        vec!["init", "a", "--host", "bad host"],
+        vec!["init"],
+        vec!["frobnicate"],
+    ] {
+        let run = cht.run(&args);
+        let line = run.one_line_error();
+        assert!(!cht.home().exists(), "{args:?} created the home: {line}");
+        assert!(run.stdout.is_empty(), "{args:?}: {run:#?}");
+    }
+    let run = std::process::Command::new(env!("CARGO_BIN_EXE_cht-dev"))
+        .args(["--home", "/tmp/x:y", "init", "a"])
+        .output()
+        .expect("run");
+    let run = common::to_run(run);
+    assert!(run.one_line_error().contains("cannot carry"), "{run:#?}");
+
+    // With a project present: busy ports, taken ports, and re-init change nothing.
+    cht.run(&["init", "a"]).ok();
+    let before = cht.tree();
+    let held = TcpListener::bind((Ipv4Addr::UNSPECIFIED, 0)).expect("bind");
+    let busy = held.local_addr().expect("addr").port().to_string();
+    let a_http = env_get(&cht.project("a"), "NGINX_HTTP_PORT");
+    for (args, expect) in [
+        (vec!["init", "b", "--http-port", busy.as_str()], "listening"),
+        (
+            vec!["init", "b", "--https-port", busy.as_str()],
+            "--https-port",
+        ),
+        (
+            vec!["init", "b", "--http-port", a_http.as_str()],
+            "project \"a\" uses it",
+        ),
+        (vec!["init", "a"], "already exists"),
+        (
+            vec!["init", "a", "--cht-version", "4.22.0"],
+            "already exists",
+        ),
+    ] {
+        let run = cht.run(&args);
+        let line = run.one_line_error();
+        assert!(line.contains(expect), "{args:?}: {line}");
+        assert_eq!(cht.tree(), before, "{args:?} changed the home");
+    }
+    let unknown = cht
+        .run(&["init", "b", "--cht-version", "4.0.0"])
+        .one_line_error();
+    assert!(
+        unknown.contains("4.22.0") && unknown.contains("5.2.0"),
+        "{unknown}"
+    );
+    assert_eq!(cht.run(&["init", "Bad"]).code, 2);
+}
+
+#[test]
+fn explicit_ports_and_registry_are_honoured() {
+    let cht = ChtDev::new();
+    cht.run(&[
+        "init",
+        "ci",
+        "--http-port",
+        "18081",
+        "--https-port",
+        "18444",
+        "--image-registry",
+        "localhost:5000/medic/",
+        "--cht-version",
+        "4.20.1",
+    ])
+    .ok();
+    let dir = cht.project("ci");
+    assert_eq!(env_get(&dir, "NGINX_HTTP_PORT"), "18081");
+    assert_eq!(env_get(&dir, "NGINX_HTTPS_PORT"), "18444");
+    let config = compose_config(&dir, &["compose/cht-core.yml", "compose/cht-couchdb.yml"]);
+    assert!(
+        config.contains("localhost:5000/medic/cht-haproxy-healthcheck:4.20.1"),
+        "{config}"
+    );
+    assert!(
+        config.contains("published: 18444") || config.contains("18444:443"),
+        "{config}"
+    );
+    let upgrade = compose_config(&dir, &["upgrade-service.yml"]);
+    assert!(
+        upgrade.contains("localhost:5000/medic/cht-upgrade-service:latest"),
+        "{upgrade}"
+    );
+}
+
+#[test]
+fn versions_ca_and_completions() {
+    let cht = ChtDev::new();
+    let versions = cht.run(&["versions"]).ok().stdout;
+    let first = versions.lines().next().expect("a line");
+    assert!(
+        first.starts_with("5.2.0") && first.contains("(default)"),
+        "{versions}"
+    );
+    assert!(versions.contains("4.22.0") && versions.contains("healthcheck"));
+    let json: serde_json::Value =
+        serde_json::from_str(&cht.run(&["versions", "--json"]).ok().stdout).expect("json");
+    assert_eq!(json["default"], "5.2.0");
+
+    let der = cht.scratch().join("ca.crt");
+    let out = cht
+        .run(&["ca", "--der", der.to_str().expect("utf8")])
+        .ok()
+        .stdout;
+    for word in [
+        "sha256:",
+        "expires:",
+        "macOS",
+        "Windows",
+        "Android",
+        "update-ca-certificates",
+    ] {
+        assert!(out.contains(word), "{word} in {out}");
+    }
+    let openssl = tool("openssl", "apt-get install openssl");
+    let ca_pem = cht.home().join("ca/ca.pem");
+    let fp = run_tool(
+        &openssl,
+        &[
+            "x509",
+            "-in",
+            ca_pem.to_str().expect("utf8"),
+            "-noout",
+            "-fingerprint",
+            "-sha256",
+        ],
+        cht.scratch(),
+    )
+    .stdout;
+    let fp = fp
+        .trim()
+        .rsplit('=')
+        .next()
+        .expect("fingerprint")
+        .to_string();
+    assert!(out.contains(&fp), "{fp} in {out}");
+    let from_der = run_tool(
+        &openssl,
+        &[
+            "x509",
+            "-inform",
+            "der",
+            "-in",
+            der.to_str().expect("utf8"),
+            "-noout",
+            "-fingerprint",
+            "-sha256",
+        ],
+        cht.scratch(),
+    );
+    assert_eq!(from_der.code, 0, "{from_der:#?}");
+    assert!(from_der.stdout.contains(&fp));
+    let text = run_tool(
+        &openssl,
+        &[
+            "x509",
+            "-in",
+            ca_pem.to_str().expect("utf8"),
+            "-noout",
+            "-text",
+        ],
+        cht.scratch(),
+    )
+    .stdout;
+    assert!(
+        text.contains("CA:TRUE, pathlen:0") && text.contains("Certificate Sign"),
+        "{text}"
+    );
+    assert!(text.contains("cht-dev local CA"));
+
+    // The CA is made once per home: a second call shows the same fingerprint.
+    let again = cht.run(&["ca"]).ok().stdout;
+    assert!(again.contains(&fp) && !again.contains("made a new local CA"));
+
+    for shell in ["bash", "zsh", "fish", "powershell"] {
+        let script = cht.run(&["completions", shell]).ok().stdout;
+        assert!(
+            script.contains("cht-dev") && script.contains("init"),
+            "{shell}"
+        );
+    }
+    assert_ne!(cht.run(&["completions", "tcsh"]).code, 0);
+}
+
+#[test]
+fn help_has_examples_and_output_is_plain_and_quiet_when_asked() {
+    let cht = ChtDev::new();
+    for cmd in [
+        vec!["--help"],
+        vec!["init", "--help"],
+        vec!["ls", "--help"],
+        vec!["versions", "--help"],
+        vec!["ca", "--help"],
+        vec!["completions", "--help"],
+    ] {
+        let help = cht.run(&cmd).ok().stdout;
+        assert!(help.contains("Examples:"), "{cmd:?}: {help}");
+    }
+    let quiet = cht.run(&["--quiet", "init", "q"]).ok();
+    assert!(quiet.stdout.is_empty(), "{quiet:#?}");
+    assert!(cht.project("q").join(".env").is_file());
+    // Not a terminal: no escape codes, even without NO_COLOR.
+    let mut cmd = cht.command();
+    cmd.env_remove("NO_COLOR").args(["init", "plain"]);
+    let run = common::to_run(cmd.output().expect("run"));
+    assert_eq!(run.code, 0);
+    assert!(!run.stdout.contains('\u{1b}'), "{run:#?}");
+    let ls = cht.run(&["ls"]).ok().stdout;
+    assert!(!ls.contains('\u{1b}'));
+}
+
+#[test]
+fn home_comes_from_the_environment_when_not_given() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let home = dir.path().join("from-env");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_cht-dev"))
+        .env("CHT_DEV_HOME", &home)
+        .args(["init", "e"])
+        .output()
+        .expect("run");
+    assert!(out.status.success(), "{out:?}");
+    assert!(home.join("e/.env").is_file());
+    assert!(home.join("ca/ca.pem").is_file());
+}
