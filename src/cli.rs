@@ -10,12 +10,15 @@ use crate::error::{Error, Result};
 use crate::printer::Printer;
 use crate::project::InitOptions;
 use crate::settings::Settings;
+use crate::stack::run::PullPolicy;
 
 /// Examples shown under `cht-dev --help`.
 const MAIN_EXAMPLES: &str = "\
 Examples:
-  cht-dev init my-app                       make a CHT 5.x project with its own ports and certificate
-  cht-dev init old --cht-version 4.22.0     a 4.x project beside it
+  cht-dev up                                first run: create project `cht` and start it over HTTPS
+  cht-dev up my-app --cht-version 4.22.0    create (if needed) and start a 4.x project
+  cht-dev status my-app                     what each service is doing
+  cht-dev down my-app                       remove containers, keep data
   cht-dev ls                                list projects
   cht-dev ca                                show the local CA and how to trust it";
 
@@ -39,6 +42,50 @@ pub struct Cli {
 /// The subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Create the project if needed, start it, and wait until HTTPS reaches the API
+    #[command(after_help = "\
+Examples:
+  cht-dev up                                   the only project, or a new one named cht
+  cht-dev up my-app --cht-version 4.22.0       create my-app if needed, then start it
+  cht-dev up ci --image-registry localhost:5000/medic --pull never --timeout 120
+  cht-dev up my-app --no-wait --json           start and print JSON without waiting")]
+    Up(UpArgs),
+
+    /// Stop a project's containers (they stay, with their data)
+    #[command(after_help = "\
+Examples:
+  cht-dev stop my-app")]
+    Stop(NameArg),
+
+    /// Remove a project's containers and network; keep volumes, data, certificates and files
+    #[command(after_help = "\
+Examples:
+  cht-dev down my-app
+  cht-dev up my-app        brings it back with the same data")]
+    Down(NameArg),
+
+    /// Delete a project entirely: containers, network, volumes, CouchDB data and folder
+    #[command(after_help = "\
+Examples:
+  cht-dev destroy my-app          asks you to type the name
+  cht-dev destroy my-app --yes    for scripts (required when stdin is not a terminal)")]
+    Destroy(DestroyArgs),
+
+    /// Show each service's state, health, image and ports, and the URL
+    #[command(after_help = "\
+Examples:
+  cht-dev status
+  cht-dev status my-app --json")]
+    Status(StatusArgs),
+
+    /// Show a project's container logs
+    #[command(after_help = "\
+Examples:
+  cht-dev logs my-app
+  cht-dev logs my-app api --follow
+  cht-dev logs my-app couchdb --tail 50")]
+    Logs(LogsArgs),
+
     /// Create a project: compose files, .env with random credentials, TLS certificate
     #[command(after_help = "\
 Examples:
@@ -113,6 +160,80 @@ pub struct InitArgs {
     pub project: ProjectArgs,
 }
 
+/// Arguments of `up`.
+#[derive(Debug, Clone, Args)]
+pub struct UpArgs {
+    /// Project name [default: the only project, or a new one named `cht`]
+    pub name: Option<String>,
+
+    /// How the project is made, when it does not exist yet.
+    #[command(flatten)]
+    pub project: ProjectArgs,
+
+    /// When to pull images
+    #[arg(long, value_enum, default_value = "missing")]
+    pub pull: PullPolicy,
+
+    /// Seconds to wait for HTTPS to reach the API
+    #[arg(long, value_name = "SECS", default_value_t = 300)]
+    pub timeout: u64,
+
+    /// Start the containers and return without waiting for readiness
+    #[arg(long)]
+    pub no_wait: bool,
+
+    /// Print JSON (URLs, ports, login, CA path, per-service state)
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// A command that takes an optional project name.
+#[derive(Debug, Clone, Args)]
+pub struct NameArg {
+    /// Project name [default: the only project]
+    pub name: Option<String>,
+}
+
+/// Arguments of `destroy`.
+#[derive(Debug, Clone, Args)]
+pub struct DestroyArgs {
+    /// Project name
+    pub name: String,
+
+    /// Do not ask for confirmation
+    #[arg(long, short)]
+    pub yes: bool,
+}
+
+/// Arguments of `status`.
+#[derive(Debug, Clone, Args)]
+pub struct StatusArgs {
+    /// Project name [default: the only project]
+    pub name: Option<String>,
+
+    /// Print JSON instead of a table
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Arguments of `logs`.
+#[derive(Debug, Clone, Args)]
+pub struct LogsArgs {
+    /// Project name
+    pub name: String,
+
+    /// Only this service (e.g. api, couchdb, nginx)
+    pub service: Option<String>,
+
+    /// Keep printing new lines until Ctrl-C
+    #[arg(long, short)]
+    pub follow: bool,
+
+    /// Only the last N lines of each container
+    #[arg(long, value_name = "N")]
+    pub tail: Option<u64>,
+}
+
 /// Arguments of `ls`.
 #[derive(Debug, Clone, Args)]
 pub struct LsArgs {
@@ -149,6 +270,15 @@ pub struct CompletionsArgs {
 }
 
 impl ProjectArgs {
+    /// Whether any creation option was given.
+    pub fn any_given(&self) -> bool {
+        self.cht_version.is_some()
+            || self.http_port.is_some()
+            || self.https_port.is_some()
+            || self.image_registry.is_some()
+            || !self.hosts.is_empty()
+    }
+
     /// The init options these arguments ask for, for project `name`.
     pub fn to_options(&self, name: &str) -> InitOptions {
         InitOptions {
@@ -171,6 +301,33 @@ where
     let cli = Cli::try_parse_from(args).map_err(Error::Usage)?;
     let settings = Settings::new(cli.home.clone(), Printer::from_env(cli.quiet));
     match &cli.command {
+        Command::Up(args) => commands::up::run(
+            &settings,
+            &commands::up::UpRequest {
+                name: args.name.clone(),
+                init: args
+                    .project
+                    .to_options(args.name.as_deref().unwrap_or_default()),
+                init_given: args.project.any_given(),
+                pull: args.pull,
+                timeout: std::time::Duration::from_secs(args.timeout),
+                no_wait: args.no_wait,
+                json: args.json,
+            },
+        ),
+        Command::Stop(args) => commands::lifecycle::stop(&settings, args.name.as_deref()),
+        Command::Down(args) => commands::lifecycle::down(&settings, args.name.as_deref()),
+        Command::Destroy(args) => commands::lifecycle::destroy(&settings, &args.name, args.yes),
+        Command::Status(args) => {
+            commands::status::status(&settings, args.name.as_deref(), args.json)
+        }
+        Command::Logs(args) => commands::status::logs(
+            &settings,
+            &args.name,
+            args.service.as_deref(),
+            args.follow,
+            args.tail,
+        ),
         Command::Init(args) => commands::init::run(&settings, &args.project.to_options(&args.name)),
         Command::Ls(args) => commands::ls::run(&settings, args.json),
         Command::Versions(args) => commands::versions::run(&settings, args.json),

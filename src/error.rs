@@ -131,6 +131,61 @@ pub enum Error {
         /// The parser's complaint.
         reason: String,
     },
+    /// A compose file cht-dev cannot turn into containers.
+    #[error("cannot use {file}: {reason}")]
+    Compose {
+        /// The file (or files) concerned.
+        file: String,
+        /// What is wrong, and how to fix it.
+        reason: String,
+    },
+    /// The Docker engine did not answer.
+    #[error("cannot reach the Docker engine at {host}: is Docker running? ({reason})")]
+    EngineUnreachable {
+        /// The address tried.
+        host: String,
+        /// The connection error.
+        reason: String,
+    },
+    /// The Docker engine refused or failed an operation.
+    #[error("docker engine could not {action}: {reason}")]
+    Engine {
+        /// What was being done, e.g. "create container a-api-1".
+        action: String,
+        /// The engine's message.
+        reason: String,
+    },
+    /// Images are missing and the pull policy forbids pulling.
+    #[error(
+        "missing images (pull policy is never): {}; load or pull them, or use --pull missing",
+        .images.join(", ")
+    )]
+    MissingImages {
+        /// Every missing image.
+        images: Vec<String>,
+    },
+    /// The stack did not become ready in time.
+    #[error("{summary}\n{details}")]
+    NotReady {
+        /// One line: what did not get ready.
+        summary: String,
+        /// Per-service state and last log lines, and the command to see more.
+        details: String,
+    },
+    /// Ctrl-C stopped the command.
+    #[error("interrupted; run the same command again to carry on")]
+    Interrupted,
+    /// Several projects exist and none was named.
+    #[error("several projects exist ({}); name one, e.g. `cht-dev {command} {}`", .known.join(", "), .known[0])]
+    AmbiguousProject {
+        /// The command that needs a project.
+        command: &'static str,
+        /// The projects.
+        known: Vec<String>,
+    },
+    /// `destroy` without confirmation.
+    #[error("{0}")]
+    NotConfirmed(String),
     /// The command line could not be parsed (or `--help`/`--version` was asked for).
     #[error("{0}")]
     Usage(clap::Error),
@@ -150,7 +205,10 @@ impl Error {
             | Error::InvalidRegistry { .. }
             | Error::InvalidHost { .. }
             | Error::InvalidHome { .. }
-            | Error::ProjectNotFound { .. } => 2,
+            | Error::ProjectNotFound { .. }
+            | Error::AmbiguousProject { .. }
+            | Error::NotConfirmed(_) => 2,
+            Error::Interrupted => 130,
             _ => 1,
         }
     }

@@ -14,13 +14,16 @@
 
 pub mod cli;
 pub mod commands;
+pub mod docker;
 pub mod error;
 pub mod fsutil;
 pub mod home;
 pub mod net;
 pub mod printer;
 pub mod project;
+pub mod report;
 pub mod settings;
+pub mod stack;
 pub mod tls;
 
 pub use error::{Error, Result};

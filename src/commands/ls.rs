@@ -19,16 +19,44 @@ pub struct Row {
     pub url: Option<String>,
     /// The project folder.
     pub dir: String,
+    /// Container state: running, stopped, partly running (n/m), not created, or unknown.
+    pub state: String,
 }
 
 /// Reads every project of the home into rows, sorted by name.
 pub fn rows(settings: &Settings) -> Result<Vec<Row>> {
     let home = settings.home()?;
-    home.project_names()?
+    let projects = home
+        .project_names()?
         .into_iter()
-        .map(|name| {
-            let project = Project::load(&home, &name)?;
+        .map(|name| Project::load(&home, &name))
+        .collect::<Result<Vec<_>>>()?;
+    // State needs the engine; without one, ls still lists projects.
+    let states: Vec<String> = if projects.is_empty() {
+        Vec::new()
+    } else {
+        super::engine::block_on(async {
+            let Ok(engine) = crate::docker::Engine::connect().await else {
+                return Ok(vec![
+                    "unknown (engine unreachable)".to_string();
+                    projects.len()
+                ]);
+            };
+            let mut out = Vec::new();
+            for project in &projects {
+                let rows = crate::stack::run::status(&engine, project).await?;
+                out.push(super::status::summary(&rows));
+            }
+            Ok(out)
+        })?
+    };
+    projects
+        .into_iter()
+        .zip(states)
+        .map(|(project, state)| {
+            let name = project.name.clone();
             Ok(Row {
+                state,
                 version: project.cht_version().unwrap_or_else(|_| "?".into()),
                 http_port: project.http_port(),
                 https_port: project.https_port(),
@@ -56,6 +84,7 @@ pub fn run(settings: &Settings, json: bool) -> Result<()> {
         "VERSION".into(),
         "HTTP".into(),
         "HTTPS".into(),
+        "STATE".into(),
         "URL".into(),
     ]];
     table.extend(rows.iter().map(|r| {
@@ -64,6 +93,7 @@ pub fn run(settings: &Settings, json: bool) -> Result<()> {
             r.version.clone(),
             port(r.http_port),
             port(r.https_port),
+            r.state.clone(),
             r.url.clone().unwrap_or_default(),
         ]
     }));

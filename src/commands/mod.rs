@@ -2,8 +2,12 @@
 
 pub mod ca;
 pub mod completions;
+pub mod engine;
 pub mod init;
+pub mod lifecycle;
 pub mod ls;
+pub mod status;
+pub mod up;
 pub mod versions;
 
 /// Formats rows as left-aligned columns separated by two spaces (no trailing blanks).

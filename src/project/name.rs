@@ -43,6 +43,9 @@ pub fn validate(name: &str) -> Result<()> {
     if RESERVED.contains(&name) {
         return fail("it is reserved for the home's certificate authority folder");
     }
+    if name.ends_with("-upgrade") {
+        return fail("names ending in -upgrade are reserved for projects' upgrade services");
+    }
     Ok(())
 }
 
@@ -70,6 +73,7 @@ mod tests {
             ("a/b", "'/'"),
             ("é", "must start"),
             ("ca", "reserved"),
+            ("a-upgrade", "reserved"),
         ];
         for (bad, why) in cases {
             let msg = validate(bad)

@@ -1,0 +1,124 @@
+#!/usr/bin/env bash
+# Builds small local stand-ins for the CHT images, for tests and benchmarks on machines
+# that cannot pull from a registry:
+#   <registry>/cht-{couchdb,couchdb-nouveau,haproxy,haproxy-healthcheck,api,sentinel}:<version>
+#     FROM scratch + Debian's static busybox, serving HTTP on the service's port
+#     (the CouchDB one also appends a line to /opt/couchdb/data/standin-marker)
+#   <registry>/cht-nginx:<version>
+#     Debian's nginx-light binary and its shared libraries, configured like cht-nginx:
+#     :80 answers 301 to https, :443 serves /etc/nginx/private/{cert,key}.pem and
+#     proxies to api:5988 through Docker's resolver 127.0.0.11
+#   <registry>/cht-upgrade-service:latest  (busybox on :5008)
+#   <registry>/cht-crash:latest  (exits at once with an error, for fault tests)
+# Usage: scripts/standin-images.sh REGISTRY VERSION [VERSION...]
+set -euo pipefail
+registry=${1:?usage: standin-images.sh REGISTRY VERSION [VERSION...]}
+shift
+[ "$#" -gt 0 ] || { echo "usage: standin-images.sh REGISTRY VERSION [VERSION...]" >&2; exit 2; }
+
+busybox=/bin/busybox
+nginx=/usr/sbin/nginx
+for need in "$busybox" "$nginx"; do
+  [ -x "$need" ] || { echo "missing $need: apt-get install busybox-static nginx-light" >&2; exit 1; }
+done
+if ldd "$busybox" >/dev/null 2>&1; then
+  echo "$busybox is not static: apt-get install busybox-static" >&2
+  exit 1
+fi
+
+ctx=$(mktemp -d)
+trap 'rm -rf "$ctx"' EXIT
+
+# docker build, quiet unless it fails (the legacy builder's deprecation notice is noise here).
+build() {
+  local out
+  if ! out=$(docker build -q "$@" 2>&1); then
+    echo "$out" >&2
+    return 1
+  fi
+}
+
+# --- busybox base ---------------------------------------------------------
+mkdir -p "$ctx/base/www/api"
+cp "$busybox" "$ctx/base/busybox"
+cat > "$ctx/base/www/index.html" <<'HTML'
+<!doctype html><html><head><title>CHT API stand-in</title></head>
+<body><h1>CHT API stand-in</h1><p>served by cht-dev's test images</p></body></html>
+HTML
+cat > "$ctx/base/Dockerfile" <<'DOCKER'
+FROM scratch
+COPY busybox /bin/busybox
+COPY www /www
+ENV PATH=/bin
+DOCKER
+build -t cht-dev-standin-base:1 "$ctx/base"
+
+# service name -> port
+declare -A ports=(
+  [couchdb]=5984 [couchdb-nouveau]=5987 [haproxy]=5984 [haproxy-healthcheck]=5555
+  [api]=5988 [sentinel]=5003
+)
+
+build_service() { # tag port extra-shell
+  local tag=$1 port=$2 extra=$3
+  printf 'FROM cht-dev-standin-base:1\nENTRYPOINT ["/bin/busybox", "sh", "-c", "%s exec /bin/busybox httpd -f -v -p %s -h /www"]\n' \
+    "$extra" "$port" | build -t "$tag" -
+}
+
+# --- nginx ------------------------------------------------------------------
+root="$ctx/nginx/rootfs"
+mkdir -p "$root/usr/sbin" "$root/etc/nginx/private" "$root/var/log/nginx" "$root/var/lib/nginx" "$root/run" "$root/tmp"
+cp "$nginx" "$root/usr/sbin/nginx"
+for lib in $(ldd "$nginx" | grep -o '/[^ ]*'); do
+  mkdir -p "$root$(dirname "$lib")"
+  cp -L "$lib" "$root$lib"
+done
+echo 'root:x:0:0:root:/root:/bin/false' > "$root/etc/passwd"
+echo 'nobody:x:65534:65534:nobody:/nonexistent:/bin/false' >> "$root/etc/passwd"
+printf 'root:x:0:\nnogroup:x:65534:\n' > "$root/etc/group"
+cat > "$root/etc/nginx/nginx.conf" <<'CONF'
+user nobody nogroup;
+worker_processes 1;
+pid /run/nginx.pid;
+error_log stderr warn;
+events { worker_connections 256; }
+http {
+  access_log off;
+  resolver 127.0.0.11 valid=5s ipv6=off;
+  server {
+    listen 80;
+    return 301 https://$host$request_uri;
+  }
+  server {
+    listen 443 ssl;
+    ssl_certificate /etc/nginx/private/cert.pem;
+    ssl_certificate_key /etc/nginx/private/key.pem;
+    location / {
+      set $api http://api:5988;
+      proxy_pass $api;
+      proxy_set_header Host $host;
+    }
+  }
+}
+CONF
+cat > "$ctx/nginx/Dockerfile" <<'DOCKER'
+FROM scratch
+COPY rootfs/ /
+ENV PATH=/usr/sbin:/bin
+VOLUME /etc/nginx/private
+ENTRYPOINT ["/usr/sbin/nginx", "-g", "daemon off;"]
+DOCKER
+build -t cht-dev-standin-nginx:1 "$ctx/nginx"
+
+for version in "$@"; do
+  for service in "${!ports[@]}"; do
+    extra=""
+    [ "$service" = couchdb ] && extra='echo started >> /opt/couchdb/data/standin-marker;'
+    build_service "$registry/cht-$service:$version" "${ports[$service]}" "$extra"
+  done
+  docker tag cht-dev-standin-nginx:1 "$registry/cht-nginx:$version"
+done
+build_service "$registry/cht-upgrade-service:latest" 5008 ""
+printf 'FROM cht-dev-standin-base:1\nENTRYPOINT ["/bin/busybox", "sh", "-c", "echo stand-in crashing on purpose >&2; exit 3"]\n' \
+  | build -t "$registry/cht-crash:latest" -
+echo "built stand-in images for $registry: $*"

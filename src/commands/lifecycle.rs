@@ -1,0 +1,95 @@
+//! `cht-dev stop`, `down` and `destroy`: taking a project's containers away, by label.
+
+use std::io::{BufRead, IsTerminal, Write};
+
+use crate::docker::Engine;
+use crate::error::{Error, Result};
+use crate::project::Project;
+use crate::report;
+use crate::settings::Settings;
+use crate::stack::run;
+
+/// `stop`: stops the containers, keeps them.
+pub fn stop(settings: &Settings, name: Option<&str>) -> Result<()> {
+    let home = settings.home()?;
+    let name = super::engine::pick_existing(&home, name, "stop")?;
+    let project = Project::load(&home, &name)?;
+    let reporter = report::for_terminal(settings.printer.is_quiet());
+    let count = super::engine::block_on(async {
+        let engine = Engine::connect().await?;
+        run::stop(&engine, &project.name, reporter.as_ref()).await
+    })?;
+    settings.printer.info(match count {
+        0 => format!("{name}: nothing was running"),
+        n => format!(
+            "{name}: stopped {n} containers (data kept; `cht-dev up {name}` starts them again)"
+        ),
+    })
+}
+
+/// `down`: removes containers and the network, keeps volumes, data, certificates and files.
+pub fn down(settings: &Settings, name: Option<&str>) -> Result<()> {
+    let home = settings.home()?;
+    let name = super::engine::pick_existing(&home, name, "down")?;
+    let project = Project::load(&home, &name)?;
+    let reporter = report::for_terminal(settings.printer.is_quiet());
+    super::engine::block_on(async {
+        let engine = Engine::connect().await?;
+        run::down(&engine, &project, reporter.as_ref()).await
+    })?;
+    settings.printer.info(format!(
+        "{name}: containers and network removed; data, volumes, certificates and files kept"
+    ))
+}
+
+/// Asks on the terminal whether to destroy `name`; refuses without a terminal.
+fn confirm(name: &str, dir: &std::path::Path) -> Result<bool> {
+    if !std::io::stdin().is_terminal() {
+        return Err(Error::NotConfirmed(format!(
+            "destroy deletes {name}'s CouchDB data and files and needs confirmation: run it in a terminal or pass --yes"
+        )));
+    }
+    let mut err = std::io::stderr().lock();
+    let _ = write!(
+        err,
+        "destroy {name}: delete its containers, volumes and {} (CouchDB data included)? Type the project name to confirm: ",
+        dir.display()
+    );
+    let _ = err.flush();
+    let mut answer = String::new();
+    std::io::stdin()
+        .lock()
+        .read_line(&mut answer)
+        .map_err(Error::Output)?;
+    Ok(answer.trim() == name)
+}
+
+/// `destroy`: everything: containers, network, volumes and the project folder.
+pub fn destroy(settings: &Settings, name: &str, yes: bool) -> Result<()> {
+    let home = settings.home()?;
+    let project = Project::load(&home, name)?;
+    if !yes && !confirm(name, &project.dir)? {
+        return Err(Error::NotConfirmed(format!(
+            "{name} was not destroyed (the name did not match)"
+        )));
+    }
+    let reporter = report::for_terminal(settings.printer.is_quiet());
+    super::engine::block_on(async {
+        let engine = Engine::connect().await?;
+        run::down(&engine, &project, reporter.as_ref()).await?;
+        run::remove_volumes(&engine, name, reporter.as_ref()).await
+    })?;
+    std::fs::remove_dir_all(&project.dir).map_err(|e| {
+        let hint = if e.kind() == std::io::ErrorKind::PermissionDenied {
+            " (files made by containers may belong to another user: sudo rm -rf the folder)"
+        } else {
+            ""
+        };
+        Error::Io {
+            action: "remove",
+            path: project.dir.clone(),
+            source: std::io::Error::new(e.kind(), format!("{e}{hint}")),
+        }
+    })?;
+    settings.printer.info(format!("{name}: destroyed"))
+}

@@ -1,0 +1,119 @@
+//! `cht-dev status` and `cht-dev logs`: what a project's containers are doing.
+
+use futures_util::StreamExt;
+use futures_util::stream::select_all;
+
+use crate::docker::Engine;
+use crate::error::{Error, Result};
+use crate::project::Project;
+use crate::settings::Settings;
+use crate::stack::run;
+
+/// `status`: each service's state, health, image and ports, and the URL.
+pub fn status(settings: &Settings, name: Option<&str>, json: bool) -> Result<()> {
+    let home = settings.home()?;
+    let name = super::engine::pick_existing(&home, name, "status")?;
+    let project = Project::load(&home, &name)?;
+    let rows = super::engine::block_on(async {
+        let engine = Engine::connect().await?;
+        run::status(&engine, &project).await
+    })?;
+    let p = &settings.printer;
+    let url = project.url().unwrap_or_default();
+    if json {
+        return p.json(&serde_json::json!({
+            "project": project.name,
+            "url": url,
+            "state": summary(&rows),
+            "services": rows,
+        }));
+    }
+    let mut table = vec![vec![
+        "SERVICE".to_string(),
+        "STATE".into(),
+        "HEALTH".into(),
+        "IMAGE".into(),
+        "PORTS".into(),
+    ]];
+    table.extend(rows.iter().map(|r| {
+        vec![
+            r.service.clone(),
+            r.state.clone(),
+            r.health.clone().unwrap_or_else(|| "-".into()),
+            r.image.clone(),
+            r.ports.join(", "),
+        ]
+    }));
+    for line in super::table(&table) {
+        p.data(line)?;
+    }
+    p.data(format!("{name}: {} at {url}", summary(&rows)))
+}
+
+/// One word for a project's state from its services' states.
+pub fn summary(rows: &[run::ServiceState]) -> String {
+    let running = rows.iter().filter(|r| r.state == "running").count();
+    let present = rows.iter().filter(|r| r.state != "missing").count();
+    match (running, present) {
+        (_, 0) => "not created".into(),
+        (r, _) if r == rows.len() => "running".into(),
+        (0, _) => "stopped".into(),
+        (r, _) => format!("partly running ({r}/{})", rows.len()),
+    }
+}
+
+/// `logs`: a project's (or one service's) container logs, optionally followed.
+pub fn logs(
+    settings: &Settings,
+    name: &str,
+    service: Option<&str>,
+    follow: bool,
+    tail: Option<u64>,
+) -> Result<()> {
+    let home = settings.home()?;
+    let project = Project::load(&home, name)?;
+    let p = settings.printer;
+    super::engine::block_on(async {
+        let engine = Engine::connect().await?;
+        let all = run::containers(&engine, &project.name).await?;
+        let chosen: Vec<_> = match service {
+            Some(s) => all.iter().filter(|c| c.service == s).collect(),
+            None => all.iter().collect(),
+        };
+        if chosen.is_empty() {
+            let mut services: Vec<&str> = all.iter().map(|c| c.service.as_str()).collect();
+            services.dedup();
+            return Err(Error::Engine {
+                action: format!(
+                    "find logs for {name}{}",
+                    service.map(|s| format!(" {s}")).unwrap_or_default()
+                ),
+                reason: if services.is_empty() {
+                    format!("the project has no containers; start it with `cht-dev up {name}`")
+                } else {
+                    format!("no such service; services: {}", services.join(", "))
+                },
+            });
+        }
+        let prefix = chosen.len() > 1;
+        let width = chosen.iter().map(|c| c.service.len()).max().unwrap_or(0);
+        let streams = chosen.iter().map(|c| {
+            let label = if prefix {
+                format!("{:<width$} | ", c.service)
+            } else {
+                String::new()
+            };
+            engine
+                .logs(&c.id, follow, tail)
+                .map(move |chunk| chunk.map(|text| (label.clone(), text)))
+        });
+        let mut merged = select_all(streams.map(Box::pin));
+        while let Some(item) = merged.next().await {
+            let (label, text) = item?;
+            for line in text.lines() {
+                p.data(format!("{label}{line}"))?;
+            }
+        }
+        Ok(())
+    })
+}

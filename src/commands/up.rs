@@ -1,0 +1,112 @@
+//! `cht-dev up`: create the project if needed, start it, wait until HTTPS reaches the API.
+
+use std::time::{Duration, Instant};
+
+use crate::docker::Engine;
+use crate::error::Result;
+use crate::printer::Tone;
+use crate::project::{self, InitOptions, Project};
+use crate::report;
+use crate::settings::Settings;
+use crate::stack::run::{self, PullPolicy, UpOptions};
+use crate::tls::CaFiles;
+
+/// The project name `up` creates when the home has none.
+pub const DEFAULT_NAME: &str = "cht";
+
+/// What `up` was asked to do.
+#[derive(Debug, Clone)]
+pub struct UpRequest {
+    /// Project name, if given.
+    pub name: Option<String>,
+    /// How to create it if it does not exist (name filled in later).
+    pub init: InitOptions,
+    /// Whether any creation option was given explicitly.
+    pub init_given: bool,
+    /// Pull policy.
+    pub pull: PullPolicy,
+    /// Readiness timeout.
+    pub timeout: Duration,
+    /// Skip the readiness wait.
+    pub no_wait: bool,
+    /// Print JSON.
+    pub json: bool,
+}
+
+/// Runs `up`.
+pub fn run(settings: &Settings, req: &UpRequest) -> Result<()> {
+    let home = settings.home()?;
+    let p = &settings.printer;
+    let started = Instant::now();
+    super::engine::block_on(async {
+        let engine = Engine::connect().await?;
+        let name = super::engine::pick(&home, req.name.as_deref(), "up")?
+            .unwrap_or_else(|| DEFAULT_NAME.to_string());
+        let project = if home.project_dir(&name).join(".env").is_file() {
+            if req.init_given {
+                p.info(format!("project {name} exists; creation options were ignored (edit its .env or compose files to change it)"))?;
+            }
+            Project::load(&home, &name)?
+        } else {
+            let mut init = req.init.clone();
+            init.name = name.clone();
+            let created = project::create(&home, &init)?;
+            if !req.json {
+                super::init::report(settings, &created)?;
+            }
+            created.project
+        };
+        let reporter = report::for_terminal(p.is_quiet() || req.json);
+        let opts = UpOptions {
+            pull: req.pull,
+            timeout: req.timeout,
+            wait: !req.no_wait,
+        };
+        let states = run::up(&engine, &home, &project, &opts, reporter.as_ref()).await;
+        reporter.finish();
+        let states = states?;
+        let ca = CaFiles::of(&home).cert;
+        let https = project.https_port().unwrap_or_default();
+        let mut urls = vec![format!("https://localhost:{https}/")];
+        urls.extend(
+            crate::net::lan_ipv4()
+                .iter()
+                .map(|ip| format!("https://{ip}:{https}/")),
+        );
+        let user = project
+            .env
+            .get("COUCHDB_USER")
+            .unwrap_or(project::DEFAULT_USER);
+        let password = project.env.get("COUCHDB_PASSWORD").unwrap_or_default();
+        if req.json {
+            return p.json(&serde_json::json!({
+                "project": project.name,
+                "version": project.cht_version().ok(),
+                "ready": !req.no_wait,
+                "urls": urls,
+                "http_port": project.http_port(),
+                "https_port": project.https_port(),
+                "login": { "user": user, "password": password },
+                "ca": ca.display().to_string(),
+                "services": states,
+                "seconds": started.elapsed().as_secs_f64(),
+            }));
+        }
+        let verb = if req.no_wait { "started" } else { "is up" };
+        p.info(format!(
+            "{} {} {verb} (CHT {}) in {:.1} s",
+            p.paint(Tone::Good, "✔"),
+            p.paint(Tone::Strong, &project.name),
+            project.cht_version().unwrap_or_else(|_| "?".into()),
+            started.elapsed().as_secs_f64()
+        ))?;
+        for url in &urls {
+            p.info(format!("  {url}"))?;
+        }
+        p.info(format!("  login:    {user} / {password}"))?;
+        p.info(format!(
+            "  local CA: {} (trust it once: cht-dev ca)",
+            ca.display()
+        ))
+    })
+}

@@ -1,0 +1,661 @@
+//! The Docker Engine, through bollard: one private client whose errors are mapped per
+//! operation into cht-dev's, and plain data types so nothing else imports bollard.
+
+pub mod labels;
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use bollard::Docker;
+use bollard::errors::Error as BollardError;
+use bollard::models::{
+    ContainerCreateBody, EndpointSettings, HostConfig, HostConfigLogConfig, Mount, MountType,
+    NetworkCreateRequest, NetworkingConfig, PortBinding, RestartPolicy, RestartPolicyNameEnum,
+    VolumeCreateRequest,
+};
+use bollard::query_parameters::{
+    CreateContainerOptions, CreateImageOptions, ListContainersOptions, ListNetworksOptions,
+    ListVolumesOptions, LogsOptions, RemoveContainerOptions, StopContainerOptions,
+    UploadToContainerOptions,
+};
+use futures_util::{Stream, StreamExt};
+
+use crate::error::{Error, Result};
+use crate::stack::model::ServiceSpec;
+
+/// How long one engine request may take before it counts as failed.
+const REQUEST_TIMEOUT: u64 = 120;
+
+/// A connected, version-negotiated engine client.
+#[derive(Debug, Clone)]
+pub struct Engine {
+    /// The bollard client.
+    docker: Docker,
+    /// The address it talks to, for messages.
+    host: String,
+}
+
+/// A container as listed by the engine.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ContainerInfo {
+    /// Engine id.
+    pub id: String,
+    /// Name without the leading slash.
+    pub name: String,
+    /// Compose service label.
+    pub service: String,
+    /// Compose project label.
+    pub project: String,
+    /// `created`, `running`, `exited`, `restarting`, ...
+    pub state: String,
+    /// The engine's human status, e.g. "Up 3 seconds (healthy)".
+    pub status: String,
+    /// Health from the status text, when the image has a healthcheck.
+    pub health: Option<String>,
+    /// Image reference.
+    pub image: String,
+    /// Published ports, `host->container/proto`.
+    pub ports: Vec<String>,
+    /// cht-dev's config hash label, if any.
+    pub config_hash: Option<String>,
+}
+
+/// One progress event of an image pull.
+#[derive(Debug, Clone)]
+pub struct PullEvent {
+    /// Layer id, if the event is about a layer.
+    pub layer: Option<String>,
+    /// Engine status text ("Downloading", "Pull complete", ...).
+    pub status: String,
+    /// Bytes done for the layer.
+    pub current: u64,
+    /// Bytes in the layer.
+    pub total: u64,
+}
+
+/// Which engine address to use: `DOCKER_HOST`, the standard socket, or Docker Desktop's.
+pub fn engine_host() -> String {
+    if let Some(host) = std::env::var("DOCKER_HOST").ok().filter(|h| !h.is_empty()) {
+        return host;
+    }
+    let standard = PathBuf::from("/var/run/docker.sock");
+    if !standard.exists()
+        && let Some(home) = directories::BaseDirs::new()
+    {
+        let desktop = home.home_dir().join(".docker/run/docker.sock");
+        if desktop.exists() {
+            return format!("unix://{}", desktop.display());
+        }
+    }
+    "unix:///var/run/docker.sock".to_string()
+}
+
+/// Whether a bollard error means the engine could not be reached at all.
+fn is_unreachable(e: &BollardError) -> bool {
+    matches!(
+        e,
+        BollardError::IOError { .. }
+            | BollardError::HyperLegacyError { .. }
+            | BollardError::SocketNotFoundError(_)
+            | BollardError::HttpClientError { .. }
+            | BollardError::RequestTimeoutError
+    )
+}
+
+/// The HTTP status of an engine error response, if it was one.
+fn status_of(e: &BollardError) -> Option<u16> {
+    match e {
+        BollardError::DockerResponseServerError { status_code, .. } => Some(*status_code),
+        _ => None,
+    }
+}
+
+/// The engine's own message for an error, without bollard's wrapping.
+fn message_of(e: &BollardError) -> String {
+    match e {
+        BollardError::DockerResponseServerError { message, .. } => message.trim().to_string(),
+        other => other.to_string(),
+    }
+}
+
+impl Engine {
+    /// Connects to the engine and negotiates the API version it speaks.
+    pub async fn connect() -> Result<Engine> {
+        let host = engine_host();
+        let unreachable = |reason: String| Error::EngineUnreachable {
+            host: host.clone(),
+            reason,
+        };
+        let docker = if let Some(path) = host.strip_prefix("unix://") {
+            Docker::connect_with_unix(path, REQUEST_TIMEOUT, bollard::API_DEFAULT_VERSION)
+        } else if host.starts_with("tcp://") || host.starts_with("http://") {
+            Docker::connect_with_http(&host, REQUEST_TIMEOUT, bollard::API_DEFAULT_VERSION)
+        } else {
+            return Err(unreachable(
+                "only unix:// and tcp:// addresses are supported; fix DOCKER_HOST".into(),
+            ));
+        }
+        .map_err(|e| unreachable(e.to_string()))?;
+        let docker = tokio::time::timeout(Duration::from_secs(10), docker.negotiate_version())
+            .await
+            .map_err(|_| unreachable("no answer within 10 s".into()))?
+            .map_err(|e| unreachable(e.to_string()))?;
+        Ok(Engine { docker, host })
+    }
+
+    /// The API version in use after negotiation.
+    pub fn api_version(&self) -> String {
+        let v = self.docker.client_version();
+        format!("{}.{}", v.major_version, v.minor_version)
+    }
+
+    /// Maps a bollard error for `action` into cht-dev's error.
+    fn fail(&self, action: impl Into<String>) -> impl FnOnce(BollardError) -> Error + '_ {
+        let action = action.into();
+        move |e| {
+            if is_unreachable(&e) {
+                Error::EngineUnreachable {
+                    host: self.host.clone(),
+                    reason: e.to_string(),
+                }
+            } else {
+                Error::Engine {
+                    action,
+                    reason: message_of(&e),
+                }
+            }
+        }
+    }
+
+    /// All containers (running or not) carrying every `label=value` given.
+    pub async fn containers(&self, labels: &[(&str, &str)]) -> Result<Vec<ContainerInfo>> {
+        let filters: HashMap<String, Vec<String>> = HashMap::from([(
+            "label".to_string(),
+            labels.iter().map(|(k, v)| format!("{k}={v}")).collect(),
+        )]);
+        let options = ListContainersOptions {
+            all: true,
+            filters: Some(filters),
+            ..Default::default()
+        };
+        let list = self
+            .docker
+            .list_containers(Some(options))
+            .await
+            .map_err(self.fail("list containers"))?;
+        let mut out: Vec<ContainerInfo> = list
+            .into_iter()
+            .map(|c| {
+                let labels = c.labels.unwrap_or_default();
+                let status = c.status.unwrap_or_default();
+                let health = ["healthy", "unhealthy", "health: starting"]
+                    .into_iter()
+                    .find(|h| status.contains(&format!("({h})")))
+                    .map(|h| h.trim_start_matches("health: ").to_string());
+                let mut ports: Vec<String> = c
+                    .ports
+                    .unwrap_or_default()
+                    .into_iter()
+                    .filter_map(|p| {
+                        let public = p.public_port?;
+                        let proto = p.typ.map(|t| t.to_string()).unwrap_or_else(|| "tcp".into());
+                        Some(format!("{public}->{}/{proto}", p.private_port))
+                    })
+                    .collect();
+                ports.sort();
+                ports.dedup();
+                ContainerInfo {
+                    id: c.id.unwrap_or_default(),
+                    name: c
+                        .names
+                        .and_then(|n| n.into_iter().next())
+                        .unwrap_or_default()
+                        .trim_start_matches('/')
+                        .to_string(),
+                    service: labels.get(labels::SERVICE).cloned().unwrap_or_default(),
+                    project: labels.get(labels::PROJECT).cloned().unwrap_or_default(),
+                    state: c.state.map(|s| s.to_string()).unwrap_or_default(),
+                    status,
+                    health,
+                    image: c.image.unwrap_or_default(),
+                    ports,
+                    config_hash: labels.get(labels::CONFIG_HASH).cloned(),
+                }
+            })
+            .collect();
+        out.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(out)
+    }
+
+    /// Whether `image` is present locally.
+    pub async fn has_image(&self, image: &str) -> Result<bool> {
+        match self.docker.inspect_image(image).await {
+            Ok(_) => Ok(true),
+            Err(e) if status_of(&e) == Some(404) => Ok(false),
+            Err(e) => Err(self.fail(format!("inspect image {image}"))(e)),
+        }
+    }
+
+    /// Pulls exactly `image` (one tag, never all), reporting progress events.
+    pub async fn pull(&self, image: &str, on_event: &(dyn Fn(PullEvent) + Sync)) -> Result<()> {
+        let (from_image, tag) = split_reference(image);
+        let options = CreateImageOptions {
+            from_image: Some(from_image),
+            tag: Some(tag),
+            ..Default::default()
+        };
+        let mut stream = self.docker.create_image(Some(options), None, None);
+        while let Some(item) = stream.next().await {
+            let info = item.map_err(self.fail(format!("pull {image}")))?;
+            if let Some(detail) = info.error_detail {
+                return Err(Error::Engine {
+                    action: format!("pull {image}"),
+                    reason: detail.message.unwrap_or_default(),
+                });
+            }
+            let progress = info.progress_detail.unwrap_or_default();
+            on_event(PullEvent {
+                layer: info.id,
+                status: info.status.unwrap_or_default(),
+                current: progress.current.unwrap_or(0).max(0) as u64,
+                total: progress.total.unwrap_or(0).max(0) as u64,
+            });
+        }
+        Ok(())
+    }
+
+    /// Creates network `name` unless it exists; returns whether it was created.
+    pub async fn ensure_network(
+        &self,
+        name: &str,
+        driver: Option<&str>,
+        labels: &BTreeMap<String, String>,
+    ) -> Result<bool> {
+        match self
+            .docker
+            .inspect_network(
+                name,
+                None::<bollard::query_parameters::InspectNetworkOptions>,
+            )
+            .await
+        {
+            Ok(_) => return Ok(false),
+            Err(e) if status_of(&e) == Some(404) => {}
+            Err(e) => return Err(self.fail(format!("inspect network {name}"))(e)),
+        }
+        let request = NetworkCreateRequest {
+            name: name.to_string(),
+            driver: Some(driver.unwrap_or("bridge").to_string()),
+            labels: Some(labels.clone().into_iter().collect()),
+            ..Default::default()
+        };
+        match self.docker.create_network(request).await {
+            Ok(_) => Ok(true),
+            // Created meanwhile by compose or a parallel cht-dev: fine.
+            Err(e) if status_of(&e) == Some(409) => Ok(false),
+            Err(e) => Err(self.fail(format!("create network {name}"))(e)),
+        }
+    }
+
+    /// Creates volume `name` unless it exists; returns whether it was created.
+    pub async fn ensure_volume(
+        &self,
+        name: &str,
+        labels: &BTreeMap<String, String>,
+    ) -> Result<bool> {
+        match self.docker.inspect_volume(name).await {
+            Ok(_) => return Ok(false),
+            Err(e) if status_of(&e) == Some(404) => {}
+            Err(e) => return Err(self.fail(format!("inspect volume {name}"))(e)),
+        }
+        let request = VolumeCreateRequest {
+            name: Some(name.to_string()),
+            labels: Some(labels.clone().into_iter().collect()),
+            ..Default::default()
+        };
+        self.docker
+            .create_volume(request)
+            .await
+            .map_err(self.fail(format!("create volume {name}")))?;
+        Ok(true)
+    }
+
+    /// Names of the networks carrying `label=value`.
+    pub async fn networks(&self, label: &str, value: &str) -> Result<Vec<String>> {
+        let filters = HashMap::from([("label".to_string(), vec![format!("{label}={value}")])]);
+        let list = self
+            .docker
+            .list_networks(Some(ListNetworksOptions {
+                filters: Some(filters),
+            }))
+            .await
+            .map_err(self.fail("list networks"))?;
+        let mut names: Vec<String> = list.into_iter().filter_map(|n| n.name).collect();
+        names.sort();
+        Ok(names)
+    }
+
+    /// Names of the volumes carrying `label=value`.
+    pub async fn volumes(&self, label: &str, value: &str) -> Result<Vec<String>> {
+        let filters = HashMap::from([("label".to_string(), vec![format!("{label}={value}")])]);
+        let list = self
+            .docker
+            .list_volumes(Some(ListVolumesOptions {
+                filters: Some(filters),
+            }))
+            .await
+            .map_err(self.fail("list volumes"))?;
+        let mut names: Vec<String> = list
+            .volumes
+            .unwrap_or_default()
+            .into_iter()
+            .map(|v| v.name)
+            .collect();
+        names.sort();
+        Ok(names)
+    }
+
+    /// Removes a network; a missing one is not an error.
+    pub async fn remove_network(&self, name: &str) -> Result<()> {
+        match self.docker.remove_network(name).await {
+            Ok(()) => Ok(()),
+            Err(e) if status_of(&e) == Some(404) => Ok(()),
+            Err(e) => Err(self.fail(format!("remove network {name}"))(e)),
+        }
+    }
+
+    /// Removes a volume; a missing one is not an error.
+    pub async fn remove_volume(&self, name: &str) -> Result<()> {
+        match self
+            .docker
+            .remove_volume(name, None::<bollard::query_parameters::RemoveVolumeOptions>)
+            .await
+        {
+            Ok(()) => Ok(()),
+            Err(e) if status_of(&e) == Some(404) => Ok(()),
+            Err(e) => Err(self.fail(format!("remove volume {name}"))(e)),
+        }
+    }
+
+    /// Creates (does not start) the container for `spec`, with `labels`; returns its id.
+    pub async fn create_container(
+        &self,
+        spec: &ServiceSpec,
+        labels: &BTreeMap<String, String>,
+    ) -> Result<String> {
+        let mut exposed: Vec<String> = spec.expose.clone();
+        let mut bindings: HashMap<String, Option<Vec<PortBinding>>> = HashMap::new();
+        for p in &spec.ports {
+            let key = format!("{}/{}", p.container_port, p.protocol);
+            exposed.push(key.clone());
+            bindings
+                .entry(key)
+                .or_insert_with(|| Some(Vec::new()))
+                .get_or_insert_with(Vec::new)
+                .push(PortBinding {
+                    host_ip: Some(p.host_ip.clone()),
+                    host_port: Some(p.host_port.to_string()),
+                });
+        }
+        exposed.sort();
+        exposed.dedup();
+        // Bind mounts go as binds, so the engine creates a missing host folder as compose does.
+        let binds: Vec<String> = spec
+            .mounts
+            .iter()
+            .filter(|m| m.bind)
+            .map(|m| {
+                format!(
+                    "{}:{}{}",
+                    m.source,
+                    m.target,
+                    if m.read_only { ":ro" } else { "" }
+                )
+            })
+            .collect();
+        let mounts = spec
+            .mounts
+            .iter()
+            .filter(|m| !m.bind)
+            .map(|m| Mount {
+                target: Some(m.target.clone()),
+                source: Some(m.source.clone()),
+                typ: Some(MountType::VOLUME),
+                read_only: Some(m.read_only),
+                ..Default::default()
+            })
+            .collect();
+        let restart = spec.restart.as_deref().map(|r| RestartPolicy {
+            name: Some(match r {
+                "always" => RestartPolicyNameEnum::ALWAYS,
+                "unless-stopped" => RestartPolicyNameEnum::UNLESS_STOPPED,
+                r if r.starts_with("on-failure") => RestartPolicyNameEnum::ON_FAILURE,
+                _ => RestartPolicyNameEnum::NO,
+            }),
+            maximum_retry_count: r.strip_prefix("on-failure:").and_then(|n| n.parse().ok()),
+        });
+        let host_config = HostConfig {
+            port_bindings: Some(bindings),
+            binds: Some(binds),
+            mounts: Some(mounts),
+            restart_policy: restart,
+            log_config: spec.log_driver.as_ref().map(|driver| HostConfigLogConfig {
+                typ: Some(driver.clone()),
+                config: Some(spec.log_options.clone().into_iter().collect()),
+            }),
+            memory: spec.memory,
+            network_mode: spec.networks.first().map(|(n, _)| n.clone()),
+            ..Default::default()
+        };
+        let endpoints: HashMap<String, EndpointSettings> = spec
+            .networks
+            .iter()
+            .map(|(net, aliases)| {
+                (
+                    net.clone(),
+                    EndpointSettings {
+                        aliases: Some(aliases.clone()),
+                        ..Default::default()
+                    },
+                )
+            })
+            .collect();
+        let body = ContainerCreateBody {
+            image: Some(spec.image.clone()),
+            hostname: spec.hostname.clone(),
+            env: Some(spec.env.iter().map(|(k, v)| format!("{k}={v}")).collect()),
+            labels: Some(labels.clone().into_iter().collect()),
+            exposed_ports: Some(exposed),
+            cmd: spec.command.clone(),
+            entrypoint: spec.entrypoint.clone(),
+            user: spec.user.clone(),
+            working_dir: spec.working_dir.clone(),
+            host_config: Some(host_config),
+            networking_config: Some(NetworkingConfig {
+                endpoints_config: Some(endpoints),
+            }),
+            ..Default::default()
+        };
+        let options = CreateContainerOptions {
+            name: Some(spec.container_name.clone()),
+            ..Default::default()
+        };
+        let created = self
+            .docker
+            .create_container(Some(options), body)
+            .await
+            .map_err(|e| {
+                if status_of(&e) == Some(409) {
+                    Error::Engine {
+                        action: format!("create container {}", spec.container_name),
+                        reason: "that name is taken by a container outside this project; remove or rename it (docker rm -f NAME)".into(),
+                    }
+                } else {
+                    self.fail(format!("create container {}", spec.container_name))(e)
+                }
+            })?;
+        Ok(created.id)
+    }
+
+    /// Starts a container (already running is fine).
+    pub async fn start(&self, id: &str, name: &str) -> Result<()> {
+        match self
+            .docker
+            .start_container(id, None::<bollard::query_parameters::StartContainerOptions>)
+            .await
+        {
+            Ok(()) => Ok(()),
+            Err(e) if status_of(&e) == Some(304) => Ok(()),
+            Err(e) => Err(self.fail(format!("start container {name}"))(e)),
+        }
+    }
+
+    /// Stops a container, waiting up to `grace` seconds before killing it.
+    pub async fn stop(&self, id: &str, name: &str, grace: i32) -> Result<()> {
+        let options = StopContainerOptions {
+            t: Some(grace),
+            ..Default::default()
+        };
+        match self.docker.stop_container(id, Some(options)).await {
+            Ok(()) => Ok(()),
+            Err(e) if matches!(status_of(&e), Some(304 | 404)) => Ok(()),
+            Err(e) => Err(self.fail(format!("stop container {name}"))(e)),
+        }
+    }
+
+    /// Removes a container, running or not (its named volumes stay).
+    pub async fn remove(&self, id: &str, name: &str) -> Result<()> {
+        let options = RemoveContainerOptions {
+            force: true,
+            ..Default::default()
+        };
+        match self.docker.remove_container(id, Some(options)).await {
+            Ok(()) => Ok(()),
+            Err(e) if status_of(&e) == Some(404) => Ok(()),
+            // Removal already under way (a parallel down): fine.
+            Err(e) if status_of(&e) == Some(409) => Ok(()),
+            Err(e) => Err(self.fail(format!("remove container {name}"))(e)),
+        }
+    }
+
+    /// Extracts a tar archive into `dir` of a container (works on created, stopped containers and their volumes).
+    pub async fn upload(&self, id: &str, name: &str, dir: &str, tar: Vec<u8>) -> Result<()> {
+        let options = UploadToContainerOptions {
+            path: dir.to_string(),
+            ..Default::default()
+        };
+        self.docker
+            .upload_to_container(id, Some(options), bollard::body_full(tar.into()))
+            .await
+            .map_err(self.fail(format!("copy files into {name}:{dir}")))
+    }
+
+    /// Runs `cmd` in a running container and returns its exit code and output.
+    pub async fn exec(&self, id: &str, name: &str, cmd: &[&str]) -> Result<(i64, String)> {
+        let fail = || self.fail(format!("run {:?} in {name}", cmd.join(" ")));
+        let exec = self
+            .docker
+            .create_exec(
+                id,
+                bollard::exec::CreateExecOptions {
+                    cmd: Some(cmd.iter().map(|s| s.to_string()).collect()),
+                    attach_stdout: Some(true),
+                    attach_stderr: Some(true),
+                    ..Default::default()
+                },
+            )
+            .await
+            .map_err(fail())?;
+        let mut output = String::new();
+        if let bollard::exec::StartExecResults::Attached {
+            output: mut stream, ..
+        } = self
+            .docker
+            .start_exec(&exec.id, None::<bollard::exec::StartExecOptions>)
+            .await
+            .map_err(fail())?
+        {
+            while let Some(chunk) = stream.next().await {
+                output.push_str(&chunk.map_err(fail())?.to_string());
+            }
+        }
+        let inspect = self.docker.inspect_exec(&exec.id).await.map_err(fail())?;
+        Ok((inspect.exit_code.unwrap_or(-1), output))
+    }
+
+    /// A container's log lines, following new ones when `follow` is set.
+    pub fn logs(
+        &self,
+        id: &str,
+        follow: bool,
+        tail: Option<u64>,
+    ) -> impl Stream<Item = Result<String>> + Send + 'static + use<> {
+        let options = LogsOptions {
+            follow,
+            stdout: true,
+            stderr: true,
+            tail: tail.map_or_else(|| "all".to_string(), |n| n.to_string()),
+            ..Default::default()
+        };
+        let host = self.host.clone();
+        self.docker.logs(id, Some(options)).map(move |item| {
+            item.map(|chunk| chunk.to_string()).map_err(|e| {
+                if is_unreachable(&e) {
+                    Error::EngineUnreachable {
+                        host: host.clone(),
+                        reason: e.to_string(),
+                    }
+                } else {
+                    Error::Engine {
+                        action: "read logs".into(),
+                        reason: message_of(&e),
+                    }
+                }
+            })
+        })
+    }
+
+    /// The last `n` log lines of a container, as one string.
+    pub async fn last_logs(&self, id: &str, n: u64) -> Result<String> {
+        let mut stream = Box::pin(self.logs(id, false, Some(n)));
+        let mut text = String::new();
+        while let Some(chunk) = stream.next().await {
+            text.push_str(&chunk?);
+        }
+        Ok(text)
+    }
+}
+
+/// Splits `repo[:tag]` (the tag defaulting to `latest`), minding registry ports.
+pub fn split_reference(image: &str) -> (String, String) {
+    let last_slash = image.rfind('/').map_or(0, |i| i + 1);
+    match image[last_slash..].rfind(':') {
+        Some(i) => (
+            image[..last_slash + i].to_string(),
+            image[last_slash + i + 1..].to_string(),
+        ),
+        None => (image.to_string(), "latest".to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn references_split_at_the_tag_not_the_registry_port() {
+        assert_eq!(
+            split_reference("localhost:5000/medic/cht-api:5.2.0"),
+            ("localhost:5000/medic/cht-api".into(), "5.2.0".into())
+        );
+        assert_eq!(
+            split_reference("localhost:5000/x"),
+            ("localhost:5000/x".into(), "latest".into())
+        );
+        assert_eq!(
+            split_reference("busybox"),
+            ("busybox".into(), "latest".into())
+        );
+    }
+}

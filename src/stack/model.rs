@@ -1,0 +1,744 @@
+//! The compose files of a project, read into a typed model with variables filled in.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use indexmap::IndexMap;
+use serde::{Deserialize, Serialize};
+
+use super::interpolate::interpolate;
+use crate::error::{Error, Result};
+
+/// A YAML scalar that compose accepts where a string is meant.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+enum Scalar {
+    /// A string.
+    Str(String),
+    /// An integer.
+    Int(i64),
+    /// A float.
+    Float(f64),
+    /// A boolean.
+    Bool(bool),
+}
+
+impl Scalar {
+    /// The scalar as compose would pass it on.
+    fn text(&self) -> String {
+        match self {
+            Scalar::Str(s) => s.clone(),
+            Scalar::Int(i) => i.to_string(),
+            Scalar::Float(f) => f.to_string(),
+            Scalar::Bool(b) => b.to_string(),
+        }
+    }
+}
+
+/// A list of `KEY=VALUE` strings or a map, as compose allows for environment and labels.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+enum KeyValues {
+    /// `- KEY=VALUE` (or `- KEY` to take the value from the environment).
+    List(Vec<String>),
+    /// `KEY: VALUE` (a null value takes it from the environment).
+    Map(IndexMap<String, Option<Scalar>>),
+}
+
+impl Default for KeyValues {
+    fn default() -> Self {
+        KeyValues::List(Vec::new())
+    }
+}
+
+/// A list of names or a map keyed by name, as compose allows for `depends_on` and `networks`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+enum Names<T> {
+    /// `- name`.
+    List(Vec<String>),
+    /// `name: {...}`.
+    Map(IndexMap<String, Option<T>>),
+}
+
+impl<T> Default for Names<T> {
+    fn default() -> Self {
+        Names::List(Vec::new())
+    }
+}
+
+impl<T: Clone> Names<T> {
+    /// The entries, in file order, with their settings when given.
+    fn entries(&self) -> Vec<(String, Option<T>)> {
+        match self {
+            Names::List(names) => names.iter().map(|n| (n.clone(), None)).collect(),
+            Names::Map(map) => map.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+        }
+    }
+}
+
+/// A string or a list of strings (`command`, `entrypoint`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+enum Words {
+    /// A shell-style string, split on white space.
+    Line(String),
+    /// An explicit argument list.
+    List(Vec<String>),
+}
+
+impl Words {
+    /// The argument list.
+    fn args(&self) -> Vec<String> {
+        match self {
+            Words::Line(line) => line.split_whitespace().map(str::to_string).collect(),
+            Words::List(list) => list.clone(),
+        }
+    }
+}
+
+/// The `logging` section of a service.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawLogging {
+    /// The log driver.
+    driver: Option<String>,
+    /// Driver options.
+    #[serde(default)]
+    options: IndexMap<String, Scalar>,
+}
+
+/// `deploy.resources.limits`.
+#[derive(Debug, Clone, Default, Deserialize)]
+struct RawLimits {
+    /// Memory limit, e.g. `1G`.
+    memory: Option<Scalar>,
+}
+
+/// `deploy.resources`.
+#[derive(Debug, Clone, Default, Deserialize)]
+struct RawResources {
+    /// Upper limits.
+    limits: Option<RawLimits>,
+}
+
+/// `deploy` (only resources apply to a single engine).
+#[derive(Debug, Clone, Default, Deserialize)]
+struct RawDeploy {
+    /// Resource limits.
+    resources: Option<RawResources>,
+}
+
+/// Per-network settings of a service.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawServiceNetwork {
+    /// Extra DNS names on that network.
+    #[serde(default)]
+    aliases: Vec<String>,
+}
+
+/// One service as written in a compose file.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawService {
+    /// Image reference.
+    image: Option<String>,
+    /// Fixed container name.
+    container_name: Option<String>,
+    /// Hostname inside the container.
+    hostname: Option<String>,
+    /// Restart policy.
+    restart: Option<String>,
+    /// Environment variables.
+    #[serde(default)]
+    environment: KeyValues,
+    /// Labels.
+    #[serde(default)]
+    labels: KeyValues,
+    /// Ports exposed to other containers.
+    #[serde(default)]
+    expose: Vec<Scalar>,
+    /// Ports published on the host, short syntax.
+    #[serde(default)]
+    ports: Vec<Scalar>,
+    /// Volumes and bind mounts, short syntax.
+    #[serde(default)]
+    volumes: Vec<String>,
+    /// Logging driver and options.
+    logging: Option<RawLogging>,
+    /// Deploy settings (resource limits).
+    deploy: Option<RawDeploy>,
+    /// Memory limit (older syntax).
+    mem_limit: Option<Scalar>,
+    /// Services to start first.
+    #[serde(default)]
+    depends_on: Names<serde_json::Value>,
+    /// Networks to join.
+    #[serde(default)]
+    networks: Names<RawServiceNetwork>,
+    /// Command override.
+    command: Option<Words>,
+    /// Entrypoint override.
+    entrypoint: Option<Words>,
+    /// User to run as.
+    user: Option<String>,
+    /// Working directory inside the container.
+    working_dir: Option<String>,
+}
+
+/// A top-level network or volume.
+#[derive(Debug, Clone, Default, Deserialize)]
+struct RawResource {
+    /// Explicit engine name.
+    name: Option<String>,
+    /// Managed outside compose.
+    #[serde(default)]
+    external: bool,
+    /// Driver (networks: bridge by default).
+    driver: Option<String>,
+}
+
+/// A compose file as written.
+#[derive(Debug, Clone, Default, Deserialize)]
+struct RawFile {
+    /// Services by name.
+    #[serde(default)]
+    services: IndexMap<String, RawService>,
+    /// Networks by key.
+    #[serde(default)]
+    networks: IndexMap<String, Option<RawResource>>,
+    /// Volumes by key.
+    #[serde(default)]
+    volumes: IndexMap<String, Option<RawResource>>,
+}
+
+/// A port published on the host.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PortSpec {
+    /// Host address to bind ("" for all).
+    pub host_ip: String,
+    /// Host port.
+    pub host_port: u16,
+    /// Container port.
+    pub container_port: u16,
+    /// `tcp` or `udp`.
+    pub protocol: String,
+}
+
+/// A mount of a named volume or a host path.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct MountSpec {
+    /// The engine volume name, or the absolute host path for a bind mount.
+    pub source: String,
+    /// The path inside the container.
+    pub target: String,
+    /// Whether `source` is a host path.
+    pub bind: bool,
+    /// Mounted read-only.
+    pub read_only: bool,
+}
+
+/// A service with every variable resolved: what one container is made from.
+#[derive(Debug, Clone, Serialize)]
+pub struct ServiceSpec {
+    /// The service name.
+    pub name: String,
+    /// Image reference.
+    pub image: String,
+    /// Container name (compose's `<project>-<service>-1` unless set).
+    pub container_name: String,
+    /// Hostname.
+    pub hostname: Option<String>,
+    /// Restart policy name.
+    pub restart: Option<String>,
+    /// Environment, sorted by name.
+    pub env: BTreeMap<String, String>,
+    /// User labels, sorted by name.
+    pub labels: BTreeMap<String, String>,
+    /// Exposed ports as `port/proto`.
+    pub expose: Vec<String>,
+    /// Published ports.
+    pub ports: Vec<PortSpec>,
+    /// Volumes and bind mounts.
+    pub mounts: Vec<MountSpec>,
+    /// Log driver.
+    pub log_driver: Option<String>,
+    /// Log driver options, sorted.
+    pub log_options: BTreeMap<String, String>,
+    /// Memory limit in bytes.
+    pub memory: Option<i64>,
+    /// Services this one waits for.
+    pub depends_on: Vec<String>,
+    /// Engine network names joined, with aliases on each.
+    pub networks: Vec<(String, Vec<String>)>,
+    /// Command override.
+    pub command: Option<Vec<String>>,
+    /// Entrypoint override.
+    pub entrypoint: Option<Vec<String>>,
+    /// User.
+    pub user: Option<String>,
+    /// Working directory.
+    pub working_dir: Option<String>,
+}
+
+/// A named engine resource (network or volume) a stack needs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ResourceSpec {
+    /// The key in the compose file.
+    pub key: String,
+    /// The engine name.
+    pub name: String,
+    /// Managed outside the project: must exist, never created or removed.
+    pub external: bool,
+    /// Driver, if set.
+    pub driver: Option<String>,
+}
+
+/// One compose project read from its files: what `up` turns into engine calls.
+#[derive(Debug, Clone)]
+pub struct Stack {
+    /// The compose project name.
+    pub project: String,
+    /// The folder relative paths are resolved against (compose's working dir).
+    pub working_dir: PathBuf,
+    /// The files read, in order.
+    pub config_files: Vec<PathBuf>,
+    /// Services in file order.
+    pub services: IndexMap<String, ServiceSpec>,
+    /// Networks by key.
+    pub networks: IndexMap<String, ResourceSpec>,
+    /// Volumes by key.
+    pub volumes: IndexMap<String, ResourceSpec>,
+}
+
+/// Parses a memory size such as `1G`, `512m` or `1073741824` into bytes.
+pub fn parse_bytes(text: &str) -> Option<i64> {
+    let t = text.trim().to_ascii_lowercase();
+    let t = t.strip_suffix('b').unwrap_or(&t);
+    let (digits, unit) = match t
+        .char_indices()
+        .find(|(_, c)| !c.is_ascii_digit() && *c != '.')
+    {
+        Some((i, _)) => t.split_at(i),
+        None => (t, ""),
+    };
+    let value: f64 = digits.parse().ok()?;
+    let factor: f64 = match unit {
+        "" => 1.0,
+        "k" => 1024.0,
+        "m" => 1024.0 * 1024.0,
+        "g" => 1024.0 * 1024.0 * 1024.0,
+        "t" => 1024.0 * 1024.0 * 1024.0 * 1024.0,
+        _ => return None,
+    };
+    let bytes = value * factor;
+    (bytes.is_finite() && bytes >= 0.0 && bytes < 9.0e18).then_some(bytes as i64)
+}
+
+/// Fills variables into every string of a parsed YAML tree (keys stay as written).
+fn interpolate_tree(
+    value: &mut serde_json::Value,
+    lookup: &dyn Fn(&str) -> Option<String>,
+    file: &str,
+    path: &str,
+) -> Result<()> {
+    match value {
+        serde_json::Value::String(s) => {
+            *s = interpolate(s, lookup).map_err(|e| Error::Compose {
+                file: file.to_string(),
+                reason: format!("{path}: {e}"),
+            })?;
+        }
+        serde_json::Value::Array(items) => {
+            for (i, item) in items.iter_mut().enumerate() {
+                interpolate_tree(item, lookup, file, &format!("{path}[{i}]"))?;
+            }
+        }
+        serde_json::Value::Object(map) => {
+            for (k, v) in map.iter_mut() {
+                // Extension fields (x-...) are templates for anchors, not config.
+                if path.is_empty() && k.starts_with("x-") {
+                    continue;
+                }
+                let child = if path.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{path}.{k}")
+                };
+                interpolate_tree(v, lookup, file, &child)?;
+            }
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
+/// Splits a short-syntax port (`[ip:]host:container[/proto]` or `container`).
+fn parse_port(text: &str) -> Option<PortSpec> {
+    let (body, protocol) = match text.rsplit_once('/') {
+        Some((b, p)) => (b, p.to_string()),
+        None => (text, "tcp".to_string()),
+    };
+    let parts: Vec<&str> = body.rsplitn(3, ':').collect();
+    let number = |s: &str| s.trim().parse::<u16>().ok().filter(|p| *p != 0);
+    match parts.as_slice() {
+        [container, host] => Some(PortSpec {
+            host_ip: String::new(),
+            host_port: number(host)?,
+            container_port: number(container)?,
+            protocol,
+        }),
+        [container, host, ip] => Some(PortSpec {
+            host_ip: ip.trim_matches(|c| c == '[' || c == ']').to_string(),
+            host_port: number(host)?,
+            container_port: number(container)?,
+            protocol,
+        }),
+        _ => None,
+    }
+}
+
+impl Stack {
+    /// Reads `files` (relative to `working_dir` or absolute) as compose project `project`,
+    /// filling variables from `env` (the `.env` values, overridden by the process environment).
+    pub fn load(
+        project: &str,
+        working_dir: &Path,
+        files: &[PathBuf],
+        env: &IndexMap<String, String>,
+    ) -> Result<Stack> {
+        let lookup = |name: &str| std::env::var(name).ok().or_else(|| env.get(name).cloned());
+        let mut raw = RawFile::default();
+        let mut config_files = Vec::new();
+        for file in files {
+            let path = working_dir.join(file);
+            let shown = path.display().to_string();
+            let text = std::fs::read_to_string(&path).map_err(Error::io("read", &path))?;
+            let mut tree: serde_json::Value =
+                serde_saphyr::from_str(&text).map_err(|e| Error::Compose {
+                    file: shown.clone(),
+                    reason: e.to_string().lines().next().unwrap_or_default().to_string(),
+                })?;
+            interpolate_tree(&mut tree, &lookup, &shown, "")?;
+            let parsed: RawFile = serde_json::from_value(tree).map_err(|e| Error::Compose {
+                file: shown.clone(),
+                reason: format!("{e} (cht-dev up reads the compose keys CHT uses; edit the file or run it with docker compose)"),
+            })?;
+            // Later files override earlier ones key by key, as compose merges them.
+            raw.services.extend(parsed.services);
+            raw.networks.extend(parsed.networks);
+            raw.volumes.extend(parsed.volumes);
+            config_files.push(path);
+        }
+        let file_label = config_files
+            .iter()
+            .map(|p| p.display().to_string())
+            .collect::<Vec<_>>()
+            .join(", ");
+        let bad = |reason: String| Error::Compose {
+            file: file_label.clone(),
+            reason,
+        };
+        let networks: IndexMap<String, ResourceSpec> = raw
+            .networks
+            .iter()
+            .map(|(key, r)| {
+                let r = r.clone().unwrap_or_default();
+                let name = r.name.unwrap_or_else(|| format!("{project}_{key}"));
+                let spec = ResourceSpec {
+                    key: key.clone(),
+                    name,
+                    external: r.external,
+                    driver: r.driver,
+                };
+                (key.clone(), spec)
+            })
+            .collect();
+        let volumes: IndexMap<String, ResourceSpec> = raw
+            .volumes
+            .iter()
+            .map(|(key, r)| {
+                let r = r.clone().unwrap_or_default();
+                let name = r.name.unwrap_or_else(|| format!("{project}_{key}"));
+                let spec = ResourceSpec {
+                    key: key.clone(),
+                    name,
+                    external: r.external,
+                    driver: r.driver,
+                };
+                (key.clone(), spec)
+            })
+            .collect();
+
+        let mut services = IndexMap::new();
+        for (name, s) in &raw.services {
+            let image = s
+                .image
+                .clone()
+                .filter(|i| !i.trim().is_empty())
+                .ok_or_else(|| {
+                    bad(format!(
+                        "service {name} has no image (cht-dev up does not build images)"
+                    ))
+                })?;
+            let mut env_map = BTreeMap::new();
+            match &s.environment {
+                KeyValues::List(items) => {
+                    for item in items {
+                        match item.split_once('=') {
+                            Some((k, v)) => {
+                                env_map.insert(k.to_string(), v.to_string());
+                            }
+                            None => {
+                                if let Some(v) = lookup(item) {
+                                    env_map.insert(item.clone(), v);
+                                }
+                            }
+                        }
+                    }
+                }
+                KeyValues::Map(map) => {
+                    for (k, v) in map {
+                        match v {
+                            Some(v) => {
+                                env_map.insert(k.clone(), v.text());
+                            }
+                            None => {
+                                if let Some(v) = lookup(k) {
+                                    env_map.insert(k.clone(), v);
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+            let labels = match &s.labels {
+                KeyValues::List(items) => items
+                    .iter()
+                    .map(|i| match i.split_once('=') {
+                        Some((k, v)) => (k.to_string(), v.to_string()),
+                        None => (i.clone(), String::new()),
+                    })
+                    .collect(),
+                KeyValues::Map(map) => map
+                    .iter()
+                    .map(|(k, v)| (k.clone(), v.as_ref().map(Scalar::text).unwrap_or_default()))
+                    .collect(),
+            };
+            let expose = s
+                .expose
+                .iter()
+                .map(|e| {
+                    let text = e.text();
+                    if text.contains('/') {
+                        text
+                    } else {
+                        format!("{text}/tcp")
+                    }
+                })
+                .collect();
+            let ports = s
+                .ports
+                .iter()
+                .map(|p| {
+                    parse_port(&p.text()).ok_or_else(|| {
+                        bad(format!(
+                            "service {name}: port {:?} must be HOST:CONTAINER with numbers from 1 to 65535",
+                            p.text()
+                        ))
+                    })
+                })
+                .collect::<Result<Vec<_>>>()?;
+            let mut mounts = Vec::new();
+            for v in &s.volumes {
+                let mut parts = v.splitn(3, ':');
+                let (Some(src), Some(target)) = (parts.next(), parts.next()) else {
+                    return Err(bad(format!(
+                        "service {name}: volume {v:?} must be SOURCE:TARGET (anonymous volumes are not supported)"
+                    )));
+                };
+                let read_only = parts
+                    .next()
+                    .is_some_and(|m| m.split(',').any(|o| o == "ro"));
+                let bind = src.starts_with('/') || src.starts_with('.') || src.starts_with('~');
+                let source = if bind {
+                    let p = if let Some(rest) = src.strip_prefix("~/") {
+                        directories::BaseDirs::new()
+                            .map(|b| b.home_dir().join(rest))
+                            .unwrap_or_else(|| PathBuf::from(src))
+                    } else {
+                        working_dir.join(src)
+                    };
+                    std::path::absolute(&p)
+                        .unwrap_or(p)
+                        .to_string_lossy()
+                        .into_owned()
+                } else {
+                    volumes
+                        .get(src)
+                        .map(|r| r.name.clone())
+                        .ok_or_else(|| bad(format!("service {name} uses volume {src:?}, which is not declared under the top-level volumes")))?
+                };
+                mounts.push(MountSpec {
+                    source,
+                    target: target.to_string(),
+                    bind,
+                    read_only,
+                });
+            }
+            let memory_text = s
+                .deploy
+                .as_ref()
+                .and_then(|d| d.resources.as_ref())
+                .and_then(|r| r.limits.as_ref())
+                .and_then(|l| l.memory.as_ref())
+                .or(s.mem_limit.as_ref())
+                .map(Scalar::text);
+            let memory = match memory_text {
+                Some(t) => Some(parse_bytes(&t).ok_or_else(|| {
+                    bad(format!(
+                        "service {name}: memory limit {t:?} is not a size like 512m or 1G"
+                    ))
+                })?),
+                None => None,
+            };
+            let depends_on: Vec<String> =
+                s.depends_on.entries().into_iter().map(|(n, _)| n).collect();
+            for dep in &depends_on {
+                if !raw.services.contains_key(dep) {
+                    return Err(bad(format!(
+                        "service {name} depends on {dep}, which is not defined"
+                    )));
+                }
+            }
+            let mut service_networks = Vec::new();
+            let entries = s.networks.entries();
+            let entries = if entries.is_empty() && networks.contains_key("default") {
+                vec![("default".to_string(), None)]
+            } else {
+                entries
+            };
+            for (key, settings) in entries {
+                let net = networks.get(&key).ok_or_else(|| {
+                    bad(format!("service {name} joins network {key:?}, which is not declared under the top-level networks"))
+                })?;
+                let mut aliases = vec![name.clone()];
+                aliases.extend(settings.map(|s| s.aliases).unwrap_or_default());
+                service_networks.push((net.name.clone(), aliases));
+            }
+            if service_networks.is_empty() {
+                return Err(bad(format!(
+                    "service {name} joins no network; declare one (CHT services share cht-net)"
+                )));
+            }
+            services.insert(
+                name.clone(),
+                ServiceSpec {
+                    name: name.clone(),
+                    image,
+                    container_name: s
+                        .container_name
+                        .clone()
+                        .unwrap_or_else(|| format!("{project}-{name}-1")),
+                    hostname: s.hostname.clone(),
+                    restart: s.restart.clone(),
+                    env: env_map,
+                    labels,
+                    expose,
+                    ports,
+                    mounts,
+                    log_driver: s.logging.as_ref().and_then(|l| l.driver.clone()),
+                    log_options: s
+                        .logging
+                        .as_ref()
+                        .map(|l| {
+                            l.options
+                                .iter()
+                                .map(|(k, v)| (k.clone(), v.text()))
+                                .collect()
+                        })
+                        .unwrap_or_default(),
+                    memory,
+                    depends_on,
+                    networks: service_networks,
+                    command: s.command.as_ref().map(Words::args),
+                    entrypoint: s.entrypoint.as_ref().map(Words::args),
+                    user: s.user.clone(),
+                    working_dir: s.working_dir.clone(),
+                },
+            );
+        }
+        let stack = Stack {
+            project: project.to_string(),
+            working_dir: working_dir.to_path_buf(),
+            config_files,
+            services,
+            networks,
+            volumes,
+        };
+        stack.start_order().map_err(bad)?;
+        Ok(stack)
+    }
+
+    /// Services grouped into waves: each wave depends only on earlier ones.
+    pub fn start_order(&self) -> Result<Vec<Vec<String>>, String> {
+        let mut done: Vec<String> = Vec::new();
+        let mut waves = Vec::new();
+        while done.len() < self.services.len() {
+            let wave: Vec<String> = self
+                .services
+                .values()
+                .filter(|s| !done.contains(&s.name))
+                .filter(|s| s.depends_on.iter().all(|d| done.contains(d)))
+                .map(|s| s.name.clone())
+                .collect();
+            if wave.is_empty() {
+                let stuck: Vec<_> = self
+                    .services
+                    .keys()
+                    .filter(|k| !done.contains(k))
+                    .cloned()
+                    .collect();
+                return Err(format!(
+                    "services {} depend on each other in a cycle",
+                    stuck.join(", ")
+                ));
+            }
+            done.extend(wave.iter().cloned());
+            waves.push(wave);
+        }
+        Ok(waves)
+    }
+
+    /// cht-dev's hash of a service's resolved model (changes when the container must be recreated).
+    pub fn config_hash(spec: &ServiceSpec) -> String {
+        let json = serde_json::to_string(spec).unwrap_or_default();
+        crate::project::render::hex_sha256(&json)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ports_and_sizes() {
+        assert_eq!(
+            parse_port("10080:80").map(|p| (p.host_port, p.container_port)),
+            Some((10080, 80))
+        );
+        assert_eq!(
+            parse_port("127.0.0.1:1:2/udp").map(|p| (p.host_ip, p.protocol)),
+            Some(("127.0.0.1".into(), "udp".into()))
+        );
+        assert!(parse_port("80").is_none());
+        assert!(parse_port("0:80").is_none());
+        assert!(parse_port("x:80").is_none());
+        assert_eq!(parse_bytes("1G"), Some(1 << 30));
+        assert_eq!(parse_bytes("512m"), Some(512 << 20));
+        assert_eq!(parse_bytes("100"), Some(100));
+        assert_eq!(parse_bytes("1gb"), Some(1 << 30));
+        assert_eq!(parse_bytes("lots"), None);
+    }
+}

@@ -1,0 +1,203 @@
+//! Readiness as data: what `up` waits for, and one HTTP(S) check of each, over loopback.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use rustls_pki_types::{CertificateDer, ServerName, pem::PemObject};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use crate::error::{Error, Result};
+
+/// How long one probe may take before it counts as "not yet".
+const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// One condition of readiness.
+#[derive(Debug, Clone)]
+pub enum WaitFor {
+    /// Plain HTTP on `port` answers `301` (nginx's redirect to HTTPS).
+    HttpRedirect {
+        /// Host port of nginx's HTTP listener.
+        port: u16,
+    },
+    /// HTTPS on `port`, verified against the CA for `localhost`, reaches the API:
+    /// `GET path` answers anything but 502, 503 or 504.
+    HttpsApi {
+        /// Host port of nginx's HTTPS listener.
+        port: u16,
+        /// The request path, `/api/info`.
+        path: &'static str,
+    },
+}
+
+/// What a probe saw.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Seen {
+    /// The condition holds.
+    Ready,
+    /// Not yet, and why (shown while waiting and on timeout).
+    NotYet(String),
+}
+
+/// A TLS client trusting only the home CA.
+#[derive(Clone)]
+pub struct Tls {
+    /// The rustls connector.
+    connector: tokio_rustls::TlsConnector,
+}
+
+impl Tls {
+    /// A client trusting the CA certificate(s) in `ca_pem`.
+    pub fn trusting(ca_pem: &str) -> Result<Tls> {
+        let bad = |reason: String| Error::Certificate {
+            action: "load the local CA for readiness checks".into(),
+            reason,
+        };
+        let mut roots = rustls::RootCertStore::empty();
+        for cert in CertificateDer::pem_slice_iter(ca_pem.as_bytes()) {
+            roots
+                .add(cert.map_err(|e| bad(e.to_string()))?)
+                .map_err(|e| bad(e.to_string()))?;
+        }
+        let config = rustls::ClientConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .map_err(|e| bad(e.to_string()))?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+        Ok(Tls {
+            connector: tokio_rustls::TlsConnector::from(Arc::new(config)),
+        })
+    }
+}
+
+/// Sends a GET for `path` on `stream` and returns the status code and up to 4 KiB of body.
+async fn get<S: AsyncRead + AsyncWrite + Unpin>(
+    mut stream: S,
+    path: &str,
+) -> std::io::Result<(u16, String)> {
+    let request = format!(
+        "GET {path} HTTP/1.1\r\nHost: localhost\r\nUser-Agent: cht-dev\r\nAccept: application/json\r\nConnection: close\r\n\r\n"
+    );
+    stream.write_all(request.as_bytes()).await?;
+    let mut buf = Vec::with_capacity(1024);
+    let mut chunk = [0u8; 1024];
+    while buf.len() < 4096 {
+        let n = stream.read(&mut chunk).await?;
+        if n == 0 {
+            break;
+        }
+        buf.extend_from_slice(&chunk[..n]);
+    }
+    let text = String::from_utf8_lossy(&buf);
+    let status = text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse::<u16>().ok())
+        .ok_or_else(|| std::io::Error::other("no HTTP status line"))?;
+    let body = text
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
+    Ok((status, body))
+}
+
+/// Connects to `127.0.0.1:port` and runs `GET path`, over TLS when `tls` is given.
+pub async fn request(port: u16, path: &str, tls: Option<&Tls>) -> std::io::Result<(u16, String)> {
+    let attempt = async {
+        let tcp = TcpStream::connect(("127.0.0.1", port)).await?;
+        tcp.set_nodelay(true)?;
+        match tls {
+            None => get(tcp, path).await,
+            Some(tls) => {
+                let name = ServerName::try_from("localhost").map_err(std::io::Error::other)?;
+                let stream = tls.connector.connect(name, tcp).await?;
+                get(stream, path).await
+            }
+        }
+    };
+    tokio::time::timeout(PROBE_TIMEOUT, attempt)
+        .await
+        .unwrap_or_else(|_| Err(std::io::Error::other("no answer within 2 s")))
+}
+
+impl WaitFor {
+    /// Checks the condition once.
+    pub async fn check(&self, tls: &Tls) -> Seen {
+        match self {
+            WaitFor::HttpRedirect { port } => match request(*port, "/", None).await {
+                Ok((301, _)) => Seen::Ready,
+                Ok((status, _)) => Seen::NotYet(format!(
+                    "http://localhost:{port}/ answered {status}, not 301"
+                )),
+                Err(e) => Seen::NotYet(format!("http://localhost:{port}/: {e}")),
+            },
+            WaitFor::HttpsApi { port, path } => match request(*port, path, Some(tls)).await {
+                Ok((502..=504, _)) => {
+                    // Real CHT reports its start-up steps while the API answers 503.
+                    let progress = match request(*port, "/api/v1/startup-progress", Some(tls)).await
+                    {
+                        Ok((200, body)) => format!(" (startup: {})", summarize_progress(&body)),
+                        _ => String::new(),
+                    };
+                    Seen::NotYet(format!(
+                        "https://localhost:{port}{path} not reachable through nginx yet{progress}"
+                    ))
+                }
+                Ok(_) => Seen::Ready,
+                Err(e) => Seen::NotYet(format!("https://localhost:{port}{path}: {e}")),
+            },
+        }
+    }
+
+    /// A short label for progress lines.
+    pub fn label(&self) -> String {
+        match self {
+            WaitFor::HttpRedirect { port } => format!("http :{port}"),
+            WaitFor::HttpsApi { port, .. } => format!("https :{port}"),
+        }
+    }
+}
+
+/// Condenses CHT's `/api/v1/startup-progress` JSON to its current step.
+fn summarize_progress(body: &str) -> String {
+    let json = body.trim_start_matches(|c: char| c != '{');
+    match serde_json::from_str::<serde_json::Value>(json) {
+        Ok(serde_json::Value::Object(steps)) => {
+            let pending: Vec<&str> = steps
+                .iter()
+                .filter(|(_, v)| v.get("completed").and_then(|c| c.as_bool()) == Some(false))
+                .filter_map(|(_, v)| v.get("text").and_then(|t| t.as_str()))
+                .collect();
+            pending
+                .first()
+                .map_or_else(|| "finishing".to_string(), |t| (*t).to_string())
+        }
+        _ => "starting".to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn startup_progress_shows_the_first_pending_step() {
+        let body = r#"{"checks":{"text":"Running installation checks","started":true,"completed":true},"install":{"text":"Installing","started":true,"completed":false}}"#;
+        assert_eq!(summarize_progress(body), "Installing");
+        assert_eq!(summarize_progress("not json"), "starting");
+    }
+
+    #[tokio::test]
+    async fn closed_port_is_not_ready() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let port = listener.local_addr().expect("addr").port();
+        drop(listener);
+        let tls = Tls::trusting("").expect("empty roots");
+        assert!(matches!(
+            WaitFor::HttpRedirect { port }.check(&tls).await,
+            Seen::NotYet(_)
+        ));
+    }
+}

@@ -1,0 +1,677 @@
+//! Bringing a project's stacks up and down on the engine: the logic behind `up`,
+//! `stop`, `down`, `destroy` and `status`. It reports through a [`Reporter`] and never prints.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use futures_util::future::try_join_all;
+use indexmap::IndexMap;
+use time::OffsetDateTime;
+
+use super::model::{ServiceSpec, Stack};
+use super::probe::{Seen, Tls, WaitFor};
+use crate::docker::{ContainerInfo, Engine, labels};
+use crate::error::{Error, Result};
+use crate::fsutil;
+use crate::home::Home;
+use crate::project::{HOSTS_VAR, Project, render};
+use crate::report::Reporter;
+use crate::tls::{self, CaFiles, SanName};
+
+/// How often readiness probes run while waiting.
+const POLL: Duration = Duration::from_millis(25);
+/// How often container states are refreshed while waiting.
+const STATE_POLL: Duration = Duration::from_millis(250);
+/// A certificate expiring sooner than this is reissued on `up`.
+const RENEW_BEFORE_DAYS: i64 = 30;
+/// Seconds a container gets to stop before it is killed.
+const STOP_GRACE: i32 = 10;
+/// Log lines shown per failing service on timeout.
+const LOG_LINES: u64 = 12;
+
+/// When to pull images.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PullPolicy {
+    /// Pull only images not present locally.
+    Missing,
+    /// Pull every image, even when present.
+    Always,
+    /// Never pull; a missing image is an error.
+    Never,
+}
+
+/// How `up` runs.
+#[derive(Debug, Clone)]
+pub struct UpOptions {
+    /// Pull policy.
+    pub pull: PullPolicy,
+    /// How long to wait for readiness.
+    pub timeout: Duration,
+    /// Skip the readiness wait.
+    pub wait: bool,
+}
+
+/// The two compose projects of a cht-dev project: CHT itself and the upgrade service.
+#[derive(Debug, Clone)]
+pub struct Stacks {
+    /// CHT: `compose/cht-core.yml` + `compose/cht-couchdb.yml`, compose project `<NAME>`.
+    pub cht: Stack,
+    /// The upgrade service: `upgrade-service.yml`, compose project `<NAME>-upgrade`.
+    pub upgrade: Stack,
+}
+
+/// The state of one service, for `status` and `up`'s summary.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ServiceState {
+    /// Service name.
+    pub service: String,
+    /// Compose project it belongs to.
+    pub project: String,
+    /// Container name ("" when missing).
+    pub container: String,
+    /// Engine state, or `missing`.
+    pub state: String,
+    /// Engine status text.
+    pub status: String,
+    /// Health, when reported.
+    pub health: Option<String>,
+    /// Image reference.
+    pub image: String,
+    /// Published ports.
+    pub ports: Vec<String>,
+}
+
+/// The compose project name of a cht-dev project's upgrade service.
+pub fn upgrade_project(name: &str) -> String {
+    format!("{name}-upgrade")
+}
+
+/// Reads a project's compose files and `.env` into its two stacks.
+pub fn load(project: &Project) -> Result<Stacks> {
+    let env: IndexMap<String, String> = project
+        .env
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    let compose_dir = project.path("compose");
+    let cht = Stack::load(
+        &project.name,
+        &compose_dir,
+        &["cht-core.yml".into(), "cht-couchdb.yml".into()],
+        &env,
+    )?;
+    let upgrade = Stack::load(
+        &upgrade_project(&project.name),
+        &project.dir,
+        &[render::UPGRADE_FILE.into()],
+        &env,
+    )?;
+    Ok(Stacks { cht, upgrade })
+}
+
+/// Labels for a container of `stack`'s `spec`.
+fn container_labels(
+    project: &str,
+    role: &str,
+    stack: &Stack,
+    spec: &ServiceSpec,
+) -> BTreeMap<String, String> {
+    let mut l = spec.labels.clone();
+    let files = stack
+        .config_files
+        .iter()
+        .map(|p| p.display().to_string())
+        .collect::<Vec<_>>()
+        .join(",");
+    for (k, v) in [
+        (labels::PROJECT, stack.project.clone()),
+        (labels::SERVICE, spec.name.clone()),
+        (labels::CONTAINER_NUMBER, "1".into()),
+        (labels::ONEOFF, "False".into()),
+        (labels::CONFIG_HASH, Stack::config_hash(spec)),
+        (labels::CONFIG_FILES, files),
+        (labels::WORKING_DIR, stack.working_dir.display().to_string()),
+        (labels::VERSION, labels::COMPOSE_VERSION.into()),
+        (labels::CHT_DEV_PROJECT, project.into()),
+        (labels::CHT_DEV_ROLE, role.into()),
+    ] {
+        l.insert(k.to_string(), v);
+    }
+    l
+}
+
+/// Labels for a network or volume of `stack`.
+fn resource_labels(
+    project: &str,
+    stack: &Stack,
+    kind: &str,
+    key: &str,
+) -> BTreeMap<String, String> {
+    BTreeMap::from([
+        (kind.to_string(), key.to_string()),
+        (labels::PROJECT.to_string(), stack.project.clone()),
+        (
+            labels::VERSION.to_string(),
+            labels::COMPOSE_VERSION.to_string(),
+        ),
+        (labels::CHT_DEV_PROJECT.to_string(), project.to_string()),
+    ])
+}
+
+/// Every container of a cht-dev project, found by label: cht-dev's own, and compose's
+/// project labels (containers compose made after an in-app upgrade carry only those).
+pub async fn containers(engine: &Engine, name: &str) -> Result<Vec<ContainerInfo>> {
+    let mut all: BTreeMap<String, ContainerInfo> = BTreeMap::new();
+    let upgrade = upgrade_project(name);
+    for (key, value) in [
+        (labels::CHT_DEV_PROJECT, name),
+        (labels::PROJECT, name),
+        (labels::PROJECT, upgrade.as_str()),
+    ] {
+        for c in engine.containers(&[(key, value)]).await? {
+            all.insert(c.id.clone(), c);
+        }
+    }
+    let mut list: Vec<ContainerInfo> = all.into_values().collect();
+    list.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(list)
+}
+
+/// Checks images against the pull policy and pulls what is needed.
+async fn ensure_images(
+    engine: &Engine,
+    stacks: &Stacks,
+    policy: PullPolicy,
+    reporter: &dyn Reporter,
+) -> Result<()> {
+    let mut images: Vec<String> = stacks
+        .cht
+        .services
+        .values()
+        .chain(stacks.upgrade.services.values())
+        .map(|s| s.image.clone())
+        .collect();
+    images.sort();
+    images.dedup();
+    let present = try_join_all(images.iter().map(|i| engine.has_image(i))).await?;
+    let missing: Vec<String> = images
+        .iter()
+        .zip(&present)
+        .filter(|(_, p)| !**p)
+        .map(|(i, _)| i.clone())
+        .collect();
+    let to_pull = match policy {
+        PullPolicy::Never if !missing.is_empty() => {
+            return Err(Error::MissingImages { images: missing });
+        }
+        PullPolicy::Never => Vec::new(),
+        PullPolicy::Missing => missing,
+        PullPolicy::Always => images,
+    };
+    try_join_all(to_pull.iter().map(|image| async move {
+        engine
+            .pull(image, &|event| reporter.pull(image, &event))
+            .await?;
+        reporter.pulled(image);
+        Ok::<(), Error>(())
+    }))
+    .await?;
+    Ok(())
+}
+
+/// Creates the networks and volumes a stack declares (external ones must exist).
+async fn ensure_resources(
+    engine: &Engine,
+    name: &str,
+    stack: &Stack,
+    reporter: &dyn Reporter,
+) -> Result<()> {
+    for net in stack.networks.values() {
+        if net.external {
+            continue;
+        }
+        let l = resource_labels(name, stack, labels::NETWORK, &net.key);
+        if engine
+            .ensure_network(&net.name, net.driver.as_deref(), &l)
+            .await?
+        {
+            reporter.step(&format!("created network {}", net.name));
+        }
+    }
+    for vol in stack.volumes.values() {
+        if vol.external {
+            continue;
+        }
+        let l = resource_labels(name, stack, labels::VOLUME, &vol.key);
+        if engine.ensure_volume(&vol.name, &l).await? {
+            reporter.step(&format!("created volume {}", vol.name));
+        }
+    }
+    Ok(())
+}
+
+/// Where nginx keeps its certificate: the mount of its `cht-ssl` volume.
+fn tls_dir(stack: &Stack, spec: &ServiceSpec) -> Option<String> {
+    let ssl_volume = stack.volumes.get("cht-ssl")?;
+    spec.mounts
+        .iter()
+        .find(|m| !m.bind && m.source == ssl_volume.name)
+        .map(|m| m.target.clone())
+}
+
+/// A tar archive holding the project's `cert.pem` and `key.pem`.
+fn cert_tar(project: &Project) -> Result<Vec<u8>> {
+    let mut builder = tar::Builder::new(Vec::new());
+    for (file, mode) in [("cert.pem", 0o644), ("key.pem", 0o600)] {
+        let path = project.path(&format!("certs/{file}"));
+        let data = std::fs::read(&path).map_err(Error::io("read", &path))?;
+        let mut header = tar::Header::new_gnu();
+        header.set_size(data.len() as u64);
+        header.set_mode(mode);
+        header.set_mtime(OffsetDateTime::now_utc().unix_timestamp().max(0) as u64);
+        header.set_cksum();
+        builder
+            .append_data(&mut header, file, data.as_slice())
+            .map_err(Error::io("pack", &path))?;
+    }
+    builder
+        .into_inner()
+        .map_err(Error::io("pack", project.path("certs")))
+}
+
+/// Brings one stack's containers to match its files: keeps matching ones, recreates
+/// changed ones, removes orphans, and starts everything in dependency order.
+async fn converge(
+    engine: &Engine,
+    project: &Project,
+    role: &str,
+    stack: &Stack,
+    cert_changed: bool,
+    reporter: &dyn Reporter,
+) -> Result<()> {
+    let existing = engine
+        .containers(&[(labels::PROJECT, &stack.project)])
+        .await?;
+    let mut by_service: BTreeMap<String, Vec<ContainerInfo>> = BTreeMap::new();
+    for c in existing {
+        by_service.entry(c.service.clone()).or_default().push(c);
+    }
+    // Orphans: containers of services no longer in the files.
+    for (service, list) in &by_service {
+        if !stack.services.contains_key(service) {
+            for c in list {
+                engine.remove(&c.id, &c.name).await?;
+                reporter.step(&format!("removed orphan container {}", c.name));
+            }
+        }
+    }
+    let waves = stack.start_order().map_err(|reason| Error::Compose {
+        file: stack.project.clone(),
+        reason,
+    })?;
+    for wave in waves {
+        try_join_all(wave.iter().map(|service| {
+            let spec = &stack.services[service];
+            let current = by_service.get(service).cloned().unwrap_or_default();
+            async move {
+                let labels = container_labels(&project.name, role, stack, spec);
+                let hash = labels.get(labels::CONFIG_HASH).cloned();
+                let keep = match current.as_slice() {
+                    [one] if one.name == spec.container_name && one.config_hash == hash => {
+                        Some(one.clone())
+                    }
+                    _ => None,
+                };
+                let tls_target = tls_dir(stack, spec);
+                let (id, running) = match keep {
+                    Some(c) => (
+                        c.id.clone(),
+                        c.state == "running" || c.state == "restarting",
+                    ),
+                    None => {
+                        for c in &current {
+                            engine.remove(&c.id, &c.name).await?;
+                            reporter.step(&format!("removed outdated container {}", c.name));
+                        }
+                        for m in spec.mounts.iter().filter(|m| m.bind) {
+                            // Made as the user, so `destroy` can remove it later; the engine
+                            // would make it (as root) otherwise.
+                            let _ = std::fs::create_dir_all(&m.source);
+                        }
+                        let id = engine.create_container(spec, &labels).await?;
+                        reporter.step(&format!("created container {}", spec.container_name));
+                        (id, false)
+                    }
+                };
+                if let Some(dir) = &tls_target
+                    && (!running || cert_changed)
+                {
+                    engine
+                        .upload(&id, &spec.container_name, dir, cert_tar(project)?)
+                        .await?;
+                    if running {
+                        let (code, out) = engine
+                            .exec(&id, &spec.container_name, &["nginx", "-s", "reload"])
+                            .await?;
+                        if code != 0 {
+                            return Err(Error::Engine {
+                                action: format!("reload nginx in {}", spec.container_name),
+                                reason: out.trim().to_string(),
+                            });
+                        }
+                        reporter.step("reloaded nginx with the new certificate");
+                    }
+                }
+                if !running {
+                    engine.start(&id, &spec.container_name).await?;
+                    reporter.step(&format!("started {}", spec.container_name));
+                }
+                Ok::<(), Error>(())
+            }
+        }))
+        .await?;
+    }
+    Ok(())
+}
+
+/// Reissues the project certificate when it expires within 30 days or lacks a
+/// current LAN address; returns whether it did.
+pub fn renew_certificate(home: &Home, project: &Project) -> Result<bool> {
+    let cert_path = project.path("certs/cert.pem");
+    let pem = std::fs::read_to_string(&cert_path).map_err(Error::io("read", &cert_path))?;
+    let info = tls::inspect(&pem)?;
+    let expiring =
+        info.not_after - OffsetDateTime::now_utc() < time::Duration::days(RENEW_BEFORE_DAYS);
+    let lan_missing = crate::net::lan_ipv4()
+        .iter()
+        .any(|ip| !info.names.contains(&ip.to_string()));
+    if !expiring && !lan_missing {
+        return Ok(false);
+    }
+    let hosts = project
+        .env
+        .get(HOSTS_VAR)
+        .unwrap_or_default()
+        .split(',')
+        .filter(|h| !h.trim().is_empty())
+        .map(SanName::parse)
+        .collect::<Result<Vec<_>>>()?;
+    let (files, _) = tls::ensure_ca(home)?;
+    let leaf = tls::Ca::load(&files)?.issue_leaf(&project.name, &tls::project_names(&hosts))?;
+    for (file, contents, mode) in [
+        ("certs/key.pem", &leaf.key_pem, fsutil::PRIVATE),
+        ("certs/cert.pem", &leaf.cert_pem, fsutil::PUBLIC),
+    ] {
+        let target = project.path(file);
+        let tmp = project.path(&format!("{file}.new"));
+        let _ = std::fs::remove_file(&tmp);
+        fsutil::write_new(&tmp, contents.as_bytes(), mode)?;
+        std::fs::rename(&tmp, &target).map_err(Error::io("replace", &target))?;
+    }
+    Ok(true)
+}
+
+/// Brings the project up: images, network, volumes, containers in order, certificates,
+/// then waits for readiness (unless `opts.wait` is false).
+pub async fn up(
+    engine: &Engine,
+    home: &Home,
+    project: &Project,
+    opts: &UpOptions,
+    reporter: &dyn Reporter,
+) -> Result<Vec<ServiceState>> {
+    let stacks = load(project)?;
+    let cert_changed = renew_certificate(home, project)?;
+    if cert_changed {
+        reporter.step("reissued the project certificate (expiring, or the LAN address changed)");
+    }
+    ensure_images(engine, &stacks, opts.pull, reporter).await?;
+    ensure_resources(engine, &project.name, &stacks.cht, reporter).await?;
+    ensure_resources(engine, &project.name, &stacks.upgrade, reporter).await?;
+    converge(engine, project, "cht", &stacks.cht, cert_changed, reporter).await?;
+    converge(engine, project, "upgrade", &stacks.upgrade, false, reporter).await?;
+    if opts.wait {
+        let ca = CaFiles::of(home).cert;
+        wait_ready(engine, project, &ca, &stacks, opts.timeout, reporter).await?;
+    }
+    status(engine, project).await
+}
+
+/// The readiness conditions of a project.
+pub fn readiness(project: &Project) -> Result<Vec<WaitFor>> {
+    let missing = |key: &str| Error::BrokenProject {
+        name: project.name.clone(),
+        reason: format!("{key} is missing or not a port number in .env"),
+    };
+    Ok(vec![
+        WaitFor::HttpRedirect {
+            port: project
+                .http_port()
+                .ok_or_else(|| missing("NGINX_HTTP_PORT"))?,
+        },
+        WaitFor::HttpsApi {
+            port: project
+                .https_port()
+                .ok_or_else(|| missing("NGINX_HTTPS_PORT"))?,
+            path: "/api/info",
+        },
+    ])
+}
+
+/// Polls every condition until all hold or `timeout` passes; on timeout, explains
+/// which services are not running with their last log lines.
+async fn wait_ready(
+    engine: &Engine,
+    project: &Project,
+    ca_path: &std::path::Path,
+    stacks: &Stacks,
+    timeout: Duration,
+    reporter: &dyn Reporter,
+) -> Result<()> {
+    let ca_pem = std::fs::read_to_string(ca_path).map_err(Error::io("read", ca_path))?;
+    let tls = Tls::trusting(&ca_pem)?;
+    let conditions = readiness(project)?;
+    let started = Instant::now();
+    let mut pending: Vec<(WaitFor, String)> =
+        conditions.into_iter().map(|c| (c, String::new())).collect();
+    let mut states = String::new();
+    let mut last_states = Instant::now() - STATE_POLL;
+    loop {
+        let mut still = Vec::new();
+        for (condition, _) in pending {
+            match condition.check(&tls).await {
+                Seen::Ready => {}
+                Seen::NotYet(why) => still.push((condition, why)),
+            }
+        }
+        pending = still;
+        if pending.is_empty() {
+            reporter.finish();
+            return Ok(());
+        }
+        if last_states.elapsed() >= STATE_POLL {
+            last_states = Instant::now();
+            let list = containers(engine, &project.name).await?;
+            states = stacks
+                .cht
+                .services
+                .keys()
+                .map(|s| {
+                    let state = list
+                        .iter()
+                        .find(|c| &c.service == s && c.project == project.name)
+                        .map_or("missing", |c| c.state.as_str());
+                    format!("{s} {state}")
+                })
+                .collect::<Vec<_>>()
+                .join(", ");
+        }
+        reporter.status(&format!("waiting: {states} | {}", pending[0].1));
+        if started.elapsed() >= timeout {
+            reporter.finish();
+            return Err(not_ready(engine, project, stacks, timeout, &pending).await);
+        }
+        tokio::time::sleep(POLL).await;
+    }
+}
+
+/// Builds the timeout error: what is not ready, each troubled service's last log lines,
+/// and the command to see more.
+async fn not_ready(
+    engine: &Engine,
+    project: &Project,
+    stacks: &Stacks,
+    timeout: Duration,
+    pending: &[(WaitFor, String)],
+) -> Error {
+    let list = containers(engine, &project.name).await.unwrap_or_default();
+    let mut details = Vec::new();
+    let mut troubled = Vec::new();
+    for service in stacks.cht.services.keys() {
+        let found = list
+            .iter()
+            .find(|c| &c.service == service && c.project == project.name);
+        let state = found.map_or("missing".to_string(), |c| c.state.clone());
+        if state != "running" {
+            troubled.push(format!("{service} ({state})"));
+            details.push(format!(
+                "  {service}: {state} {}",
+                found.map(|c| c.status.as_str()).unwrap_or("")
+            ));
+            if let Some(c) = found {
+                let logs = engine.last_logs(&c.id, LOG_LINES).await.unwrap_or_default();
+                for line in logs.lines().filter(|l| !l.trim().is_empty()) {
+                    details.push(format!("    | {line}"));
+                }
+                details.push(format!("    more: cht-dev logs {} {service}", project.name));
+            }
+        }
+    }
+    for (_, why) in pending {
+        details.push(format!("  {why}"));
+    }
+    let summary = if troubled.is_empty() {
+        format!(
+            "{} did not become ready within {} s",
+            project.name,
+            timeout.as_secs()
+        )
+    } else {
+        format!(
+            "{} did not become ready within {} s: not running: {}",
+            project.name,
+            timeout.as_secs(),
+            troubled.join(", ")
+        )
+    };
+    Error::NotReady {
+        summary,
+        details: details.join("\n"),
+    }
+}
+
+/// Each service's container state, CHT first, then the upgrade service; extra
+/// containers (made by compose, or orphans) follow.
+pub async fn status(engine: &Engine, project: &Project) -> Result<Vec<ServiceState>> {
+    let list = containers(engine, &project.name).await?;
+    let stacks = load(project).ok();
+    let mut rows = Vec::new();
+    let mut seen = Vec::new();
+    if let Some(stacks) = &stacks {
+        for stack in [&stacks.cht, &stacks.upgrade] {
+            for spec in stack.services.values() {
+                let found = list
+                    .iter()
+                    .find(|c| c.service == spec.name && c.project == stack.project);
+                if let Some(c) = found {
+                    seen.push(c.id.clone());
+                }
+                rows.push(row(&spec.name, &stack.project, found, &spec.image));
+            }
+        }
+    }
+    for c in list.iter().filter(|c| !seen.contains(&c.id)) {
+        rows.push(row(&c.service, &c.project, Some(c), &c.image));
+    }
+    Ok(rows)
+}
+
+/// One status row from a service and its container, if any.
+fn row(service: &str, project: &str, c: Option<&ContainerInfo>, image: &str) -> ServiceState {
+    ServiceState {
+        service: service.to_string(),
+        project: project.to_string(),
+        container: c.map(|c| c.name.clone()).unwrap_or_default(),
+        state: c.map_or_else(|| "missing".to_string(), |c| c.state.clone()),
+        status: c.map(|c| c.status.clone()).unwrap_or_default(),
+        health: c.and_then(|c| c.health.clone()),
+        image: c.map_or_else(|| image.to_string(), |c| c.image.clone()),
+        ports: c.map(|c| c.ports.clone()).unwrap_or_default(),
+    }
+}
+
+/// Stops every container of the project (they stay, with their data); returns how many.
+pub async fn stop(engine: &Engine, name: &str, reporter: &dyn Reporter) -> Result<usize> {
+    let list = containers(engine, name).await?;
+    let running: Vec<_> = list
+        .iter()
+        .filter(|c| c.state == "running" || c.state == "restarting")
+        .collect();
+    try_join_all(running.iter().map(|c| async move {
+        engine.stop(&c.id, &c.name, STOP_GRACE).await?;
+        reporter.step(&format!("stopped {}", c.name));
+        Ok::<(), Error>(())
+    }))
+    .await?;
+    Ok(running.len())
+}
+
+/// Removes every container and network of the project; volumes, data and files stay.
+pub async fn down(engine: &Engine, project: &Project, reporter: &dyn Reporter) -> Result<()> {
+    let list = containers(engine, &project.name).await?;
+    try_join_all(list.iter().map(|c| async move {
+        engine.remove(&c.id, &c.name).await?;
+        reporter.step(&format!("removed {}", c.name));
+        Ok::<(), Error>(())
+    }))
+    .await?;
+    let mut networks = engine
+        .networks(labels::CHT_DEV_PROJECT, &project.name)
+        .await?;
+    if let Ok(stacks) = load(project) {
+        for stack in [&stacks.cht, &stacks.upgrade] {
+            networks.extend(
+                stack
+                    .networks
+                    .values()
+                    .filter(|n| !n.external)
+                    .map(|n| n.name.clone()),
+            );
+        }
+    }
+    networks.sort();
+    networks.dedup();
+    for net in networks {
+        engine.remove_network(&net).await?;
+    }
+    Ok(())
+}
+
+/// Removes the project's volumes (found by label); used by `destroy` after `down`.
+pub async fn remove_volumes(engine: &Engine, name: &str, reporter: &dyn Reporter) -> Result<()> {
+    let mut volumes = engine.volumes(labels::CHT_DEV_PROJECT, name).await?;
+    volumes.extend(engine.volumes(labels::PROJECT, name).await?);
+    volumes.extend(
+        engine
+            .volumes(labels::PROJECT, &upgrade_project(name))
+            .await?,
+    );
+    volumes.sort();
+    volumes.dedup();
+    for v in volumes {
+        engine.remove_volume(&v).await?;
+        reporter.step(&format!("removed volume {v}"));
+    }
+    Ok(())
+}
