@@ -96,6 +96,12 @@ pub enum Error {
         /// The projects that do exist, or how to make one.
         hint: String,
     },
+    /// A command needs a project and the home has none.
+    #[error("no projects in {home}; create one with `cht-dev up` or `cht-dev init NAME`", home = .home.display())]
+    NoProjects {
+        /// The home searched.
+        home: PathBuf,
+    },
     /// A project folder whose files cannot be read as a cht-dev project.
     #[error("project {name:?} is damaged: {reason}")]
     BrokenProject {
@@ -207,6 +213,7 @@ impl Error {
             | Error::InvalidHome { .. }
             | Error::ProjectNotFound { .. }
             | Error::AmbiguousProject { .. }
+            | Error::NoProjects { .. }
             | Error::NotConfirmed(_) => 2,
             Error::Interrupted => 130,
             _ => 1,

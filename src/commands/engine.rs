@@ -40,9 +40,7 @@ pub fn pick(home: &Home, name: Option<&str>, command: &'static str) -> Result<Op
 
 /// Like [`pick`], but a home without projects is an error naming how to make one.
 pub fn pick_existing(home: &Home, name: Option<&str>, command: &'static str) -> Result<String> {
-    pick(home, name, command)?.ok_or_else(|| Error::ProjectNotFound {
-        name: String::new(),
+    pick(home, name, command)?.ok_or_else(|| Error::NoProjects {
         home: home.root().to_path_buf(),
-        hint: "create one with `cht-dev up` or `cht-dev init NAME`".into(),
     })
 }

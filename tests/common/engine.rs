@@ -1,0 +1,187 @@
+//! Engine test helpers: Docker checks, stand-in images, free ports, and projects that
+//! clean up after themselves.
+
+use std::path::Path;
+use std::process::Command;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use super::{ChtDev, Run, run_tool, tool};
+
+/// The registry name the stand-in images are tagged with.
+pub const REGISTRY: &str = "cht-dev-test.local";
+
+/// Fails clearly unless a Docker engine answers.
+pub fn require_docker() {
+    let docker = tool("docker", "apt-get install docker.io");
+    let out = Command::new(docker)
+        .args(["info", "--format", "{{.ServerVersion}}"])
+        .output()
+        .expect("run docker info");
+    assert!(
+        out.status.success(),
+        "these tests need a running Docker engine, and `docker info` failed: {}",
+        String::from_utf8_lossy(&out.stderr).trim()
+    );
+}
+
+/// Builds the stand-in images once per machine state (a lock serialises parallel tests;
+/// docker's build cache makes repeats quick).
+pub fn standin_images() {
+    require_docker();
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let lock_path = root.join("target/standin-images.lock");
+    let lock = std::fs::File::create(&lock_path).expect("lock file");
+    lock.lock().expect("lock");
+    let stamp = root.join("target/standin-images.stamp");
+    let script = std::fs::read_to_string(root.join("scripts/standin-images.sh")).expect("script");
+    let want = cht_dev::project::render::hex_sha256(&script);
+    let present = Command::new("docker")
+        .args(["image", "inspect", &format!("{REGISTRY}/cht-crash:latest"), &format!("{REGISTRY}/cht-nginx:4.22.0"), &format!("{REGISTRY}/cht-nginx:5.2.0")])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if present && std::fs::read_to_string(&stamp).ok().as_deref() == Some(want.as_str()) {
+        return;
+    }
+    let run = run_tool(
+        Path::new("/bin/bash"),
+        &["scripts/standin-images.sh", REGISTRY, "5.2.0", "4.22.0"],
+        root,
+    );
+    assert_eq!(run.code, 0, "building stand-in images failed: {run:#?}");
+    std::fs::write(&stamp, want).expect("stamp");
+}
+
+/// Two ports free on this machine right now.
+pub fn free_ports() -> (u16, u16) {
+    let a = std::net::TcpListener::bind("0.0.0.0:0").expect("bind");
+    let b = std::net::TcpListener::bind("0.0.0.0:0").expect("bind");
+    (
+        a.local_addr().expect("addr").port(),
+        b.local_addr().expect("addr").port(),
+    )
+}
+
+/// A unique project name for this test process.
+pub fn unique(prefix: &str) -> String {
+    static COUNTER: AtomicUsize = AtomicUsize::new(0);
+    format!(
+        "{prefix}{}x{}",
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::SeqCst)
+    )
+}
+
+/// A project in a temporary home, destroyed (containers, volumes, network) on drop.
+pub struct Stack {
+    /// The home it lives in.
+    pub cht: ChtDev,
+    /// Project name.
+    pub name: String,
+    /// nginx's HTTP port.
+    pub http: u16,
+    /// nginx's HTTPS port.
+    pub https: u16,
+}
+
+impl Stack {
+    /// A new project name and ports (nothing created yet).
+    pub fn new(prefix: &str) -> Stack {
+        standin_images();
+        let (http, https) = free_ports();
+        Stack {
+            cht: ChtDev::new(),
+            name: unique(prefix),
+            http,
+            https,
+        }
+    }
+
+    /// Runs `cht-dev up` for this project with the stand-in registry and `extra` args.
+    pub fn up(&self, extra: &[&str]) -> Run {
+        let (http, https) = (self.http.to_string(), self.https.to_string());
+        let mut args = vec![
+            "up",
+            self.name.as_str(),
+            "--image-registry",
+            REGISTRY,
+            "--pull",
+            "never",
+            "--http-port",
+            http.as_str(),
+            "--https-port",
+            https.as_str(),
+            "--timeout",
+            "60",
+        ];
+        args.extend(extra);
+        self.cht.run(&args)
+    }
+
+    /// Runs a cht-dev command naming this project: `cmd NAME extra...`.
+    pub fn cmd(&self, cmd: &str, extra: &[&str]) -> Run {
+        let mut args = vec![cmd, self.name.as_str()];
+        args.extend(extra);
+        self.cht.run(&args)
+    }
+
+    /// The project folder.
+    pub fn dir(&self) -> std::path::PathBuf {
+        self.cht.project(&self.name)
+    }
+
+    /// The home CA certificate.
+    pub fn ca(&self) -> String {
+        self.cht.home().join("ca/ca.pem").display().to_string()
+    }
+
+    /// Container names carrying `label=value`, sorted.
+    pub fn containers(&self, label: &str, value: &str) -> Vec<String> {
+        docker_names(&["ps", "-a", "--filter", &format!("label={label}={value}"), "--format", "{{.Names}}"])
+    }
+
+    /// All containers of this project (CHT and upgrade service), by compose's project label.
+    pub fn all_containers(&self) -> Vec<String> {
+        let mut all = self.containers("com.docker.compose.project", &self.name);
+        all.extend(self.containers("com.docker.compose.project", &format!("{}-upgrade", self.name)));
+        all.sort();
+        all
+    }
+
+    /// GET over HTTPS with curl, trusting only the home CA; returns (status, body).
+    pub fn curl_https(&self, path: &str) -> (String, String) {
+        let curl = tool("curl", "apt-get install curl");
+        let url = format!("https://localhost:{}{path}", self.https);
+        let ca = self.ca();
+        let run = run_tool(&curl, &["-sS", "--cacert", &ca, "-w", "\n%{http_code}", &url], Path::new("/"));
+        assert_eq!(run.code, 0, "curl {url}: {run:#?}");
+        let (body, status) = run.stdout.rsplit_once('\n').expect("status line");
+        (status.to_string(), body.to_string())
+    }
+
+    /// The status code plain HTTP answers with.
+    pub fn curl_http_status(&self) -> String {
+        let curl = tool("curl", "apt-get install curl");
+        let url = format!("http://localhost:{}/", self.http);
+        run_tool(&curl, &["-s", "-o", "/dev/null", "-w", "%{http_code}", &url], Path::new("/")).stdout
+    }
+}
+
+impl Drop for Stack {
+    fn drop(&mut self) {
+        if self.dir().exists() {
+            let _ = self.cmd("destroy", &["--yes"]);
+        }
+    }
+}
+
+/// Runs a docker CLI listing and returns its lines sorted.
+pub fn docker_names(args: &[&str]) -> Vec<String> {
+    let out = Command::new("docker").args(args).output().expect("docker");
+    let mut names: Vec<String> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|l| !l.is_empty())
+        .map(str::to_string)
+        .collect();
+    names.sort();
+    names
+}
