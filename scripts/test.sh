@@ -8,8 +8,15 @@ need_apt=()
 command -v docker-compose >/dev/null || need_apt+=(docker-compose)
 command -v openssl >/dev/null || need_apt+=(openssl)
 command -v curl >/dev/null || need_apt+=(curl)
+[ -x /bin/busybox ] && ! ldd /bin/busybox >/dev/null 2>&1 || need_apt+=(busybox-static)
+[ -x /usr/sbin/nginx ] || need_apt+=(nginx-light)
+command -v chromium >/dev/null || need_apt+=(chromium)
+command -v certutil >/dev/null || need_apt+=(libnss3-tools)
+command -v docker >/dev/null || need_apt+=(docker.io)
 python3 -c 'import venv, ensurepip' 2>/dev/null || need_apt+=(python3-venv)
 if ((${#need_apt[@]})); then
+  # nginx-light is only a source of a binary for the stand-in image; never start it here.
+  export RUNLEVEL=1
   sudo=""
   [ "$(id -u)" -eq 0 ] || sudo="sudo"
   echo "installing: ${need_apt[*]}"

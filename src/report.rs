@@ -61,12 +61,15 @@ impl Reporter for Lines {
     fn finish(&self) {}
 }
 
+/// A pull's bar and the bytes done/total of each of its layers.
+type PullBar = (ProgressBar, BTreeMap<String, (u64, u64)>);
+
 /// Live progress on a terminal: a bar per image pull and a spinner for the status.
 pub struct Live {
     /// The bars' container.
     multi: MultiProgress,
     /// Bars by image, with per-layer byte counts.
-    pulls: Mutex<BTreeMap<String, (ProgressBar, BTreeMap<String, (u64, u64)>)>>,
+    pulls: Mutex<BTreeMap<String, PullBar>>,
     /// The status spinner.
     spinner: ProgressBar,
 }

@@ -20,45 +20,89 @@ fn up_serves_https_through_nginx_and_keeps_data_through_stop_down_up_destroy() {
     let up = s.up(&[]).ok();
     let first = first.elapsed();
     assert!(up.stdout.contains("is up"), "{up:#?}");
-    assert!(up.stdout.contains(&format!("https://localhost:{}/", s.https)));
-    assert!(up.stdout.contains("login:    medic / "), "the summary shows the login once: {up:#?}");
+    assert!(
+        up.stdout
+            .contains(&format!("https://localhost:{}/", s.https))
+    );
+    assert!(
+        up.stdout.contains("login:    medic / "),
+        "the summary shows the login once: {up:#?}"
+    );
 
     // Real clients: curl verifies the chain against the home CA and reaches the API stand-in.
     let (status, body) = s.curl_https("/");
     assert_eq!(status, "200");
     assert!(body.contains("CHT API stand-in"), "{body}");
-    assert_eq!(s.curl_https("/api/info").0, "404", "the stand-in API answers, through nginx");
+    assert_eq!(
+        s.curl_https("/api/info").0,
+        "404",
+        "the stand-in API answers, through nginx"
+    );
     assert_eq!(s.curl_http_status(), "301");
     let openssl = tool("openssl", "apt-get install openssl");
     let connect = format!("localhost:{}", s.https);
     let ca = s.ca();
     let out = std::process::Command::new(&openssl)
-        .args(["s_client", "-connect", &connect, "-CAfile", &ca, "-verify_return_error", "-verify_hostname", "localhost", "-servername", "localhost"])
+        .args([
+            "s_client",
+            "-connect",
+            &connect,
+            "-CAfile",
+            &ca,
+            "-verify_return_error",
+            "-verify_hostname",
+            "localhost",
+            "-servername",
+            "localhost",
+        ])
         .stdin(std::process::Stdio::null())
         .output()
         .expect("openssl");
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success() && text.contains("Verify return code: 0 (ok)"), "{text}");
+    assert!(
+        out.status.success() && text.contains("Verify return code: 0 (ok)"),
+        "{text}"
+    );
 
     // Compose sees the same project; names and labels follow compose.
     let dir = s.dir();
     let compose = tool("docker-compose", "apt-get install docker-compose");
     let ps = run_tool(
         &compose,
-        &["--env-file", ".env", "-p", &s.name, "-f", "compose/cht-core.yml", "-f", "compose/cht-couchdb.yml", "ps"],
+        &[
+            "--env-file",
+            ".env",
+            "-p",
+            &s.name,
+            "-f",
+            "compose/cht-core.yml",
+            "-f",
+            "compose/cht-couchdb.yml",
+            "ps",
+        ],
         &dir,
     );
     assert_eq!(ps.code, 0, "{ps:#?}");
     for service in SERVICES_5X {
-        assert!(ps.stdout.contains(&format!("{}-{service}-1", s.name)), "{service} in {}", ps.stdout);
+        assert!(
+            ps.stdout.contains(&format!("{}-{service}-1", s.name)),
+            "{service} in {}",
+            ps.stdout
+        );
     }
     let upgrade = format!("{}-upgrade", s.name);
-    assert_eq!(s.containers("com.docker.compose.project", &upgrade), [format!("{upgrade}-cht-upgrade-service-1")]);
+    assert_eq!(
+        s.containers("com.docker.compose.project", &upgrade),
+        [format!("{upgrade}-cht-upgrade-service-1")]
+    );
     assert_eq!(s.all_containers().len(), 7);
 
     // Data: the stand-in CouchDB wrote into COUCHDB_DATA; our own marker must survive everything.
     let data = dir.join("couchdb");
-    assert!(data.join("standin-marker").is_file(), "CouchDB data is bind-mounted");
+    assert!(
+        data.join("standin-marker").is_file(),
+        "CouchDB data is bind-mounted"
+    );
     std::fs::write(data.join("test-marker"), "keep me").expect("marker");
 
     // up again: one stack, nothing recreated, fast.
@@ -73,7 +117,12 @@ fn up_serves_https_through_nginx_and_keeps_data_through_stop_down_up_destroy() {
     let status = s.cmd("status", &["--json"]).ok();
     let json: serde_json::Value = serde_json::from_str(&status.stdout).expect("json");
     assert_eq!(json["state"], "stopped", "{json}");
-    assert!(s.cmd("stop", &[]).ok().stdout.contains("nothing was running"));
+    assert!(
+        s.cmd("stop", &[])
+            .ok()
+            .stdout
+            .contains("nothing was running")
+    );
     s.up(&[]).ok();
     assert_eq!(s.curl_https("/").0, "200");
 
@@ -82,17 +131,49 @@ fn up_serves_https_through_nginx_and_keeps_data_through_stop_down_up_destroy() {
     s.cmd("down", &[]).ok();
     assert!(s.all_containers().is_empty());
     let network = format!("{}-cht-net", s.name);
-    assert!(docker_names(&["network", "ls", "--filter", &format!("name=^{network}$"), "--format", "{{.Name}}"]).is_empty());
-    let volumes = docker_names(&["volume", "ls", "--filter", &format!("label=com.docker.compose.project={}", s.name), "--format", "{{.Name}}"]);
-    assert_eq!(volumes, [format!("{}_cht-credentials", s.name), format!("{}_cht-ssl", s.name)]);
-    assert_eq!(std::fs::read_to_string(data.join("test-marker")).expect("marker"), "keep me");
+    assert!(
+        docker_names(&[
+            "network",
+            "ls",
+            "--filter",
+            &format!("name=^{network}$"),
+            "--format",
+            "{{.Name}}"
+        ])
+        .is_empty()
+    );
+    let volumes = docker_names(&[
+        "volume",
+        "ls",
+        "--filter",
+        &format!("label=com.docker.compose.project={}", s.name),
+        "--format",
+        "{{.Name}}",
+    ]);
+    assert_eq!(
+        volumes,
+        [
+            format!("{}_cht-credentials", s.name),
+            format!("{}_cht-ssl", s.name)
+        ]
+    );
+    assert_eq!(
+        std::fs::read_to_string(data.join("test-marker")).expect("marker"),
+        "keep me"
+    );
     s.up(&[]).ok();
     assert_eq!(s.curl_https("/").0, "200");
-    assert_eq!(std::fs::read_to_string(data.join("test-marker")).expect("marker"), "keep me");
+    assert_eq!(
+        std::fs::read_to_string(data.join("test-marker")).expect("marker"),
+        "keep me"
+    );
 
     // logs of one service.
     let logs = s.cmd("logs", &["api", "--tail", "5"]).ok();
-    assert!(logs.stdout.contains("response:"), "busybox httpd -v logs requests: {logs:#?}");
+    assert!(
+        logs.stdout.contains("response:"),
+        "busybox httpd -v logs requests: {logs:#?}"
+    );
 
     // destroy refuses without a terminal, then removes everything with --yes.
     let refused = s.cmd("destroy", &[]);
@@ -101,10 +182,33 @@ fn up_serves_https_through_nginx_and_keeps_data_through_stop_down_up_destroy() {
     s.cmd("destroy", &["--yes"]).ok();
     assert!(!dir.exists());
     assert!(s.all_containers().is_empty());
-    assert!(docker_names(&["volume", "ls", "--filter", &format!("label=com.docker.compose.project={}", s.name), "--format", "{{.Name}}"]).is_empty());
-    assert!(docker_names(&["network", "ls", "--filter", &format!("name=^{network}$"), "--format", "{{.Name}}"]).is_empty());
+    assert!(
+        docker_names(&[
+            "volume",
+            "ls",
+            "--filter",
+            &format!("label=com.docker.compose.project={}", s.name),
+            "--format",
+            "{{.Name}}"
+        ])
+        .is_empty()
+    );
+    assert!(
+        docker_names(&[
+            "network",
+            "ls",
+            "--filter",
+            &format!("name=^{network}$"),
+            "--format",
+            "{{.Name}}"
+        ])
+        .is_empty()
+    );
     let missing = s.cmd("stop", &[]);
-    assert!(missing.one_line_error().contains("no project named"), "{missing:#?}");
+    assert!(
+        missing.one_line_error().contains("no project named"),
+        "{missing:#?}"
+    );
 }
 
 #[test]
@@ -116,11 +220,18 @@ fn two_projects_4x_and_5x_side_by_side_and_stopping_one_leaves_the_other() {
     assert_eq!(a.curl_https("/").0, "200");
     assert_eq!(b.curl_https("/").0, "200");
     let b_services = b.containers("com.docker.compose.project", &b.name);
-    assert!(b_services.iter().any(|c| c.ends_with("-healthcheck-1")), "{b_services:?}");
-    assert!(!b_services.iter().any(|c| c.ends_with("-nouveau-1")), "{b_services:?}");
+    assert!(
+        b_services.iter().any(|c| c.ends_with("-healthcheck-1")),
+        "{b_services:?}"
+    );
+    assert!(
+        !b_services.iter().any(|c| c.ends_with("-nouveau-1")),
+        "{b_services:?}"
+    );
     a.cmd("stop", &[]).ok();
     assert_eq!(b.curl_https("/").0, "200", "b still serves after a stops");
-    let b_json: serde_json::Value = serde_json::from_str(&b.cmd("status", &["--json"]).ok().stdout).expect("json");
+    let b_json: serde_json::Value =
+        serde_json::from_str(&b.cmd("status", &["--json"]).ok().stdout).expect("json");
     assert_eq!(b_json["state"], "running");
     a.cmd("down", &[]).ok();
     assert_eq!(b.containers("com.docker.compose.project", &b.name).len(), 6);
@@ -136,7 +247,14 @@ fn a_real_browser_trusts_the_home_ca_and_only_with_it() {
     let browse = |home: &Path| {
         let out = std::process::Command::new(&chromium)
             .env("HOME", home)
-            .args(["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--dump-dom", &url])
+            .args([
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--no-first-run",
+                "--dump-dom",
+                &url,
+            ])
             .output()
             .expect("chromium");
         String::from_utf8_lossy(&out.stdout).into_owned()
@@ -145,26 +263,71 @@ fn a_real_browser_trusts_the_home_ca_and_only_with_it() {
     let nssdb = trusted.path().join(".pki/nssdb");
     std::fs::create_dir_all(&nssdb).expect("mkdir");
     let db = format!("sql:{}", nssdb.display());
-    assert_eq!(run_tool(&certutil, &["-N", "-d", &db, "--empty-password"], Path::new("/")).code, 0);
+    assert_eq!(
+        run_tool(
+            &certutil,
+            &["-N", "-d", &db, "--empty-password"],
+            Path::new("/")
+        )
+        .code,
+        0
+    );
     let ca = s.ca();
-    assert_eq!(run_tool(&certutil, &["-A", "-d", &db, "-t", "C,,", "-n", "cht-dev", "-i", &ca], Path::new("/")).code, 0);
+    assert_eq!(
+        run_tool(
+            &certutil,
+            &["-A", "-d", &db, "-t", "C,,", "-n", "cht-dev", "-i", &ca],
+            Path::new("/")
+        )
+        .code,
+        0
+    );
     let page = browse(trusted.path());
     assert!(page.contains("CHT API stand-in"), "with the CA: {page}");
     let untrusted = tempfile::tempdir().expect("tmp");
     let page = browse(untrusted.path());
-    assert!(!page.contains("CHT API stand-in"), "without the CA the page must not load: {page}");
+    assert!(
+        !page.contains("CHT API stand-in"),
+        "without the CA the page must not load: {page}"
+    );
 }
 
 #[test]
 fn missing_images_are_all_named_and_nothing_starts() {
     require_docker();
     let cht = ChtDev::new();
-    let run = cht.run(&["up", "nomg", "--image-registry", "cht-dev-absent.local", "--pull", "never"]);
+    let run = cht.run(&[
+        "up",
+        "nomg",
+        "--image-registry",
+        "cht-dev-absent.local",
+        "--pull",
+        "never",
+    ]);
     let line = run.one_line_error();
-    for service in ["cht-api", "cht-nginx", "cht-couchdb", "cht-couchdb-nouveau", "cht-upgrade-service"] {
-        assert!(line.contains(&format!("cht-dev-absent.local/{service}:")), "{service} in {line}");
+    for service in [
+        "cht-api",
+        "cht-nginx",
+        "cht-couchdb",
+        "cht-couchdb-nouveau",
+        "cht-upgrade-service",
+    ] {
+        assert!(
+            line.contains(&format!("cht-dev-absent.local/{service}:")),
+            "{service} in {line}"
+        );
     }
-    assert!(docker_names(&["ps", "-a", "--filter", "label=com.docker.compose.project=nomg", "--format", "{{.Names}}"]).is_empty());
+    assert!(
+        docker_names(&[
+            "ps",
+            "-a",
+            "--filter",
+            "label=com.docker.compose.project=nomg",
+            "--format",
+            "{{.Names}}"
+        ])
+        .is_empty()
+    );
 }
 
 #[test]
@@ -189,25 +352,50 @@ fn the_engine_unreachable_is_one_clear_line_for_every_command() {
     assert!(cht.project("off").join(".env").is_file(), "nothing lost");
     let fresh = ChtDev::new().env("DOCKER_HOST", "unix:///nonexistent/docker.sock");
     fresh.run(&["up"]).one_line_error();
-    assert!(!fresh.home().join("cht").exists(), "up without an engine creates no project");
+    assert!(
+        !fresh.home().join("cht").exists(),
+        "up without an engine creates no project"
+    );
 }
 
 #[test]
 fn timeout_names_the_failing_service_with_its_logs() {
     let s = Stack::new("crash");
-    s.cht.run(&["init", &s.name, "--image-registry", REGISTRY, "--http-port", &s.http.to_string(), "--https-port", &s.https.to_string()]).ok();
+    s.cht
+        .run(&[
+            "init",
+            &s.name,
+            "--image-registry",
+            REGISTRY,
+            "--http-port",
+            &s.http.to_string(),
+            "--https-port",
+            &s.https.to_string(),
+        ])
+        .ok();
     let core = s.dir().join("compose/cht-core.yml");
     let text = std::fs::read_to_string(&core).expect("read");
-    let edited = text.replace(&format!("{REGISTRY}/cht-api:5.2.0"), &format!("{REGISTRY}/cht-crash:latest"));
+    let edited = text.replace(
+        &format!("{REGISTRY}/cht-api:5.2.0"),
+        &format!("{REGISTRY}/cht-crash:latest"),
+    );
     assert_ne!(text, edited);
     std::fs::write(&core, edited).expect("write");
     let started = Instant::now();
-    let run = s.cht.run(&["up", &s.name, "--pull", "never", "--timeout", "5"]);
+    let run = s
+        .cht
+        .run(&["up", &s.name, "--pull", "never", "--timeout", "5"]);
     assert!(started.elapsed() < Duration::from_secs(30));
     assert_eq!(run.code, 1, "{run:#?}");
     assert!(run.stderr.contains("not running: api"), "{run:#?}");
-    assert!(run.stderr.contains("stand-in crashing on purpose"), "{run:#?}");
-    assert!(run.stderr.contains(&format!("cht-dev logs {} api", s.name)), "{run:#?}");
+    assert!(
+        run.stderr.contains("stand-in crashing on purpose"),
+        "{run:#?}"
+    );
+    assert!(
+        run.stderr.contains(&format!("cht-dev logs {} api", s.name)),
+        "{run:#?}"
+    );
 }
 
 #[test]
@@ -217,18 +405,36 @@ fn ctrl_c_stops_up_promptly_and_the_next_up_succeeds() {
     let mut child = s
         .cht
         .command()
-        .args(["up", &s.name, "--image-registry", REGISTRY, "--pull", "never", "--http-port", &http, "--https-port", &https])
+        .args([
+            "up",
+            &s.name,
+            "--image-registry",
+            REGISTRY,
+            "--pull",
+            "never",
+            "--http-port",
+            &http,
+            "--https-port",
+            &https,
+        ])
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::piped())
         .spawn()
         .expect("spawn");
     std::thread::sleep(Duration::from_millis(400));
     let pid = child.id().to_string();
-    let kill = std::process::Command::new("kill").args(["-INT", &pid]).status().expect("kill");
+    let kill = std::process::Command::new("kill")
+        .args(["-INT", &pid])
+        .status()
+        .expect("kill");
     assert!(kill.success());
     let sent = Instant::now();
     let status = child.wait().expect("wait");
-    assert!(sent.elapsed() < Duration::from_secs(5), "took {:?}", sent.elapsed());
+    assert!(
+        sent.elapsed() < Duration::from_secs(5),
+        "took {:?}",
+        sent.elapsed()
+    );
     // Either interrupted (130) or it had already finished (0): both must leave a usable state.
     assert!(matches!(status.code(), Some(130) | Some(0)), "{status:?}");
     s.up(&[]).ok();
@@ -245,13 +451,30 @@ fn compose_can_take_the_containers_over_and_cht_dev_still_finds_them() {
     // What the upgrade service does at boot and on every in-app upgrade.
     let up = run_tool(
         &compose,
-        &["--env-file", ".env", "-p", &s.name, "-f", "compose/cht-core.yml", "-f", "compose/cht-couchdb.yml", "up", "-d", "--remove-orphans"],
+        &[
+            "--env-file",
+            ".env",
+            "-p",
+            &s.name,
+            "-f",
+            "compose/cht-core.yml",
+            "-f",
+            "compose/cht-couchdb.yml",
+            "up",
+            "-d",
+            "--remove-orphans",
+        ],
         &dir,
     );
     assert_eq!(up.code, 0, "compose takes over without conflicts: {up:#?}");
     let upgrade = format!("{}-upgrade", s.name);
-    assert_eq!(s.containers("com.docker.compose.project", &upgrade).len(), 1, "the upgrade service survives --remove-orphans");
-    let status: serde_json::Value = serde_json::from_str(&s.cmd("status", &["--json"]).ok().stdout).expect("json");
+    assert_eq!(
+        s.containers("com.docker.compose.project", &upgrade).len(),
+        1,
+        "the upgrade service survives --remove-orphans"
+    );
+    let status: serde_json::Value =
+        serde_json::from_str(&s.cmd("status", &["--json"]).ok().stdout).expect("json");
     assert_eq!(status["state"], "running", "{status}");
     // cht-dev converges back to its own containers and cleans up compose's by label.
     s.up(&[]).ok();

@@ -333,7 +333,7 @@ pub fn parse_bytes(text: &str) -> Option<i64> {
         _ => return None,
     };
     let bytes = value * factor;
-    (bytes.is_finite() && bytes >= 0.0 && bytes < 9.0e18).then_some(bytes as i64)
+    (bytes.is_finite() && (0.0..9.0e18).contains(&bytes)).then_some(bytes as i64)
 }
 
 /// Fills variables into every string of a parsed YAML tree (keys stay as written).

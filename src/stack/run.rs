@@ -280,16 +280,27 @@ fn cert_tar(project: &Project) -> Result<Vec<u8>> {
         .map_err(Error::io("pack", project.path("certs")))
 }
 
-/// Brings one stack's containers to match its files: keeps matching ones, recreates
-/// changed ones, removes orphans, and starts everything in dependency order.
-async fn converge(
+/// A container ready to be started (or already running), from [`prepare`].
+struct Prepared {
+    /// Engine id.
+    id: String,
+    /// Container name.
+    name: String,
+    /// Whether it is already running (then it is left alone).
+    running: bool,
+}
+
+/// Brings one stack's containers to match its files, without starting anything: keeps
+/// matching ones, removes orphans and changed ones, creates what is missing, and puts the
+/// certificate into nginx's volume before nginx first starts (or reloads it when renewed).
+async fn prepare(
     engine: &Engine,
     project: &Project,
     role: &str,
     stack: &Stack,
     cert_changed: bool,
     reporter: &dyn Reporter,
-) -> Result<()> {
+) -> Result<BTreeMap<String, Prepared>> {
     let existing = engine
         .containers(&[(labels::PROJECT, &stack.project)])
         .await?;
@@ -306,70 +317,87 @@ async fn converge(
             }
         }
     }
+    let prepared = try_join_all(stack.services.values().map(|spec| {
+        let current = by_service.get(&spec.name).cloned().unwrap_or_default();
+        async move {
+            let labels = container_labels(&project.name, role, stack, spec);
+            let hash = labels.get(labels::CONFIG_HASH).cloned();
+            let keep = match current.as_slice() {
+                [one] if one.name == spec.container_name && one.config_hash == hash => {
+                    Some(one.clone())
+                }
+                _ => None,
+            };
+            let (id, running) = match keep {
+                Some(c) => (
+                    c.id.clone(),
+                    c.state == "running" || c.state == "restarting",
+                ),
+                None => {
+                    for c in &current {
+                        engine.remove(&c.id, &c.name).await?;
+                        reporter.step(&format!("removed outdated container {}", c.name));
+                    }
+                    for m in spec.mounts.iter().filter(|m| m.bind) {
+                        // Made as the user, so `destroy` can remove it later; the engine
+                        // would make it (as root) otherwise.
+                        let _ = std::fs::create_dir_all(&m.source);
+                    }
+                    let id = engine.create_container(spec, &labels).await?;
+                    reporter.step(&format!("created container {}", spec.container_name));
+                    (id, false)
+                }
+            };
+            if let Some(dir) = tls_dir(stack, spec)
+                && (!running || cert_changed)
+            {
+                engine
+                    .upload(&id, &spec.container_name, &dir, cert_tar(project)?)
+                    .await?;
+                if running {
+                    let (code, out) = engine
+                        .exec(&id, &spec.container_name, &["nginx", "-s", "reload"])
+                        .await?;
+                    if code != 0 {
+                        return Err(Error::Engine {
+                            action: format!("reload nginx in {}", spec.container_name),
+                            reason: out.trim().to_string(),
+                        });
+                    }
+                    reporter.step("reloaded nginx with the new certificate");
+                }
+            }
+            let name = spec.container_name.clone();
+            Ok::<_, Error>((spec.name.clone(), Prepared { id, name, running }))
+        }
+    }))
+    .await?;
+    Ok(prepared.into_iter().collect())
+}
+
+/// Starts a stack's prepared containers wave by wave, in `depends_on` order; the
+/// services of one wave start together.
+async fn start_waves(
+    engine: &Engine,
+    stack: &Stack,
+    prepared: &BTreeMap<String, Prepared>,
+    reporter: &dyn Reporter,
+) -> Result<()> {
     let waves = stack.start_order().map_err(|reason| Error::Compose {
         file: stack.project.clone(),
         reason,
     })?;
     for wave in waves {
-        try_join_all(wave.iter().map(|service| {
-            let spec = &stack.services[service];
-            let current = by_service.get(service).cloned().unwrap_or_default();
-            async move {
-                let labels = container_labels(&project.name, role, stack, spec);
-                let hash = labels.get(labels::CONFIG_HASH).cloned();
-                let keep = match current.as_slice() {
-                    [one] if one.name == spec.container_name && one.config_hash == hash => {
-                        Some(one.clone())
-                    }
-                    _ => None,
-                };
-                let tls_target = tls_dir(stack, spec);
-                let (id, running) = match keep {
-                    Some(c) => (
-                        c.id.clone(),
-                        c.state == "running" || c.state == "restarting",
-                    ),
-                    None => {
-                        for c in &current {
-                            engine.remove(&c.id, &c.name).await?;
-                            reporter.step(&format!("removed outdated container {}", c.name));
-                        }
-                        for m in spec.mounts.iter().filter(|m| m.bind) {
-                            // Made as the user, so `destroy` can remove it later; the engine
-                            // would make it (as root) otherwise.
-                            let _ = std::fs::create_dir_all(&m.source);
-                        }
-                        let id = engine.create_container(spec, &labels).await?;
-                        reporter.step(&format!("created container {}", spec.container_name));
-                        (id, false)
-                    }
-                };
-                if let Some(dir) = &tls_target
-                    && (!running || cert_changed)
-                {
-                    engine
-                        .upload(&id, &spec.container_name, dir, cert_tar(project)?)
-                        .await?;
-                    if running {
-                        let (code, out) = engine
-                            .exec(&id, &spec.container_name, &["nginx", "-s", "reload"])
-                            .await?;
-                        if code != 0 {
-                            return Err(Error::Engine {
-                                action: format!("reload nginx in {}", spec.container_name),
-                                reason: out.trim().to_string(),
-                            });
-                        }
-                        reporter.step("reloaded nginx with the new certificate");
-                    }
-                }
-                if !running {
-                    engine.start(&id, &spec.container_name).await?;
-                    reporter.step(&format!("started {}", spec.container_name));
-                }
-                Ok::<(), Error>(())
-            }
-        }))
+        try_join_all(
+            wave.iter()
+                .filter_map(|s| prepared.get(s))
+                .filter(|c| !c.running)
+                .map(|c| async move {
+                    engine.start(&c.id, &c.name).await?;
+                    reporter.step(&format!("started {}", c.name));
+                    Ok::<(), Error>(())
+                }),
+        )
         .await?;
     }
     Ok(())
@@ -429,8 +457,17 @@ pub async fn up(
     ensure_images(engine, &stacks, opts.pull, reporter).await?;
     ensure_resources(engine, &project.name, &stacks.cht, reporter).await?;
     ensure_resources(engine, &project.name, &stacks.upgrade, reporter).await?;
-    converge(engine, project, "cht", &stacks.cht, cert_changed, reporter).await?;
-    converge(engine, project, "upgrade", &stacks.upgrade, false, reporter).await?;
+    // The two compose projects are independent: prepare and start them side by side.
+    let (cht, upgrade) = futures_util::future::try_join(
+        prepare(engine, project, "cht", &stacks.cht, cert_changed, reporter),
+        prepare(engine, project, "upgrade", &stacks.upgrade, false, reporter),
+    )
+    .await?;
+    futures_util::future::try_join(
+        start_waves(engine, &stacks.cht, &cht, reporter),
+        start_waves(engine, &stacks.upgrade, &upgrade, reporter),
+    )
+    .await?;
     if opts.wait {
         let ca = CaFiles::of(home).cert;
         wait_ready(engine, project, &ca, &stacks, opts.timeout, reporter).await?;

@@ -36,7 +36,13 @@ pub fn standin_images() {
     let script = std::fs::read_to_string(root.join("scripts/standin-images.sh")).expect("script");
     let want = cht_dev::project::render::hex_sha256(&script);
     let present = Command::new("docker")
-        .args(["image", "inspect", &format!("{REGISTRY}/cht-crash:latest"), &format!("{REGISTRY}/cht-nginx:4.22.0"), &format!("{REGISTRY}/cht-nginx:5.2.0")])
+        .args([
+            "image",
+            "inspect",
+            &format!("{REGISTRY}/cht-crash:latest"),
+            &format!("{REGISTRY}/cht-nginx:4.22.0"),
+            &format!("{REGISTRY}/cht-nginx:5.2.0"),
+        ])
         .output()
         .is_ok_and(|o| o.status.success());
     if present && std::fs::read_to_string(&stamp).ok().as_deref() == Some(want.as_str()) {
@@ -136,13 +142,23 @@ impl Stack {
 
     /// Container names carrying `label=value`, sorted.
     pub fn containers(&self, label: &str, value: &str) -> Vec<String> {
-        docker_names(&["ps", "-a", "--filter", &format!("label={label}={value}"), "--format", "{{.Names}}"])
+        docker_names(&[
+            "ps",
+            "-a",
+            "--filter",
+            &format!("label={label}={value}"),
+            "--format",
+            "{{.Names}}",
+        ])
     }
 
     /// All containers of this project (CHT and upgrade service), by compose's project label.
     pub fn all_containers(&self) -> Vec<String> {
         let mut all = self.containers("com.docker.compose.project", &self.name);
-        all.extend(self.containers("com.docker.compose.project", &format!("{}-upgrade", self.name)));
+        all.extend(self.containers(
+            "com.docker.compose.project",
+            &format!("{}-upgrade", self.name),
+        ));
         all.sort();
         all
     }
@@ -152,7 +168,11 @@ impl Stack {
         let curl = tool("curl", "apt-get install curl");
         let url = format!("https://localhost:{}{path}", self.https);
         let ca = self.ca();
-        let run = run_tool(&curl, &["-sS", "--cacert", &ca, "-w", "\n%{http_code}", &url], Path::new("/"));
+        let run = run_tool(
+            &curl,
+            &["-sS", "--cacert", &ca, "-w", "\n%{http_code}", &url],
+            Path::new("/"),
+        );
         assert_eq!(run.code, 0, "curl {url}: {run:#?}");
         let (body, status) = run.stdout.rsplit_once('\n').expect("status line");
         (status.to_string(), body.to_string())
@@ -162,7 +182,12 @@ impl Stack {
     pub fn curl_http_status(&self) -> String {
         let curl = tool("curl", "apt-get install curl");
         let url = format!("http://localhost:{}/", self.http);
-        run_tool(&curl, &["-s", "-o", "/dev/null", "-w", "%{http_code}", &url], Path::new("/")).stdout
+        run_tool(
+            &curl,
+            &["-s", "-o", "/dev/null", "-w", "%{http_code}", &url],
+            Path::new("/"),
+        )
+        .stdout
     }
 }
 
