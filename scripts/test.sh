@@ -24,6 +24,13 @@ if ((${#need_apt[@]})); then
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${need_apt[@]}" >/dev/null
 fi
 
+# The engine tests need a running Docker engine: start one if we can.
+if ! docker info >/dev/null 2>&1 && [ "$(id -u)" -eq 0 ]; then
+  echo "starting the Docker engine"
+  service docker start >/dev/null 2>&1 || (nohup dockerd >/tmp/dockerd.log 2>&1 &)
+  for _ in $(seq 1 30); do docker info >/dev/null 2>&1 && break; sleep 1; done
+fi
+
 if [ ! -x .venv/bin/check-jsonschema ]; then
   python3 -m venv .venv
   .venv/bin/pip install -q --disable-pip-version-check check-jsonschema

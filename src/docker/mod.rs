@@ -321,9 +321,14 @@ impl Engine {
         Ok(true)
     }
 
+    /// The engine's filter for one `label=value`.
+    fn label_filter(label: &str, value: &str) -> HashMap<String, Vec<String>> {
+        HashMap::from([("label".to_string(), vec![format!("{label}={value}")])])
+    }
+
     /// Names of the networks carrying `label=value`.
     pub async fn networks(&self, label: &str, value: &str) -> Result<Vec<String>> {
-        let filters = HashMap::from([("label".to_string(), vec![format!("{label}={value}")])]);
+        let filters = Self::label_filter(label, value);
         let list = self
             .docker
             .list_networks(Some(ListNetworksOptions {
@@ -338,7 +343,7 @@ impl Engine {
 
     /// Names of the volumes carrying `label=value`.
     pub async fn volumes(&self, label: &str, value: &str) -> Result<Vec<String>> {
-        let filters = HashMap::from([("label".to_string(), vec![format!("{label}={value}")])]);
+        let filters = Self::label_filter(label, value);
         let list = self
             .docker
             .list_volumes(Some(ListVolumesOptions {

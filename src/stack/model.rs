@@ -374,6 +374,25 @@ fn interpolate_tree(
     Ok(())
 }
 
+/// Top-level networks or volumes with their engine names (`name:`, else `<project>_<key>`).
+fn resources(
+    project: &str,
+    raw: &IndexMap<String, Option<RawResource>>,
+) -> IndexMap<String, ResourceSpec> {
+    raw.iter()
+        .map(|(key, r)| {
+            let r = r.clone().unwrap_or_default();
+            let spec = ResourceSpec {
+                key: key.clone(),
+                name: r.name.unwrap_or_else(|| format!("{project}_{key}")),
+                external: r.external,
+                driver: r.driver,
+            };
+            (key.clone(), spec)
+        })
+        .collect()
+}
+
 /// Splits a short-syntax port (`[ip:]host:container[/proto]` or `container`).
 fn parse_port(text: &str) -> Option<PortSpec> {
     let (body, protocol) = match text.rsplit_once('/') {
@@ -440,36 +459,8 @@ impl Stack {
             file: file_label.clone(),
             reason,
         };
-        let networks: IndexMap<String, ResourceSpec> = raw
-            .networks
-            .iter()
-            .map(|(key, r)| {
-                let r = r.clone().unwrap_or_default();
-                let name = r.name.unwrap_or_else(|| format!("{project}_{key}"));
-                let spec = ResourceSpec {
-                    key: key.clone(),
-                    name,
-                    external: r.external,
-                    driver: r.driver,
-                };
-                (key.clone(), spec)
-            })
-            .collect();
-        let volumes: IndexMap<String, ResourceSpec> = raw
-            .volumes
-            .iter()
-            .map(|(key, r)| {
-                let r = r.clone().unwrap_or_default();
-                let name = r.name.unwrap_or_else(|| format!("{project}_{key}"));
-                let spec = ResourceSpec {
-                    key: key.clone(),
-                    name,
-                    external: r.external,
-                    driver: r.driver,
-                };
-                (key.clone(), spec)
-            })
-            .collect();
+        let networks = resources(project, &raw.networks);
+        let volumes = resources(project, &raw.volumes);
 
         let mut services = IndexMap::new();
         for (name, s) in &raw.services {

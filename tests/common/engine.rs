@@ -130,6 +130,23 @@ impl Stack {
         self.cht.run(&args)
     }
 
+    /// Runs docker-compose on the project's CHT files, as the upgrade service does.
+    pub fn compose(&self, args: &[&str]) -> Run {
+        let compose = tool("docker-compose", "apt-get install docker-compose");
+        let mut all = vec![
+            "--env-file",
+            ".env",
+            "-p",
+            self.name.as_str(),
+            "-f",
+            "compose/cht-core.yml",
+            "-f",
+            "compose/cht-couchdb.yml",
+        ];
+        all.extend(args);
+        run_tool(&compose, &all, &self.dir())
+    }
+
     /// The project folder.
     pub fn dir(&self) -> std::path::PathBuf {
         self.cht.project(&self.name)
