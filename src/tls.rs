@@ -211,6 +211,11 @@ impl Ca {
 
     /// Issues a serverAuth certificate for `names`, valid [`LEAF_DAYS`] days from now.
     pub fn issue_leaf(&self, project: &str, names: &[SanName]) -> Result<Leaf> {
+        self.issue_leaf_for_days(project, names, LEAF_DAYS)
+    }
+
+    /// Issues a serverAuth certificate for `names`, valid `days` days (at most [`LEAF_DAYS`]).
+    pub fn issue_leaf_for_days(&self, project: &str, names: &[SanName], days: i64) -> Result<Leaf> {
         let key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256)
             .map_err(cert_err("generate the project key"))?;
         let mut params = CertificateParams::default();
@@ -235,7 +240,7 @@ impl Ca {
         params.use_authority_key_identifier_extension = true;
         let now = OffsetDateTime::now_utc();
         params.not_before = now - BACKDATE;
-        params.not_after = params.not_before + Duration::days(LEAF_DAYS);
+        params.not_after = params.not_before + Duration::days(days.clamp(1, LEAF_DAYS));
         params.serial_number = Some(random_serial());
         let cert = params
             .signed_by(&key, &self.issuer)

@@ -468,3 +468,103 @@ fn compose_can_take_the_containers_over_and_cht_dev_still_finds_them() {
     s.cmd("down", &[]).ok();
     assert!(s.all_containers().is_empty());
 }
+
+#[test]
+fn an_expiring_certificate_is_reissued_on_up_and_nginx_serves_the_new_one() {
+    let s = Stack::new("renew");
+    s.up(&[]).ok();
+    let openssl = tool("openssl", "apt-get install openssl");
+    let served_end = || {
+        let connect = format!("localhost:{}", s.https);
+        let out = std::process::Command::new(&openssl)
+            .args(["s_client", "-connect", &connect, "-servername", "localhost"])
+            .stdin(std::process::Stdio::null())
+            .output()
+            .expect("openssl");
+        let pem = String::from_utf8_lossy(&out.stdout).into_owned();
+        let mut child = std::process::Command::new(&openssl)
+            .args(["x509", "-noout", "-enddate"])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("x509");
+        use std::io::Write as _;
+        child
+            .stdin
+            .take()
+            .expect("stdin")
+            .write_all(pem.as_bytes())
+            .expect("write");
+        String::from_utf8_lossy(&child.wait_with_output().expect("wait").stdout).into_owned()
+    };
+    let before = served_end();
+    // Replace the project certificate with one that expires in 10 days (signed by the home CA).
+    let home = cht_dev::home::Home::at(&s.cht.home()).expect("home");
+    let ca = cht_dev::tls::Ca::load(&cht_dev::tls::CaFiles::of(&home)).expect("ca");
+    let short = ca
+        .issue_leaf_for_days(&s.name, &cht_dev::tls::project_names(&[]), 10)
+        .expect("leaf");
+    std::fs::write(s.dir().join("certs/cert.pem"), &short.cert_pem).expect("cert");
+    std::fs::write(s.dir().join("certs/key.pem"), &short.key_pem).expect("key");
+    let up = s.up(&[]).ok();
+    assert!(
+        up.stderr.contains("reissued the project certificate"),
+        "{up:#?}"
+    );
+    assert!(up.stderr.contains("reloaded nginx"), "{up:#?}");
+    let after = served_end();
+    assert!(
+        before.contains("notAfter=") && after.contains("notAfter="),
+        "{before} {after}"
+    );
+    let file_end = run_tool(
+        &openssl,
+        &["x509", "-noout", "-enddate", "-in", "certs/cert.pem"],
+        &s.dir(),
+    )
+    .stdout;
+    assert_eq!(
+        after.trim(),
+        file_end.trim(),
+        "nginx serves the reissued certificate"
+    );
+    assert_eq!(s.curl_https("/").0, "200");
+}
+
+#[test]
+fn logs_follow_streams_new_lines() {
+    let s = Stack::new("follow");
+    s.up(&[]).ok();
+    let mut child = s
+        .cht
+        .command()
+        .args(["logs", &s.name, "api", "--follow", "--tail", "0"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let stdout = child.stdout.take().expect("stdout");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        use std::io::BufRead as _;
+        for line in std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+        {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(s.curl_https("/followed-path").0, "404");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut seen = false;
+    while Instant::now() < deadline && !seen {
+        if let Ok(line) = rx.recv_timeout(Duration::from_millis(200)) {
+            seen = line.contains("/followed-path") || line.contains("response:404");
+        }
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(seen, "logs --follow showed the new request");
+}

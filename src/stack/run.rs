@@ -712,3 +712,42 @@ pub async fn remove_volumes(engine: &Engine, name: &str, reporter: &dyn Reporter
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::project::{InitOptions, create};
+
+    #[test]
+    fn a_certificate_close_to_expiry_is_reissued_and_a_fresh_one_is_kept() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let home = Home::at(dir.path()).expect("home");
+        let opts = InitOptions {
+            name: "renew".into(),
+            ..InitOptions::default()
+        };
+        let project = create(&home, &opts).expect("create").project;
+        assert!(
+            !renew_certificate(&home, &project).expect("check"),
+            "a new certificate is kept"
+        );
+        let ca = tls::Ca::load(&CaFiles::of(&home)).expect("ca");
+        let short = ca
+            .issue_leaf_for_days("renew", &tls::project_names(&[]), 10)
+            .expect("leaf");
+        std::fs::write(project.path("certs/cert.pem"), &short.cert_pem).expect("write");
+        assert!(renew_certificate(&home, &project).expect("renew"));
+        let pem = std::fs::read_to_string(project.path("certs/cert.pem")).expect("read");
+        let info = tls::inspect(&pem).expect("inspect");
+        assert!((info.not_after - OffsetDateTime::now_utc()).whole_days() > 390);
+        let key_mode = {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::metadata(project.path("certs/key.pem"))
+                .expect("meta")
+                .permissions()
+                .mode()
+                & 0o777
+        };
+        assert_eq!(key_mode, 0o600);
+    }
+}
