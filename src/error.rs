@@ -96,6 +96,26 @@ pub enum Error {
         /// The projects that do exist, or how to make one.
         hint: String,
     },
+    /// Another cht-dev command holds the project's lock.
+    #[error(
+        "project {name:?} is busy: another cht-dev command (up, stop, down or destroy) is working on it; wait for it to finish and try again"
+    )]
+    Busy {
+        /// The project name.
+        name: String,
+    },
+    /// A host port the project publishes is taken by something else.
+    #[error("port {port} ({what}) is busy: {reason}; free it, or set {fix}")]
+    PublishedPortBusy {
+        /// The port.
+        port: u16,
+        /// Which setting holds it, e.g. "NGINX_HTTPS_PORT".
+        what: String,
+        /// Who holds it.
+        reason: String,
+        /// How to move the project instead, e.g. "NGINX_HTTPS_PORT in /home/me/.../.env to a free port".
+        fix: String,
+    },
     /// A command needs a project and the home has none.
     #[error("no projects in {home}; create one with `cht-dev up` or `cht-dev init NAME`", home = .home.display())]
     NoProjects {

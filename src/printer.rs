@@ -77,6 +77,11 @@ impl Printer {
         writeln!(out, "{}", line.as_ref()).map_err(Error::Output)
     }
 
+    /// Prints a note or warning on stderr (never mixed into data on stdout).
+    pub fn warn(&self, line: &str) {
+        let _ = writeln!(std::io::stderr().lock(), "{line}");
+    }
+
     /// Prints a JSON document (always shown, always uncoloured).
     pub fn json(&self, value: &impl serde::Serialize) -> Result<()> {
         let text = serde_json::to_string_pretty(value)

@@ -474,3 +474,85 @@ fn home_comes_from_the_environment_when_not_given() {
     assert!(home.join("e/.env").is_file());
     assert!(home.join("ca/ca.pem").is_file());
 }
+
+#[test]
+fn bad_cli_input_table_one_line_non_zero_nothing_written() {
+    let cht = ChtDev::new();
+    let file_home = cht.scratch().join("a-file");
+    std::fs::write(&file_home, "x").expect("write");
+    let der_dir = cht.scratch().to_str().expect("utf8").to_string();
+    let long_name = "x".repeat(64);
+    let table: Vec<(Vec<&str>, &str)> = vec![
+        (vec!["init", "UP"], "invalid project name"),
+        (vec!["init", "a/b"], "invalid project name"),
+        (vec!["init", long_name.as_str()], "longer than 63"),
+        (vec!["init", "x-upgrade"], "reserved"),
+        (
+            vec!["init", "a", "--http-port", "-1"],
+            "unexpected argument",
+        ),
+        (vec!["init", "a", "--https-port", "65536"], "1 to 65535"),
+        (
+            vec!["init", "a", "--cht-version", "latest"],
+            "unknown CHT version",
+        ),
+        (
+            vec!["init", "a", "--cht-version", "5"],
+            "unknown CHT version",
+        ),
+        (
+            vec!["init", "a", "--image-registry", "https://reg.example"],
+            "invalid image registry",
+        ),
+        (
+            vec!["init", "a", "--image-registry", "reg:0/x"],
+            "registry port",
+        ),
+        (
+            vec!["init", "a", "--image-registry", "reg/UPPER"],
+            "lowercase",
+        ),
+        (
+            vec!["init", "a", "--host", "under_score.example"],
+            "invalid host",
+        ),
+        (vec!["init", "a", "--host=-lead.example"], "invalid host"),
+        (vec!["up", "Bad"], "invalid project name"),
+        (
+            vec!["up", "a", "--pull", "sometimes"],
+            "invalid value 'sometimes'",
+        ),
+        (vec!["up", "a", "--timeout", "soon"], "invalid value 'soon'"),
+        (
+            vec!["up", "a", "--cht-version", "3.17.0"],
+            "unknown CHT version",
+        ),
+        (vec!["status", "nope"], "no project named"),
+        (vec!["stop", "nope"], "no project named"),
+        (vec!["down", "nope"], "no project named"),
+        (vec!["destroy", "nope", "--yes"], "no project named"),
+        (vec!["logs"], "required arguments"),
+        (vec!["logs", "nope"], "no project named"),
+        (vec!["ca", "--der", der_dir.as_str()], "it is a folder"),
+        (
+            vec!["ca", "--der", "/nonexistent-folder/ca.crt"],
+            "folder does not exist",
+        ),
+        (vec!["status"], "no projects in"),
+    ];
+    for (args, expect) in &table {
+        let run = cht.run(args);
+        let line = run.one_line_error();
+        assert!(line.contains(expect), "{args:?}: {line}");
+        assert!(!cht.home().exists(), "{args:?} wrote into the home");
+    }
+    let run = common::to_run(
+        std::process::Command::new(env!("CARGO_BIN_EXE_cht-dev"))
+            .arg("--home")
+            .arg(&file_home)
+            .args(["init", "a"])
+            .output()
+            .expect("run"),
+    );
+    assert!(run.one_line_error().contains("not a folder"), "{run:#?}");
+}

@@ -39,6 +39,9 @@ const TRUST_STEPS: &[(&str, &str)] = &[
 /// Makes the CA if needed, prints its facts and trust steps, and writes DER when asked.
 pub fn run(settings: &Settings, der: Option<&Path>, json: bool) -> Result<()> {
     let home = settings.home()?;
+    if let Some(path) = der {
+        check_der_target(path)?;
+    }
     let (files, created) = tls::ensure_ca(&home)?;
     let pem = std::fs::read_to_string(&files.cert).map_err(Error::io("read", &files.cert))?;
     let info = tls::inspect(&pem)?;
@@ -95,17 +98,32 @@ pub fn run(settings: &Settings, der: Option<&Path>, json: bool) -> Result<()> {
     Ok(())
 }
 
+/// Checks `--der FILE` can be written before anything else happens.
+fn check_der_target(path: &Path) -> Result<()> {
+    let fail = |reason: &str| Error::Io {
+        action: "write the DER certificate to",
+        path: path.to_path_buf(),
+        source: std::io::Error::other(reason.to_string()),
+    };
+    if path.is_dir() {
+        return Err(fail(
+            "it is a folder; give a file name such as cht-dev-ca.crt",
+        ));
+    }
+    let parent = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    if !parent.is_dir() {
+        return Err(fail(
+            "its folder does not exist; create it or pick another path",
+        ));
+    }
+    Ok(())
+}
+
 /// Writes the DER certificate to `path`, replacing an existing file there.
 fn write_der(path: &Path, der: &[u8]) -> Result<()> {
-    if path.is_dir() {
-        return Err(Error::Io {
-            action: "write the DER certificate to",
-            path: path.to_path_buf(),
-            source: std::io::Error::other(
-                "it is a folder; give a file name such as cht-dev-ca.crt",
-            ),
-        });
-    }
     let tmp = path.with_extension("cht-dev-tmp");
     let _ = std::fs::remove_file(&tmp);
     fsutil::write_new(&tmp, der, fsutil::PUBLIC)?;

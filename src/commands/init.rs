@@ -8,6 +8,8 @@ use crate::settings::Settings;
 /// Creates the project and prints where everything is.
 pub fn run(settings: &Settings, opts: &InitOptions) -> Result<()> {
     let home = settings.home()?;
+    project::validate(&home, opts)?;
+    let _lock = project::lock(&home, &opts.name)?;
     let created = project::create(&home, opts)?;
     report(settings, &created)
 }

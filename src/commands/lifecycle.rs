@@ -14,6 +14,7 @@ pub fn stop(settings: &Settings, name: Option<&str>) -> Result<()> {
     let home = settings.home()?;
     let name = super::engine::pick_existing(&home, name, "stop")?;
     let project = Project::load(&home, &name)?;
+    let _lock = crate::project::lock(&home, &name)?;
     let reporter = report::for_terminal(settings.printer.is_quiet());
     let count = super::engine::block_on(async {
         let engine = Engine::connect().await?;
@@ -32,6 +33,7 @@ pub fn down(settings: &Settings, name: Option<&str>) -> Result<()> {
     let home = settings.home()?;
     let name = super::engine::pick_existing(&home, name, "down")?;
     let project = Project::load(&home, &name)?;
+    let _lock = crate::project::lock(&home, &name)?;
     let reporter = report::for_terminal(settings.printer.is_quiet());
     super::engine::block_on(async {
         let engine = Engine::connect().await?;
@@ -73,6 +75,7 @@ pub fn destroy(settings: &Settings, name: &str, yes: bool) -> Result<()> {
             "{name} was not destroyed (the name did not match)"
         )));
     }
+    let lock = crate::project::lock(&home, name)?;
     let reporter = report::for_terminal(settings.printer.is_quiet());
     super::engine::block_on(async {
         let engine = Engine::connect().await?;
@@ -91,5 +94,6 @@ pub fn destroy(settings: &Settings, name: &str, yes: bool) -> Result<()> {
             source: std::io::Error::new(e.kind(), format!("{e}{hint}")),
         }
     })?;
+    drop(lock);
     settings.printer.info(format!("{name}: destroyed"))
 }

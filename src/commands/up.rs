@@ -42,14 +42,21 @@ pub fn run(settings: &Settings, req: &UpRequest) -> Result<()> {
         let engine = Engine::connect().await?;
         let name = super::engine::pick(&home, req.name.as_deref(), "up")?
             .unwrap_or_else(|| DEFAULT_NAME.to_string());
+        let exists = home.project_dir(&name).join(".env").is_file();
+        let mut init = req.init.clone();
+        init.name = name.clone();
+        if exists {
+            project::check_form(&init)?;
+        } else {
+            project::validate(&home, &init)?;
+        }
+        let _lock = project::lock(&home, &name)?;
         let project = if home.project_dir(&name).join(".env").is_file() {
-            if req.init_given {
-                p.info(format!("project {name} exists; creation options were ignored (edit its .env or compose files to change it)"))?;
+            if req.init_given && !p.is_quiet() && !req.json {
+                p.warn(&format!("note: project {name} exists; creation options were ignored (edit its .env or compose files to change it)"));
             }
             Project::load(&home, &name)?
         } else {
-            let mut init = req.init.clone();
-            init.name = name.clone();
             let created = project::create(&home, &init)?;
             if !req.json {
                 super::init::report(settings, &created)?;

@@ -97,8 +97,42 @@ fn random_hex16() -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// Checks every option without touching the disk.
-fn check(home: &Home, opts: &InitOptions) -> Result<Checked> {
+/// An exclusive hold on one project, released when dropped (or when the process ends).
+#[derive(Debug)]
+pub struct ProjectLock {
+    /// The locked file, outside the home (see [`lock`]).
+    _file: std::fs::File,
+}
+
+/// Takes the project's lock, so two cht-dev commands never work on one project at once.
+/// Lock files live in the user's runtime folder (else the temp folder), keyed by the
+/// home's path, so a command that fails leaves nothing in the home.
+pub fn lock(home: &Home, name: &str) -> Result<ProjectLock> {
+    let base = directories::BaseDirs::new()
+        .and_then(|d| d.runtime_dir().map(Path::to_path_buf))
+        .unwrap_or_else(std::env::temp_dir)
+        .join("cht-dev-locks");
+    fsutil::create_dir_all(&base)?;
+    let key = &render::hex_sha256(&home.root().to_string_lossy())[..16];
+    let path = base.join(format!("{key}-{name}.lock"));
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(Error::io("open", &path))?;
+    match file.try_lock() {
+        Ok(()) => Ok(ProjectLock { _file: file }),
+        Err(std::fs::TryLockError::WouldBlock) => Err(Error::Busy {
+            name: name.to_string(),
+        }),
+        Err(std::fs::TryLockError::Error(e)) => Err(Error::io("lock", &path)(e)),
+    }
+}
+
+/// Checks the form of every option (name, version, registry, hosts, port numbers),
+/// whether or not the project exists; returns the version and hosts.
+pub fn check_form(opts: &InitOptions) -> Result<(ChtVersion, Vec<SanName>)> {
     name::validate(&opts.name)?;
     let version = match &opts.cht_version {
         Some(v) => versions::find(v)?,
@@ -112,6 +146,13 @@ fn check(home: &Home, opts: &InitOptions) -> Result<Checked> {
         .iter()
         .map(|h| SanName::parse(h))
         .collect::<Result<Vec<_>>>()?;
+    ports::check_range(opts.http_port, opts.https_port)?;
+    Ok((version, hosts))
+}
+
+/// Checks every option without touching the disk.
+fn check(home: &Home, opts: &InitOptions) -> Result<Checked> {
+    let (version, hosts) = check_form(opts)?;
     let dir = home.project_dir(&opts.name);
     if dir.exists() {
         return Err(Error::ProjectExists {
@@ -129,6 +170,11 @@ fn check(home: &Home, opts: &InitOptions) -> Result<Checked> {
         hosts,
         dir,
     })
+}
+
+/// Checks init options without writing anything (create checks them again).
+pub fn validate(home: &Home, opts: &InitOptions) -> Result<()> {
+    check(home, opts).map(|_| ())
 }
 
 /// The host ports every project in `home` holds.

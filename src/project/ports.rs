@@ -43,9 +43,8 @@ fn in_range(which: &'static str, port: u32) -> Result<u16> {
     }
 }
 
-/// Picks the HTTP and HTTPS ports: requested ones are checked, missing ones are
-/// the first free ports from [`FIRST_HTTP`] / [`FIRST_HTTPS`] upwards.
-pub fn allocate(http: Option<u32>, https: Option<u32>, taken: &Taken) -> Result<(u16, u16)> {
+/// Checks requested port numbers are in range and distinct (not whether they are free).
+pub fn check_range(http: Option<u32>, https: Option<u32>) -> Result<()> {
     let http = http.map(|p| in_range("http", p)).transpose()?;
     let https = https.map(|p| in_range("https", p)).transpose()?;
     if let (Some(h), Some(s)) = (http, https)
@@ -57,6 +56,15 @@ pub fn allocate(http: Option<u32>, https: Option<u32>, taken: &Taken) -> Result<
             reason: "it is the same as the http port; give each its own".into(),
         });
     }
+    Ok(())
+}
+
+/// Picks the HTTP and HTTPS ports: requested ones are checked, missing ones are
+/// the first free ports from [`FIRST_HTTP`] / [`FIRST_HTTPS`] upwards.
+pub fn allocate(http: Option<u32>, https: Option<u32>, taken: &Taken) -> Result<(u16, u16)> {
+    check_range(http, https)?;
+    let http = http.map(|p| in_range("http", p)).transpose()?;
+    let https = https.map(|p| in_range("https", p)).transpose()?;
     for (which, port) in [("http", http), ("https", https)] {
         if let Some(port) = port
             && let Some(reason) = busy_reason(port, taken)

@@ -403,6 +403,58 @@ async fn start_waves(
     Ok(())
 }
 
+/// Fails clearly, before anything is made, when a port the project publishes is taken
+/// by something other than the project's own running container.
+async fn check_published_ports(engine: &Engine, project: &Project, stacks: &Stacks) -> Result<()> {
+    // Ports held by the project's own running containers (cht-dev's or compose's) are
+    // freed when those are replaced, so they count as free.
+    let running: Vec<(String, String)> = containers(engine, &project.name)
+        .await?
+        .into_iter()
+        .filter(|c| c.state == "running" || c.state == "restarting")
+        .map(|c| (c.project, c.service))
+        .collect();
+    for stack in [&stacks.cht, &stacks.upgrade] {
+        for spec in stack.services.values() {
+            if running.contains(&(stack.project.clone(), spec.name.clone())) {
+                continue;
+            }
+            for port in &spec.ports {
+                let Some(reason) =
+                    crate::project::ports::busy_reason(port.host_port, &Default::default())
+                else {
+                    continue;
+                };
+                let env_path = project.path(".env");
+                let var = if Some(port.host_port) == project.http_port() {
+                    Some("NGINX_HTTP_PORT")
+                } else if Some(port.host_port) == project.https_port() {
+                    Some("NGINX_HTTPS_PORT")
+                } else {
+                    None
+                };
+                let (what, fix) = match var {
+                    Some(var) => (
+                        var.to_string(),
+                        format!("{var} in {} to a free port", env_path.display()),
+                    ),
+                    None => (
+                        format!("published by {}", spec.name),
+                        format!("another host port for {} in its compose file", spec.name),
+                    ),
+                };
+                return Err(Error::PublishedPortBusy {
+                    port: port.host_port,
+                    what,
+                    reason,
+                    fix,
+                });
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Reissues the project certificate when it expires within 30 days or lacks a
 /// current LAN address; returns whether it did.
 pub fn renew_certificate(home: &Home, project: &Project) -> Result<bool> {
@@ -454,6 +506,7 @@ pub async fn up(
     if cert_changed {
         reporter.step("reissued the project certificate (expiring, or the LAN address changed)");
     }
+    check_published_ports(engine, project, &stacks).await?;
     ensure_images(engine, &stacks, opts.pull, reporter).await?;
     ensure_resources(engine, &project.name, &stacks.cht, reporter).await?;
     ensure_resources(engine, &project.name, &stacks.upgrade, reporter).await?;

@@ -1,0 +1,317 @@
+//! Fault, data-safety and security tests against the real engine: each ends with the
+//! stack healthy again or a clear error, and nothing lost.
+
+mod common;
+
+use std::net::TcpListener;
+use std::time::Duration;
+
+use common::engine::{REGISTRY, Stack, docker_names};
+use common::mode;
+
+/// Creates the project without starting it (stand-in registry, the stack's ports).
+fn init(s: &Stack) {
+    s.cht
+        .run(&[
+            "init",
+            &s.name,
+            "--image-registry",
+            REGISTRY,
+            "--http-port",
+            &s.http.to_string(),
+            "--https-port",
+            &s.https.to_string(),
+        ])
+        .ok();
+}
+
+/// Runs `up` for an existing project with the stand-in images.
+fn up(s: &Stack) -> common::Run {
+    s.cht
+        .run(&["up", &s.name, "--pull", "never", "--timeout", "60"])
+}
+
+/// Container ids of the project by name, to tell recreated containers from kept ones.
+fn ids(s: &Stack) -> Vec<String> {
+    let mut out = docker_names(&[
+        "ps",
+        "-a",
+        "--filter",
+        &format!("label=org.cht-dev.project={}", s.name),
+        "--format",
+        "{{.Names}} {{.ID}}",
+    ]);
+    out.sort();
+    out
+}
+
+#[test]
+fn a_port_taken_between_init_and_up_is_named_with_a_fix_and_up_works_once_freed() {
+    let s = Stack::new("port");
+    init(&s);
+    let held = TcpListener::bind(("0.0.0.0", s.https)).expect("take the https port");
+    let line = up(&s).one_line_error();
+    assert!(
+        line.contains(&format!("port {} (NGINX_HTTPS_PORT) is busy", s.https)),
+        "{line}"
+    );
+    assert!(
+        line.contains("set NGINX_HTTPS_PORT in") && line.contains(".env"),
+        "{line}"
+    );
+    assert!(s.all_containers().is_empty(), "nothing was created");
+    drop(held);
+    up(&s).ok();
+    assert_eq!(s.curl_https("/").0, "200");
+}
+
+#[test]
+fn one_missing_image_is_named_and_nothing_runs() {
+    let s = Stack::new("img");
+    init(&s);
+    let core = s.dir().join("compose/cht-core.yml");
+    let text = std::fs::read_to_string(&core).expect("read");
+    let missing = format!("{REGISTRY}/cht-sentinel:does-not-exist");
+    std::fs::write(
+        &core,
+        text.replace(&format!("{REGISTRY}/cht-sentinel:5.2.0"), &missing),
+    )
+    .expect("write");
+    let line = up(&s).one_line_error();
+    assert!(line.contains(&missing), "{line}");
+    assert!(
+        !line.contains("cht-api"),
+        "only missing images are named: {line}"
+    );
+    assert!(s.all_containers().is_empty());
+}
+
+#[test]
+fn a_container_removed_by_hand_is_the_only_one_recreated() {
+    let s = Stack::new("rm");
+    s.up(&[]).ok();
+    let before = ids(&s);
+    let api = format!("{}-api-1", s.name);
+    let rm = std::process::Command::new("docker")
+        .args(["rm", "-f", &api])
+        .output()
+        .expect("docker rm");
+    assert!(rm.status.success());
+    let run = up(&s).ok();
+    let created: Vec<&str> = run
+        .stderr
+        .lines()
+        .filter(|l| l.starts_with("created container"))
+        .collect();
+    assert_eq!(
+        created,
+        [format!("created container {api}").as_str()],
+        "{run:#?}"
+    );
+    let after = ids(&s);
+    assert_eq!(before.len(), after.len());
+    let changed: Vec<_> = after.iter().filter(|a| !before.contains(a)).collect();
+    assert_eq!(changed.len(), 1, "{changed:?}");
+    assert!(changed[0].starts_with(&api));
+    assert_eq!(s.curl_https("/").0, "200");
+}
+
+#[test]
+fn two_ups_at_once_never_make_two_stacks() {
+    let s = Stack::new("twice");
+    let (http, https) = (s.http.to_string(), s.https.to_string());
+    let spawn = || {
+        s.cht
+            .command()
+            .args([
+                "up",
+                &s.name,
+                "--image-registry",
+                REGISTRY,
+                "--pull",
+                "never",
+                "--http-port",
+                &http,
+                "--https-port",
+                &https,
+            ])
+            .output()
+    };
+    let (a, b) = std::thread::scope(|scope| {
+        let a = scope.spawn(spawn);
+        let b = scope.spawn(spawn);
+        (
+            a.join().expect("a").expect("run a"),
+            b.join().expect("b").expect("run b"),
+        )
+    });
+    let runs = [common::to_run(a), common::to_run(b)];
+    let ok = runs.iter().filter(|r| r.code == 0).count();
+    assert!(ok >= 1, "{runs:#?}");
+    for r in runs.iter().filter(|r| r.code != 0) {
+        let line = r.one_line_error();
+        assert!(line.contains("is busy"), "the loser says busy: {line}");
+    }
+    assert_eq!(s.all_containers().len(), 7, "one container per service");
+    assert_eq!(s.curl_https("/").0, "200");
+}
+
+#[test]
+fn a_dropped_password_is_named_and_nothing_starts() {
+    let s = Stack::new("nopw");
+    init(&s);
+    let env_path = s.dir().join(".env");
+    let text = std::fs::read_to_string(&env_path).expect("read");
+    let without: String = text
+        .lines()
+        .filter(|l| !l.starts_with("COUCHDB_PASSWORD="))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    std::fs::write(&env_path, without).expect("write");
+    let mut cmd = s.cht.command();
+    cmd.env_remove("COUCHDB_PASSWORD")
+        .args(["up", &s.name, "--pull", "never"]);
+    let run = common::to_run(cmd.output().expect("run"));
+    let line = run.one_line_error();
+    assert!(line.contains("COUCHDB_PASSWORD must be set"), "{line}");
+    assert!(
+        line.contains("required variable COUCHDB_PASSWORD"),
+        "{line}"
+    );
+    assert!(s.all_containers().is_empty());
+}
+
+#[test]
+fn couchdb_data_and_edited_files_survive_every_command_but_destroy() {
+    let s = Stack::new("safe");
+    s.up(&[]).ok();
+    let dir = s.dir();
+    let marker = dir.join("couchdb/user-marker");
+    std::fs::write(&marker, "precious").expect("marker");
+    // A user's edit to a generated file.
+    let core = dir.join("compose/cht-core.yml");
+    let edited = std::fs::read_to_string(&core).expect("read").replace(
+        "max-file: \"${LOG_MAX_FILES:-20}\"",
+        "max-file: \"${LOG_MAX_FILES:-5}\"",
+    );
+    std::fs::write(&core, &edited).expect("write");
+    let failing: Vec<Vec<String>> = vec![
+        vec!["init".into(), s.name.clone()],
+        vec![
+            "init".into(),
+            s.name.clone(),
+            "--cht-version".into(),
+            "4.22.0".into(),
+        ],
+        vec!["destroy".into(), s.name.clone()],
+        vec![
+            "up".into(),
+            s.name.clone(),
+            "--pull".into(),
+            "never".into(),
+            "--cht-version".into(),
+            "9.9.9".into(),
+        ],
+        vec!["logs".into(), s.name.clone(), "no-such-service".into()],
+    ];
+    for args in &failing {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let run = s.cht.run(&args);
+        assert_ne!(run.code, 0, "{args:?} should fail: {run:#?}");
+        assert_eq!(
+            std::fs::read_to_string(&marker).expect("marker"),
+            "precious",
+            "{args:?}"
+        );
+        assert_eq!(
+            std::fs::read_to_string(&core).expect("core"),
+            edited,
+            "{args:?} touched an edited file"
+        );
+    }
+    for cmd in ["stop", "down", "up", "down"] {
+        let run = if cmd == "up" { up(&s) } else { s.cmd(cmd, &[]) };
+        assert_eq!(run.code, 0, "{cmd}: {run:#?}");
+        assert_eq!(
+            std::fs::read_to_string(&marker).expect("marker"),
+            "precious",
+            "{cmd}"
+        );
+        assert_eq!(
+            std::fs::read_to_string(&core).expect("core"),
+            edited,
+            "{cmd} touched an edited file"
+        );
+    }
+    s.cmd("destroy", &["--yes"]).ok();
+    assert!(!marker.exists());
+}
+
+#[test]
+fn secrets_stay_private_and_only_nginx_is_published() {
+    let s = Stack::new("sec");
+    let run = s.up(&[]).ok();
+    let dir = s.dir();
+    let home = s.cht.home();
+    assert_eq!(mode(&dir.join(".env")), 0o600);
+    assert_eq!(mode(&dir.join("certs/key.pem")), 0o600);
+    assert_eq!(mode(&home.join("ca/ca-key.pem")), 0o600);
+    let env = std::fs::read_to_string(dir.join(".env")).expect("env");
+    let password = env
+        .lines()
+        .find_map(|l| l.strip_prefix("COUCHDB_PASSWORD="))
+        .expect("password")
+        .to_string();
+    assert!(password.len() >= 20);
+    // The password is shown once, in the final summary, and nowhere in progress output.
+    assert_eq!(
+        run.stdout.matches(&password).count() + run.stderr.matches(&password).count(),
+        1,
+        "{run:#?}"
+    );
+    let json: serde_json::Value =
+        serde_json::from_str(&s.up(&["--json"]).ok().stdout).expect("json");
+    assert_eq!(json["login"]["password"], password);
+
+    for name in s.all_containers() {
+        let inspect = std::process::Command::new("docker")
+            .args([
+                "inspect",
+                "--format",
+                "{{json .Mounts}}|{{json .HostConfig.PortBindings}}|{{json .Config.Env}}",
+                &name,
+            ])
+            .output()
+            .expect("inspect");
+        let text = String::from_utf8_lossy(&inspect.stdout).into_owned();
+        let mut parts = text.trim().splitn(3, '|');
+        let (mounts, ports, env) = (
+            parts.next().unwrap_or(""),
+            parts.next().unwrap_or(""),
+            parts.next().unwrap_or(""),
+        );
+        assert!(
+            !mounts.contains(&home.join("ca").display().to_string()),
+            "{name} mounts the CA: {mounts}"
+        );
+        assert!(!mounts.contains("ca-key.pem"), "{name}: {mounts}");
+        let publishes = ports.contains("HostPort");
+        assert_eq!(
+            publishes,
+            name.ends_with("-nginx-1"),
+            "{name} ports: {ports}"
+        );
+        if name.ends_with("-nginx-1") || name.ends_with("-nouveau-1") {
+            assert!(
+                !env.contains(&password),
+                "{name} has the CouchDB password in its env"
+            );
+        }
+    }
+    // CA constrained to path length 0 (checked in depth by the unit tests); random credentials.
+    let other = Stack::new("sec2");
+    other.cht.run(&["init", &other.name]).ok();
+    let other_env = std::fs::read_to_string(other.dir().join(".env")).expect("env");
+    assert!(!other_env.contains(&password));
+    std::thread::sleep(Duration::from_millis(10));
+}
