@@ -60,8 +60,9 @@ declare -A ports=(
 )
 
 build_service() { # tag port extra-shell
+  # Like the real services, stop promptly on SIGTERM (a shell as PID 1 would ignore it).
   local tag=$1 port=$2 extra=$3
-  printf 'FROM cht-dev-standin-base:1\nENTRYPOINT ["/bin/busybox", "sh", "-c", "%s exec /bin/busybox httpd -f -v -p %s -h /www"]\n' \
+  printf 'FROM cht-dev-standin-base:1\nENTRYPOINT ["/bin/busybox", "sh", "-c", "trap \x27exit 0\x27 TERM; %s /bin/busybox httpd -f -v -p %s -h /www & wait"]\n' \
     "$extra" "$port" | build -t "$tag" -
 }
 

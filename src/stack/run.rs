@@ -375,32 +375,52 @@ async fn prepare(
     Ok(prepared.into_iter().collect())
 }
 
-/// Starts a stack's prepared containers wave by wave, in `depends_on` order; the
-/// services of one wave start together.
-async fn start_waves(
+/// Starts a stack's prepared containers in `depends_on` order: each service starts as
+/// soon as the services it depends on have started, independent ones together.
+async fn start_in_order(
     engine: &Engine,
     stack: &Stack,
     prepared: &BTreeMap<String, Prepared>,
     reporter: &dyn Reporter,
 ) -> Result<()> {
+    use futures_util::FutureExt;
+    use futures_util::future::{BoxFuture, Shared};
+    /// A service's start, awaited by every service that depends on it.
+    type Started<'a> = Shared<BoxFuture<'a, Result<(), String>>>;
     let waves = stack.start_order().map_err(|reason| Error::Compose {
         file: stack.project.clone(),
         reason,
     })?;
-    for wave in waves {
-        try_join_all(
-            wave.iter()
-                .filter_map(|s| prepared.get(s))
-                .filter(|c| !c.running)
-                .map(|c| async move {
-                    engine.start(&c.id, &c.name).await?;
-                    reporter.step(&format!("started {}", c.name));
-                    Ok::<(), Error>(())
-                }),
-        )
-        .await?;
+    let mut started: BTreeMap<String, Started<'_>> = BTreeMap::new();
+    for service in waves.into_iter().flatten() {
+        let deps: Vec<Started<'_>> = stack.services[&service]
+            .depends_on
+            .iter()
+            .filter_map(|d| started.get(d).cloned())
+            .collect();
+        let container = prepared.get(&service);
+        let future = async move {
+            futures_util::future::try_join_all(deps).await?;
+            if let Some(c) = container.filter(|c| !c.running) {
+                engine
+                    .start(&c.id, &c.name)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                reporter.step(&format!("started {}", c.name));
+            }
+            Ok(())
+        }
+        .boxed()
+        .shared();
+        started.insert(service, future);
     }
-    Ok(())
+    futures_util::future::try_join_all(started.into_values())
+        .await
+        .map(|_| ())
+        .map_err(|reason| Error::Engine {
+            action: format!("start {}", stack.project),
+            reason,
+        })
 }
 
 /// Fails clearly, before anything is made, when a port the project publishes is taken
@@ -508,6 +528,8 @@ pub async fn up(
     }
     check_published_ports(engine, project, &stacks).await?;
     ensure_images(engine, &stacks, opts.pull, reporter).await?;
+    // One after the other: both stacks declare the same network, and older engines
+    // would create two networks of one name if asked at once.
     ensure_resources(engine, &project.name, &stacks.cht, reporter).await?;
     ensure_resources(engine, &project.name, &stacks.upgrade, reporter).await?;
     // The two compose projects are independent: prepare and start them side by side.
@@ -517,8 +539,8 @@ pub async fn up(
     )
     .await?;
     futures_util::future::try_join(
-        start_waves(engine, &stacks.cht, &cht, reporter),
-        start_waves(engine, &stacks.upgrade, &upgrade, reporter),
+        start_in_order(engine, &stacks.cht, &cht, reporter),
+        start_in_order(engine, &stacks.upgrade, &upgrade, reporter),
     )
     .await?;
     if opts.wait {
@@ -718,9 +740,13 @@ pub async fn stop(engine: &Engine, name: &str, reporter: &dyn Reporter) -> Resul
 }
 
 /// Removes every container and network of the project; volumes, data and files stay.
+/// Containers are stopped gracefully first (SIGTERM, then SIGKILL after 10 s), as compose does.
 pub async fn down(engine: &Engine, project: &Project, reporter: &dyn Reporter) -> Result<()> {
     let list = containers(engine, &project.name).await?;
     try_join_all(list.iter().map(|c| async move {
+        if c.state == "running" || c.state == "restarting" {
+            engine.stop(&c.id, &c.name, STOP_GRACE).await?;
+        }
         engine.remove(&c.id, &c.name).await?;
         reporter.step(&format!("removed {}", c.name));
         Ok::<(), Error>(())

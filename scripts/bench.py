@@ -1,0 +1,258 @@
+#!/usr/bin/env python3
+"""Benchmark cht-dev on the stand-in stack against docker-compose and the engine floor.
+
+Prints medians of several alternating runs and their ratios to the targets; with
+--write FILE, also writes them as Markdown (BENCHMARKS.md). Needs: a Docker engine,
+docker-compose, openssl, /usr/bin/time, and the packages scripts/standin-images.sh uses.
+
+  scripts/bench.sh [--runs N] [--write BENCHMARKS.md]
+"""
+import argparse
+import http.client
+import json
+import os
+import platform
+import re
+import shutil
+import socket
+import ssl
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+BIN = os.path.join(ROOT, "target", "release", "cht-dev")
+REGISTRY = "cht-dev-test.local"
+VERSION = "5.2.0"
+NAME = "bench"
+POLL = 0.025
+
+
+def run(cmd, **kw):
+    """Runs a command, failing loudly with its output."""
+    r = subprocess.run(cmd, capture_output=True, text=True, **kw)
+    if r.returncode != 0:
+        sys.exit(f"failed: {' '.join(cmd)}\n{r.stdout}\n{r.stderr}")
+    return r
+
+
+def timed(cmd, **kw):
+    """Seconds a command takes."""
+    start = time.perf_counter()
+    run(cmd, **kw)
+    return time.perf_counter() - start
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("0.0.0.0", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+class UnixHTTP(http.client.HTTPConnection):
+    """HTTP over the Docker engine's unix socket."""
+
+    def __init__(self, path):
+        super().__init__("localhost", timeout=120)
+        self.path = path
+
+    def connect(self):
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.connect(self.path)
+
+
+def engine(method, url, body=None):
+    """One raw Engine API call."""
+    sock = os.environ.get("DOCKER_HOST", "unix:///var/run/docker.sock").replace("unix://", "")
+    conn = UnixHTTP(sock)
+    headers = {"Content-Type": "application/json"} if body is not None else {}
+    conn.request(method, url, body=json.dumps(body) if body is not None else None, headers=headers)
+    resp = conn.getresponse()
+    data = resp.read()
+    conn.close()
+    if resp.status >= 400 and resp.status != 404:
+        sys.exit(f"engine {method} {url}: {resp.status} {data[:300]!r}")
+    return json.loads(data) if data else None
+
+
+def parallel(fns):
+    """Runs callables on threads and waits for all."""
+    threads = [threading.Thread(target=f) for f in fns]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+
+
+def wait_ready(http_port, https_port, ca, timeout=120):
+    """The same readiness cht-dev waits for: HTTP 301, and HTTPS (verified against the
+    home CA) reaching the API with a status other than 502/503/504."""
+    ctx = ssl.create_default_context(cafile=ca)
+    deadline = time.perf_counter() + timeout
+    http_ok = https_ok = False
+    while time.perf_counter() < deadline:
+        try:
+            if not http_ok:
+                c = http.client.HTTPConnection("127.0.0.1", http_port, timeout=2)
+                c.request("GET", "/", headers={"Host": "localhost"})
+                http_ok = c.getresponse().status == 301
+                c.close()
+            if not https_ok:
+                c = http.client.HTTPSConnection("localhost", https_port, timeout=2, context=ctx)
+                c.request("GET", "/api/info")
+                https_ok = c.getresponse().status not in (502, 503, 504)
+                c.close()
+        except (OSError, http.client.HTTPException):
+            pass
+        if http_ok and https_ok:
+            return
+        time.sleep(POLL)
+    sys.exit("not ready in time")
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--runs", type=int, default=5)
+    ap.add_argument("--write", metavar="FILE")
+    args = ap.parse_args()
+    for tool in ("docker", "docker-compose", "openssl", "/usr/bin/time"):
+        if not shutil.which(tool):
+            sys.exit(f"missing {tool}")
+
+    print("building the release binary and the stand-in images ...", flush=True)
+    run(["cargo", "build", "--release", "-q"], cwd=ROOT)
+    run(["bash", os.path.join(ROOT, "scripts/standin-images.sh"), REGISTRY, VERSION], cwd=ROOT)
+
+    home = tempfile.mkdtemp(prefix="cht-dev-bench-")
+    http_port, https_port = free_port(), free_port()
+    cht = [BIN, "--home", home, "-q"]
+    run(cht + ["init", NAME, "--cht-version", VERSION, "--image-registry", REGISTRY,
+               "--http-port", str(http_port), "--https-port", str(https_port)])
+    pdir = os.path.join(home, NAME)
+    ca = os.path.join(home, "ca", "ca.pem")
+    compose_core = ["docker-compose", "--env-file", ".env", "-p", NAME,
+                    "-f", "compose/cht-core.yml", "-f", "compose/cht-couchdb.yml"]
+    compose_upgrade = ["docker-compose", "--env-file", ".env", "-p", f"{NAME}-upgrade",
+                       "-f", "upgrade-service.yml"]
+
+    # One cht-dev up to place the certificate in the volume and learn the containers'
+    # exact configuration for the floor.
+    run(cht + ["up", NAME, "--pull", "never"])
+    ids = run(["docker", "ps", "-aq", "--filter", f"label=org.cht-dev.project={NAME}"]).stdout.split()
+    specs = []
+    network = f"{NAME}-cht-net"
+    for cid in ids:
+        info = json.loads(run(["docker", "inspect", cid]).stdout)[0]
+        cfg, hc = info["Config"], info["HostConfig"]
+        aliases = info["NetworkSettings"]["Networks"][network].get("Aliases") or []
+        body = {
+            "Image": cfg["Image"], "Env": cfg["Env"], "Hostname": cfg.get("Hostname"),
+            "ExposedPorts": cfg.get("ExposedPorts"), "Entrypoint": cfg.get("Entrypoint"), "Cmd": cfg.get("Cmd"),
+            "HostConfig": {k: hc.get(k) for k in ("Binds", "Mounts", "PortBindings", "RestartPolicy", "LogConfig", "Memory")}
+            | {"NetworkMode": network},
+            "NetworkingConfig": {"EndpointsConfig": {network: {"Aliases": [a for a in aliases if len(a) < 12 or not re.fullmatch("[0-9a-f]+", a)]}}},
+        }
+        specs.append((info["Name"].lstrip("/").replace(NAME, "floor", 1), body))
+    run(cht + ["down", NAME])
+
+    results = {k: [] for k in ("cht_up", "compose_up", "floor_up", "cht_down", "compose_down", "status", "rss_kb")}
+
+    def cycle_cht():
+        cmd = ["/usr/bin/time", "-f", "RSS %M"] + cht + ["up", NAME, "--pull", "never"]
+        start = time.perf_counter()
+        r = run(cmd)
+        results["cht_up"].append(time.perf_counter() - start)
+        results["rss_kb"].append(int(re.search(r"RSS (\d+)", r.stderr).group(1)))
+        for _ in range(3):
+            results["status"].append(timed(cht + ["status", NAME]))
+        results["cht_down"].append(timed(cht + ["down", NAME]))
+
+    def cycle_compose():
+        start = time.perf_counter()
+        run(compose_core + ["up", "-d"], cwd=pdir)
+        run(compose_upgrade + ["up", "-d"], cwd=pdir)
+        wait_ready(http_port, https_port, ca)
+        results["compose_up"].append(time.perf_counter() - start)
+        start = time.perf_counter()
+        # The upgrade service shares the network: remove its container first (its own
+        # `down` would try to remove the network still in use), then the CHT project.
+        run(compose_upgrade + ["rm", "-s", "-f"], cwd=pdir)
+        run(compose_core + ["down"], cwd=pdir)
+        results["compose_down"].append(time.perf_counter() - start)
+
+    def cycle_floor():
+        start = time.perf_counter()
+        engine("POST", "/networks/create", {"Name": network, "Driver": "bridge"})
+        created = {}
+        def create(name, body):
+            created[name] = engine("POST", f"/containers/create?name={name}", body)["Id"]
+        parallel([lambda n=n, b=b: create(n, b) for n, b in specs])
+        parallel([lambda i=i: engine("POST", f"/containers/{i}/start") for i in created.values()])
+        wait_ready(http_port, https_port, ca)
+        results["floor_up"].append(time.perf_counter() - start)
+        parallel([lambda i=i: engine("DELETE", f"/containers/{i}?force=true") for i in created.values()])
+        engine("DELETE", f"/networks/{network}")
+
+    cycles = [cycle_cht, cycle_compose, cycle_floor]
+    for i in range(args.runs):
+        print(f"run {i + 1}/{args.runs} ...", flush=True)
+        for c in cycles[i % 3:] + cycles[:i % 3]:
+            c()
+
+    # init vs openssl's RSA-4096 self-signed certificate (what cht-nginx makes on first start).
+    init_times, openssl_times = [], []
+    for i in range(args.runs):
+        h = tempfile.mkdtemp(prefix="cht-dev-bench-init-")
+        init_times.append(timed([BIN, "--home", h, "-q", "init", "x"]))
+        shutil.rmtree(h)
+        d = tempfile.mkdtemp(prefix="cht-dev-bench-openssl-")
+        openssl_times.append(timed(["openssl", "req", "-x509", "-newkey", "rsa:4096", "-nodes", "-keyout",
+                                    os.path.join(d, "k.pem"), "-out", os.path.join(d, "c.pem"), "-days", "365",
+                                    "-subj", "/CN=localhost"]))
+        shutil.rmtree(d)
+    run(cht + ["destroy", NAME, "--yes"])
+    shutil.rmtree(home, ignore_errors=True)
+
+    med = {k: statistics.median(v) for k, v in results.items()}
+    init_med, openssl_med = statistics.median(init_times), statistics.median(openssl_times)
+    rows = [
+        ("`cht-dev up` (nothing to HTTPS-ready)", f"{med['cht_up']:.2f} s", ""),
+        ("`docker-compose up -d` + same readiness poll", f"{med['compose_up']:.2f} s", ""),
+        ("engine floor (raw API, parallel) + same poll", f"{med['floor_up']:.2f} s", ""),
+        ("up / docker-compose", f"{med['cht_up'] / med['compose_up']:.2f}x", "<= 0.6x"),
+        ("up / floor", f"{med['cht_up'] / med['floor_up']:.2f}x", "<= 1.2x"),
+        ("`cht-dev down`", f"{med['cht_down']:.2f} s", ""),
+        ("`docker-compose down`", f"{med['compose_down']:.2f} s", ""),
+        ("down / docker-compose down", f"{med['cht_down'] / med['compose_down']:.2f}x", "<= 0.6x"),
+        ("`cht-dev status` (running stack)", f"{med['status'] * 1000:.0f} ms", "< 50 ms"),
+        ("`cht-dev init` (CA, leaf, files)", f"{init_med * 1000:.0f} ms", ""),
+        ("`openssl req -x509 -newkey rsa:4096`", f"{openssl_med * 1000:.0f} ms", ""),
+        ("openssl / init", f"{openssl_med / init_med:.0f}x", ">= 50x"),
+        ("peak RSS of `up`", f"{med['rss_kb'] / 1024:.1f} MB", "<= 30 MB"),
+    ]
+    width = max(len(r[0]) for r in rows)
+    print()
+    for name, value, target in rows:
+        print(f"{name:<{width}}  {value:>9}  {target}")
+    if args.write:
+        docker_v = run(["docker", "version", "--format", "{{.Server.Version}} (API {{.Server.APIVersion}})"]).stdout.strip()
+        compose_v = run(["docker-compose", "version", "--short"]).stdout.strip()
+        with open(args.write, "w") as f:
+            f.write("# Benchmarks\n\n")
+            f.write(f"Measured by `scripts/bench.sh --runs {args.runs} --write BENCHMARKS.md` on "
+                    f"{time.strftime('%Y-%m-%d')}: {os.cpu_count()} cores, {platform.machine()}, "
+                    f"Docker Engine {docker_v}, docker-compose {compose_v}, stand-in images "
+                    f"(`scripts/standin-images.sh`), medians of {args.runs} alternating runs.\n\n")
+            f.write("| measure | median | target |\n|---|---:|---|\n")
+            for name, value, target in rows:
+                f.write(f"| {name} | {value} | {target} |\n")
+        print(f"\nwrote {args.write}")
+
+
+if __name__ == "__main__":
+    main()
