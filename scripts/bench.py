@@ -242,15 +242,27 @@ def main():
     if args.write:
         docker_v = run(["docker", "version", "--format", "{{.Server.Version}} (API {{.Server.APIVersion}})"]).stdout.strip()
         compose_v = run(["docker-compose", "version", "--short"]).stdout.strip()
+        table = [
+            "<!-- bench:start (written by scripts/bench.py; edit outside these markers) -->",
+            f"Measured by `scripts/bench.sh --runs {args.runs} --write BENCHMARKS.md` on "
+            f"{time.strftime('%Y-%m-%d')}: {os.cpu_count()} cores, {platform.machine()}, "
+            f"Docker Engine {docker_v}, docker-compose {compose_v}, stand-in images "
+            f"(`scripts/standin-images.sh`), medians of {args.runs} alternating runs.",
+            "",
+            "| measure | median | target |",
+            "|---|---:|---|",
+        ]
+        table += [f"| {name} | {value} | {target} |" for name, value, target in rows]
+        table.append("<!-- bench:end -->")
+        block = "\n".join(table)
+        try:
+            with open(args.write) as f:
+                text = f.read()
+        except FileNotFoundError:
+            text = "# Benchmarks\n\n<!-- bench:start --><!-- bench:end -->\n"
+        text = re.sub(r"<!-- bench:start.*?<!-- bench:end -->", lambda _: block, text, flags=re.S)
         with open(args.write, "w") as f:
-            f.write("# Benchmarks\n\n")
-            f.write(f"Measured by `scripts/bench.sh --runs {args.runs} --write BENCHMARKS.md` on "
-                    f"{time.strftime('%Y-%m-%d')}: {os.cpu_count()} cores, {platform.machine()}, "
-                    f"Docker Engine {docker_v}, docker-compose {compose_v}, stand-in images "
-                    f"(`scripts/standin-images.sh`), medians of {args.runs} alternating runs.\n\n")
-            f.write("| measure | median | target |\n|---|---:|---|\n")
-            for name, value, target in rows:
-                f.write(f"| {name} | {value} | {target} |\n")
+            f.write(text)
         print(f"\nwrote {args.write}")
 
 
