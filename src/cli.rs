@@ -34,6 +34,10 @@ pub struct Cli {
     #[arg(short, long, global = true)]
     pub quiet: bool,
 
+    /// Print one JSON document on stdout (errors too), for scripts and CI
+    #[arg(long, global = true)]
+    pub json: bool,
+
     /// What to do.
     #[command(subcommand)]
     pub command: Command,
@@ -85,6 +89,13 @@ Examples:
   cht-dev logs my-app api --follow
   cht-dev logs my-app couchdb --tail 50")]
     Logs(LogsArgs),
+
+    /// Check what `up` depends on: engine, ports, disk, CA, LAN address (non-zero exit if something blocks it)
+    #[command(after_help = "\
+Examples:
+  cht-dev doctor
+  cht-dev doctor --json")]
+    Doctor,
 
     /// Create a project: compose files, .env with random credentials, TLS certificate
     #[command(after_help = "\
@@ -181,10 +192,6 @@ pub struct UpArgs {
     /// Start the containers and return without waiting for readiness
     #[arg(long)]
     pub no_wait: bool,
-
-    /// Print JSON (URLs, ports, login, CA path, per-service state)
-    #[arg(long)]
-    pub json: bool,
 }
 
 /// A command that takes an optional project name.
@@ -210,10 +217,6 @@ pub struct DestroyArgs {
 pub struct StatusArgs {
     /// Project name [default: the only project]
     pub name: Option<String>,
-
-    /// Print JSON instead of a table
-    #[arg(long)]
-    pub json: bool,
 }
 
 /// Arguments of `logs`.
@@ -236,30 +239,47 @@ pub struct LogsArgs {
 
 /// Arguments of `ls`.
 #[derive(Debug, Clone, Args)]
-pub struct LsArgs {
-    /// Print JSON instead of a table
-    #[arg(long)]
-    pub json: bool,
-}
+pub struct LsArgs {}
 
 /// Arguments of `versions`.
 #[derive(Debug, Clone, Args)]
-pub struct VersionsArgs {
-    /// Print JSON instead of a list
-    #[arg(long)]
-    pub json: bool,
-}
+pub struct VersionsArgs {}
 
 /// Arguments of `ca`.
 #[derive(Debug, Clone, Args)]
 pub struct CaArgs {
+    /// Install or remove the CA in trust stores (without one: show the CA)
+    #[command(subcommand)]
+    pub action: Option<CaAction>,
+
     /// Also write the CA certificate in DER form to FILE (what Android phones import)
     #[arg(long, value_name = "FILE")]
     pub der: Option<PathBuf>,
+}
 
-    /// Print JSON instead of text
+/// What `ca` can do besides showing the CA.
+#[derive(Debug, Clone, Subcommand)]
+pub enum CaAction {
+    /// Trust the CA for this user: Chromium/Chrome and Firefox (NSS databases, via certutil)
+    #[command(after_help = "\
+Examples:
+  cht-dev ca install              this user's browsers; prints the system-store command
+  sudo cht-dev ca install --system   also the system store (update-ca-certificates)")]
+    Install(TrustArgs),
+    /// Remove the CA from the places `ca install` put it
+    #[command(after_help = "\
+Examples:
+  cht-dev ca uninstall
+  sudo cht-dev ca uninstall --system")]
+    Uninstall(TrustArgs),
+}
+
+/// Arguments of `ca install` and `ca uninstall`.
+#[derive(Debug, Clone, Args)]
+pub struct TrustArgs {
+    /// Also change the system trust store (Linux: update-ca-certificates; needs root)
     #[arg(long)]
-    pub json: bool,
+    pub system: bool,
 }
 
 /// Arguments of `completions`.
@@ -299,10 +319,25 @@ where
     T: Into<OsString> + Clone,
 {
     let cli = Cli::try_parse_from(args).map_err(Error::Usage)?;
-    let settings = Settings::new(cli.home.clone(), Printer::from_env(cli.quiet));
+    let settings = Settings::new(cli.home.clone(), Printer::from_env(cli.quiet), cli.json);
+    let result = dispatch(&cli, &settings);
+    if let Err(e) = &result
+        && cli.json
+        && !matches!(e, Error::Unhealthy { .. })
+    {
+        let _ = settings.printer.json(&serde_json::json!({
+            "error": e.to_string(),
+            "exit_code": e.exit_code(),
+        }));
+    }
+    result
+}
+
+/// Runs the command `cli` names with resolved `settings`.
+fn dispatch(cli: &Cli, settings: &Settings) -> Result<()> {
     match &cli.command {
         Command::Up(args) => commands::up::run(
-            &settings,
+            settings,
             &commands::up::UpRequest {
                 name: args.name.clone(),
                 init: args
@@ -312,26 +347,31 @@ where
                 pull: args.pull,
                 timeout: std::time::Duration::from_secs(args.timeout),
                 no_wait: args.no_wait,
-                json: args.json,
+                json: settings.json,
             },
         ),
-        Command::Stop(args) => commands::lifecycle::stop(&settings, args.name.as_deref()),
-        Command::Down(args) => commands::lifecycle::down(&settings, args.name.as_deref()),
-        Command::Destroy(args) => commands::lifecycle::destroy(&settings, &args.name, args.yes),
-        Command::Status(args) => {
-            commands::status::status(&settings, args.name.as_deref(), args.json)
-        }
+        Command::Doctor => commands::doctor::run(settings),
+        Command::Stop(args) => commands::lifecycle::stop(settings, args.name.as_deref()),
+        Command::Down(args) => commands::lifecycle::down(settings, args.name.as_deref()),
+        Command::Destroy(args) => commands::lifecycle::destroy(settings, &args.name, args.yes),
+        Command::Status(args) => commands::status::status(settings, args.name.as_deref()),
         Command::Logs(args) => commands::status::logs(
-            &settings,
+            settings,
             &args.name,
             args.service.as_deref(),
             args.follow,
             args.tail,
         ),
-        Command::Init(args) => commands::init::run(&settings, &args.project.to_options(&args.name)),
-        Command::Ls(args) => commands::ls::run(&settings, args.json),
-        Command::Versions(args) => commands::versions::run(&settings, args.json),
-        Command::Ca(args) => commands::ca::run(&settings, args.der.as_deref(), args.json),
-        Command::Completions(args) => commands::completions::run(&mut Cli::command(), args.shell),
+        Command::Init(args) => commands::init::run(settings, &args.project.to_options(&args.name)),
+        Command::Ls(_) => commands::ls::run(settings),
+        Command::Versions(_) => commands::versions::run(settings),
+        Command::Ca(args) => match &args.action {
+            None => commands::ca::run(settings, args.der.as_deref()),
+            Some(CaAction::Install(t)) => commands::trust::install(settings, t.system),
+            Some(CaAction::Uninstall(t)) => commands::trust::uninstall(settings, t.system),
+        },
+        Command::Completions(args) => {
+            commands::completions::run(settings, &mut Cli::command(), args.shell)
+        }
     }
 }

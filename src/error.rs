@@ -116,6 +116,20 @@ pub enum Error {
         /// How to move the project instead, e.g. "NGINX_HTTPS_PORT in /home/me/.../.env to a free port".
         fix: String,
     },
+    /// A helper program failed or is missing.
+    #[error("{program} {problem}")]
+    Tool {
+        /// The program, e.g. "certutil".
+        program: String,
+        /// What went wrong and how to fix it.
+        problem: String,
+    },
+    /// `doctor` found problems that block `up`.
+    #[error("{count} problem(s) above block `cht-dev up`")]
+    Unhealthy {
+        /// How many checks failed.
+        count: usize,
+    },
     /// A command needs a project and the home has none.
     #[error("no projects in {home}; create one with `cht-dev up` or `cht-dev init NAME`", home = .home.display())]
     NoProjects {

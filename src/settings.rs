@@ -13,12 +13,18 @@ pub struct Settings {
     home_flag: Option<PathBuf>,
     /// The output printer.
     pub printer: Printer,
+    /// `--json`: print one JSON document on stdout and nothing else there.
+    pub json: bool,
 }
 
 impl Settings {
     /// Settings from the global `--home` flag and a printer.
-    pub fn new(home_flag: Option<PathBuf>, printer: Printer) -> Self {
-        Settings { home_flag, printer }
+    pub fn new(home_flag: Option<PathBuf>, printer: Printer, json: bool) -> Self {
+        Settings {
+            home_flag,
+            printer,
+            json,
+        }
     }
 
     /// The resolved home (`--home`, `CHT_DEV_HOME`, or the platform data dir).

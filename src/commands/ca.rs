@@ -37,7 +37,8 @@ const TRUST_STEPS: &[(&str, &str)] = &[
 ];
 
 /// Makes the CA if needed, prints its facts and trust steps, and writes DER when asked.
-pub fn run(settings: &Settings, der: Option<&Path>, json: bool) -> Result<()> {
+pub fn run(settings: &Settings, der: Option<&Path>) -> Result<()> {
+    let json = settings.json;
     let home = settings.home()?;
     if let Some(path) = der {
         check_der_target(path)?;

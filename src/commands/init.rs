@@ -20,6 +20,21 @@ pub fn report(settings: &Settings, created: &project::Created) -> Result<()> {
     let project = &created.project;
     let http = project.http_port().unwrap_or_default();
     let https = project.https_port().unwrap_or_default();
+    if settings.json {
+        return p.json(&serde_json::json!({
+            "project": project.name,
+            "version": created.version.version,
+            "dir": project.dir.display().to_string(),
+            "http_port": http,
+            "https_port": https,
+            "url": project.url(),
+            "user": project.env.get("COUCHDB_USER"),
+            "env_file": project.path(".env").display().to_string(),
+            "certificate_names": created.names.iter().map(ToString::to_string).collect::<Vec<_>>(),
+            "ca": created.ca.cert.display().to_string(),
+            "ca_created": created.ca_created,
+        }));
+    }
     p.info(format!(
         "{} project {} (CHT {}) in {}",
         p.paint(Tone::Good, "created"),

@@ -15,11 +15,16 @@ pub fn stop(settings: &Settings, name: Option<&str>) -> Result<()> {
     let name = super::engine::pick_existing(&home, name, "stop")?;
     let project = Project::load(&home, &name)?;
     let _lock = crate::project::lock(&home, &name)?;
-    let reporter = report::for_terminal(settings.printer.is_quiet());
+    let reporter = report::for_terminal(settings.printer.is_quiet() || settings.json);
     let count = super::engine::block_on(async {
         let engine = Engine::connect().await?;
         run::stop(&engine, &project.name, reporter.as_ref()).await
     })?;
+    if settings.json {
+        return settings
+            .printer
+            .json(&serde_json::json!({ "project": name, "stopped": count }));
+    }
     settings.printer.info(match count {
         0 => format!("{name}: nothing was running"),
         n => format!(
@@ -34,11 +39,16 @@ pub fn down(settings: &Settings, name: Option<&str>) -> Result<()> {
     let name = super::engine::pick_existing(&home, name, "down")?;
     let project = Project::load(&home, &name)?;
     let _lock = crate::project::lock(&home, &name)?;
-    let reporter = report::for_terminal(settings.printer.is_quiet());
+    let reporter = report::for_terminal(settings.printer.is_quiet() || settings.json);
     super::engine::block_on(async {
         let engine = Engine::connect().await?;
         run::down(&engine, &project, reporter.as_ref()).await
     })?;
+    if settings.json {
+        return settings
+            .printer
+            .json(&serde_json::json!({ "project": name, "down": true }));
+    }
     settings.printer.info(format!(
         "{name}: containers and network removed; data, volumes, certificates and files kept"
     ))
@@ -76,7 +86,7 @@ pub fn destroy(settings: &Settings, name: &str, yes: bool) -> Result<()> {
         )));
     }
     let lock = crate::project::lock(&home, name)?;
-    let reporter = report::for_terminal(settings.printer.is_quiet());
+    let reporter = report::for_terminal(settings.printer.is_quiet() || settings.json);
     super::engine::block_on(async {
         let engine = Engine::connect().await?;
         run::down(&engine, &project, reporter.as_ref()).await?;
@@ -95,5 +105,10 @@ pub fn destroy(settings: &Settings, name: &str, yes: bool) -> Result<()> {
         }
     })?;
     drop(lock);
+    if settings.json {
+        return settings
+            .printer
+            .json(&serde_json::json!({ "project": name, "destroyed": true }));
+    }
     settings.printer.info(format!("{name}: destroyed"))
 }

@@ -69,10 +69,10 @@ pub fn rows(settings: &Settings) -> Result<Vec<Row>> {
 }
 
 /// Prints the projects as a table or JSON.
-pub fn run(settings: &Settings, json: bool) -> Result<()> {
+pub fn run(settings: &Settings) -> Result<()> {
     let rows = rows(settings)?;
     let p = &settings.printer;
-    if json {
+    if settings.json {
         return p.json(&rows);
     }
     if rows.is_empty() {

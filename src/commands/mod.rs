@@ -2,11 +2,13 @@
 
 pub mod ca;
 pub mod completions;
+pub mod doctor;
 pub mod engine;
 pub mod init;
 pub mod lifecycle;
 pub mod ls;
 pub mod status;
+pub mod trust;
 pub mod up;
 pub mod versions;
 

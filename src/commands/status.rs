@@ -10,7 +10,8 @@ use crate::settings::Settings;
 use crate::stack::run;
 
 /// `status`: each service's state, health, image and ports, and the URL.
-pub fn status(settings: &Settings, name: Option<&str>, json: bool) -> Result<()> {
+pub fn status(settings: &Settings, name: Option<&str>) -> Result<()> {
+    let json = settings.json;
     let home = settings.home()?;
     let name = super::engine::pick_existing(&home, name, "status")?;
     let project = Project::load(&home, &name)?;
@@ -73,6 +74,7 @@ pub fn logs(
     let home = settings.home()?;
     let project = Project::load(&home, name)?;
     let p = settings.printer;
+    let json = settings.json;
     super::engine::block_on(async {
         let engine = Engine::connect().await?;
         let all = run::containers(&engine, &project.name).await?;
@@ -108,11 +110,25 @@ pub fn logs(
                 .map(move |chunk| chunk.map(|text| (label.clone(), text)))
         });
         let mut merged = select_all(streams.map(Box::pin));
+        // JSON: one document of all lines; with --follow, one JSON object per line.
+        let mut collected = Vec::new();
         while let Some(item) = merged.next().await {
             let (label, text) = item?;
+            let service = label.trim_end_matches(" | ").trim().to_string();
             for line in text.lines() {
-                p.data(format!("{label}{line}"))?;
+                match (json, follow) {
+                    (false, _) => p.data(format!("{label}{line}"))?,
+                    (true, true) => {
+                        p.data(serde_json::json!({ "service": service, "line": line }).to_string())?
+                    }
+                    (true, false) => {
+                        collected.push(serde_json::json!({ "service": service, "line": line }))
+                    }
+                }
             }
+        }
+        if json && !follow {
+            return p.json(&serde_json::json!({ "project": name, "lines": collected }));
         }
         Ok(())
     })

@@ -5,7 +5,8 @@ use crate::project::versions;
 use crate::settings::Settings;
 
 /// Prints known versions, newest (the default) first.
-pub fn run(settings: &Settings, json: bool) -> Result<()> {
+pub fn run(settings: &Settings) -> Result<()> {
+    let json = settings.json;
     let p = &settings.printer;
     let latest = versions::latest();
     if json {

@@ -144,6 +144,21 @@ impl Engine {
         Ok(Engine { docker, host })
     }
 
+    /// The engine's own version, e.g. "20.10.24".
+    pub async fn server_version(&self) -> Result<String> {
+        let v = self
+            .docker
+            .version()
+            .await
+            .map_err(self.fail("read its version"))?;
+        Ok(v.version.unwrap_or_else(|| "unknown".into()))
+    }
+
+    /// The address this client talks to.
+    pub fn host(&self) -> &str {
+        &self.host
+    }
+
     /// The API version in use after negotiation.
     pub fn api_version(&self) -> String {
         let v = self.docker.client_version();

@@ -1,0 +1,297 @@
+//! `cht-dev doctor`: one line per thing `up` depends on, and a failing exit when something blocks it.
+
+use std::path::{Path, PathBuf};
+
+use crate::docker::Engine;
+use crate::error::{Error, Result};
+use crate::home::Home;
+use crate::printer::Tone;
+use crate::project::{Project, ports};
+use crate::settings::Settings;
+use crate::stack::run;
+use crate::tls::{self, CaFiles};
+
+/// Free space below which `up` is considered blocked.
+const DISK_FAIL: u64 = 1 << 30;
+/// Free space below which doctor warns.
+const DISK_WARN: u64 = 5 << 30;
+
+/// How one check came out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Verdict {
+    /// Fine.
+    Ok,
+    /// Worth knowing, does not block `up`.
+    Warn,
+    /// Blocks `up`.
+    Fail,
+}
+
+/// One line of the report.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Check {
+    /// What was checked.
+    pub name: String,
+    /// The outcome.
+    pub verdict: Verdict,
+    /// What was found, and the fix when not ok.
+    pub detail: String,
+}
+
+/// Builds a check.
+fn check(name: impl Into<String>, verdict: Verdict, detail: impl Into<String>) -> Check {
+    Check {
+        name: name.into(),
+        verdict,
+        detail: detail.into(),
+    }
+}
+
+/// Where a compose CLI is, if any (cht-dev itself never needs one).
+fn compose_cli() -> Option<PathBuf> {
+    let mut candidates: Vec<PathBuf> = std::env::var_os("PATH")
+        .map(|p| {
+            std::env::split_paths(&p)
+                .map(|d| d.join("docker-compose"))
+                .collect()
+        })
+        .unwrap_or_default();
+    if let Some(home) = directories::BaseDirs::new() {
+        candidates.push(home.home_dir().join(".docker/cli-plugins/docker-compose"));
+    }
+    for dir in [
+        "/usr/libexec/docker/cli-plugins",
+        "/usr/lib/docker/cli-plugins",
+        "/usr/local/lib/docker/cli-plugins",
+    ] {
+        candidates.push(Path::new(dir).join("docker-compose"));
+    }
+    candidates.into_iter().find(|p| p.is_file())
+}
+
+/// The nearest existing folder at or above `path`, for disk space.
+fn existing_ancestor(path: &Path) -> &Path {
+    path.ancestors()
+        .find(|p| p.exists())
+        .unwrap_or(Path::new("/"))
+}
+
+/// Whether the system trust store (Debian/Ubuntu/Fedora bundles) holds the CA.
+pub fn system_trusts(ca_pem: &str) -> Option<bool> {
+    let body: String = ca_pem.split_whitespace().collect();
+    let bundles = [
+        "/etc/ssl/certs/ca-certificates.crt",
+        "/etc/pki/tls/certs/ca-bundle.crt",
+    ];
+    let bundle = bundles
+        .iter()
+        .find_map(|b| std::fs::read_to_string(b).ok())?;
+    let flat: String = bundle.split_whitespace().collect();
+    Some(flat.contains(&body))
+}
+
+/// Runs every check.
+pub async fn checks(home: &Home) -> Result<Vec<Check>> {
+    let mut out = Vec::new();
+    let engine = match Engine::connect().await {
+        Ok(engine) => {
+            let version = engine
+                .server_version()
+                .await
+                .unwrap_or_else(|_| "unknown".into());
+            out.push(check(
+                "engine",
+                Verdict::Ok,
+                format!(
+                    "{} answers: Docker {version}, API {}",
+                    engine.host(),
+                    engine.api_version()
+                ),
+            ));
+            Some(engine)
+        }
+        Err(e) => {
+            out.push(check("engine", Verdict::Fail, e.to_string()));
+            None
+        }
+    };
+    out.push(match compose_cli() {
+        Some(path) => check(
+            "compose CLI",
+            Verdict::Ok,
+            format!(
+                "{} (optional: for plain compose and the upgrade service's files)",
+                path.display()
+            ),
+        ),
+        None => check(
+            "compose CLI",
+            Verdict::Ok,
+            "not installed (optional: cht-dev does not need it)",
+        ),
+    });
+    for name in home.project_names()? {
+        let project = Project::load(home, &name)?;
+        let own = match &engine {
+            Some(engine) => run::containers(engine, &name).await?,
+            None => Vec::new(),
+        };
+        let mut problems = Vec::new();
+        let mut held = Vec::new();
+        for (var, port) in [
+            ("NGINX_HTTP_PORT", project.http_port()),
+            ("NGINX_HTTPS_PORT", project.https_port()),
+        ] {
+            let Some(port) = port else {
+                problems.push(format!("{var} is not a port number in .env"));
+                continue;
+            };
+            match ports::busy_reason(port, &Default::default()) {
+                None => {}
+                Some(_)
+                    if own.iter().any(|c| {
+                        c.state == "running"
+                            && c.ports.iter().any(|p| p.starts_with(&format!("{port}->")))
+                    }) =>
+                {
+                    held.push(port.to_string());
+                }
+                Some(reason) => problems.push(format!(
+                    "port {port} is busy ({reason}): free it or set {var} in {}",
+                    project.path(".env").display()
+                )),
+            }
+        }
+        let label = format!("project {name}");
+        out.push(if !problems.is_empty() {
+            check(label, Verdict::Fail, problems.join("; "))
+        } else if held.is_empty() {
+            check(
+                label,
+                Verdict::Ok,
+                format!(
+                    "ports {}/{} free",
+                    project.http_port().unwrap_or(0),
+                    project.https_port().unwrap_or(0)
+                ),
+            )
+        } else {
+            check(
+                label,
+                Verdict::Ok,
+                format!("ports {} held by its own nginx", held.join("/")),
+            )
+        });
+    }
+    let disk_path = existing_ancestor(home.root());
+    out.push(match fs4::available_space(disk_path) {
+        Ok(free) => {
+            let gb = free as f64 / f64::from(1u32 << 30);
+            let detail = format!("{gb:.1} GB free under {}", disk_path.display());
+            match free {
+                f if f < DISK_FAIL => check(
+                    "disk",
+                    Verdict::Fail,
+                    format!("{detail}: CouchDB needs room; free some space"),
+                ),
+                f if f < DISK_WARN => check(
+                    "disk",
+                    Verdict::Warn,
+                    format!("{detail}: CouchDB grows; consider freeing space"),
+                ),
+                _ => check("disk", Verdict::Ok, detail),
+            }
+        }
+        Err(e) => check(
+            "disk",
+            Verdict::Warn,
+            format!("cannot read free space of {}: {e}", disk_path.display()),
+        ),
+    });
+    let ca = CaFiles::of(home);
+    out.push(match std::fs::read_to_string(&ca.cert) {
+        Err(_) => check(
+            "local CA",
+            Verdict::Ok,
+            "not made yet (init or up makes it)",
+        ),
+        Ok(pem) => {
+            let info = tls::inspect(&pem)?;
+            let days = (info.not_after - time::OffsetDateTime::now_utc()).whole_days();
+            let trusted = match system_trusts(&pem) {
+                Some(true) => "the system trust store holds it".to_string(),
+                Some(false) => {
+                    "the system trust store does not hold it (cht-dev ca install --system)"
+                        .to_string()
+                }
+                None => "system trust store not checked on this platform".to_string(),
+            };
+            let detail = format!(
+                "{} expires {} ({days} days); {trusted}",
+                ca.cert.display(),
+                info.not_after.date()
+            );
+            if days < 0 {
+                check(
+                    "local CA",
+                    Verdict::Fail,
+                    format!(
+                        "{detail}: expired; remove {} and re-create projects' certificates",
+                        home.ca_dir().display()
+                    ),
+                )
+            } else if days < 30 {
+                check("local CA", Verdict::Warn, detail)
+            } else {
+                check("local CA", Verdict::Ok, detail)
+            }
+        }
+    });
+    let lan = crate::net::lan_ipv4();
+    out.push(if lan.is_empty() {
+        check(
+            "LAN address",
+            Verdict::Warn,
+            "none found: only this machine can reach the projects",
+        )
+    } else {
+        check(
+            "LAN address",
+            Verdict::Ok,
+            lan.iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join(", "),
+        )
+    });
+    Ok(out)
+}
+
+/// Prints the checks and fails when any blocks `up`.
+pub fn run(settings: &Settings) -> Result<()> {
+    let home = settings.home()?;
+    let results = super::engine::block_on(checks(&home))?;
+    let failed = results
+        .iter()
+        .filter(|c| c.verdict == Verdict::Fail)
+        .count();
+    let p = &settings.printer;
+    if settings.json {
+        p.json(&serde_json::json!({ "ok": failed == 0, "checks": results }))?;
+    } else {
+        let width = results.iter().map(|c| c.name.len()).max().unwrap_or(0);
+        for c in &results {
+            let mark = match c.verdict {
+                Verdict::Ok => p.paint(Tone::Good, "ok  "),
+                Verdict::Warn => p.paint(Tone::Warn, "warn"),
+                Verdict::Fail => p.paint(Tone::Warn, "FAIL"),
+            };
+            p.data(format!("{mark}  {:<width$}  {}", c.name, c.detail))?;
+        }
+    }
+    if failed > 0 {
+        return Err(Error::Unhealthy { count: failed });
+    }
+    Ok(())
+}

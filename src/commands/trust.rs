@@ -1,0 +1,264 @@
+//! `cht-dev ca install` and `ca uninstall`: put the home CA into (or take it out of) this
+//! user's browser trust stores, and optionally the system's.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use crate::error::{Error, Result};
+use crate::home::Home;
+use crate::settings::Settings;
+use crate::tls::{self, CaFiles};
+
+/// Where Debian-family systems take extra CA certificates from.
+const SYSTEM_DIR: &str = "/usr/local/share/ca-certificates";
+
+/// The NSS databases of this user: Chromium/Chrome's, and every Firefox profile's.
+fn nss_databases(user_home: &Path) -> Vec<PathBuf> {
+    let mut dbs = vec![user_home.join(".pki/nssdb")];
+    for base in [".mozilla/firefox", "snap/firefox/common/.mozilla/firefox"] {
+        if let Ok(entries) = std::fs::read_dir(user_home.join(base)) {
+            let mut profiles: Vec<PathBuf> = entries
+                .flatten()
+                .map(|e| e.path())
+                .filter(|p| p.join("cert9.db").is_file() || p.join("cert8.db").is_file())
+                .collect();
+            profiles.sort();
+            dbs.extend(profiles);
+        }
+    }
+    dbs
+}
+
+/// Runs a helper program; a missing one is an error saying how to install it.
+fn tool(program: &str, args: &[&str], install: &str) -> Result<std::process::Output> {
+    Command::new(program)
+        .args(args)
+        .output()
+        .map_err(|e| Error::Tool {
+            program: program.into(),
+            problem: if e.kind() == std::io::ErrorKind::NotFound {
+                format!("is not installed: {install}")
+            } else {
+                format!("could not run: {e}")
+            },
+        })
+}
+
+/// The CA's nickname in trust stores: unique per CA, so several homes can coexist.
+fn nickname(sha256: &str) -> String {
+    format!(
+        "cht-dev local CA {}",
+        sha256.replace(':', "").get(..12).unwrap_or_default()
+    )
+}
+
+/// The user's home folder.
+fn user_home() -> Result<PathBuf> {
+    directories::BaseDirs::new()
+        .map(|d| d.home_dir().to_path_buf())
+        .ok_or_else(|| Error::Tool {
+            program: "cht-dev".into(),
+            problem: "cannot find your home folder (set HOME)".into(),
+        })
+}
+
+/// The system-store commands for this platform, as text to run by hand.
+fn system_hint(ca: &Path, name: &str) -> String {
+    let ca = ca.display();
+    match std::env::consts::OS {
+        "macos" => format!(
+            "sudo security add-trusted-cert -d -r trustRoot -k /Library/Keychains/System.keychain {ca}"
+        ),
+        "windows" => format!("certutil -addstore -f ROOT {ca}"),
+        _ => format!("sudo cp {ca} {SYSTEM_DIR}/{name}.crt && sudo update-ca-certificates"),
+    }
+}
+
+/// The CA certificate and its store nickname, making the CA if needed.
+fn ca(home: &Home) -> Result<(CaFiles, String)> {
+    let (files, _) = tls::ensure_ca(home)?;
+    let pem = std::fs::read_to_string(&files.cert).map_err(Error::io("read", &files.cert))?;
+    let info = tls::inspect(&pem)?;
+    Ok((files, nickname(&info.sha256)))
+}
+
+/// File name (without extension) for the system store.
+fn system_name(nick: &str) -> String {
+    nick.replace(' ', "-")
+}
+
+/// Installs the CA into every NSS database of this user (creating Chromium's if missing),
+/// and into the system store with `--system`.
+pub fn install(settings: &Settings, system: bool) -> Result<()> {
+    let home = settings.home()?;
+    let (files, nick) = ca(&home)?;
+    let ca_path = files.cert.to_string_lossy().into_owned();
+    let install_hint =
+        "apt-get install libnss3-tools (Debian/Ubuntu) or dnf install nss-tools (Fedora)";
+    let mut done = Vec::new();
+    for db in nss_databases(&user_home()?) {
+        let spec = format!("sql:{}", db.display());
+        if !db.join("cert9.db").is_file() {
+            std::fs::create_dir_all(&db).map_err(Error::io("create", &db))?;
+            let out = tool(
+                "certutil",
+                &["-N", "-d", &spec, "--empty-password"],
+                install_hint,
+            )?;
+            if !out.status.success() {
+                return Err(Error::Tool {
+                    program: "certutil".into(),
+                    problem: format!(
+                        "could not create {}: {}",
+                        db.display(),
+                        String::from_utf8_lossy(&out.stderr).trim()
+                    ),
+                });
+            }
+        }
+        let out = tool(
+            "certutil",
+            &["-A", "-d", &spec, "-t", "C,,", "-n", &nick, "-i", &ca_path],
+            install_hint,
+        )?;
+        if !out.status.success() {
+            return Err(Error::Tool {
+                program: "certutil".into(),
+                problem: format!(
+                    "could not add the CA to {}: {}",
+                    db.display(),
+                    String::from_utf8_lossy(&out.stderr).trim()
+                ),
+            });
+        }
+        done.push(db.display().to_string());
+    }
+    let name = system_name(&nick);
+    let system_done = if system {
+        Some(system_install(&files.cert, &name)?)
+    } else {
+        None
+    };
+    report(
+        settings,
+        "installed",
+        &nick,
+        &done,
+        system_done,
+        &system_hint(&files.cert, &name),
+    )
+}
+
+/// Adds the CA to the Debian-family system store.
+fn system_install(ca: &Path, name: &str) -> Result<String> {
+    if std::env::consts::OS != "linux" {
+        return Err(Error::Tool {
+            program: "cht-dev".into(),
+            problem: format!(
+                "cannot change this platform's system store itself; run: {}",
+                system_hint(ca, name)
+            ),
+        });
+    }
+    let target = Path::new(SYSTEM_DIR).join(format!("{name}.crt"));
+    std::fs::create_dir_all(SYSTEM_DIR).map_err(Error::io("create", SYSTEM_DIR))?;
+    std::fs::copy(ca, &target).map_err(|e| Error::Io {
+        action: "copy the CA to",
+        path: target.clone(),
+        source: std::io::Error::new(
+            e.kind(),
+            format!("{e} (the system store needs root: sudo cht-dev ca install --system)"),
+        ),
+    })?;
+    update_system_store()?;
+    Ok(target.display().to_string())
+}
+
+/// Runs update-ca-certificates.
+fn update_system_store() -> Result<()> {
+    let out = tool(
+        "update-ca-certificates",
+        &["--fresh"],
+        "apt-get install ca-certificates",
+    )?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(Error::Tool {
+            program: "update-ca-certificates".into(),
+            problem: format!("failed: {}", String::from_utf8_lossy(&out.stderr).trim()),
+        })
+    }
+}
+
+/// Removes the CA from this user's NSS databases, and the system store with `--system`.
+pub fn uninstall(settings: &Settings, system: bool) -> Result<()> {
+    let home = settings.home()?;
+    let (files, nick) = ca(&home)?;
+    let mut done = Vec::new();
+    for db in nss_databases(&user_home()?) {
+        if !db.join("cert9.db").is_file() {
+            continue;
+        }
+        let spec = format!("sql:{}", db.display());
+        // certutil -D fails when the nickname is absent: that is the goal anyway.
+        let out = tool(
+            "certutil",
+            &["-D", "-d", &spec, "-n", &nick],
+            "apt-get install libnss3-tools",
+        )?;
+        if out.status.success() {
+            done.push(db.display().to_string());
+        }
+    }
+    let name = system_name(&nick);
+    let system_done = if system {
+        let target = Path::new(SYSTEM_DIR).join(format!("{name}.crt"));
+        if target.exists() {
+            std::fs::remove_file(&target).map_err(Error::io("remove", &target))?;
+        }
+        update_system_store()?;
+        Some(target.display().to_string())
+    } else {
+        None
+    };
+    let hint = match std::env::consts::OS {
+        "macos" => format!(
+            "sudo security delete-certificate -c \"{}\"",
+            files.cert.display()
+        ),
+        "windows" => format!("certutil -delstore ROOT \"{nick}\""),
+        _ => format!("sudo rm {SYSTEM_DIR}/{name}.crt && sudo update-ca-certificates --fresh"),
+    };
+    report(settings, "removed", &nick, &done, system_done, &hint)
+}
+
+/// Prints what install/uninstall did.
+fn report(
+    settings: &Settings,
+    verb: &str,
+    nick: &str,
+    dbs: &[String],
+    system: Option<String>,
+    hint: &str,
+) -> Result<()> {
+    let p = &settings.printer;
+    if settings.json {
+        return p.json(&serde_json::json!({
+            "action": verb,
+            "nickname": nick,
+            "nss_databases": dbs,
+            "system_store": system,
+            "system_command": if system.is_none() { Some(hint) } else { None },
+        }));
+    }
+    for db in dbs {
+        p.info(format!("{verb} {nick:?} in {db}"))?;
+    }
+    match system {
+        Some(path) => p.info(format!("{verb} in the system store ({path})")),
+        None => p.info(format!(
+            "system store (browsers that use it, curl, phones' tooling): {hint}"
+        )),
+    }
+}

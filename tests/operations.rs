@@ -1,0 +1,254 @@
+//! Issue-5 operations end to end: `--json` on every command, `doctor`, and `ca install`
+//! checked by real clients (headless Chromium, curl against the system store).
+
+mod common;
+
+use std::net::TcpListener;
+use std::path::Path;
+use std::time::Duration;
+
+use common::engine::Stack;
+use common::{ChtDev, run_tool, tool};
+
+/// Parses stdout as exactly one JSON document.
+#[track_caller]
+fn json(run: &common::Run) -> serde_json::Value {
+    serde_json::from_str(run.stdout.trim())
+        .unwrap_or_else(|e| panic!("not one JSON document ({e}): {run:#?}"))
+}
+
+#[test]
+fn every_command_speaks_json_and_errors_too() {
+    let s = Stack::new("json");
+    let name = s.name.as_str();
+    let (http, https) = (s.http.to_string(), s.https.to_string());
+    let init = s
+        .cht
+        .run(&[
+            "--json",
+            "init",
+            name,
+            "--image-registry",
+            common::engine::REGISTRY,
+            "--http-port",
+            &http,
+            "--https-port",
+            &https,
+        ])
+        .ok();
+    assert_eq!(json(&init)["project"], name);
+    let up = s.cht.run(&["up", name, "--pull", "never", "--json"]).ok();
+    let up = json(&up);
+    assert_eq!(up["https_port"], s.https);
+    assert!(
+        up["urls"][0]
+            .as_str()
+            .unwrap_or_default()
+            .starts_with("https://localhost:")
+    );
+    assert_eq!(up["services"].as_array().map(Vec::len), Some(7));
+    assert!(
+        up["login"]["password"]
+            .as_str()
+            .is_some_and(|p| p.len() >= 20)
+    );
+    for args in [
+        vec!["ls"],
+        vec!["versions"],
+        vec!["ca"],
+        vec!["status", name],
+        vec!["logs", name, "api", "--tail", "2"],
+        vec!["doctor"],
+        vec!["completions", "bash"],
+        vec!["stop", name],
+        vec!["down", name],
+        vec!["destroy", name, "--yes"],
+    ] {
+        let mut full = vec!["--json"];
+        full.extend(&args);
+        let run = s.cht.run(&full);
+        assert_eq!(run.code, 0, "{args:?}: {run:#?}");
+        json(&run);
+    }
+    // Errors are JSON on stdout too (and one line on stderr), with the exit code.
+    let run = s.cht.run(&["--json", "init", "Bad"]);
+    assert_eq!(run.code, 2);
+    let err = json(&run);
+    assert_eq!(err["exit_code"], 2);
+    assert!(
+        err["error"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("invalid project name")
+    );
+    run.one_line_error();
+}
+
+#[test]
+fn doctor_reports_each_check_and_fails_on_what_blocks_up() {
+    let s = Stack::new("doc");
+    s.cht
+        .run(&[
+            "init",
+            &s.name,
+            "--http-port",
+            &s.http.to_string(),
+            "--https-port",
+            &s.https.to_string(),
+        ])
+        .ok();
+    let ok = s.cht.run(&["doctor"]).ok();
+    for name in [
+        "engine",
+        "compose CLI",
+        &format!("project {}", s.name),
+        "disk",
+        "local CA",
+        "LAN address",
+    ] {
+        assert!(
+            ok.stdout.lines().any(|l| l.contains(name)),
+            "{name} in {}",
+            ok.stdout
+        );
+    }
+    assert!(ok.stdout.contains("API 1."), "{}", ok.stdout);
+    let held = TcpListener::bind(("0.0.0.0", s.https)).expect("bind");
+    let bad = s.cht.run(&["doctor"]);
+    assert_eq!(bad.code, 1, "{bad:#?}");
+    assert!(
+        bad.stdout.contains(&format!("port {} is busy", s.https)),
+        "{bad:#?}"
+    );
+    assert!(bad.stderr.contains("block `cht-dev up`"));
+    drop(held);
+    let mut cmd = s.cht.command();
+    cmd.env("DOCKER_HOST", "unix:///nonexistent.sock")
+        .arg("doctor");
+    let off = common::to_run(cmd.output().expect("run"));
+    assert_eq!(off.code, 1);
+    assert!(
+        off.stdout.contains("cannot reach the Docker engine"),
+        "{off:#?}"
+    );
+}
+
+/// Loads `url` in headless Chromium with `home` as HOME; retries only when Docker's
+/// interface changes abort the load.
+fn chromium(home: &Path, url: &str) -> String {
+    let chromium = tool("chromium", "apt-get install chromium");
+    let mut last = String::new();
+    for _ in 0..4 {
+        let out = std::process::Command::new(&chromium)
+            .env("HOME", home)
+            .args([
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--no-first-run",
+                "--dump-dom",
+                url,
+            ])
+            .output()
+            .expect("chromium");
+        let errors: Vec<String> = String::from_utf8_lossy(&out.stderr)
+            .lines()
+            .filter(|l| l.contains("Page load failed"))
+            .map(str::to_string)
+            .collect();
+        last = format!(
+            "{}\n-- {}",
+            String::from_utf8_lossy(&out.stdout),
+            errors.join(" / ")
+        );
+        if !last.contains("ERR_NETWORK_CHANGED") {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    last
+}
+
+#[test]
+fn ca_install_makes_a_fresh_browser_trust_the_project_and_uninstall_undoes_it() {
+    let s = Stack::new("trust");
+    s.up(&[]).ok();
+    let user = tempfile::tempdir().expect("home");
+    let url = format!("https://localhost:{}/", s.https);
+    let mut install = s.cht.command();
+    install.env("HOME", user.path()).args(["ca", "install"]);
+    let run = common::to_run(install.output().expect("run"));
+    assert_eq!(run.code, 0, "{run:#?}");
+    assert!(run.stdout.contains(".pki/nssdb"), "{run:#?}");
+    assert!(
+        run.stdout.contains("update-ca-certificates"),
+        "prints the system command: {run:#?}"
+    );
+    let page = chromium(user.path(), &url);
+    assert!(
+        page.contains("CHT API stand-in"),
+        "after ca install: {page}"
+    );
+    let mut uninstall = s.cht.command();
+    uninstall.env("HOME", user.path()).args(["ca", "uninstall"]);
+    assert_eq!(uninstall.output().expect("run").status.code(), Some(0));
+    let page = chromium(user.path(), &url);
+    assert!(
+        page.contains("ERR_CERT_AUTHORITY_INVALID"),
+        "after ca uninstall: {page}"
+    );
+}
+
+#[test]
+fn ca_install_system_lets_plain_curl_trust_the_project() {
+    let s = Stack::new("system");
+    s.up(&[]).ok();
+    let curl = tool("curl", "apt-get install curl");
+    let url = format!("https://localhost:{}/", s.https);
+    let plain = || {
+        run_tool(
+            &curl,
+            &["-sS", "-o", "/dev/null", "-w", "%{http_code}", &url],
+            Path::new("/"),
+        )
+    };
+    assert_ne!(plain().code, 0, "not trusted before install");
+    let user = tempfile::tempdir().expect("home");
+    let mut install = s.cht.command();
+    install
+        .env("HOME", user.path())
+        .args(["ca", "install", "--system"]);
+    let run = common::to_run(install.output().expect("run"));
+    // Restore the system store whatever happens next.
+    struct Undo<'a>(&'a Stack, &'a Path);
+    impl Drop for Undo<'_> {
+        fn drop(&mut self) {
+            let mut cmd = self.0.cht.command();
+            cmd.env("HOME", self.1)
+                .args(["ca", "uninstall", "--system"]);
+            let _ = cmd.output();
+        }
+    }
+    let undo = Undo(&s, user.path());
+    assert_eq!(run.code, 0, "{run:#?} (the system store needs root)");
+    let ok = plain();
+    assert_eq!((ok.code, ok.stdout.as_str()), (0, "200"), "{ok:#?}");
+    assert!(
+        s.cht
+            .run(&["doctor"])
+            .ok()
+            .stdout
+            .contains("the system trust store holds it")
+    );
+    drop(undo);
+    assert_ne!(plain().code, 0, "uninstall --system removes it again");
+}
+
+#[test]
+fn no_prompt_without_a_terminal() {
+    let cht = ChtDev::new();
+    cht.run(&["init", "quiet-ci"]).ok();
+    let run = cht.run(&["destroy", "quiet-ci"]);
+    assert!(run.one_line_error().contains("--yes"));
+    assert!(cht.project("quiet-ci").exists());
+}
