@@ -40,6 +40,7 @@ async fn main() -> Result<(), cht_dev::Error> {
         pull: PullPolicy::Missing,
         timeout: Duration::from_secs(300),
         wait: true,
+        cert_replaced: false,
     };
     let services = run::up(&engine, &home, &project, &options, &Silent).await?;
     println!("url: {}", project.url().unwrap_or_default());

@@ -103,7 +103,10 @@ Examples:
   cht-dev init my-app
   cht-dev init legacy --cht-version 4.22.0 --http-port 8080 --https-port 8443
   cht-dev init lan --host cht.local --host 192.168.1.20
-  cht-dev init ci --image-registry localhost:5000/medic")]
+  cht-dev init ci --image-registry localhost:5000/medic
+  cht-dev init clinic --domain cht.clinic.org --http-port 80 --https-port 443 \\
+      --cert-file /etc/letsencrypt/live/cht.clinic.org/fullchain.pem \\
+      --key-file /etc/letsencrypt/live/cht.clinic.org/privkey.pem")]
     Init(InitArgs),
 
     /// List projects with their version, ports and URL
@@ -158,6 +161,18 @@ pub struct ProjectArgs {
     /// Extra DNS name or IP address for the certificate (repeatable)
     #[arg(long = "host", value_name = "H")]
     pub hosts: Vec<String>,
+
+    /// Public domain (production): added to the certificate and used in printed URLs
+    #[arg(long, value_name = "NAME")]
+    pub domain: Option<String>,
+
+    /// Your own certificate (PEM, full chain) instead of one from the local CA; with --key-file
+    #[arg(long, value_name = "FILE", requires = "key_file")]
+    pub cert_file: Option<PathBuf>,
+
+    /// The key of --cert-file (PEM, PKCS#8, unencrypted)
+    #[arg(long, value_name = "FILE", requires = "cert_file")]
+    pub key_file: Option<PathBuf>,
 }
 
 /// Arguments of `init`.
@@ -297,6 +312,8 @@ impl ProjectArgs {
             || self.https_port.is_some()
             || self.image_registry.is_some()
             || !self.hosts.is_empty()
+            || self.domain.is_some()
+            || self.cert_file.is_some()
     }
 
     /// The init options these arguments ask for, for project `name`.
@@ -308,6 +325,9 @@ impl ProjectArgs {
             https_port: self.https_port,
             image_registry: self.image_registry.clone(),
             hosts: self.hosts.clone(),
+            domain: self.domain.clone(),
+            cert_file: self.cert_file.clone(),
+            key_file: self.key_file.clone(),
         }
     }
 }

@@ -61,6 +61,9 @@ pub enum Error {
         /// What is wrong with it.
         reason: String,
     },
+    /// Options that do not fit together, or a bad option value not covered above.
+    #[error("{0}")]
+    BadOption(String),
     /// A `--host` value that is neither a DNS name nor an IP address.
     #[error("invalid host {host:?}: use a DNS name such as cht.example.org or an IP address")]
     InvalidHost {
@@ -244,6 +247,7 @@ impl Error {
             | Error::InvalidPort { .. }
             | Error::InvalidRegistry { .. }
             | Error::InvalidHost { .. }
+            | Error::BadOption(_)
             | Error::InvalidHome { .. }
             | Error::ProjectNotFound { .. }
             | Error::AmbiguousProject { .. }

@@ -272,6 +272,66 @@ pub fn project_names(hosts: &[SanName]) -> Vec<SanName> {
     names
 }
 
+/// Whether a certificate name (possibly `*.example.org`) covers `host`.
+pub fn name_covers(name: &str, host: &str) -> bool {
+    let (name, host) = (name.to_ascii_lowercase(), host.to_ascii_lowercase());
+    match name.strip_prefix("*.") {
+        Some(suffix) => host
+            .split_once('.')
+            .is_some_and(|(label, rest)| !label.is_empty() && rest == suffix),
+        None => name == host,
+    }
+}
+
+/// Checks a certificate and key brought by the user: the first certificate parses, is valid
+/// now, covers `domain` (when given), and belongs to the key. Returns its facts.
+pub fn check_own_pair(cert_pem: &str, key_pem: &str, domain: Option<&str>) -> Result<CertInfo> {
+    let bad = |reason: String| Error::Certificate {
+        action: "use the given certificate".into(),
+        reason,
+    };
+    let info = inspect(cert_pem).map_err(|e| {
+        bad(format!(
+            "{e} (give a PEM certificate, e.g. certbot's fullchain.pem)"
+        ))
+    })?;
+    let now = OffsetDateTime::now_utc();
+    if info.not_after < now {
+        return Err(bad(format!(
+            "it expired on {}; renew it first",
+            info.not_after.date()
+        )));
+    }
+    if info.not_before > now {
+        return Err(bad(format!(
+            "it is not valid before {}",
+            info.not_before.date()
+        )));
+    }
+    if let Some(domain) = domain
+        && !info.names.iter().any(|n| name_covers(n, domain))
+    {
+        return Err(bad(format!(
+            "it does not cover {domain} (it covers: {}); use a certificate for that name",
+            info.names.join(", ")
+        )));
+    }
+    let key = KeyPair::from_pem(key_pem).map_err(|e| {
+        bad(format!(
+            "the key cannot be read ({e}); give an unencrypted PKCS#8 PEM key (openssl pkcs8 -topk8 -nocrypt -in key.pem)"
+        ))
+    })?;
+    let der = pem_to_der(cert_pem)?;
+    let (_, cert) = x509_parser::parse_x509_certificate(&der).map_err(|e| bad(e.to_string()))?;
+    use rcgen::PublicKeyData as _;
+    if cert.tbs_certificate.subject_pki.raw != key.subject_public_key_info().as_slice() {
+        return Err(bad(
+            "the key does not match the certificate; give the key it was issued for".into(),
+        ));
+    }
+    Ok(info)
+}
+
 /// The DER bytes of the first certificate in `pem`.
 pub fn pem_to_der(pem: &str) -> Result<Vec<u8>> {
     let (_, parsed) =
@@ -412,6 +472,29 @@ mod tests {
         let (_, created) = ensure_ca(&Home::at(dir.path()).expect("home")).expect("ca");
         assert!(!created);
         assert_eq!(before, read(&files.cert).expect("read"));
+    }
+
+    #[test]
+    fn own_pairs_are_checked_for_match_names_and_dates() {
+        let (_dir, files) = temp_ca();
+        let ca = Ca::load(&files).expect("load");
+        let names = [SanName::Dns("cht.example.org".into())];
+        let leaf = ca.issue_leaf("own", &names).expect("leaf");
+        assert!(check_own_pair(&leaf.cert_pem, &leaf.key_pem, Some("cht.example.org")).is_ok());
+        let other = ca.issue_leaf("other", &names).expect("leaf");
+        let err = check_own_pair(&leaf.cert_pem, &other.key_pem, None).expect_err("mismatch");
+        assert!(err.to_string().contains("does not match"), "{err}");
+        let err =
+            check_own_pair(&leaf.cert_pem, &leaf.key_pem, Some("other.org")).expect_err("name");
+        assert!(
+            err.to_string().contains("does not cover other.org"),
+            "{err}"
+        );
+        assert!(check_own_pair("junk", &leaf.key_pem, None).is_err());
+        assert!(check_own_pair(&leaf.cert_pem, "junk", None).is_err());
+        assert!(name_covers("*.example.org", "cht.example.org"));
+        assert!(!name_covers("*.example.org", "a.b.example.org"));
+        assert!(!name_covers("*.example.org", "example.org"));
     }
 
     #[test]

@@ -45,17 +45,29 @@ pub fn run(settings: &Settings, req: &UpRequest) -> Result<()> {
         let exists = home.project_dir(&name).join(".env").is_file();
         let mut init = req.init.clone();
         init.name = name.clone();
+        let mut own_cert = None;
         if exists {
-            project::check_form(&init)?;
+            if init.cert_file.is_some() && init.domain.is_none() {
+                // A replacement certificate must still cover the project's domain.
+                init.domain = Project::load(&home, &name)?.domain().map(str::to_string);
+            }
+            own_cert = project::check_form(&init)?.own_cert;
         } else {
             project::validate(&home, &init)?;
         }
         let _lock = project::lock(&home, &name)?;
+        let mut cert_replaced = false;
         let project = if home.project_dir(&name).join(".env").is_file() {
-            if req.init_given && !p.is_quiet() && !req.json {
+            let mut project = Project::load(&home, &name)?;
+            if let Some((cert, key)) = &own_cert {
+                project.install_own_certificate(cert, key)?;
+                cert_replaced = true;
+            }
+            let ignored = req.init_given && own_cert.is_none();
+            if ignored && !p.is_quiet() && !req.json {
                 p.warn(&format!("note: project {name} exists; creation options were ignored (edit its .env or compose files to change it)"));
             }
-            Project::load(&home, &name)?
+            project
         } else {
             let created = project::create(&home, &init)?;
             if !req.json {
@@ -68,18 +80,13 @@ pub fn run(settings: &Settings, req: &UpRequest) -> Result<()> {
             pull: req.pull,
             timeout: req.timeout,
             wait: !req.no_wait,
+            cert_replaced,
         };
         let states = run::up(&engine, &home, &project, &opts, reporter.as_ref()).await;
         reporter.finish();
         let states = states?;
         let ca = CaFiles::of(&home).cert;
-        let https = project.https_port().unwrap_or_default();
-        let mut urls = vec![format!("https://localhost:{https}/")];
-        urls.extend(
-            crate::net::lan_ipv4()
-                .iter()
-                .map(|ip| format!("https://{ip}:{https}/")),
-        );
+        let urls = project.urls();
         let user = project
             .env
             .get("COUCHDB_USER")

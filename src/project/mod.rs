@@ -39,6 +39,28 @@ pub struct InitOptions {
     pub image_registry: Option<String>,
     /// Extra names for the certificate.
     pub hosts: Vec<String>,
+    /// The public domain name (production): in the certificate and the printed URLs.
+    pub domain: Option<String>,
+    /// The user's own certificate (PEM, full chain), instead of one from the local CA.
+    pub cert_file: Option<PathBuf>,
+    /// The key of `cert_file` (PEM, PKCS#8).
+    pub key_file: Option<PathBuf>,
+}
+
+/// `.env` variable: the project's public domain name.
+pub const DOMAIN_VAR: &str = "CHT_DEV_DOMAIN";
+/// `.env` variable: where the certificate comes from, `local-ca` or `own`.
+pub const CERT_VAR: &str = "CHT_DEV_CERT";
+
+/// The options' form, checked: what creation and certificate replacement use.
+#[derive(Debug, Clone)]
+pub struct Form {
+    /// The release.
+    pub version: ChtVersion,
+    /// Extra certificate names (the domain included).
+    pub hosts: Vec<SanName>,
+    /// The user's own certificate and key, PEM, already checked.
+    pub own_cert: Option<(String, String)>,
 }
 
 /// The options of `init`, checked and resolved, before anything is written.
@@ -54,6 +76,10 @@ struct Checked {
     hosts: Vec<SanName>,
     /// The project's folder (not existing yet).
     dir: PathBuf,
+    /// The user's own certificate and key.
+    own_cert: Option<(String, String)>,
+    /// The public domain.
+    domain: Option<String>,
 }
 
 /// An existing project, read from its folder.
@@ -132,7 +158,7 @@ pub fn lock(home: &Home, name: &str) -> Result<ProjectLock> {
 
 /// Checks the form of every option (name, version, registry, hosts, port numbers),
 /// whether or not the project exists; returns the version and hosts.
-pub fn check_form(opts: &InitOptions) -> Result<(ChtVersion, Vec<SanName>)> {
+pub fn check_form(opts: &InitOptions) -> Result<Form> {
     name::validate(&opts.name)?;
     let version = match &opts.cht_version {
         Some(v) => versions::find(v)?,
@@ -141,18 +167,59 @@ pub fn check_form(opts: &InitOptions) -> Result<(ChtVersion, Vec<SanName>)> {
     if let Some(r) = &opts.image_registry {
         render::validate_registry(r)?;
     }
-    let hosts = opts
+    let mut hosts = opts
         .hosts
         .iter()
         .map(|h| SanName::parse(h))
         .collect::<Result<Vec<_>>>()?;
     ports::check_range(opts.http_port, opts.https_port)?;
-    Ok((version, hosts))
+    if let Some(domain) = &opts.domain {
+        match SanName::parse(domain)? {
+            SanName::Dns(d) if !d.starts_with("*.") => {
+                if !hosts.contains(&SanName::Dns(d.clone())) {
+                    hosts.push(SanName::Dns(d));
+                }
+            }
+            _ => {
+                return Err(Error::BadOption(format!(
+                    "--domain {domain:?} must be a DNS name such as cht.example.org (use --host for IP addresses)"
+                )));
+            }
+        }
+    }
+    let own_cert = own_certificate(opts)?;
+    Ok(Form {
+        version,
+        hosts,
+        own_cert,
+    })
+}
+
+/// Reads and checks `--cert-file`/`--key-file` (both or neither).
+fn own_certificate(opts: &InitOptions) -> Result<Option<(String, String)>> {
+    let (cert, key) = match (&opts.cert_file, &opts.key_file) {
+        (None, None) => return Ok(None),
+        (Some(c), Some(k)) => (c, k),
+        _ => {
+            return Err(Error::BadOption(
+                "--cert-file and --key-file go together: give both, or neither for a local-CA certificate".into(),
+            ));
+        }
+    };
+    let read = |p: &Path| std::fs::read_to_string(p).map_err(Error::io("read", p));
+    let (cert_pem, key_pem) = (read(cert)?, read(key)?);
+    let domain = opts
+        .domain
+        .as_deref()
+        .map(|d| d.trim_end_matches('.').to_ascii_lowercase());
+    tls::check_own_pair(&cert_pem, &key_pem, domain.as_deref())?;
+    Ok(Some((cert_pem, key_pem)))
 }
 
 /// Checks every option without touching the disk.
 fn check(home: &Home, opts: &InitOptions) -> Result<Checked> {
-    let (version, hosts) = check_form(opts)?;
+    let form = check_form(opts)?;
+    let (version, hosts, own_cert) = (form.version, form.hosts, form.own_cert);
     let dir = home.project_dir(&opts.name);
     if dir.exists() {
         return Err(Error::ProjectExists {
@@ -169,6 +236,11 @@ fn check(home: &Home, opts: &InitOptions) -> Result<Checked> {
             .map(|r| r.trim_end_matches('/').to_string()),
         hosts,
         dir,
+        own_cert,
+        domain: opts
+            .domain
+            .as_deref()
+            .map(|d| d.trim_end_matches('.').to_ascii_lowercase()),
     })
 }
 
@@ -199,8 +271,25 @@ pub fn create(home: &Home, opts: &InitOptions) -> Result<Created> {
     let (http, https) = ports::allocate(opts.http_port, opts.https_port, &taken_ports(home)?)?;
     let (ca_files, ca_created) = tls::ensure_ca(home)?;
     let ca = tls::Ca::load(&ca_files)?;
-    let names = tls::project_names(&checked.hosts);
-    let leaf = ca.issue_leaf(&checked.name, &names)?;
+    let (leaf, names) = match &checked.own_cert {
+        Some((cert_pem, key_pem)) => {
+            let info = tls::inspect(cert_pem)?;
+            let names = info
+                .names
+                .iter()
+                .filter_map(|n| SanName::parse(n).ok())
+                .collect();
+            let leaf = tls::Leaf {
+                cert_pem: cert_pem.clone(),
+                key_pem: key_pem.clone(),
+            };
+            (leaf, names)
+        }
+        None => {
+            let names = tls::project_names(&checked.hosts);
+            (ca.issue_leaf(&checked.name, &names)?, names)
+        }
+    };
 
     let dir_str = checked.dir.to_string_lossy().into_owned();
     let mut env = EnvFile::new();
@@ -217,6 +306,18 @@ pub fn create(home: &Home, opts: &InitOptions) -> Result<Created> {
     env.set("CHT_NETWORK", format!("{}-cht-net", checked.name));
     env.set("CERTIFICATE_MODE", "OWN_CERT");
     env.set("UPGRADE_SERVICE_URL", "http://cht-upgrade-service:5008");
+    if let Some(domain) = &checked.domain {
+        env.set(DOMAIN_VAR, domain.clone());
+        env.set("COMMON_NAME", domain.clone());
+    }
+    env.set(
+        CERT_VAR,
+        if checked.own_cert.is_some() {
+            "own"
+        } else {
+            "local-ca"
+        },
+    );
     env.set(
         HOSTS_VAR,
         checked
@@ -330,6 +431,80 @@ impl Project {
     /// nginx's host HTTPS port.
     pub fn https_port(&self) -> Option<u16> {
         self.port("NGINX_HTTPS_PORT")
+    }
+
+    /// The public domain, if the project has one.
+    pub fn domain(&self) -> Option<&str> {
+        self.env.get(DOMAIN_VAR).filter(|d| !d.is_empty())
+    }
+
+    /// Whether the certificate is the user's own (never reissued by cht-dev).
+    pub fn own_cert(&self) -> bool {
+        self.env.get(CERT_VAR) == Some("own")
+    }
+
+    /// The URLs to show: the domain's (when set), localhost's, and each LAN address's.
+    pub fn urls(&self) -> Vec<String> {
+        let https = self.https_port().unwrap_or(443);
+        let port = if https == 443 {
+            String::new()
+        } else {
+            format!(":{https}")
+        };
+        let mut urls = Vec::new();
+        if let Some(domain) = self.domain() {
+            urls.push(format!("https://{domain}{port}/"));
+        }
+        urls.push(format!("https://localhost{port}/"));
+        urls.extend(
+            crate::net::lan_ipv4()
+                .iter()
+                .map(|ip| format!("https://{ip}{port}/")),
+        );
+        urls
+    }
+
+    /// Sets `.env` variables in place, keeping every other line (comments, user edits) as is.
+    pub fn update_env(&mut self, vars: &[(&str, &str)]) -> Result<()> {
+        let path = self.path(".env");
+        let text = std::fs::read_to_string(&path).map_err(Error::io("read", &path))?;
+        let mut lines: Vec<String> = text.lines().map(str::to_string).collect();
+        for (key, value) in vars {
+            let mut one = EnvFile::new();
+            one.set(key, *value);
+            let rendered = one.render(&[]).trim_end().to_string();
+            let found = lines.iter_mut().find(|l| {
+                l.trim_start()
+                    .strip_prefix("export ")
+                    .unwrap_or(l.trim_start())
+                    .split_once('=')
+                    .is_some_and(|(k, _)| k.trim() == *key)
+            });
+            match found {
+                Some(line) => *line = rendered,
+                None => lines.push(rendered),
+            }
+            self.env.set(key, *value);
+        }
+        let tmp = self.path(".env.new");
+        let _ = std::fs::remove_file(&tmp);
+        fsutil::write_new(&tmp, (lines.join("\n") + "\n").as_bytes(), fsutil::PRIVATE)?;
+        std::fs::rename(&tmp, &path).map_err(Error::io("replace", &path))
+    }
+
+    /// Replaces the project's certificate with the user's own (already checked), atomically.
+    pub fn install_own_certificate(&mut self, cert_pem: &str, key_pem: &str) -> Result<()> {
+        for (file, contents, mode) in [
+            ("certs/key.pem", key_pem, fsutil::PRIVATE),
+            ("certs/cert.pem", cert_pem, fsutil::PUBLIC),
+        ] {
+            let target = self.path(file);
+            let tmp = self.path(&format!("{file}.new"));
+            let _ = std::fs::remove_file(&tmp);
+            fsutil::write_new(&tmp, contents.as_bytes(), mode)?;
+            std::fs::rename(&tmp, &target).map_err(Error::io("replace", &target))?;
+        }
+        self.update_env(&[(CERT_VAR, "own")])
     }
 
     /// The project's HTTPS URL on this machine.

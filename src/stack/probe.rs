@@ -72,6 +72,85 @@ impl Tls {
     }
 }
 
+/// Accepts exactly one server certificate (a user's own, whose issuer cht-dev may not know).
+#[derive(Debug)]
+struct Pinned {
+    /// The expected end-entity certificate, DER.
+    cert: Vec<u8>,
+    /// Signature checks for the handshake.
+    algorithms: rustls::crypto::WebPkiSupportedAlgorithms,
+}
+
+impl rustls::client::danger::ServerCertVerifier for Pinned {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp: &[u8],
+        _now: rustls_pki_types::UnixTime,
+    ) -> std::result::Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        if end_entity.as_ref() == self.cert.as_slice() {
+            Ok(rustls::client::danger::ServerCertVerified::assertion())
+        } else {
+            Err(rustls::Error::General(
+                "nginx serves another certificate than the project's".into(),
+            ))
+        }
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> std::result::Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.algorithms)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> std::result::Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.algorithms)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.algorithms.supported_schemes()
+    }
+}
+
+impl Tls {
+    /// A client accepting only the certificate in `cert_pem` (for projects with their own
+    /// certificate): the handshake must present exactly that certificate.
+    pub fn pinned(cert_pem: &str) -> Result<Tls> {
+        let bad = |reason: String| Error::Certificate {
+            action: "load the project certificate for readiness checks".into(),
+            reason,
+        };
+        let cert = CertificateDer::pem_slice_iter(cert_pem.as_bytes())
+            .next()
+            .ok_or_else(|| bad("no certificate in the file".into()))?
+            .map_err(|e| bad(e.to_string()))?;
+        let provider = rustls::crypto::ring::default_provider();
+        let verifier = Pinned {
+            cert: cert.as_ref().to_vec(),
+            algorithms: provider.signature_verification_algorithms,
+        };
+        let config = rustls::ClientConfig::builder_with_provider(Arc::new(provider))
+            .with_safe_default_protocol_versions()
+            .map_err(|e| bad(e.to_string()))?
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(verifier))
+            .with_no_client_auth();
+        Ok(Tls {
+            connector: tokio_rustls::TlsConnector::from(Arc::new(config)),
+        })
+    }
+}
+
 /// Sends a GET for `path` on `stream` and returns the status code and up to 4 KiB of body.
 async fn get<S: AsyncRead + AsyncWrite + Unpin>(
     mut stream: S,

@@ -50,6 +50,8 @@ pub struct UpOptions {
     pub timeout: Duration,
     /// Skip the readiness wait.
     pub wait: bool,
+    /// The certificate files were just replaced: copy them to nginx and reload it.
+    pub cert_replaced: bool,
 }
 
 /// The two compose projects of a cht-dev project: CHT itself and the upgrade service.
@@ -478,6 +480,10 @@ async fn check_published_ports(engine: &Engine, project: &Project, stacks: &Stac
 /// Reissues the project certificate when it expires within 30 days or lacks a
 /// current LAN address; returns whether it did.
 pub fn renew_certificate(home: &Home, project: &Project) -> Result<bool> {
+    if project.own_cert() {
+        // The user's own certificate: theirs to renew (`up --cert-file ... --key-file ...`).
+        return Ok(false);
+    }
     let cert_path = project.path("certs/cert.pem");
     let pem = std::fs::read_to_string(&cert_path).map_err(Error::io("read", &cert_path))?;
     let info = tls::inspect(&pem)?;
@@ -522,8 +528,9 @@ pub async fn up(
     reporter: &dyn Reporter,
 ) -> Result<Vec<ServiceState>> {
     let stacks = load(project)?;
-    let cert_changed = renew_certificate(home, project)?;
-    if cert_changed {
+    let renewed = renew_certificate(home, project)?;
+    let cert_changed = renewed || opts.cert_replaced;
+    if renewed {
         reporter.step("reissued the project certificate (expiring, or the LAN address changed)");
     }
     check_published_ports(engine, project, &stacks).await?;
@@ -581,8 +588,12 @@ async fn wait_ready(
     timeout: Duration,
     reporter: &dyn Reporter,
 ) -> Result<()> {
-    let ca_pem = std::fs::read_to_string(ca_path).map_err(Error::io("read", ca_path))?;
-    let tls = Tls::trusting(&ca_pem)?;
+    let tls = if project.own_cert() {
+        let path = project.path("certs/cert.pem");
+        Tls::pinned(&std::fs::read_to_string(&path).map_err(Error::io("read", &path))?)?
+    } else {
+        Tls::trusting(&std::fs::read_to_string(ca_path).map_err(Error::io("read", ca_path))?)?
+    };
     let conditions = readiness(project)?;
     let started = Instant::now();
     let mut pending: Vec<(WaitFor, String)> =
