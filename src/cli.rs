@@ -90,6 +90,13 @@ Examples:
   cht-dev logs my-app couchdb --tail 50")]
     Logs(LogsArgs),
 
+    /// Move a project to another CHT release: new files, only changed services recreated, data kept; rolls back on failure
+    #[command(after_help = "\
+Examples:
+  cht-dev upgrade my-app --cht-version 5.2.0      4.x to 5.x swaps the healthcheck for Nouveau
+  cht-dev upgrade my-app --cht-version 4.21.0 --force   a downgrade, only if you mean it")]
+    Upgrade(UpgradeArgs),
+
     /// Check what `up` depends on: engine, ports, disk, CA, LAN address (non-zero exit if something blocks it)
     #[command(after_help = "\
 Examples:
@@ -207,6 +214,29 @@ pub struct UpArgs {
     /// Start the containers and return without waiting for readiness
     #[arg(long)]
     pub no_wait: bool,
+}
+
+/// Arguments of `upgrade`.
+#[derive(Debug, Clone, Args)]
+pub struct UpgradeArgs {
+    /// Project name
+    pub name: String,
+
+    /// The release to move to (see `cht-dev versions`)
+    #[arg(long, value_name = "V")]
+    pub cht_version: String,
+
+    /// Allow moving to an older release
+    #[arg(long)]
+    pub force: bool,
+
+    /// When to pull images
+    #[arg(long, value_enum, default_value = "missing")]
+    pub pull: PullPolicy,
+
+    /// Seconds to wait for the new release to answer over HTTPS
+    #[arg(long, value_name = "SECS", default_value_t = 300)]
+    pub timeout: u64,
 }
 
 /// A command that takes an optional project name.
@@ -371,6 +401,16 @@ fn dispatch(cli: &Cli, settings: &Settings) -> Result<()> {
             },
         ),
         Command::Doctor => commands::doctor::run(settings),
+        Command::Upgrade(args) => commands::upgrade::run(
+            settings,
+            &commands::upgrade::UpgradeRequest {
+                name: args.name.clone(),
+                version: args.cht_version.clone(),
+                force: args.force,
+                pull: args.pull,
+                timeout: std::time::Duration::from_secs(args.timeout),
+            },
+        ),
         Command::Stop(args) => commands::lifecycle::stop(settings, args.name.as_deref()),
         Command::Down(args) => commands::lifecycle::down(settings, args.name.as_deref()),
         Command::Destroy(args) => commands::lifecycle::destroy(settings, &args.name, args.yes),

@@ -252,3 +252,69 @@ fn no_prompt_without_a_terminal() {
     assert!(run.one_line_error().contains("--yes"));
     assert!(cht.project("quiet-ci").exists());
 }
+
+#[test]
+fn upgrade_4x_to_5x_keeps_data_refuses_downgrades_and_rolls_back_on_failure() {
+    let s = Stack::new("upg");
+    s.up(&["--cht-version", "4.22.0"]).ok();
+    let marker = s.dir().join("couchdb/user-marker");
+    std::fs::write(&marker, "keep").expect("marker");
+    let before = s.containers("com.docker.compose.project", &s.name);
+    assert!(
+        before.iter().any(|c| c.ends_with("-healthcheck-1")),
+        "{before:?}"
+    );
+    let run = s
+        .cht
+        .run(&[
+            "upgrade",
+            &s.name,
+            "--cht-version",
+            "5.2.0",
+            "--pull",
+            "never",
+        ])
+        .ok();
+    assert!(
+        run.stdout.contains("upgraded from CHT 4.22.0 to 5.2.0"),
+        "{run:#?}"
+    );
+    let after = s.containers("com.docker.compose.project", &s.name);
+    assert!(after.iter().any(|c| c.ends_with("-nouveau-1")), "{after:?}");
+    assert!(
+        !after.iter().any(|c| c.ends_with("-healthcheck-1")),
+        "{after:?}"
+    );
+    assert_eq!(std::fs::read_to_string(&marker).expect("marker"), "keep");
+    assert_eq!(s.curl_https("/").0, "200");
+    let ls: serde_json::Value =
+        serde_json::from_str(&s.cht.run(&["--json", "ls"]).ok().stdout).expect("json");
+    assert_eq!(ls[0]["version"], "5.2.0");
+
+    // Downgrades need --force.
+    let line = s
+        .cht
+        .run(&["upgrade", &s.name, "--cht-version", "4.22.0"])
+        .one_line_error();
+    assert!(line.contains("--force"), "{line}");
+    // A failing upgrade (images of 4.21.0 are not there) rolls back to 5.2.0.
+    let core = s.dir().join("compose/cht-core.yml");
+    let core_before = std::fs::read_to_string(&core).expect("core");
+    let failed = s.cht.run(&[
+        "upgrade",
+        &s.name,
+        "--cht-version",
+        "4.21.0",
+        "--force",
+        "--pull",
+        "never",
+    ]);
+    let line = failed.one_line_error();
+    assert!(
+        line.contains("missing images") && line.contains("rolled back to 5.2.0"),
+        "{line}"
+    );
+    assert_eq!(std::fs::read_to_string(&core).expect("core"), core_before);
+    assert_eq!(s.curl_https("/").0, "200");
+    assert_eq!(std::fs::read_to_string(&marker).expect("marker"), "keep");
+}

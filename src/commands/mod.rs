@@ -10,6 +10,7 @@ pub mod ls;
 pub mod status;
 pub mod trust;
 pub mod up;
+pub mod upgrade;
 pub mod versions;
 
 /// Formats rows as left-aligned columns separated by two spaces (no trailing blanks).

@@ -1,0 +1,167 @@
+//! `cht-dev upgrade`: move a project to another CHT release, keeping its data, and roll
+//! back to the previous files and containers if the new release does not come up.
+
+use std::time::Duration;
+
+use crate::docker::Engine;
+use crate::error::{Error, Result};
+use crate::fsutil;
+use crate::project::render::{self, Marker, RenderInput};
+use crate::project::{self, Project, versions};
+use crate::report;
+use crate::settings::Settings;
+use crate::stack::run::{self, PullPolicy, UpOptions};
+
+/// What `upgrade` was asked to do.
+#[derive(Debug, Clone)]
+pub struct UpgradeRequest {
+    /// The project.
+    pub name: String,
+    /// The target release.
+    pub version: String,
+    /// Allow going to an older release.
+    pub force: bool,
+    /// Pull policy for the new images.
+    pub pull: PullPolicy,
+    /// Readiness timeout.
+    pub timeout: Duration,
+}
+
+/// `a.b.c` as numbers, for ordering releases.
+fn semver(v: &str) -> (u64, u64, u64) {
+    let mut parts = v.split('.').map(|p| p.parse::<u64>().unwrap_or(0));
+    (
+        parts.next().unwrap_or(0),
+        parts.next().unwrap_or(0),
+        parts.next().unwrap_or(0),
+    )
+}
+
+/// Replaces a file's contents atomically.
+fn replace(path: &std::path::Path, contents: &str) -> Result<()> {
+    let tmp = path.with_extension("yml.new");
+    let _ = std::fs::remove_file(&tmp);
+    fsutil::write_new(&tmp, contents.as_bytes(), fsutil::PUBLIC)?;
+    std::fs::rename(&tmp, path).map_err(Error::io("replace", path))
+}
+
+/// Runs `upgrade`.
+pub fn run(settings: &Settings, req: &UpgradeRequest) -> Result<()> {
+    let home = settings.home()?;
+    let project = Project::load(&home, &req.name)?;
+    let target = versions::find(&req.version)?;
+    let _lock = project::lock(&home, &req.name)?;
+    let current = project.cht_version()?;
+    if semver(target.version) < semver(&current) && !req.force {
+        return Err(Error::BadOption(format!(
+            "{} runs {current}; {} is older (a downgrade can break CouchDB data): pass --force to do it anyway",
+            req.name, target.version
+        )));
+    }
+    // Keep the registry the project already uses.
+    let core_path = project.path(render::CORE_FILE);
+    let core_text = std::fs::read_to_string(&core_path).map_err(Error::io("read", &core_path))?;
+    let api_image = project::compose::ComposeFile::parse(render::CORE_FILE, &core_text)?
+        .services
+        .get("api")
+        .and_then(|s| s.image.clone())
+        .unwrap_or_default();
+    let registry = api_image
+        .rsplit_once("/cht-api:")
+        .map(|(r, _)| r.to_string())
+        .filter(|r| r != render::DEFAULT_REGISTRY);
+    let files = render::render(&RenderInput {
+        project: &project.name,
+        version: target,
+        registry: registry.as_deref(),
+        project_dir: &project.dir,
+    })?;
+    let p = &settings.printer;
+    let mut previous = Vec::new();
+    for file in files.iter().filter(|f| f.path != render::UPGRADE_FILE) {
+        let path = project.path(file.path);
+        let old = std::fs::read_to_string(&path).map_err(Error::io("read", &path))?;
+        if render::marker(&old) != Marker::Unmodified {
+            // Edited by the user, or rewritten by the upgrade service: keep a copy.
+            let backup = project.path(&format!("{}.bak-{current}", file.path));
+            std::fs::write(&backup, &old).map_err(Error::io("write", &backup))?;
+            if !settings.json {
+                p.warn(&format!(
+                    "note: {} was not cht-dev's own; kept it as {}",
+                    path.display(),
+                    backup.display()
+                ));
+            }
+        }
+        previous.push((path, old));
+    }
+    for (file, (path, _)) in files
+        .iter()
+        .filter(|f| f.path != render::UPGRADE_FILE)
+        .zip(&previous)
+    {
+        replace(path, &file.contents)?;
+    }
+    let reporter = report::for_terminal(p.is_quiet() || settings.json);
+    let opts = UpOptions {
+        pull: req.pull,
+        timeout: req.timeout,
+        wait: true,
+        cert_replaced: false,
+    };
+    let outcome = super::engine::block_on(async {
+        let engine = Engine::connect().await?;
+        match run::up(&engine, &home, &project, &opts, reporter.as_ref()).await {
+            Ok(states) => Ok(Ok(states)),
+            Err(e) => {
+                // Roll back: the previous files, then the previous containers.
+                for (path, old) in &previous {
+                    replace(path, old)?;
+                }
+                let back = run::up(
+                    &engine,
+                    &home,
+                    &project,
+                    &UpOptions {
+                        pull: PullPolicy::Never,
+                        ..opts.clone()
+                    },
+                    reporter.as_ref(),
+                )
+                .await;
+                Ok(Err((e, back.is_ok())))
+            }
+        }
+    })?;
+    reporter.finish();
+    match outcome {
+        Ok(states) => {
+            if settings.json {
+                return p.json(&serde_json::json!({
+                    "project": project.name,
+                    "from": current,
+                    "to": target.version,
+                    "services": states,
+                }));
+            }
+            p.info(format!(
+                "{}: upgraded from CHT {current} to {} (data kept)",
+                project.name, target.version
+            ))
+        }
+        Err((e, restored)) => Err(Error::Engine {
+            action: format!("upgrade {} to {}", project.name, target.version),
+            reason: format!(
+                "{e}; {}",
+                if restored {
+                    format!("rolled back to {current}, which is running again")
+                } else {
+                    format!(
+                        "the files of {current} are restored; run `cht-dev up {}` to start it",
+                        project.name
+                    )
+                }
+            ),
+        }),
+    }
+}
