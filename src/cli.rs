@@ -97,6 +97,14 @@ Examples:
   cht-dev upgrade my-app --cht-version 4.21.0 --force   a downgrade, only if you mean it")]
     Upgrade(UpgradeArgs),
 
+    /// Take over a project made by the bash Docker Helper (its NAME.env), keeping ports, credentials and data
+    #[command(after_help = "\
+Examples:
+  cht-dev adopt ~/my-project.env              data stays in ~/.medic/cht-docker/my-project-dir/couch
+  cht-dev adopt ~/my-project.env --copy-data  copy it into the cht-dev project folder
+  cht-dev up my-project")]
+    Adopt(AdoptArgs),
+
     /// Check what `up` depends on: engine, ports, disk, CA, LAN address (non-zero exit if something blocks it)
     #[command(after_help = "\
 Examples:
@@ -214,6 +222,21 @@ pub struct UpArgs {
     /// Start the containers and return without waiting for readiness
     #[arg(long)]
     pub no_wait: bool,
+}
+
+/// Arguments of `adopt`.
+#[derive(Debug, Clone, Args)]
+pub struct AdoptArgs {
+    /// The helper's project file, NAME.env
+    pub env_file: PathBuf,
+
+    /// Project name in cht-dev [default: NAME from the file name]
+    #[arg(long)]
+    pub name: Option<String>,
+
+    /// Copy the CouchDB data into the project folder instead of using it where it is
+    #[arg(long)]
+    pub copy_data: bool,
 }
 
 /// Arguments of `upgrade`.
@@ -401,6 +424,14 @@ fn dispatch(cli: &Cli, settings: &Settings) -> Result<()> {
             },
         ),
         Command::Doctor => commands::doctor::run(settings),
+        Command::Adopt(args) => commands::adopt::run(
+            settings,
+            &commands::adopt::AdoptRequest {
+                env_file: args.env_file.clone(),
+                name: args.name.clone(),
+                copy_data: args.copy_data,
+            },
+        ),
         Command::Upgrade(args) => commands::upgrade::run(
             settings,
             &commands::upgrade::UpgradeRequest {

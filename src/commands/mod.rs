@@ -1,5 +1,6 @@
 //! One module per command; each takes resolved settings and never parses arguments.
 
+pub mod adopt;
 pub mod ca;
 pub mod completions;
 pub mod doctor;

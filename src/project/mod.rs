@@ -267,8 +267,45 @@ pub fn taken_ports(home: &Home) -> Result<ports::Taken> {
 /// Creates a project: checks everything first, then writes into a staging folder
 /// and moves it into place, so a failure leaves nothing behind.
 pub fn create(home: &Home, opts: &InitOptions) -> Result<Created> {
+    create_with(home, opts, None)
+}
+
+/// Settings carried over from a project made by the bash Docker Helper.
+#[derive(Debug, Clone)]
+pub struct Adopted {
+    /// nginx's HTTP port, kept.
+    pub http: u16,
+    /// nginx's HTTPS port, kept.
+    pub https: u16,
+    /// `.env` values kept as they are (credentials, CouchDB data path).
+    pub vars: Vec<(String, String)>,
+}
+
+/// Creates a project for settings adopted from the bash helper: its ports are kept (the
+/// helper's own containers may hold them now) and its credentials and data path reused.
+pub fn adopt(home: &Home, opts: &InitOptions, adopted: &Adopted) -> Result<Created> {
+    create_with(home, opts, Some(adopted))
+}
+
+/// Creates a project, with adopted settings when given.
+fn create_with(home: &Home, opts: &InitOptions, adopted: Option<&Adopted>) -> Result<Created> {
     let checked = check(home, opts)?;
-    let (http, https) = ports::allocate(opts.http_port, opts.https_port, &taken_ports(home)?)?;
+    let taken = taken_ports(home)?;
+    let (http, https) = match adopted {
+        None => ports::allocate(opts.http_port, opts.https_port, &taken)?,
+        Some(a) => {
+            for (which, port) in [("http", a.http), ("https", a.https)] {
+                if let Some(other) = taken.get(&port) {
+                    return Err(Error::PortBusy {
+                        which,
+                        port,
+                        reason: format!("project {other:?} uses it"),
+                    });
+                }
+            }
+            (a.http, a.https)
+        }
+    };
     let (ca_files, ca_created) = tls::ensure_ca(home)?;
     let ca = tls::Ca::load(&ca_files)?;
     let (leaf, names) = match &checked.own_cert {
@@ -306,6 +343,9 @@ pub fn create(home: &Home, opts: &InitOptions) -> Result<Created> {
     env.set("CHT_NETWORK", format!("{}-cht-net", checked.name));
     env.set("CERTIFICATE_MODE", "OWN_CERT");
     env.set("UPGRADE_SERVICE_URL", "http://cht-upgrade-service:5008");
+    for (key, value) in adopted.map(|a| a.vars.as_slice()).unwrap_or_default() {
+        env.set(key, value.clone());
+    }
     if let Some(domain) = &checked.domain {
         env.set(DOMAIN_VAR, domain.clone());
         env.set("COMMON_NAME", domain.clone());

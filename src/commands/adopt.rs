@@ -1,0 +1,168 @@
+//! `cht-dev adopt`: take over a project made by the bash Docker Helper, keeping its ports,
+//! credentials and CouchDB data in place.
+
+use std::path::{Path, PathBuf};
+
+use crate::error::{Error, Result};
+use crate::project::dotenv::EnvFile;
+use crate::project::{self, Adopted, InitOptions, compose::ComposeFile, versions};
+use crate::settings::Settings;
+
+/// What `adopt` was asked to do.
+#[derive(Debug, Clone)]
+pub struct AdoptRequest {
+    /// The helper's `NAME.env`.
+    pub env_file: PathBuf,
+    /// Project name in cht-dev (default: the env file's name).
+    pub name: Option<String>,
+    /// Copy the CouchDB data into the project folder instead of using it in place.
+    pub copy_data: bool,
+}
+
+/// Copies a folder tree (files and folders; links are copied as the files they point to).
+fn copy_tree(from: &Path, to: &Path) -> Result<()> {
+    std::fs::create_dir_all(to).map_err(Error::io("create", to))?;
+    for entry in std::fs::read_dir(from).map_err(Error::io("read", from))? {
+        let entry = entry.map_err(Error::io("read", from))?;
+        let (src, dst) = (entry.path(), to.join(entry.file_name()));
+        if src.is_dir() {
+            copy_tree(&src, &dst)?;
+        } else {
+            std::fs::copy(&src, &dst).map_err(Error::io("copy", &src))?;
+        }
+    }
+    Ok(())
+}
+
+/// Runs `adopt`.
+pub fn run(settings: &Settings, req: &AdoptRequest) -> Result<()> {
+    let home = settings.home()?;
+    let bad = |reason: String| {
+        Error::BadOption(format!("cannot adopt {}: {reason}", req.env_file.display()))
+    };
+    let text = std::fs::read_to_string(&req.env_file).map_err(Error::io("read", &req.env_file))?;
+    let env = EnvFile::parse(&text).map_err(|e| bad(format!("line {}: {}", e.line, e.reason)))?;
+    let name = match &req.name {
+        Some(n) => n.clone(),
+        None => req
+            .env_file
+            .file_stem()
+            .and_then(|s| s.to_str())
+            .map(str::to_string)
+            .ok_or_else(|| {
+                bad("cannot tell the project name from the file name; pass --name".into())
+            })?,
+    };
+    project::name::validate(&name)?;
+    let required = [
+        "NGINX_HTTP_PORT",
+        "NGINX_HTTPS_PORT",
+        "COUCHDB_USER",
+        "COUCHDB_PASSWORD",
+        "COUCHDB_SECRET",
+        "COUCHDB_UUID",
+        "COUCHDB_DATA",
+        "CHT_COMPOSE_PATH",
+    ];
+    let missing: Vec<&str> = required
+        .iter()
+        .copied()
+        .filter(|k| env.get(k).is_none_or(str::is_empty))
+        .collect();
+    if !missing.is_empty() {
+        return Err(bad(format!(
+            "it lacks {} (is it a Docker Helper .env file?)",
+            missing.join(", ")
+        )));
+    }
+    let get = |k: &str| env.get(k).unwrap_or_default().to_string();
+    let port = |k: &str| {
+        get(k)
+            .parse::<u16>()
+            .map_err(|_| bad(format!("{k} is not a port number")))
+    };
+    let (http, https) = (port("NGINX_HTTP_PORT")?, port("NGINX_HTTPS_PORT")?);
+    let data = PathBuf::from(get("COUCHDB_DATA"));
+    if !data.is_dir() {
+        return Err(bad(format!(
+            "its CouchDB data folder {} does not exist",
+            data.display()
+        )));
+    }
+    let core = PathBuf::from(get("CHT_COMPOSE_PATH")).join("cht-core.yml");
+    let core_text = std::fs::read_to_string(&core).map_err(Error::io("read", &core))?;
+    let api = ComposeFile::parse(&core.display().to_string(), &core_text)?
+        .services
+        .get("api")
+        .and_then(|s| s.image.clone())
+        .ok_or_else(|| bad(format!("{} has no api service image", core.display())))?;
+    let (registry, tag) = api
+        .rsplit_once("/cht-api:")
+        .ok_or_else(|| bad(format!("cannot read the CHT version from image {api}")))?;
+    let version = versions::find(tag)?;
+    let opts = InitOptions {
+        name: name.clone(),
+        cht_version: Some(version.version.to_string()),
+        image_registry: (registry != project::render::DEFAULT_REGISTRY)
+            .then(|| registry.to_string()),
+        ..InitOptions::default()
+    };
+    let mut vars: Vec<(String, String)> = [
+        "COUCHDB_USER",
+        "COUCHDB_PASSWORD",
+        "COUCHDB_SECRET",
+        "COUCHDB_UUID",
+    ]
+    .iter()
+    .map(|k| (k.to_string(), get(k)))
+    .collect();
+    if !req.copy_data {
+        vars.push(("COUCHDB_DATA".into(), data.display().to_string()));
+    }
+    project::validate(&home, &opts)?;
+    let _lock = project::lock(&home, &name)?;
+    let created = project::adopt(&home, &opts, &Adopted { http, https, vars })?;
+    if req.copy_data {
+        copy_tree(&data, &created.project.path("couchdb"))?;
+    }
+    let helper_project = get("DOCKER_CONFIG_PATH");
+    let helper_upgrade = Path::new(&helper_project)
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or_default()
+        .to_string();
+    let p = &settings.printer;
+    let data_now = if req.copy_data {
+        created.project.path("couchdb")
+    } else {
+        data
+    };
+    if settings.json {
+        return p.json(&serde_json::json!({
+            "project": name,
+            "version": version.version,
+            "http_port": http,
+            "https_port": https,
+            "couchdb_data": data_now.display().to_string(),
+            "copied": req.copy_data,
+            "dir": created.project.dir.display().to_string(),
+        }));
+    }
+    p.info(format!(
+        "adopted {name} (CHT {}) from {}: ports {http}/{https}, credentials and CouchDB data kept ({})",
+        version.version,
+        req.env_file.display(),
+        data_now.display()
+    ))?;
+    p.info(format!(
+        "  project folder: {}",
+        created.project.dir.display()
+    ))?;
+    p.info(format!("  start it:       cht-dev up {name}"))?;
+    if !helper_upgrade.is_empty() {
+        p.info(format!(
+            "  the helper's upgrade service ran as compose project {helper_upgrade}; remove it once: docker compose -p {helper_upgrade} down"
+        ))?;
+    }
+    Ok(())
+}
