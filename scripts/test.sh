@@ -31,9 +31,9 @@ if ! docker info >/dev/null 2>&1 && [ "$(id -u)" -eq 0 ]; then
   for _ in $(seq 1 30); do docker info >/dev/null 2>&1 && break; sleep 1; done
 fi
 
-if [ ! -x .venv/bin/check-jsonschema ]; then
+if [ ! -x .venv/bin/check-jsonschema ] || [ ! -x .venv/bin/kubernetes-validate ]; then
   python3 -m venv .venv
-  .venv/bin/pip install -q --disable-pip-version-check check-jsonschema
+  .venv/bin/pip install -q --disable-pip-version-check check-jsonschema kubernetes-validate
 fi
 export PATH="$PWD/.venv/bin:$PATH"
 

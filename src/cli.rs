@@ -105,6 +105,10 @@ Examples:
   cht-dev up my-project")]
     Adopt(AdoptArgs),
 
+    /// Export a project for another platform
+    #[command(subcommand)]
+    Export(ExportCommand),
+
     /// Check what `up` depends on: engine, ports, disk, CA, LAN address (non-zero exit if something blocks it)
     #[command(after_help = "\
 Examples:
@@ -222,6 +226,40 @@ pub struct UpArgs {
     /// Start the containers and return without waiting for readiness
     #[arg(long)]
     pub no_wait: bool,
+}
+
+/// What `export` can produce.
+#[derive(Debug, Clone, Subcommand)]
+pub enum ExportCommand {
+    /// Kubernetes manifests (the kubectl migration), and optionally Helm chart values
+    #[command(after_help = "\
+Examples:
+  cht-dev export kubernetes my-app --out k8s/
+  cht-dev export kubernetes my-app --out k8s/ --namespace my-app --host cht.example.org --helm-values values.yaml")]
+    Kubernetes(ExportArgs),
+}
+
+/// Arguments of `export kubernetes`.
+#[derive(Debug, Clone, Args)]
+pub struct ExportArgs {
+    /// Project name
+    pub name: String,
+
+    /// Folder to write the manifests to
+    #[arg(long, value_name = "DIR")]
+    pub out: PathBuf,
+
+    /// Kubernetes namespace [default: the project name]
+    #[arg(long, value_name = "NS")]
+    pub namespace: Option<String>,
+
+    /// Ingress host [default: the project's --domain, else NAME.local]
+    #[arg(long, value_name = "DOMAIN")]
+    pub host: Option<String>,
+
+    /// Also write a values file for the official CHT Helm chart (data marked pre-existing)
+    #[arg(long, value_name = "FILE")]
+    pub helm_values: Option<PathBuf>,
 }
 
 /// Arguments of `adopt`.
@@ -424,6 +462,16 @@ fn dispatch(cli: &Cli, settings: &Settings) -> Result<()> {
             },
         ),
         Command::Doctor => commands::doctor::run(settings),
+        Command::Export(ExportCommand::Kubernetes(args)) => commands::export::run(
+            settings,
+            &commands::export::ExportRequest {
+                name: args.name.clone(),
+                out: args.out.clone(),
+                namespace: args.namespace.clone(),
+                host: args.host.clone(),
+                helm_values: args.helm_values.clone(),
+            },
+        ),
         Command::Adopt(args) => commands::adopt::run(
             settings,
             &commands::adopt::AdoptRequest {

@@ -5,6 +5,7 @@ pub mod ca;
 pub mod completions;
 pub mod doctor;
 pub mod engine;
+pub mod export;
 pub mod init;
 pub mod lifecycle;
 pub mod ls;
