@@ -226,43 +226,9 @@ fn two_projects_4x_and_5x_side_by_side_and_stopping_one_leaves_the_other() {
 fn a_real_browser_trusts_the_home_ca_and_only_with_it() {
     let s = Stack::new("browser");
     s.up(&[]).ok();
-    let chromium = tool("chromium", "apt-get install chromium");
     let certutil = tool("certutil", "apt-get install libnss3-tools");
     let url = format!("https://localhost:{}/", s.https);
-    // Loads the page; retried only when Chromium saw interfaces change (Docker adding
-    // veth pairs), which aborts a load whatever the certificate.
-    let browse = |home: &Path| {
-        let mut last = String::new();
-        for _ in 0..4 {
-            let out = std::process::Command::new(&chromium)
-                .env("HOME", home)
-                .args([
-                    "--headless",
-                    "--no-sandbox",
-                    "--disable-gpu",
-                    "--no-first-run",
-                    "--dump-dom",
-                    &url,
-                ])
-                .output()
-                .expect("chromium");
-            let stderr = String::from_utf8_lossy(&out.stderr);
-            let errors: Vec<&str> = stderr
-                .lines()
-                .filter(|l| l.contains("Page load failed"))
-                .collect();
-            last = format!(
-                "{}\n-- load errors: {}",
-                String::from_utf8_lossy(&out.stdout),
-                errors.join(" / ")
-            );
-            if !last.contains("ERR_NETWORK_CHANGED") {
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(500));
-        }
-        last
-    };
+    let browse = |home: &Path| common::chromium(home, &url);
     let trusted = tempfile::tempdir().expect("tmp");
     let nssdb = trusted.path().join(".pki/nssdb");
     std::fs::create_dir_all(&nssdb).expect("mkdir");
@@ -365,18 +331,7 @@ fn the_engine_unreachable_is_one_clear_line_for_every_command() {
 #[test]
 fn timeout_names_the_failing_service_with_its_logs() {
     let s = Stack::new("crash");
-    s.cht
-        .run(&[
-            "init",
-            &s.name,
-            "--image-registry",
-            REGISTRY,
-            "--http-port",
-            &s.http.to_string(),
-            "--https-port",
-            &s.https.to_string(),
-        ])
-        .ok();
+    s.init();
     let core = s.dir().join("compose/cht-core.yml");
     let text = std::fs::read_to_string(&core).expect("read");
     let edited = text.replace(

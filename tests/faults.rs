@@ -9,22 +9,6 @@ use std::time::Duration;
 use common::engine::{REGISTRY, Stack, docker_names};
 use common::mode;
 
-/// Creates the project without starting it (stand-in registry, the stack's ports).
-fn init(s: &Stack) {
-    s.cht
-        .run(&[
-            "init",
-            &s.name,
-            "--image-registry",
-            REGISTRY,
-            "--http-port",
-            &s.http.to_string(),
-            "--https-port",
-            &s.https.to_string(),
-        ])
-        .ok();
-}
-
 /// Runs `up` for an existing project with the stand-in images.
 fn up(s: &Stack) -> common::Run {
     s.cht
@@ -48,7 +32,7 @@ fn ids(s: &Stack) -> Vec<String> {
 #[test]
 fn a_port_taken_between_init_and_up_is_named_with_a_fix_and_up_works_once_freed() {
     let s = Stack::new("port");
-    init(&s);
+    s.init();
     let held = TcpListener::bind(("0.0.0.0", s.https)).expect("take the https port");
     let line = up(&s).one_line_error();
     assert!(
@@ -68,7 +52,7 @@ fn a_port_taken_between_init_and_up_is_named_with_a_fix_and_up_works_once_freed(
 #[test]
 fn one_missing_image_is_named_and_nothing_runs() {
     let s = Stack::new("img");
-    init(&s);
+    s.init();
     let core = s.dir().join("compose/cht-core.yml");
     let text = std::fs::read_to_string(&core).expect("read");
     let missing = format!("{REGISTRY}/cht-sentinel:does-not-exist");
@@ -159,7 +143,7 @@ fn two_ups_at_once_never_make_two_stacks() {
 #[test]
 fn a_dropped_password_is_named_and_nothing_starts() {
     let s = Stack::new("nopw");
-    init(&s);
+    s.init();
     let env_path = s.dir().join(".env");
     let text = std::fs::read_to_string(&env_path).expect("read");
     let without: String = text

@@ -5,7 +5,6 @@ mod common;
 
 use std::net::TcpListener;
 use std::path::Path;
-use std::time::Duration;
 
 use common::engine::Stack;
 use common::{ChtDev, run_tool, tool};
@@ -133,42 +132,6 @@ fn doctor_reports_each_check_and_fails_on_what_blocks_up() {
     );
 }
 
-/// Loads `url` in headless Chromium with `home` as HOME; retries only when Docker's
-/// interface changes abort the load.
-fn chromium(home: &Path, url: &str) -> String {
-    let chromium = tool("chromium", "apt-get install chromium");
-    let mut last = String::new();
-    for _ in 0..4 {
-        let out = std::process::Command::new(&chromium)
-            .env("HOME", home)
-            .args([
-                "--headless",
-                "--no-sandbox",
-                "--disable-gpu",
-                "--no-first-run",
-                "--dump-dom",
-                url,
-            ])
-            .output()
-            .expect("chromium");
-        let errors: Vec<String> = String::from_utf8_lossy(&out.stderr)
-            .lines()
-            .filter(|l| l.contains("Page load failed"))
-            .map(str::to_string)
-            .collect();
-        last = format!(
-            "{}\n-- {}",
-            String::from_utf8_lossy(&out.stdout),
-            errors.join(" / ")
-        );
-        if !last.contains("ERR_NETWORK_CHANGED") {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(500));
-    }
-    last
-}
-
 #[test]
 fn ca_install_makes_a_fresh_browser_trust_the_project_and_uninstall_undoes_it() {
     let s = Stack::new("trust");
@@ -184,7 +147,7 @@ fn ca_install_makes_a_fresh_browser_trust_the_project_and_uninstall_undoes_it() 
         run.stdout.contains("update-ca-certificates"),
         "prints the system command: {run:#?}"
     );
-    let page = chromium(user.path(), &url);
+    let page = common::chromium(user.path(), &url);
     assert!(
         page.contains("CHT API stand-in"),
         "after ca install: {page}"
@@ -192,7 +155,7 @@ fn ca_install_makes_a_fresh_browser_trust_the_project_and_uninstall_undoes_it() 
     let mut uninstall = s.cht.command();
     uninstall.env("HOME", user.path()).args(["ca", "uninstall"]);
     assert_eq!(uninstall.output().expect("run").status.code(), Some(0));
-    let page = chromium(user.path(), &url);
+    let page = common::chromium(user.path(), &url);
     assert!(
         page.contains("ERR_CERT_AUTHORITY_INVALID"),
         "after ca uninstall: {page}"

@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 use crate::error::{Error, Result};
 use crate::fsutil;
 use crate::project::versions::{self, Family};
-use crate::project::{Project, compose::ComposeFile, render};
+use crate::project::{Project, render};
 use crate::settings::Settings;
 
 /// The secret every deployment reads credentials from.
@@ -142,16 +142,9 @@ pub fn run(settings: &Settings, req: &ExportRequest) -> Result<()> {
             "--host {host:?} must be a DNS name such as cht.example.org"
         )));
     }
-    let core_path = project.path(render::CORE_FILE);
-    let core = std::fs::read_to_string(&core_path).map_err(Error::io("read", &core_path))?;
-    let api_image = ComposeFile::parse(render::CORE_FILE, &core)?
-        .services
-        .get("api")
-        .and_then(|s| s.image.clone())
-        .unwrap_or_default();
-    let registry = api_image
-        .rsplit_once("/cht-api:")
-        .map_or(render::DEFAULT_REGISTRY.to_string(), |(r, _)| r.to_string());
+    let registry = project
+        .image_registry()?
+        .unwrap_or_else(|| render::DEFAULT_REGISTRY.to_string());
     let image = |svc: &str| format!("{registry}/cht-{svc}:{}", version.version);
     let get = |k: &str| project.env.get(k).unwrap_or_default().to_string();
     let (user, password) = (get("COUCHDB_USER"), get("COUCHDB_PASSWORD"));

@@ -44,6 +44,25 @@ fn tool(program: &str, args: &[&str], install: &str) -> Result<std::process::Out
         })
 }
 
+/// Runs certutil; a failure is an error naming what was being done and certutil's words.
+fn certutil(args: &[&str], doing: &str) -> Result<()> {
+    let out = tool(
+        "certutil",
+        args,
+        "apt-get install libnss3-tools (Debian/Ubuntu) or dnf install nss-tools (Fedora)",
+    )?;
+    if out.status.success() {
+        return Ok(());
+    }
+    Err(Error::Tool {
+        program: "certutil".into(),
+        problem: format!(
+            "could not {doing}: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        ),
+    })
+}
+
 /// The CA's nickname in trust stores: unique per CA, so several homes can coexist.
 fn nickname(sha256: &str) -> String {
     format!(
@@ -93,44 +112,20 @@ pub fn install(settings: &Settings, system: bool) -> Result<()> {
     let home = settings.home()?;
     let (files, nick) = ca(&home)?;
     let ca_path = files.cert.to_string_lossy().into_owned();
-    let install_hint =
-        "apt-get install libnss3-tools (Debian/Ubuntu) or dnf install nss-tools (Fedora)";
     let mut done = Vec::new();
     for db in nss_databases(&user_home()?) {
         let spec = format!("sql:{}", db.display());
         if !db.join("cert9.db").is_file() {
             std::fs::create_dir_all(&db).map_err(Error::io("create", &db))?;
-            let out = tool(
-                "certutil",
+            certutil(
                 &["-N", "-d", &spec, "--empty-password"],
-                install_hint,
+                &format!("create {}", db.display()),
             )?;
-            if !out.status.success() {
-                return Err(Error::Tool {
-                    program: "certutil".into(),
-                    problem: format!(
-                        "could not create {}: {}",
-                        db.display(),
-                        String::from_utf8_lossy(&out.stderr).trim()
-                    ),
-                });
-            }
         }
-        let out = tool(
-            "certutil",
+        certutil(
             &["-A", "-d", &spec, "-t", "C,,", "-n", &nick, "-i", &ca_path],
-            install_hint,
+            &format!("add the CA to {}", db.display()),
         )?;
-        if !out.status.success() {
-            return Err(Error::Tool {
-                program: "certutil".into(),
-                problem: format!(
-                    "could not add the CA to {}: {}",
-                    db.display(),
-                    String::from_utf8_lossy(&out.stderr).trim()
-                ),
-            });
-        }
         done.push(db.display().to_string());
     }
     let name = system_name(&nick);
@@ -202,12 +197,7 @@ pub fn uninstall(settings: &Settings, system: bool) -> Result<()> {
         }
         let spec = format!("sql:{}", db.display());
         // certutil -D fails when the nickname is absent: that is the goal anyway.
-        let out = tool(
-            "certutil",
-            &["-D", "-d", &spec, "-n", &nick],
-            "apt-get install libnss3-tools",
-        )?;
-        if out.status.success() {
+        if certutil(&["-D", "-d", &spec, "-n", &nick], "remove the CA").is_ok() {
             done.push(db.display().to_string());
         }
     }

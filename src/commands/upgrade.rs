@@ -59,17 +59,7 @@ pub fn run(settings: &Settings, req: &UpgradeRequest) -> Result<()> {
         )));
     }
     // Keep the registry the project already uses.
-    let core_path = project.path(render::CORE_FILE);
-    let core_text = std::fs::read_to_string(&core_path).map_err(Error::io("read", &core_path))?;
-    let api_image = project::compose::ComposeFile::parse(render::CORE_FILE, &core_text)?
-        .services
-        .get("api")
-        .and_then(|s| s.image.clone())
-        .unwrap_or_default();
-    let registry = api_image
-        .rsplit_once("/cht-api:")
-        .map(|(r, _)| r.to_string())
-        .filter(|r| r != render::DEFAULT_REGISTRY);
+    let registry = project.image_registry()?;
     let files = render::render(&RenderInput {
         project: &project.name,
         version: target,

@@ -557,18 +557,39 @@ impl Project {
         self.dir.join(relative)
     }
 
-    /// The CHT version, read from the API image tag in the project's compose file
-    /// (the files are the truth: the upgrade service rewrites them on upgrades).
-    pub fn cht_version(&self) -> Result<String> {
+    /// The API service's image in the project's compose file (the files are the truth:
+    /// the upgrade service rewrites them on in-app upgrades).
+    pub fn api_image(&self) -> Result<String> {
         let path = self.path(render::CORE_FILE);
         let text = std::fs::read_to_string(&path).map_err(Error::io("read", &path))?;
-        let file = compose::ComposeFile::parse(render::CORE_FILE, &text)?;
-        file.image_tag("api")
-            .map(str::to_string)
+        compose::ComposeFile::parse(render::CORE_FILE, &text)?
+            .services
+            .get("api")
+            .and_then(|s| s.image.clone())
+            .filter(|i| i.contains(':'))
             .ok_or_else(|| Error::BrokenProject {
                 name: self.name.clone(),
                 reason: format!("{} has no api service image with a tag", path.display()),
             })
+    }
+
+    /// The CHT version: the API image's tag.
+    pub fn cht_version(&self) -> Result<String> {
+        let image = self.api_image()?;
+        let last = image.rsplit('/').next().unwrap_or_default();
+        Ok(last
+            .rsplit_once(':')
+            .map(|(_, tag)| tag.to_string())
+            .unwrap_or_default())
+    }
+
+    /// The image registry the project uses, `None` for upstream's default.
+    pub fn image_registry(&self) -> Result<Option<String>> {
+        let image = self.api_image()?;
+        Ok(image
+            .rsplit_once("/cht-api:")
+            .map(|(r, _)| r.to_string())
+            .filter(|r| r != render::DEFAULT_REGISTRY))
     }
 
     /// The project folder as given to compose (for `--project-directory`).

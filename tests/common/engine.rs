@@ -102,6 +102,23 @@ impl Stack {
         }
     }
 
+    /// Creates the project without starting it (stand-in registry, this stack's ports).
+    pub fn init(&self) {
+        let (http, https) = (self.http.to_string(), self.https.to_string());
+        self.cht
+            .run(&[
+                "init",
+                self.name.as_str(),
+                "--image-registry",
+                REGISTRY,
+                "--http-port",
+                http.as_str(),
+                "--https-port",
+                https.as_str(),
+            ])
+            .ok();
+    }
+
     /// Runs `cht-dev up` for this project with the stand-in registry and `extra` args.
     pub fn up(&self, extra: &[&str]) -> Run {
         let (http, https) = (self.http.to_string(), self.https.to_string());

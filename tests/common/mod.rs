@@ -177,3 +177,39 @@ pub fn run_tool(program: &Path, args: &[&str], cwd: &Path) -> Run {
         .unwrap_or_else(|e| panic!("cannot run {}: {e}", program.display()));
     to_run(output)
 }
+
+/// Loads `url` in headless Chromium with `home` as HOME and returns the page and any load
+/// errors; retried only when Docker's interface changes abort the load (ERR_NETWORK_CHANGED).
+pub fn chromium(home: &Path, url: &str) -> String {
+    let chromium = tool("chromium", "apt-get install chromium");
+    let mut last = String::new();
+    for _ in 0..4 {
+        let out = Command::new(&chromium)
+            .env("HOME", home)
+            .args([
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--no-first-run",
+                "--dump-dom",
+                url,
+            ])
+            .output()
+            .expect("chromium");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        let errors: Vec<&str> = stderr
+            .lines()
+            .filter(|l| l.contains("Page load failed"))
+            .collect();
+        last = format!(
+            "{}\n-- load errors: {}",
+            String::from_utf8_lossy(&out.stdout),
+            errors.join(" / ")
+        );
+        if !last.contains("ERR_NETWORK_CHANGED") {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(500));
+    }
+    last
+}
