@@ -360,22 +360,10 @@ fn timeout_names_the_failing_service_with_its_logs() {
 #[test]
 fn ctrl_c_stops_up_promptly_and_the_next_up_succeeds() {
     let s = Stack::new("sigint");
-    let (http, https) = (s.http.to_string(), s.https.to_string());
     let mut child = s
         .cht
         .command()
-        .args([
-            "up",
-            &s.name,
-            "--image-registry",
-            REGISTRY,
-            "--pull",
-            "never",
-            "--http-port",
-            &http,
-            "--https-port",
-            &https,
-        ])
+        .args(s.up_args(&[]))
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::piped())
         .spawn()

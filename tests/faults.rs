@@ -103,24 +103,7 @@ fn a_container_removed_by_hand_is_the_only_one_recreated() {
 #[test]
 fn two_ups_at_once_never_make_two_stacks() {
     let s = Stack::new("twice");
-    let (http, https) = (s.http.to_string(), s.https.to_string());
-    let spawn = || {
-        s.cht
-            .command()
-            .args([
-                "up",
-                &s.name,
-                "--image-registry",
-                REGISTRY,
-                "--pull",
-                "never",
-                "--http-port",
-                &http,
-                "--https-port",
-                &https,
-            ])
-            .output()
-    };
+    let spawn = || s.cht.command().args(s.up_args(&[])).output();
     let (a, b) = std::thread::scope(|scope| {
         let a = scope.spawn(spawn);
         let b = scope.spawn(spawn);

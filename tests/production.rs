@@ -47,6 +47,21 @@ fn openssl_cert(dir: &Path, stem: &str, names: &[&str]) -> (PathBuf, PathBuf) {
     (cert, key)
 }
 
+/// `cht-dev up NAME` replacing the certificate with `cert` and `key`.
+fn up_with_cert(s: &Stack, cert: &Path, key: &Path) -> common::Run {
+    let (cert, key) = (cert.to_str().expect("utf8"), key.to_str().expect("utf8"));
+    s.cht.run(&[
+        "up",
+        &s.name,
+        "--pull",
+        "never",
+        "--cert-file",
+        cert,
+        "--key-file",
+        key,
+    ])
+}
+
 /// curl to `https://DOMAIN:PORT/` resolved to loopback, trusting `ca`.
 fn curl_domain(domain: &str, port: u16, ca: &Path) -> common::Run {
     let curl = tool("curl", "apt-get install curl");
@@ -105,19 +120,7 @@ fn own_certificate_and_domain_are_served_and_can_be_replaced() {
 
     // A renewed certificate (e.g. from certbot) replaces the old one on `up`; nginx serves it.
     let (cert2, key2) = openssl_cert(s.cht.scratch(), "renewed", &[domain, "www.example.test"]);
-    let again = s
-        .cht
-        .run(&[
-            "up",
-            &s.name,
-            "--pull",
-            "never",
-            "--cert-file",
-            cert2.to_str().expect("utf8"),
-            "--key-file",
-            key2.to_str().expect("utf8"),
-        ])
-        .ok();
+    let again = up_with_cert(&s, &cert2, &key2).ok();
     assert!(again.stderr.contains("reloaded nginx"), "{again:#?}");
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
     let mut served = curl_domain(domain, s.https, &cert2);
@@ -133,19 +136,7 @@ fn own_certificate_and_domain_are_served_and_can_be_replaced() {
     // A replacement that does not cover the domain is refused, and nothing changes.
     let (wrong, wrong_key) = openssl_cert(s.cht.scratch(), "wrong", &["other.example.test"]);
     let before = s.cht.tree();
-    let line = s
-        .cht
-        .run(&[
-            "up",
-            &s.name,
-            "--pull",
-            "never",
-            "--cert-file",
-            wrong.to_str().expect("utf8"),
-            "--key-file",
-            wrong_key.to_str().expect("utf8"),
-        ])
-        .one_line_error();
+    let line = up_with_cert(&s, &wrong, &wrong_key).one_line_error();
     assert!(line.contains("does not cover cht.example.test"), "{line}");
     assert_eq!(s.cht.tree(), before);
 }

@@ -119,10 +119,9 @@ impl Stack {
             .ok();
     }
 
-    /// Runs `cht-dev up` for this project with the stand-in registry and `extra` args.
-    pub fn up(&self, extra: &[&str]) -> Run {
-        let (http, https) = (self.http.to_string(), self.https.to_string());
-        let mut args = vec![
+    /// The arguments of `cht-dev up` for this project with the stand-in registry, then `extra`.
+    pub fn up_args(&self, extra: &[&str]) -> Vec<String> {
+        let mut args: Vec<String> = [
             "up",
             self.name.as_str(),
             "--image-registry",
@@ -130,13 +129,23 @@ impl Stack {
             "--pull",
             "never",
             "--http-port",
-            http.as_str(),
+            &self.http.to_string(),
             "--https-port",
-            https.as_str(),
+            &self.https.to_string(),
             "--timeout",
             "60",
-        ];
-        args.extend(extra);
+        ]
+        .iter()
+        .map(|a| a.to_string())
+        .collect();
+        args.extend(extra.iter().map(|a| a.to_string()));
+        args
+    }
+
+    /// Runs `cht-dev up` for this project with the stand-in registry and `extra` args.
+    pub fn up(&self, extra: &[&str]) -> Run {
+        let args = self.up_args(extra);
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
         self.cht.run(&args)
     }
 
