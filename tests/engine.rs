@@ -115,26 +115,8 @@ fn up_serves_https_through_nginx_and_keeps_data_through_stop_down_up_destroy() {
     s.cmd("down", &[]).ok();
     s.cmd("down", &[]).ok();
     assert!(s.all_containers().is_empty());
-    let network = format!("{}-cht-net", s.name);
-    assert!(
-        docker_names(&[
-            "network",
-            "ls",
-            "--filter",
-            &format!("name=^{network}$"),
-            "--format",
-            "{{.Name}}"
-        ])
-        .is_empty()
-    );
-    let volumes = docker_names(&[
-        "volume",
-        "ls",
-        "--filter",
-        &format!("label=com.docker.compose.project={}", s.name),
-        "--format",
-        "{{.Name}}",
-    ]);
+    assert!(!s.network_exists());
+    let volumes = s.volumes();
     assert_eq!(
         volumes,
         [
@@ -167,28 +149,8 @@ fn up_serves_https_through_nginx_and_keeps_data_through_stop_down_up_destroy() {
     s.cmd("destroy", &["--yes"]).ok();
     assert!(!dir.exists());
     assert!(s.all_containers().is_empty());
-    assert!(
-        docker_names(&[
-            "volume",
-            "ls",
-            "--filter",
-            &format!("label=com.docker.compose.project={}", s.name),
-            "--format",
-            "{{.Name}}"
-        ])
-        .is_empty()
-    );
-    assert!(
-        docker_names(&[
-            "network",
-            "ls",
-            "--filter",
-            &format!("name=^{network}$"),
-            "--format",
-            "{{.Name}}"
-        ])
-        .is_empty()
-    );
+    assert!(s.volumes().is_empty());
+    assert!(!s.network_exists());
     let missing = s.cmd("stop", &[]);
     assert!(
         missing.one_line_error().contains("no project named"),

@@ -554,7 +554,7 @@ pub async fn up(
         let ca = CaFiles::of(home).cert;
         wait_ready(engine, project, &ca, &stacks, opts.timeout, reporter).await?;
     }
-    status(engine, project).await
+    status_with(engine, project, Some(&stacks)).await
 }
 
 /// The readiness conditions of a project.
@@ -697,11 +697,20 @@ async fn not_ready(
 /// Each service's container state, CHT first, then the upgrade service; extra
 /// containers (made by compose, or orphans) follow.
 pub async fn status(engine: &Engine, project: &Project) -> Result<Vec<ServiceState>> {
+    // Unreadable compose files still leave the containers to report.
+    status_with(engine, project, load(project).ok().as_ref()).await
+}
+
+/// [`status`] for stacks already loaded (or none).
+async fn status_with(
+    engine: &Engine,
+    project: &Project,
+    stacks: Option<&Stacks>,
+) -> Result<Vec<ServiceState>> {
     let list = containers(engine, &project.name).await?;
-    let stacks = load(project).ok();
     let mut rows = Vec::new();
     let mut seen = Vec::new();
-    if let Some(stacks) = &stacks {
+    if let Some(stacks) = stacks {
         for stack in [&stacks.cht, &stacks.upgrade] {
             for spec in stack.services.values() {
                 let found = list

@@ -206,6 +206,26 @@ impl Stack {
         all
     }
 
+    /// Whether the project's network (`<NAME>-cht-net`) exists.
+    pub fn network_exists(&self) -> bool {
+        let filter = format!("name=^{}-cht-net$", self.name);
+        !docker_names(&[
+            "network",
+            "ls",
+            "--filter",
+            &filter,
+            "--format",
+            "{{.Name}}",
+        ])
+        .is_empty()
+    }
+
+    /// Volumes labelled as belonging to the project's compose project, sorted.
+    pub fn volumes(&self) -> Vec<String> {
+        let filter = format!("label=com.docker.compose.project={}", self.name);
+        docker_names(&["volume", "ls", "--filter", &filter, "--format", "{{.Name}}"])
+    }
+
     /// GET over HTTPS with curl, trusting only the home CA; returns (status, body).
     pub fn curl_https(&self, path: &str) -> (String, String) {
         let curl = tool("curl", "apt-get install curl");
