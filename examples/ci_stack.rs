@@ -42,11 +42,14 @@ async fn main() -> Result<(), cht_dev::Error> {
         wait: true,
         cert_replaced: false,
     };
-    let services = run::up(&engine, &home, &project, &options, &Silent).await?;
+    let outcome = run::up(&engine, &home, &project, &options, &Silent).await?;
     println!("url: {}", project.url().unwrap_or_default());
     println!("ca:  {}", home.ca_dir().join("ca.pem").display());
-    for s in services {
+    for s in outcome.services {
         println!("{:<20} {}", s.service, s.state);
+    }
+    for note in outcome.notes {
+        println!("note: {note}");
     }
     Ok(())
 }

@@ -8,7 +8,15 @@
 #     Debian's nginx-light binary and its shared libraries, configured like cht-nginx:
 #     :80 answers 301 to https, :443 serves /etc/nginx/private/{cert,key}.pem and
 #     proxies to api:5988 through Docker's resolver 127.0.0.11
-#   <registry>/cht-upgrade-service:latest  (busybox on :5008)
+#   <registry>/cht-upgrade-service:latest
+#     busybox on :5008 plus a real Docker Compose v2 (Debian trixie's 2.26.x unless
+#     CHT_DEV_STANDIN_COMPOSE names another binary) behind a `docker compose` shim. At boot
+#     it does what medic/cht-upgrade-service's src/containers.js startUp does: every file in
+#     /docker-compose that `docker compose -p $CHT_COMPOSE_PROJECT_NAME -f FILE config`
+#     accepts, in name order, then `docker compose -p ... -f ... up -d --remove-orphans`,
+#     logging "startup: begin", compose's own output, and "startup: done (exit N)".
+#     `docker exec CONTAINER cht-startup` runs the same step again, as an in-app upgrade does.
+#   <registry>/cht-upgrade-service:no-compose  (the same without docker or compose)
 #   <registry>/cht-crash:latest  (exits at once with an error, for fault tests)
 # Usage: scripts/standin-images.sh REGISTRY VERSION [VERSION...]
 set -euo pipefail
@@ -119,7 +127,70 @@ for version in "$@"; do
   done
   docker tag cht-dev-standin-nginx:1 "$registry/cht-nginx:$version"
 done
-build_service "$registry/cht-upgrade-service:latest" 5008 ""
+# --- upgrade service ----------------------------------------------------------
+compose=${CHT_DEV_STANDIN_COMPOSE:-}
+if [ -z "$compose" ]; then
+  compose=$(bash "$(dirname "$0")/compose-v2.sh" trixie)
+fi
+[ -x "$compose" ] || { echo "compose binary $compose is not executable" >&2; exit 1; }
+up="$ctx/upgrade/rootfs"
+mkdir -p "$up/bin" "$up/usr/local/bin" "$up/usr/libexec/docker/cli-plugins" "$up/www" "$up/tmp" "$up/etc"
+chmod 1777 "$up/tmp"
+cp "$busybox" "$up/bin/busybox"
+cp "$compose" "$up/usr/libexec/docker/cli-plugins/docker-compose"
+for lib in $(ldd "$compose" 2>/dev/null | grep -o '/[^ ]*'); do
+  mkdir -p "$up$(dirname "$lib")"
+  cp -L "$lib" "$up$lib"
+done
+echo 'root:x:0:0:root:/root:/bin/sh' > "$up/etc/passwd"
+echo 'root:x:0:' > "$up/etc/group"
+echo '{"ok":true}' > "$up/www/index.html"
+cat > "$up/usr/local/bin/docker" <<'SH'
+#!/bin/sh
+# The stand-in's `docker` CLI: only `docker compose ...`, run by the compose binary itself.
+if [ "$1" = compose ]; then shift; fi
+exec /usr/libexec/docker/cli-plugins/docker-compose "$@"
+SH
+cat > "$up/usr/local/bin/cht-startup" <<'SH'
+#!/bin/sh
+# What medic/cht-upgrade-service does at boot and after an upgrade (src/containers.js startUp).
+echo "startup: begin"
+project="$CHT_COMPOSE_PROJECT_NAME"
+set --
+for f in $(LC_ALL=C ls -A /docker-compose); do
+  [ -f "/docker-compose/$f" ] || continue
+  if docker compose -p "$project" -f "/docker-compose/$f" config >/dev/null 2>&1; then
+    set -- "$@" -f "/docker-compose/$f"
+  fi
+done
+if [ "$#" -eq 0 ]; then
+  echo "startup: done (no valid compose file)"
+  exit 0
+fi
+echo "Running cmd: docker compose -p $project $* up -d --remove-orphans"
+docker compose -p "$project" "$@" up -d --remove-orphans 2>&1
+echo "startup: done (exit $?)"
+SH
+cat > "$up/usr/local/bin/cht-upgrade-standin" <<'SH'
+#!/bin/sh
+# Serves :5008 and runs the boot-time compose step; stops promptly on SIGTERM.
+trap 'exit 0' TERM
+httpd -f -v -p 5008 -h /www &
+cht-startup &
+wait
+SH
+chmod 755 "$up/usr/local/bin/"*
+cat > "$ctx/upgrade/Dockerfile" <<'DOCKER'
+FROM scratch
+COPY rootfs/ /
+RUN ["/bin/busybox", "--install", "-s", "/bin"]
+ENV PATH=/usr/local/bin:/usr/bin:/bin
+ENTRYPOINT ["/bin/sh", "/usr/local/bin/cht-upgrade-standin"]
+DOCKER
+build -t "$registry/cht-upgrade-service:latest" "$ctx/upgrade"
+# An upgrade service without compose, for the fallback when its hashes cannot be learned.
+printf 'FROM %s\nRUN ["/bin/busybox", "rm", "/usr/local/bin/docker", "/usr/libexec/docker/cli-plugins/docker-compose"]\nENTRYPOINT ["/bin/sh", "-c", "trap \x27exit 0\x27 TERM; httpd -f -v -p 5008 -h /www & wait"]\n' \
+  "$registry/cht-upgrade-service:latest" | build -t "$registry/cht-upgrade-service:no-compose" -
 printf 'FROM cht-dev-standin-base:1\nENTRYPOINT ["/bin/busybox", "sh", "-c", "echo stand-in crashing on purpose >&2; exit 3"]\n' \
   | build -t "$registry/cht-crash:latest" -
 echo "built stand-in images for $registry: $*"

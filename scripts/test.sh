@@ -31,6 +31,13 @@ if ! docker info >/dev/null 2>&1 && [ "$(id -u)" -eq 0 ]; then
   for _ in $(seq 1 30); do docker info >/dev/null 2>&1 && break; sleep 1; done
 fi
 
+# Docker Compose v2, as users and the CHT upgrade service run it: two versions that compute
+# different config hashes (trixie's 2.26.x inside the stand-in upgrade service, sid's 2.40.x
+# as a newer host compose), fetched from Debian without touching the system's apt sources.
+for suite in trixie sid; do
+  bash scripts/compose-v2.sh "$suite" >/dev/null
+done
+
 if [ ! -x .venv/bin/check-jsonschema ] || [ ! -x .venv/bin/kubernetes-validate ]; then
   python3 -m venv .venv
   .venv/bin/pip install -q --disable-pip-version-check check-jsonschema kubernetes-validate

@@ -198,6 +198,15 @@ pub enum Error {
         /// The engine's message.
         reason: String,
     },
+    /// A container name is taken: by a container outside the project, or by one another
+    /// tool (compose in the upgrade service) made at the same moment.
+    #[error(
+        "docker engine could not create container {name}: that name is taken by a container outside this project; remove or rename it (docker rm -f {name})"
+    )]
+    NameTaken {
+        /// The container name.
+        name: String,
+    },
     /// Images are missing and the pull policy forbids pulling.
     #[error(
         "missing images (pull policy is never): {}; load or pull them, or use --pull missing",

@@ -28,6 +28,25 @@ pub fn write_new(path: &Path, contents: &[u8], mode: u32) -> Result<()> {
     set_mode(path, mode)
 }
 
+/// Replaces `path` with `contents` atomically: a sibling temporary file, written with
+/// `mode` from its first byte, renamed over it. Readers see the old file or the new one.
+pub fn replace(path: &Path, contents: &[u8], mode: u32) -> Result<()> {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let tmp = path.with_file_name(format!(".{name}.new-{}", std::process::id()));
+    let _ = fs::remove_file(&tmp);
+    if let Err(e) = write_new(&tmp, contents, mode) {
+        let _ = fs::remove_file(&tmp);
+        return Err(e);
+    }
+    fs::rename(&tmp, path).map_err(|e| {
+        let _ = fs::remove_file(&tmp);
+        Error::io("replace", path)(e)
+    })
+}
+
 /// Sets the Unix permission bits of `path` (a no-op elsewhere), whatever the umask did.
 pub fn set_mode(path: &Path, mode: u32) -> Result<()> {
     #[cfg(unix)]

@@ -8,7 +8,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use common::engine::{REGISTRY, Stack, docker_names, require_docker};
-use common::{ChtDev, run_tool, tool};
+use common::{ChtDev, STANDIN_SUITE, run_tool, tool};
 
 /// The services of a 5.x project's CHT compose project.
 const SERVICES_5X: [&str; 6] = ["api", "couchdb", "haproxy", "nginx", "nouveau", "sentinel"];
@@ -64,16 +64,19 @@ fn up_serves_https_through_nginx_and_keeps_data_through_stop_down_up_destroy() {
         "{text}"
     );
 
-    // Compose sees the same project; names and labels follow compose.
+    // Compose, v1 and v2, sees the same project; names and labels follow compose.
     let dir = s.dir();
-    let ps = s.compose(&["ps"]);
-    assert_eq!(ps.code, 0, "{ps:#?}");
-    for service in SERVICES_5X {
-        assert!(
-            ps.stdout.contains(&format!("{}-{service}-1", s.name)),
-            "{service} in {}",
-            ps.stdout
-        );
+    for cli in common::composes() {
+        let ps = s.compose(&cli, &["ps"]);
+        assert_eq!(ps.code, 0, "{}: {ps:#?}", cli.label);
+        for service in SERVICES_5X {
+            assert!(
+                ps.stdout.contains(&format!("{}-{service}-1", s.name)),
+                "{}: {service} in {}",
+                cli.label,
+                ps.stdout
+            );
+        }
     }
     let upgrade = format!("{}-upgrade", s.name);
     assert_eq!(
@@ -352,24 +355,38 @@ fn ctrl_c_stops_up_promptly_and_the_next_up_succeeds() {
 }
 
 #[test]
-fn compose_can_take_the_containers_over_and_cht_dev_still_finds_them() {
+fn compose_v1_and_v2_can_take_the_containers_over_and_cht_dev_still_finds_them() {
     let s = Stack::new("takeover");
     s.up(&[]).ok();
-    // What the upgrade service does at boot and on every in-app upgrade.
-    let up = s.compose(&["up", "-d", "--remove-orphans"]);
-    assert_eq!(up.code, 0, "compose takes over without conflicts: {up:#?}");
-    let upgrade = format!("{}-upgrade", s.name);
-    assert_eq!(
-        s.containers("com.docker.compose.project", &upgrade).len(),
-        1,
-        "the upgrade service survives --remove-orphans"
-    );
-    let status: serde_json::Value =
-        serde_json::from_str(&s.cmd("status", &["--json"]).ok().stdout).expect("json");
-    assert_eq!(status["state"], "running", "{status}");
-    // cht-dev converges back to its own containers and cleans up compose's by label.
-    s.up(&[]).ok();
-    assert_eq!(s.all_containers().len(), 7);
+    s.wait_boots(1);
+    for cli in common::composes() {
+        let before = s.ids();
+        // What a user may run by hand, as the upgrade service does at boot.
+        let up = s.compose(&cli, &["up", "-d", "--remove-orphans"]);
+        assert_eq!(
+            up.code, 0,
+            "compose {} takes over without conflicts: {up:#?}",
+            cli.label
+        );
+        if cli.label == format!("v2 {STANDIN_SUITE}") {
+            // The upgrade service's own compose version agrees with every label.
+            assert_eq!(s.ids(), before, "{up:#?}");
+            assert!(!up.stderr.contains("Recreate"), "{up:#?}");
+        }
+        let upgrade = format!("{}-upgrade", s.name);
+        assert_eq!(
+            s.containers("com.docker.compose.project", &upgrade).len(),
+            1,
+            "the upgrade service survives --remove-orphans of compose {}",
+            cli.label
+        );
+        let status: serde_json::Value =
+            serde_json::from_str(&s.cmd("status", &["--json"]).ok().stdout).expect("json");
+        assert_eq!(status["state"], "running", "{}: {status}", cli.label);
+        // cht-dev converges back and cleans up compose's containers by label.
+        s.up(&[]).ok();
+        assert_eq!(s.all_containers().len(), 7, "after compose {}", cli.label);
+    }
     s.cmd("down", &[]).ok();
     assert!(s.all_containers().is_empty());
 }

@@ -74,6 +74,9 @@ fn one_missing_image_is_named_and_nothing_runs() {
 fn a_container_removed_by_hand_is_the_only_one_recreated() {
     let s = Stack::new("rm");
     s.up(&[]).ok();
+    // Let the upgrade service's boot-time compose run end first: it too would recreate
+    // a container removed by hand.
+    s.wait_boots(1);
     let before = ids(&s);
     let api = format!("{}-api-1", s.name);
     let rm = std::process::Command::new("docker")

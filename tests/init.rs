@@ -31,34 +31,25 @@ fn env_get(dir: &Path, key: &str) -> String {
         .unwrap_or_else(|| panic!("{key} missing from .env"))
 }
 
-/// Asserts that the compose CLI accepts the project's files and returns the resolved config.
+/// Asserts that every compose CLI (v1, and v2 from trixie and sid) accepts the project's
+/// files; returns v1's resolved config.
 fn compose_config(dir: &Path, files: &[&str]) -> String {
-    let compose = tool("docker-compose", "apt-get install docker-compose");
     let mut args = vec!["--env-file", ".env"];
     for f in files {
         args.extend(["-f", f]);
     }
     args.push("config");
-    let run = run_tool(&compose, &args, dir);
-    assert_eq!(
-        run.code, 0,
-        "docker-compose config refused {files:?}: {run:#?}"
-    );
-    // Compose v2, where installed, must agree.
-    let v2 = std::process::Command::new("docker")
-        .args(["compose", "version"])
-        .output();
-    if v2.is_ok_and(|o| o.status.success()) {
-        let docker = tool("docker", "apt-get install docker.io");
-        let mut v2_args = vec!["compose"];
-        v2_args.extend(&args);
-        let run2 = run_tool(&docker, &v2_args, dir);
+    let mut first = None;
+    for cli in common::composes() {
+        let run = cli.run(&args, dir);
         assert_eq!(
-            run2.code, 0,
-            "docker compose config refused {files:?}: {run2:#?}"
+            run.code, 0,
+            "compose {} config refused {files:?}: {run:#?}",
+            cli.label
         );
+        first.get_or_insert(run.stdout);
     }
-    run.stdout
+    first.unwrap_or_default()
 }
 
 #[test]

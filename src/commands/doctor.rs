@@ -8,7 +8,7 @@ use crate::home::Home;
 use crate::printer::Tone;
 use crate::project::{Project, ports};
 use crate::settings::Settings;
-use crate::stack::run;
+use crate::stack::run::{self, NextBoot};
 use crate::tls::{self, CaFiles};
 
 /// Free space below which `up` is considered blocked.
@@ -91,6 +91,50 @@ pub fn system_trusts(ca_pem: &str) -> Option<bool> {
     Some(flat.contains(&body))
 }
 
+/// What the upgrade service's next start (a reboot, an in-app upgrade) would do to the
+/// project's CHT containers, and which files in `compose/` it would run besides CHT's.
+async fn upgrade_check(engine: &Engine, project: &Project) -> Result<Check> {
+    let name = &project.name;
+    let label = format!("upgrade service {name}");
+    let extra = project.extra_compose_files();
+    let extra_note = if extra.is_empty() {
+        String::new()
+    } else {
+        format!(
+            "; it would also run {} in {}: move what is not CHT's elsewhere",
+            extra.join(", "),
+            project.path("compose").display()
+        )
+    };
+    let (verdict, detail) = match run::next_boot(engine, project).await? {
+        NextBoot::Keeps(0) => (Verdict::Ok, "no CHT container yet".to_string()),
+        NextBoot::Keeps(n) => (
+            Verdict::Ok,
+            format!("its next start keeps all {n} CHT containers"),
+        ),
+        NextBoot::Recreates(list) => (
+            Verdict::Warn,
+            format!(
+                "its next start would recreate {}: `cht-dev up {name}` brings them in line",
+                list.iter()
+                    .map(|(s, why)| format!("{s} ({why})"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        ),
+        NextBoot::Unknown(why) => (
+            Verdict::Warn,
+            format!("cannot tell whether its next start recreates CHT's containers: {why}"),
+        ),
+    };
+    let verdict = if extra.is_empty() {
+        verdict
+    } else {
+        Verdict::Warn
+    };
+    Ok(check(label, verdict, format!("{detail}{extra_note}")))
+}
+
 /// Runs every check.
 pub async fn checks(home: &Home) -> Result<Vec<Check>> {
     let mut out = Vec::new();
@@ -162,6 +206,9 @@ pub async fn checks(home: &Home) -> Result<Vec<Check>> {
                     project.path(".env").display()
                 )),
             }
+        }
+        if let Some(engine) = &engine {
+            out.push(upgrade_check(engine, &project).await?);
         }
         let label = format!("project {name}");
         out.push(if !problems.is_empty() {

@@ -75,6 +75,7 @@ pub fn run(settings: &Settings, req: &UpRequest) -> Result<()> {
             }
             created.project
         };
+        let mut notes = super::upgrade::tidy_compose_folder(&project)?;
         let reporter = report::for_terminal(p.is_quiet() || req.json);
         let opts = UpOptions {
             pull: req.pull,
@@ -82,9 +83,11 @@ pub fn run(settings: &Settings, req: &UpRequest) -> Result<()> {
             wait: !req.no_wait,
             cert_replaced,
         };
-        let states = run::up(&engine, &home, &project, &opts, reporter.as_ref()).await;
+        let outcome = run::up(&engine, &home, &project, &opts, reporter.as_ref()).await;
         reporter.finish();
-        let states = states?;
+        let outcome = outcome?;
+        notes.extend(outcome.notes);
+        let states = outcome.services;
         let ca = CaFiles::of(&home).cert;
         let urls = project.urls();
         let user = project
@@ -103,8 +106,12 @@ pub fn run(settings: &Settings, req: &UpRequest) -> Result<()> {
                 "login": { "user": user, "password": password },
                 "ca": ca.display().to_string(),
                 "services": states,
+                "notes": notes,
                 "seconds": started.elapsed().as_secs_f64(),
             }));
+        }
+        for note in &notes {
+            p.warn(&format!("note: {note}"));
         }
         let verb = if req.no_wait { "started" } else { "is up" };
         p.info(format!(

@@ -6,8 +6,10 @@ use std::time::Duration;
 use crate::docker::Engine;
 use crate::error::{Error, Result};
 use crate::fsutil;
+use time::OffsetDateTime;
+
 use crate::project::render::{self, Marker, RenderInput};
-use crate::project::{self, Project, versions};
+use crate::project::{self, Project, backups, versions};
 use crate::report;
 use crate::settings::Settings;
 use crate::stack::run::{self, PullPolicy, UpOptions};
@@ -39,10 +41,31 @@ fn semver(v: &str) -> (u64, u64, u64) {
 
 /// Replaces a file's contents atomically.
 fn replace(path: &std::path::Path, contents: &str) -> Result<()> {
-    let tmp = path.with_extension("yml.new");
-    let _ = std::fs::remove_file(&tmp);
-    fsutil::write_new(&tmp, contents.as_bytes(), fsutil::PUBLIC)?;
-    std::fs::rename(&tmp, path).map_err(Error::io("replace", path))
+    fsutil::replace(path, contents.as_bytes(), fsutil::PUBLIC)
+}
+
+/// Moves the `compose/*.bak-*` copies earlier cht-dev versions kept (the upgrade service
+/// would run them) into `backups/`, and returns one note per move and per other file
+/// in `compose/` that the upgrade service would run besides CHT's two.
+pub fn tidy_compose_folder(project: &Project) -> Result<Vec<String>> {
+    let moved = backups::move_legacy(project, OffsetDateTime::now_utc())?;
+    let mut notes: Vec<String> = moved
+        .iter()
+        .map(|m| {
+            format!(
+                "moved {} to {} (the upgrade service runs every compose file in compose/)",
+                m.from.display(),
+                m.to.display()
+            )
+        })
+        .collect();
+    notes.extend(project.extra_compose_files().into_iter().map(|f| {
+        format!(
+            "{} is not CHT's: the upgrade service runs every valid compose file in that folder, cht-dev only cht-core.yml and cht-couchdb.yml; move it elsewhere unless you mean it",
+            project.path("compose").join(f).display()
+        )
+    }));
+    Ok(notes)
 }
 
 /// Runs `upgrade`.
@@ -67,23 +90,40 @@ pub fn run(settings: &Settings, req: &UpgradeRequest) -> Result<()> {
         project_dir: &project.dir,
     })?;
     let p = &settings.printer;
+    let mut notes = tidy_compose_folder(&project)?;
     let mut previous = Vec::new();
+    let mut folder = None;
     for file in files.iter().filter(|f| f.path != render::UPGRADE_FILE) {
         let path = project.path(file.path);
         let old = std::fs::read_to_string(&path).map_err(Error::io("read", &path))?;
         if render::marker(&old) != Marker::Unmodified {
-            // Edited by the user, or rewritten by the upgrade service: keep a copy.
-            let backup = project.path(&format!("{}.bak-{current}", file.path));
-            std::fs::write(&backup, &old).map_err(Error::io("write", &backup))?;
-            if !settings.json {
-                p.warn(&format!(
-                    "note: {} was not cht-dev's own; kept it as {}",
-                    path.display(),
-                    backup.display()
-                ));
-            }
+            // Edited by the user, or rewritten by the upgrade service: keep a copy, outside
+            // compose/ where the upgrade service would run it.
+            let dir = match &folder {
+                Some(dir) => dir,
+                None => folder.insert(backups::new_folder(
+                    &project,
+                    &current,
+                    OffsetDateTime::now_utc(),
+                )?),
+            };
+            let name = path
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            let backup = backups::keep(dir, &name, &old)?;
+            notes.push(format!(
+                "{} was not cht-dev's own; kept it as {}",
+                path.display(),
+                backup.display()
+            ));
         }
         previous.push((path, old));
+    }
+    if !settings.json {
+        for note in &notes {
+            p.warn(&format!("note: {note}"));
+        }
     }
     for (file, (path, _)) in files
         .iter()
@@ -102,7 +142,7 @@ pub fn run(settings: &Settings, req: &UpgradeRequest) -> Result<()> {
     let outcome = super::engine::block_on(async {
         let engine = Engine::connect().await?;
         match run::up(&engine, &home, &project, &opts, reporter.as_ref()).await {
-            Ok(states) => Ok(Ok(states)),
+            Ok(outcome) => Ok(Ok(outcome)),
             Err(e) => {
                 // Roll back: the previous files, then the previous containers.
                 for (path, old) in &previous {
@@ -125,14 +165,20 @@ pub fn run(settings: &Settings, req: &UpgradeRequest) -> Result<()> {
     })?;
     reporter.finish();
     match outcome {
-        Ok(states) => {
+        Ok(outcome) => {
             if settings.json {
+                notes.extend(outcome.notes);
                 return p.json(&serde_json::json!({
                     "project": project.name,
                     "from": current,
                     "to": target.version,
-                    "services": states,
+                    "services": outcome.services,
+                    "notes": notes,
                 }));
+            }
+            // The notes about files were said before the upgrade; these come from it.
+            for note in &outcome.notes {
+                p.warn(&format!("note: {note}"));
             }
             p.info(format!(
                 "{}: upgraded from CHT {current} to {} (data kept)",

@@ -10,6 +10,9 @@ pub const CONTAINER_NUMBER: &str = "com.docker.compose.container-number";
 pub const ONEOFF: &str = "com.docker.compose.oneoff";
 /// Hash of the service's configuration; a change means "recreate".
 pub const CONFIG_HASH: &str = "com.docker.compose.config-hash";
+/// Compose's image label: the id of the image a container was made from. Compose 2.x
+/// recreates a container whose label differs from the local image's id.
+pub const IMAGE: &str = "com.docker.compose.image";
 /// The compose files the container was made from.
 pub const CONFIG_FILES: &str = "com.docker.compose.project.config_files";
 /// The compose project's working directory.

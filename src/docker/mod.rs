@@ -8,6 +8,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use bollard::Docker;
+use bollard::container::LogOutput;
 use bollard::errors::Error as BollardError;
 use bollard::models::{
     ContainerCreateBody, EndpointSettings, HostConfig, HostConfigLogConfig, Mount, MountType,
@@ -17,7 +18,7 @@ use bollard::models::{
 use bollard::query_parameters::{
     CreateContainerOptions, CreateImageOptions, ListContainersOptions, ListNetworksOptions,
     ListVolumesOptions, LogsOptions, RemoveContainerOptions, StopContainerOptions,
-    UploadToContainerOptions,
+    UploadToContainerOptions, WaitContainerOptions,
 };
 use futures_util::{Stream, StreamExt};
 
@@ -57,8 +58,48 @@ pub struct ContainerInfo {
     pub image: String,
     /// Published ports, `host->container/proto`.
     pub ports: Vec<String>,
-    /// cht-dev's config hash label, if any.
+    /// The config hash label (`com.docker.compose.config-hash`), whoever wrote it.
     pub config_hash: Option<String>,
+    /// Compose's image label (`com.docker.compose.image`): the image id it was made from.
+    pub image_id: Option<String>,
+}
+
+/// What the engine knows of a local image.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImageInfo {
+    /// The image id (`sha256:...`): what compose writes into `com.docker.compose.image`
+    /// and compares on every `up`.
+    pub id: String,
+    /// The image's own environment (`KEY=VALUE`), which every container of it starts with.
+    pub env: Vec<String>,
+}
+
+/// A short-lived container that runs one command to its end, on no network, and is removed.
+#[derive(Debug, Clone)]
+pub struct OneOff {
+    /// Container name (unique per run).
+    pub name: String,
+    /// Image reference.
+    pub image: String,
+    /// The command, run as the entrypoint (the image's own entrypoint is replaced).
+    pub entrypoint: Vec<String>,
+    /// Environment variables.
+    pub env: BTreeMap<String, String>,
+    /// Bind mounts, `SOURCE:TARGET[:ro]`.
+    pub binds: Vec<String>,
+    /// Labels, so an interrupted run can still be found and removed.
+    pub labels: BTreeMap<String, String>,
+}
+
+/// How a [`OneOff`] ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Finished {
+    /// Its exit code.
+    pub code: i64,
+    /// What it wrote on standard output.
+    pub stdout: String,
+    /// What it wrote on standard error.
+    pub stderr: String,
 }
 
 /// One progress event of an image pull.
@@ -236,6 +277,7 @@ impl Engine {
                     image: c.image.unwrap_or_default(),
                     ports,
                     config_hash: labels.get(labels::CONFIG_HASH).cloned(),
+                    image_id: labels.get(labels::IMAGE).cloned(),
                 }
             })
             .collect();
@@ -243,13 +285,94 @@ impl Engine {
         Ok(out)
     }
 
-    /// Whether `image` is present locally.
-    pub async fn has_image(&self, image: &str) -> Result<bool> {
+    /// The local image `image`, or `None` when it is not present.
+    pub async fn image(&self, image: &str) -> Result<Option<ImageInfo>> {
         match self.docker.inspect_image(image).await {
-            Ok(_) => Ok(true),
-            Err(e) if status_of(&e) == Some(404) => Ok(false),
+            Ok(inspect) => Ok(Some(ImageInfo {
+                id: inspect.id.unwrap_or_default(),
+                env: inspect.config.and_then(|c| c.env).unwrap_or_default(),
+            })),
+            Err(e) if status_of(&e) == Some(404) => Ok(None),
             Err(e) => Err(self.fail(format!("inspect image {image}"))(e)),
         }
+    }
+
+    /// Runs `job` to its end (at most `limit`), returns its exit code and output, and
+    /// removes its container whatever happened.
+    pub async fn run_to_end(&self, job: &OneOff, limit: Duration) -> Result<Finished> {
+        let body = ContainerCreateBody {
+            image: Some(job.image.clone()),
+            entrypoint: Some(job.entrypoint.clone()),
+            cmd: Some(Vec::new()),
+            env: Some(job.env.iter().map(|(k, v)| format!("{k}={v}")).collect()),
+            labels: Some(job.labels.clone().into_iter().collect()),
+            host_config: Some(HostConfig {
+                binds: Some(job.binds.clone()),
+                network_mode: Some("none".into()),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let options = CreateContainerOptions {
+            name: Some(job.name.clone()),
+            ..Default::default()
+        };
+        let created = self
+            .docker
+            .create_container(Some(options), body)
+            .await
+            .map_err(self.fail(format!("create container {}", job.name)))?;
+        let outcome = tokio::time::timeout(limit, self.start_wait_collect(&created.id, &job.name))
+            .await
+            .unwrap_or_else(|_| {
+                Err(Error::Engine {
+                    action: format!("run {}", job.name),
+                    reason: format!("it did not finish within {} s", limit.as_secs()),
+                })
+            });
+        self.remove(&created.id, &job.name).await?;
+        outcome
+    }
+
+    /// Starts a created container, waits for it to stop, and reads its output.
+    async fn start_wait_collect(&self, id: &str, name: &str) -> Result<Finished> {
+        self.start(id, name).await?;
+        let mut waiting = self.docker.wait_container(
+            id,
+            Some(WaitContainerOptions {
+                condition: "not-running".into(),
+            }),
+        );
+        let mut code = 0;
+        while let Some(item) = waiting.next().await {
+            match item {
+                Ok(response) => code = response.status_code,
+                // bollard reports a non-zero exit as an error; it is an outcome here.
+                Err(BollardError::DockerContainerWaitError { code: c, .. }) => code = c,
+                Err(e) => return Err(self.fail(format!("wait for {name}"))(e)),
+            }
+        }
+        let options = LogsOptions {
+            stdout: true,
+            stderr: true,
+            tail: "all".into(),
+            ..Default::default()
+        };
+        let mut logs = self.docker.logs(id, Some(options));
+        let (mut stdout, mut stderr) = (String::new(), String::new());
+        while let Some(chunk) = logs.next().await {
+            match chunk.map_err(self.fail(format!("read the output of {name}")))? {
+                LogOutput::StdErr { message } => {
+                    stderr.push_str(&String::from_utf8_lossy(&message))
+                }
+                other => stdout.push_str(&other.to_string()),
+            }
+        }
+        Ok(Finished {
+            code,
+            stdout,
+            stderr,
+        })
     }
 
     /// Pulls exactly `image` (one tag, never all), reporting progress events.
@@ -507,9 +630,8 @@ impl Engine {
             .await
             .map_err(|e| {
                 if status_of(&e) == Some(409) {
-                    Error::Engine {
-                        action: format!("create container {}", spec.container_name),
-                        reason: "that name is taken by a container outside this project; remove or rename it (docker rm -f NAME)".into(),
+                    Error::NameTaken {
+                        name: spec.container_name.clone(),
                     }
                 } else {
                     self.fail(format!("create container {}", spec.container_name))(e)

@@ -1,5 +1,6 @@
 //! A cht-dev project: its folder, settings and generated files.
 
+pub mod backups;
 pub mod compose;
 pub mod dotenv;
 pub mod name;
@@ -590,6 +591,25 @@ impl Project {
             .rsplit_once("/cht-api:")
             .map(|(r, _)| r.to_string())
             .filter(|r| r != render::DEFAULT_REGISTRY))
+    }
+
+    /// Files in `compose/` besides the two cht-dev reads: the upgrade service runs every
+    /// valid compose file there too, so each is worth a word to the user.
+    pub fn extra_compose_files(&self) -> Vec<String> {
+        let known =
+            [render::CORE_FILE, render::COUCHDB_FILE].map(|f| f.trim_start_matches("compose/"));
+        let mut extra: Vec<String> = std::fs::read_dir(self.path("compose"))
+            .map(|entries| {
+                entries
+                    .flatten()
+                    .filter(|e| e.path().is_file())
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .filter(|n| !known.contains(&n.as_str()))
+                    .collect()
+            })
+            .unwrap_or_default();
+        extra.sort();
+        extra
     }
 
     /// The project folder as given to compose (for `--project-directory`).

@@ -420,14 +420,14 @@ fn parse_port(text: &str) -> Option<PortSpec> {
 
 impl Stack {
     /// Reads `files` (relative to `working_dir` or absolute) as compose project `project`,
-    /// filling variables from `env` (the `.env` values, overridden by the process environment).
+    /// filling variables from `lookup` (what compose would see: for a file run on the host,
+    /// the process environment over `.env`; for the CHT files, the upgrade service's).
     pub fn load(
         project: &str,
         working_dir: &Path,
         files: &[PathBuf],
-        env: &IndexMap<String, String>,
+        lookup: &dyn Fn(&str) -> Option<String>,
     ) -> Result<Stack> {
-        let lookup = |name: &str| std::env::var(name).ok().or_else(|| env.get(name).cloned());
         let mut raw = RawFile::default();
         let mut config_files = Vec::new();
         for file in files {
@@ -439,7 +439,7 @@ impl Stack {
                     file: shown.clone(),
                     reason: e.to_string().lines().next().unwrap_or_default().to_string(),
                 })?;
-            interpolate_tree(&mut tree, &lookup, &shown, "")?;
+            interpolate_tree(&mut tree, lookup, &shown, "")?;
             let parsed: RawFile = serde_json::from_value(tree).map_err(|e| Error::Compose {
                 file: shown.clone(),
                 reason: format!("{e} (cht-dev up reads the compose keys CHT uses; edit the file or run it with docker compose)"),

@@ -8,9 +8,10 @@ use futures_util::future::try_join_all;
 use indexmap::IndexMap;
 use time::OffsetDateTime;
 
+use super::compose_hash::{self, ComposeHashes, Learned, UpgradeService};
 use super::model::{ServiceSpec, Stack};
 use super::probe::{Seen, Tls, WaitFor};
-use crate::docker::{ContainerInfo, Engine, labels};
+use crate::docker::{ContainerInfo, Engine, ImageInfo, labels};
 use crate::error::{Error, Result};
 use crate::fsutil;
 use crate::home::Home;
@@ -89,27 +90,97 @@ pub fn upgrade_project(name: &str) -> String {
     format!("{name}-upgrade")
 }
 
+/// What `up` did besides its states: one-line notes the user should read.
+#[derive(Debug, Clone, Default)]
+pub struct UpOutcome {
+    /// Each service's state after `up`.
+    pub services: Vec<ServiceState>,
+    /// Things worth one line each (e.g. why compose's hashes could not be learned).
+    pub notes: Vec<String>,
+}
+
 /// Reads a project's compose files and `.env` into its two stacks.
+///
+/// `upgrade-service.yml` is filled in as compose on the host does (the process
+/// environment over `.env`). The CHT files are filled in from the environment the upgrade
+/// service's container gets, because its compose is the one that recreates CHT's
+/// containers at every boot: cht-dev makes exactly the containers it would make. (The
+/// image's own environment is left out here; CHT's files use none of its variables.)
 pub fn load(project: &Project) -> Result<Stacks> {
     let env: IndexMap<String, String> = project
         .env
         .iter()
         .map(|(k, v)| (k.to_string(), v.to_string()))
         .collect();
-    let compose_dir = project.path("compose");
-    let cht = Stack::load(
-        &project.name,
-        &compose_dir,
-        &["cht-core.yml".into(), "cht-couchdb.yml".into()],
-        &env,
-    )?;
+    let host = |name: &str| std::env::var(name).ok().or_else(|| env.get(name).cloned());
     let upgrade = Stack::load(
         &upgrade_project(&project.name),
         &project.dir,
         &[render::UPGRADE_FILE.into()],
-        &env,
+        &host,
     )?;
+    let compose_dir = project.path("compose");
+    let files = ["cht-core.yml".into(), "cht-couchdb.yml".into()];
+    let cht = match compose_hash::find_upgrade_service(upgrade.services.values()) {
+        Some(service) => {
+            let seen = &service.env;
+            Stack::load(&project.name, &compose_dir, &files, &|name: &str| {
+                seen.get(name).cloned()
+            })?
+        }
+        None => Stack::load(&project.name, &compose_dir, &files, &host)?,
+    };
     Ok(Stacks { cht, upgrade })
+}
+
+/// What a stack's containers must match to be kept: per service, the config hash and
+/// the image id, and the compose version to name in the labels.
+#[derive(Debug, Clone)]
+struct Desired {
+    /// Service name to config hash.
+    hashes: BTreeMap<String, String>,
+    /// Service name to the id of its image.
+    images: BTreeMap<String, String>,
+    /// The compose version whose hashes these are.
+    compose_version: String,
+}
+
+impl Desired {
+    /// The target of `stack`'s containers: the upgrade service compose's hashes where it
+    /// gave them, cht-dev's own hash of the resolved service otherwise.
+    fn of(
+        stack: &Stack,
+        images: &BTreeMap<String, ImageInfo>,
+        compose: Option<&ComposeHashes>,
+    ) -> Desired {
+        let mut hashes = BTreeMap::new();
+        let mut ids = BTreeMap::new();
+        for spec in stack.services.values() {
+            let hash = compose
+                .and_then(|c| c.hashes.get(&spec.name).cloned())
+                .unwrap_or_else(|| Stack::config_hash(spec));
+            hashes.insert(spec.name.clone(), hash);
+            if let Some(image) = images.get(&spec.image) {
+                ids.insert(spec.name.clone(), image.id.clone());
+            }
+        }
+        Desired {
+            hashes,
+            images: ids,
+            compose_version: compose.map_or_else(
+                || labels::COMPOSE_VERSION.to_string(),
+                |c| c.compose_version.clone(),
+            ),
+        }
+    }
+
+    /// Whether `c` can stay as the container of `spec`: compose's name, the config hash and
+    /// the image id compose would compare, whoever made it.
+    fn keeps(&self, spec: &ServiceSpec, c: &ContainerInfo) -> bool {
+        c.name == spec.container_name
+            && c.config_hash.as_ref() == self.hashes.get(&spec.name)
+            && c.image_id.as_ref() == self.images.get(&spec.name)
+    }
 }
 
 /// Labels for a container of `stack`'s `spec`.
@@ -118,6 +189,7 @@ fn container_labels(
     role: &str,
     stack: &Stack,
     spec: &ServiceSpec,
+    desired: &Desired,
 ) -> BTreeMap<String, String> {
     let mut l = spec.labels.clone();
     let files = stack
@@ -131,10 +203,17 @@ fn container_labels(
         (labels::SERVICE, spec.name.clone()),
         (labels::CONTAINER_NUMBER, "1".into()),
         (labels::ONEOFF, "False".into()),
-        (labels::CONFIG_HASH, Stack::config_hash(spec)),
+        (
+            labels::CONFIG_HASH,
+            desired.hashes.get(&spec.name).cloned().unwrap_or_default(),
+        ),
+        (
+            labels::IMAGE,
+            desired.images.get(&spec.name).cloned().unwrap_or_default(),
+        ),
         (labels::CONFIG_FILES, files),
         (labels::WORKING_DIR, stack.working_dir.display().to_string()),
-        (labels::VERSION, labels::COMPOSE_VERSION.into()),
+        (labels::VERSION, desired.compose_version.clone()),
         (labels::CHT_DEV_PROJECT, project.into()),
         (labels::CHT_DEV_ROLE, role.into()),
     ] {
@@ -180,13 +259,14 @@ pub async fn containers(engine: &Engine, name: &str) -> Result<Vec<ContainerInfo
     Ok(list)
 }
 
-/// Checks images against the pull policy and pulls what is needed.
+/// Checks images against the pull policy, pulls what is needed, and returns every
+/// image as present afterwards (by reference).
 async fn ensure_images(
     engine: &Engine,
     stacks: &Stacks,
     policy: PullPolicy,
     reporter: &dyn Reporter,
-) -> Result<()> {
+) -> Result<BTreeMap<String, ImageInfo>> {
     let mut images: Vec<String> = stacks
         .cht
         .services
@@ -196,12 +276,17 @@ async fn ensure_images(
         .collect();
     images.sort();
     images.dedup();
-    let present = try_join_all(images.iter().map(|i| engine.has_image(i))).await?;
+    let present = try_join_all(images.iter().map(|i| engine.image(i))).await?;
     let missing: Vec<String> = images
         .iter()
         .zip(&present)
-        .filter(|(_, p)| !**p)
+        .filter(|(_, p)| p.is_none())
         .map(|(i, _)| i.clone())
+        .collect();
+    let mut found: BTreeMap<String, ImageInfo> = images
+        .iter()
+        .zip(present)
+        .filter_map(|(i, p)| Some((i.clone(), p?)))
         .collect();
     let to_pull = match policy {
         PullPolicy::Never if !missing.is_empty() => {
@@ -211,15 +296,20 @@ async fn ensure_images(
         PullPolicy::Missing => missing,
         PullPolicy::Always => images,
     };
-    try_join_all(to_pull.iter().map(|image| async move {
+    let pulled = try_join_all(to_pull.iter().map(|image| async move {
         engine
             .pull(image, &|event| reporter.pull(image, &event))
             .await?;
         reporter.pulled(image);
-        Ok::<(), Error>(())
+        let info = engine.image(image).await?.ok_or_else(|| Error::Engine {
+            action: format!("pull {image}"),
+            reason: "the image is still absent after the pull".into(),
+        })?;
+        Ok::<_, Error>((image.clone(), info))
     }))
     .await?;
-    Ok(())
+    found.extend(pulled);
+    Ok(found)
 }
 
 /// Creates the networks and volumes a stack declares (external ones must exist).
@@ -300,6 +390,7 @@ async fn prepare(
     project: &Project,
     role: &str,
     stack: &Stack,
+    desired: &Desired,
     cert_changed: bool,
     reporter: &dyn Reporter,
 ) -> Result<BTreeMap<String, Prepared>> {
@@ -322,32 +413,42 @@ async fn prepare(
     let prepared = try_join_all(stack.services.values().map(|spec| {
         let current = by_service.get(&spec.name).cloned().unwrap_or_default();
         async move {
-            let labels = container_labels(&project.name, role, stack, spec);
-            let hash = labels.get(labels::CONFIG_HASH).cloned();
-            let keep = match current.as_slice() {
-                [one] if one.name == spec.container_name && one.config_hash == hash => {
-                    Some(one.clone())
+            let labels = container_labels(&project.name, role, stack, spec, desired);
+            // The one container compose would keep; any other (an outdated one, or one
+            // compose left renamed `<id>_<name>` by a recreate cut short) goes.
+            let keep = current.iter().find(|c| desired.keeps(spec, c)).cloned();
+            for c in current
+                .iter()
+                .filter(|c| Some(&c.id) != keep.as_ref().map(|k| &k.id))
+            {
+                // Gracefully, as compose recreates: CouchDB flushes its files on SIGTERM.
+                if is_running(c) {
+                    engine.stop(&c.id, &c.name, STOP_GRACE).await?;
                 }
-                _ => None,
-            };
+                engine.remove(&c.id, &c.name).await?;
+                reporter.step(&format!("removed outdated container {}", c.name));
+            }
             let (id, running) = match keep {
-                Some(c) => (
-                    c.id.clone(),
-                    c.state == "running" || c.state == "restarting",
-                ),
+                Some(c) => (c.id.clone(), is_running(&c)),
                 None => {
-                    for c in &current {
-                        engine.remove(&c.id, &c.name).await?;
-                        reporter.step(&format!("removed outdated container {}", c.name));
-                    }
                     for m in spec.mounts.iter().filter(|m| m.bind) {
                         // Made as the user, so `destroy` can remove it later; the engine
                         // would make it (as root) otherwise.
                         let _ = std::fs::create_dir_all(&m.source);
                     }
-                    let id = engine.create_container(spec, &labels).await?;
-                    reporter.step(&format!("created container {}", spec.container_name));
-                    (id, false)
+                    match engine.create_container(spec, &labels).await {
+                        Ok(id) => {
+                            reporter.step(&format!("created container {}", spec.container_name));
+                            (id, false)
+                        }
+                        // The upgrade service's compose (booting now) made it meanwhile.
+                        Err(Error::NameTaken { .. }) => {
+                            let c = made_meanwhile(engine, stack, spec, desired, &labels, reporter)
+                                .await?;
+                            (c.id.clone(), is_running(&c))
+                        }
+                        Err(e) => return Err(e),
+                    }
                 }
             };
             if let Some(dir) = tls_dir(stack, spec)
@@ -375,6 +476,51 @@ async fn prepare(
     }))
     .await?;
     Ok(prepared.into_iter().collect())
+}
+
+/// Whether a container is up (or coming back up by its restart policy).
+fn is_running(c: &ContainerInfo) -> bool {
+    c.state == "running" || c.state == "restarting"
+}
+
+/// Settles a name conflict on create: when the taken name belongs to this project's
+/// service (compose in the booting upgrade service made it at the same moment), keeps it
+/// if compose would, else replaces it once; a container outside the project is an error.
+async fn made_meanwhile(
+    engine: &Engine,
+    stack: &Stack,
+    spec: &ServiceSpec,
+    desired: &Desired,
+    labels: &BTreeMap<String, String>,
+    reporter: &dyn Reporter,
+) -> Result<ContainerInfo> {
+    let taken = || Error::NameTaken {
+        name: spec.container_name.clone(),
+    };
+    let theirs = engine
+        .containers(&[
+            (labels::PROJECT, &stack.project),
+            (labels::SERVICE, &spec.name),
+        ])
+        .await?;
+    let other = theirs
+        .into_iter()
+        .find(|c| c.name == spec.container_name)
+        .ok_or_else(taken)?;
+    if desired.keeps(spec, &other) {
+        return Ok(other);
+    }
+    if is_running(&other) {
+        engine.stop(&other.id, &other.name, STOP_GRACE).await?;
+    }
+    engine.remove(&other.id, &other.name).await?;
+    reporter.step(&format!("removed outdated container {}", other.name));
+    let id = engine.create_container(spec, labels).await?;
+    reporter.step(&format!("created container {}", spec.container_name));
+    let mut made = other;
+    made.id = id;
+    made.state = "created".into();
+    Ok(made)
 }
 
 /// Starts a stack's prepared containers in `depends_on` order: each service starts as
@@ -518,15 +664,46 @@ pub fn renew_certificate(home: &Home, project: &Project) -> Result<bool> {
     Ok(true)
 }
 
+/// What the upgrade service's compose computes for the CHT services, given the images
+/// as present: the hashes, or why they are unknown.
+async fn learn_compose_hashes(
+    engine: &Engine,
+    project: &Project,
+    stacks: &Stacks,
+    images: &BTreeMap<String, ImageInfo>,
+) -> Learned {
+    let Some(spec) = compose_hash::find_upgrade_service(stacks.upgrade.services.values()) else {
+        return Learned::Unknown(format!(
+            "{} defines no service that mounts the compose folder at {}",
+            render::UPGRADE_FILE,
+            compose_hash::COMPOSE_MOUNT
+        ));
+    };
+    let Some(image) = images.get(&spec.image) else {
+        return Learned::Unknown(format!("the image {} is not present", spec.image));
+    };
+    compose_hash::learn(engine, project, &UpgradeService { spec, image }).await
+}
+
+/// The one line said when compose's hashes are unknown.
+pub fn unknown_hashes_note(why: &str) -> String {
+    format!(
+        "cannot learn the upgrade service's compose hashes ({why}); using cht-dev's own, so its next start may recreate CHT's containers"
+    )
+}
+
 /// Brings the project up: images, network, volumes, containers in order, certificates,
 /// then waits for readiness (unless `opts.wait` is false).
+///
+/// CHT's containers carry the config hash the upgrade service's own compose computes, and
+/// the upgrade service starts only once they all run, so its boot-time `up` keeps them.
 pub async fn up(
     engine: &Engine,
     home: &Home,
     project: &Project,
     opts: &UpOptions,
     reporter: &dyn Reporter,
-) -> Result<Vec<ServiceState>> {
+) -> Result<UpOutcome> {
     let stacks = load(project)?;
     let renewed = renew_certificate(home, project)?;
     let cert_changed = renewed || opts.cert_replaced;
@@ -534,27 +711,132 @@ pub async fn up(
         reporter.step("reissued the project certificate (expiring, or the LAN address changed)");
     }
     check_published_ports(engine, project, &stacks).await?;
-    ensure_images(engine, &stacks, opts.pull, reporter).await?;
-    // One after the other: both stacks declare the same network, and older engines
-    // would create two networks of one name if asked at once.
-    ensure_resources(engine, &project.name, &stacks.cht, reporter).await?;
-    ensure_resources(engine, &project.name, &stacks.upgrade, reporter).await?;
-    // The two compose projects are independent: prepare and start them side by side.
+    let images = ensure_images(engine, &stacks, opts.pull, reporter).await?;
+    // Learning compose's hashes (a one-off container unless cached) overlaps with the
+    // network and volumes, which it does not need.
+    let (learned, ()) = futures_util::future::try_join(
+        async { Ok(learn_compose_hashes(engine, project, &stacks, &images).await) },
+        async {
+            // One after the other: both stacks declare the same network, and older engines
+            // would create two networks of one name if asked at once.
+            ensure_resources(engine, &project.name, &stacks.cht, reporter).await?;
+            ensure_resources(engine, &project.name, &stacks.upgrade, reporter).await
+        },
+    )
+    .await?;
+    let mut notes = Vec::new();
+    let compose = match &learned {
+        Learned::Known(c) => Some(c),
+        Learned::Unknown(why) => {
+            notes.push(unknown_hashes_note(why));
+            None
+        }
+    };
+    let cht_target = Desired::of(&stacks.cht, &images, compose);
+    let upgrade_target = Desired::of(&stacks.upgrade, &images, None);
     let (cht, upgrade) = futures_util::future::try_join(
-        prepare(engine, project, "cht", &stacks.cht, cert_changed, reporter),
-        prepare(engine, project, "upgrade", &stacks.upgrade, false, reporter),
+        prepare(
+            engine,
+            project,
+            "cht",
+            &stacks.cht,
+            &cht_target,
+            cert_changed,
+            reporter,
+        ),
+        prepare(
+            engine,
+            project,
+            "upgrade",
+            &stacks.upgrade,
+            &upgrade_target,
+            false,
+            reporter,
+        ),
     )
     .await?;
-    futures_util::future::try_join(
-        start_in_order(engine, &stacks.cht, &cht, reporter),
-        start_in_order(engine, &stacks.upgrade, &upgrade, reporter),
-    )
-    .await?;
+    start_in_order(engine, &stacks.cht, &cht, reporter).await?;
+    // The upgrade service runs compose on CHT's files as it boots: only now, with every
+    // CHT container in place, labelled and started, does that change nothing.
+    let start_upgrade = start_in_order(engine, &stacks.upgrade, &upgrade, reporter);
     if opts.wait {
         let ca = CaFiles::of(home).cert;
-        wait_ready(engine, project, &ca, &stacks, opts.timeout, reporter).await?;
+        futures_util::future::try_join(
+            start_upgrade,
+            wait_ready(engine, project, &ca, &stacks, opts.timeout, reporter),
+        )
+        .await?;
+    } else {
+        start_upgrade.await?;
     }
-    status_with(engine, project, Some(&stacks)).await
+    Ok(UpOutcome {
+        services: status_with(engine, project, Some(&stacks)).await?,
+        notes,
+    })
+}
+
+/// Whether the upgrade service's next start would recreate CHT's containers: the
+/// services whose running container does not carry compose's hash and image id.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NextBoot {
+    /// Every CHT container is kept (or there is none to recreate).
+    Keeps(usize),
+    /// These services' containers would be recreated, each with the reason.
+    Recreates(Vec<(String, String)>),
+    /// It cannot be told: why.
+    Unknown(String),
+}
+
+/// Tells what the upgrade service's next start would do to CHT's containers, without
+/// pulling anything (an absent image means it cannot be told).
+pub async fn next_boot(engine: &Engine, project: &Project) -> Result<NextBoot> {
+    let stacks = match load(project) {
+        Ok(s) => s,
+        Err(e) => return Ok(NextBoot::Unknown(e.to_string())),
+    };
+    let mut images = BTreeMap::new();
+    for spec in stacks
+        .cht
+        .services
+        .values()
+        .chain(stacks.upgrade.services.values())
+    {
+        if let Some(info) = engine.image(&spec.image).await? {
+            images.insert(spec.image.clone(), info);
+        }
+    }
+    let compose = match learn_compose_hashes(engine, project, &stacks, &images).await {
+        Learned::Known(c) => c,
+        Learned::Unknown(why) => return Ok(NextBoot::Unknown(why)),
+    };
+    let list = engine
+        .containers(&[(labels::PROJECT, &stacks.cht.project)])
+        .await?;
+    let mut recreated = Vec::new();
+    let mut kept = 0;
+    for spec in stacks.cht.services.values() {
+        let Some(c) = list.iter().find(|c| c.service == spec.name) else {
+            continue;
+        };
+        let want_hash = compose.hashes.get(&spec.name);
+        let want_image = images.get(&spec.image).map(|i| &i.id);
+        let why = if c.config_hash.as_ref() != want_hash {
+            Some("its config hash is not compose's")
+        } else if want_image.is_some() && c.image_id.as_ref() != want_image {
+            Some("its image changed")
+        } else {
+            None
+        };
+        match why {
+            Some(why) => recreated.push((spec.name.clone(), why.to_string())),
+            None => kept += 1,
+        }
+    }
+    Ok(if recreated.is_empty() {
+        NextBoot::Keeps(kept)
+    } else {
+        NextBoot::Recreates(recreated)
+    })
 }
 
 /// The readiness conditions of a project.
@@ -723,7 +1005,11 @@ async fn status_with(
             }
         }
     }
-    for c in list.iter().filter(|c| !seen.contains(&c.id)) {
+    // Containers of no compose project are cht-dev's own one-offs, not services.
+    for c in list
+        .iter()
+        .filter(|c| !seen.contains(&c.id) && !c.project.is_empty())
+    {
         rows.push(row(&c.service, &c.project, Some(c), &c.image));
     }
     Ok(rows)
@@ -743,35 +1029,50 @@ fn row(service: &str, project: &str, c: Option<&ContainerInfo>, image: &str) -> 
     }
 }
 
-/// Stops every container of the project (they stay, with their data); returns how many.
+/// A project's containers split for teardown: the upgrade service's first, so it cannot
+/// recreate CHT's containers while they are being taken away, then the rest.
+fn upgrade_first(name: &str, list: Vec<ContainerInfo>) -> [Vec<ContainerInfo>; 2] {
+    let upgrade = upgrade_project(name);
+    let (first, rest) = list.into_iter().partition(|c| c.project == upgrade);
+    [first, rest]
+}
+
+/// Stops every container of the project (they stay, with their data), the upgrade
+/// service first; returns how many.
 pub async fn stop(engine: &Engine, name: &str, reporter: &dyn Reporter) -> Result<usize> {
-    let list = containers(engine, name).await?;
-    let running: Vec<_> = list
-        .iter()
-        .filter(|c| c.state == "running" || c.state == "restarting")
-        .collect();
-    try_join_all(running.iter().map(|c| async move {
-        engine.stop(&c.id, &c.name, STOP_GRACE).await?;
-        reporter.step(&format!("stopped {}", c.name));
-        Ok::<(), Error>(())
-    }))
-    .await?;
-    Ok(running.len())
+    let mut count = 0;
+    for group in upgrade_first(name, containers(engine, name).await?) {
+        let running: Vec<_> = group
+            .iter()
+            .filter(|c| c.state == "running" || c.state == "restarting")
+            .collect();
+        try_join_all(running.iter().map(|c| async move {
+            engine.stop(&c.id, &c.name, STOP_GRACE).await?;
+            reporter.step(&format!("stopped {}", c.name));
+            Ok::<(), Error>(())
+        }))
+        .await?;
+        count += running.len();
+    }
+    Ok(count)
 }
 
 /// Removes every container and network of the project; volumes, data and files stay.
-/// Containers are stopped gracefully first (SIGTERM, then SIGKILL after 10 s), as compose does.
+/// Containers are stopped gracefully first (SIGTERM, then SIGKILL after 10 s), as compose
+/// does, the upgrade service before the rest. Containers are found by label, so one that
+/// compose left renamed halfway through a recreate (`<id>_<project>-<service>-1`) goes too.
 pub async fn down(engine: &Engine, project: &Project, reporter: &dyn Reporter) -> Result<()> {
-    let list = containers(engine, &project.name).await?;
-    try_join_all(list.iter().map(|c| async move {
-        if c.state == "running" || c.state == "restarting" {
-            engine.stop(&c.id, &c.name, STOP_GRACE).await?;
-        }
-        engine.remove(&c.id, &c.name).await?;
-        reporter.step(&format!("removed {}", c.name));
-        Ok::<(), Error>(())
-    }))
-    .await?;
+    for group in upgrade_first(&project.name, containers(engine, &project.name).await?) {
+        try_join_all(group.iter().map(|c| async move {
+            if c.state == "running" || c.state == "restarting" {
+                engine.stop(&c.id, &c.name, STOP_GRACE).await?;
+            }
+            engine.remove(&c.id, &c.name).await?;
+            reporter.step(&format!("removed {}", c.name));
+            Ok::<(), Error>(())
+        }))
+        .await?;
+    }
     let mut networks = engine
         .networks(labels::CHT_DEV_PROJECT, &project.name)
         .await?;

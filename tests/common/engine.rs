@@ -5,7 +5,7 @@ use std::path::Path;
 use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use super::{ChtDev, Run, run_tool, tool};
+use super::{ChtDev, ComposeCli, Run, run_tool, tool};
 
 /// The registry name the stand-in images are tagged with.
 pub const REGISTRY: &str = "cht-dev-test.local";
@@ -40,6 +40,7 @@ pub fn standin_images() {
             "image",
             "inspect",
             &format!("{REGISTRY}/cht-crash:latest"),
+            &format!("{REGISTRY}/cht-upgrade-service:no-compose"),
             &format!("{REGISTRY}/cht-nginx:4.22.0"),
             &format!("{REGISTRY}/cht-nginx:5.2.0"),
         ])
@@ -156,9 +157,9 @@ impl Stack {
         self.cht.run(&args)
     }
 
-    /// Runs docker-compose on the project's CHT files, as the upgrade service does.
-    pub fn compose(&self, args: &[&str]) -> Run {
-        let compose = tool("docker-compose", "apt-get install docker-compose");
+    /// Runs a compose CLI on the project's CHT files from the host, with the project's
+    /// `.env`, as a user would.
+    pub fn compose(&self, cli: &ComposeCli, args: &[&str]) -> Run {
         let mut all = vec![
             "--env-file",
             ".env",
@@ -170,7 +171,67 @@ impl Stack {
             "compose/cht-couchdb.yml",
         ];
         all.extend(args);
-        run_tool(&compose, &all, &self.dir())
+        cli.run(&all, &self.dir())
+    }
+
+    /// The upgrade service's container name.
+    pub fn upgrade_container(&self) -> String {
+        format!("{}-upgrade-cht-upgrade-service-1", self.name)
+    }
+
+    /// Everything the upgrade service's container has logged (stdout and stderr).
+    pub fn upgrade_logs(&self) -> String {
+        let out = Command::new("docker")
+            .args(["logs", &self.upgrade_container()])
+            .output()
+            .expect("docker logs");
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    }
+
+    /// Waits until the upgrade service has finished its boot-time compose run `count`
+    /// times in all (it logs "startup: done" each time); returns its logs.
+    #[track_caller]
+    pub fn wait_boots(&self, count: usize) -> String {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(90);
+        loop {
+            let logs = self.upgrade_logs();
+            if logs.matches("startup: done").count() >= count {
+                return logs;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the upgrade service did not finish boot {count} within 90 s: {logs}"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+    }
+
+    /// The CHT project's containers as `name id`, sorted: equal lists mean nothing was
+    /// recreated.
+    pub fn ids(&self) -> Vec<String> {
+        docker_names(&[
+            "ps",
+            "-a",
+            "--no-trunc",
+            "--filter",
+            &format!("label=com.docker.compose.project={}", self.name),
+            "--format",
+            "{{.Names}} {{.ID}}",
+        ])
+    }
+
+    /// A label of a container.
+    pub fn label(&self, container: &str, label: &str) -> String {
+        let format = format!("{{{{index .Config.Labels \"{label}\"}}}}");
+        let out = Command::new("docker")
+            .args(["inspect", "--format", &format, container])
+            .output()
+            .expect("docker inspect");
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
     }
 
     /// The project folder.

@@ -168,6 +168,70 @@ pub fn tool(name: &str, install_hint: &str) -> PathBuf {
     );
 }
 
+/// One compose CLI the tests check files and stacks with.
+#[derive(Debug, Clone)]
+pub struct ComposeCli {
+    /// What it is, for messages: `v1`, `v2 trixie` or `v2 sid`.
+    pub label: String,
+    /// The binary (compose v2 runs standalone, as `docker-compose`).
+    pub path: PathBuf,
+}
+
+impl ComposeCli {
+    /// Runs it with `args` in `cwd`.
+    pub fn run(&self, args: &[&str], cwd: &Path) -> Run {
+        run_tool(&self.path, args, cwd)
+    }
+}
+
+/// The Debian suite whose compose v2 the stand-in upgrade service carries (2.26.x).
+pub const STANDIN_SUITE: &str = "trixie";
+/// A newer compose v2 than the stand-in's, as users run on their hosts (2.40.x).
+pub const HOST_SUITE: &str = "sid";
+
+/// Compose v2 from Debian's `suite`, fetched by `scripts/compose-v2.sh` (scripts/test.sh
+/// runs it first; a lock keeps parallel tests from fetching twice).
+pub fn compose_v2(suite: &str) -> ComposeCli {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let path = root
+        .join("target/compose-v2")
+        .join(suite)
+        .join("docker-compose");
+    if !path.is_file() {
+        std::fs::create_dir_all(root.join("target")).expect("target");
+        let lock = std::fs::File::create(root.join("target/compose-v2.lock")).expect("lock");
+        lock.lock().expect("lock");
+        if !path.is_file() {
+            let run = run_tool(
+                Path::new("/bin/bash"),
+                &["scripts/compose-v2.sh", suite],
+                root,
+            );
+            assert!(
+                run.code == 0 && path.is_file(),
+                "compose v2 ({suite}) is missing and scripts/compose-v2.sh {suite} could not fetch it: {run:#?}"
+            );
+        }
+    }
+    ComposeCli {
+        label: format!("v2 {suite}"),
+        path,
+    }
+}
+
+/// Every compose CLI the suite checks with: v1 (Debian's docker-compose) and v2 from
+/// trixie and sid, which compute different config hashes for the same service.
+pub fn composes() -> Vec<ComposeCli> {
+    vec![
+        ComposeCli {
+            label: "v1".into(),
+            path: tool("docker-compose", "apt-get install docker-compose"),
+        },
+        compose_v2(STANDIN_SUITE),
+        compose_v2(HOST_SUITE),
+    ]
+}
+
 /// Runs an outside tool and returns its output.
 pub fn run_tool(program: &Path, args: &[&str], cwd: &Path) -> Run {
     let output = Command::new(program)
