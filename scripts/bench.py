@@ -117,16 +117,15 @@ def wait_ready(http_port, https_port, ca, timeout=120):
     sys.exit("not ready in time")
 
 
-def upgrade_container(project):
-    return f"{project}-upgrade-cht-upgrade-service-1"
-
-
 def wait_boot(project, timeout=120):
-    """Waits until the stand-in upgrade service has finished its boot-time compose run."""
+    """Waits until the stand-in upgrade service has finished its boot-time compose run
+    (found by label: compose v1 names it with underscores)."""
     deadline = time.perf_counter() + timeout
+    label = f"label=com.docker.compose.project={project}-upgrade"
     while time.perf_counter() < deadline:
-        r = subprocess.run(["docker", "logs", upgrade_container(project)], capture_output=True, text=True)
-        if "startup: done" in r.stdout + r.stderr:
+        ids = run(["docker", "ps", "-q", "--filter", label]).stdout.split()
+        logs = "".join(subprocess.run(["docker", "logs", i], capture_output=True, text=True).stdout for i in ids)
+        if "startup: done" in logs:
             return
         time.sleep(0.1)
     sys.exit("the upgrade service did not finish its boot in time")

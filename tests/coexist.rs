@@ -12,15 +12,20 @@ use std::time::{Duration, Instant};
 use common::engine::{REGISTRY, Stack, docker_names};
 use common::{HOST_SUITE, STANDIN_SUITE, compose_v2, run_tool, tool};
 
-/// The files in a project's `compose/` folder, sorted.
-fn compose_folder(s: &Stack) -> Vec<String> {
-    let mut names: Vec<String> = std::fs::read_dir(s.dir().join("compose"))
-        .expect("compose folder")
+/// The names in a folder, sorted.
+fn names_in(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
         .flatten()
         .map(|e| e.file_name().to_string_lossy().into_owned())
         .collect();
     names.sort();
     names
+}
+
+/// The files in a project's `compose/` folder, sorted.
+fn compose_folder(s: &Stack) -> Vec<String> {
+    names_in(&s.dir().join("compose"))
 }
 
 /// The boot runs in an upgrade service's log: each from "startup: begin" to its end.
@@ -255,13 +260,11 @@ fn an_in_app_upgrade_is_kept_by_up_and_upgrade_starts_from_it() {
         .ok();
     assert!(again.stderr.contains("backups/5.2.0-"), "{again:#?}");
     assert_eq!(compose_folder(&s), ["cht-core.yml", "cht-couchdb.yml"]);
-    let kept: Vec<_> = std::fs::read_dir(s.dir().join("backups"))
-        .expect("backups")
-        .flatten()
-        .map(|e| e.path())
-        .collect();
+    let kept = names_in(&s.dir().join("backups"));
     assert_eq!(kept.len(), 1, "{kept:?}");
-    let upstream = std::fs::read_to_string(kept[0].join("cht-core.yml")).expect("backup");
+    let upstream =
+        std::fs::read_to_string(s.dir().join("backups").join(&kept[0]).join("cht-core.yml"))
+            .expect("backup");
     assert!(upstream.contains("in-app upgrade"), "{upstream}");
     let ids = s.ids();
     let boot = reboot_upgrade_service(&s);
@@ -292,12 +295,7 @@ fn upgrade_keeps_backups_outside_compose_and_a_reboot_stays_on_the_new_release()
         "the move is said: {run:#?}"
     );
     assert_eq!(compose_folder(&s), ["cht-core.yml", "cht-couchdb.yml"]);
-    let mut folders: Vec<String> = std::fs::read_dir(s.dir().join("backups"))
-        .expect("backups")
-        .flatten()
-        .map(|e| e.file_name().to_string_lossy().into_owned())
-        .collect();
-    folders.sort();
+    let folders = names_in(&s.dir().join("backups"));
     assert_eq!(folders.len(), 2, "{folders:?}");
     assert!(folders[0].starts_with("4.21.0-"), "{folders:?}");
     assert!(folders[1].starts_with("4.22.0-"), "{folders:?}");

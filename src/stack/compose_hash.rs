@@ -32,6 +32,8 @@ use crate::project::render::hex_sha256;
 pub const COMPOSE_MOUNT: &str = "/docker-compose";
 /// The cache file, relative to the project folder.
 pub const CACHE_FILE: &str = "cache/compose-hashes.json";
+/// The `org.cht-dev.role` of the one-off containers.
+const ROLE: &str = "compose-hash";
 /// How long the one-off may take (it only parses files).
 const LIMIT: Duration = Duration::from_secs(60);
 
@@ -242,6 +244,18 @@ pub async fn learn(engine: &Engine, project: &Project, service: &UpgradeService<
     if let Some(answer) = cached(project, &key) {
         return answer;
     }
+    // A one-off an interrupted command left behind would hold the name.
+    if let Ok(left) = engine
+        .containers(&[
+            (labels::CHT_DEV_PROJECT, project.name.as_str()),
+            (labels::CHT_DEV_ROLE, ROLE),
+        ])
+        .await
+    {
+        for c in left {
+            let _ = engine.remove(&c.id, &c.name).await;
+        }
+    }
     let job = OneOff {
         name: format!("{}-compose-hash-{}", project.name, &key[..12]),
         image: service.spec.image.clone(),
@@ -250,7 +264,7 @@ pub async fn learn(engine: &Engine, project: &Project, service: &UpgradeService<
         binds: vec![format!("{}:{COMPOSE_MOUNT}:ro", folder.display())],
         labels: BTreeMap::from([
             (labels::CHT_DEV_PROJECT.to_string(), project.name.clone()),
-            (labels::CHT_DEV_ROLE.to_string(), "compose-hash".to_string()),
+            (labels::CHT_DEV_ROLE.to_string(), ROLE.to_string()),
         ]),
     };
     let finished = match engine.run_to_end(&job, LIMIT).await {
