@@ -12,7 +12,9 @@ use cht_dev::docker::Engine;
 use cht_dev::home::Home;
 use cht_dev::project::{InitOptions, Project, create};
 use cht_dev::report::Silent;
-use cht_dev::stack::run::{self, PullPolicy, UpOptions};
+use cht_dev::stack::images::PullPolicy;
+use cht_dev::stack::teardown::down;
+use cht_dev::stack::up::{UpOptions, up};
 
 #[tokio::main]
 async fn main() -> Result<(), cht_dev::Error> {
@@ -34,7 +36,7 @@ async fn main() -> Result<(), cht_dev::Error> {
         }
     };
     if args.next().as_deref() == Some("down") {
-        return run::down(&engine, &project, &Silent).await;
+        return down(&engine, &project, &Silent).await;
     }
     let options = UpOptions {
         pull: PullPolicy::Missing,
@@ -42,11 +44,11 @@ async fn main() -> Result<(), cht_dev::Error> {
         wait: true,
         cert_replaced: false,
     };
-    let outcome = run::up(&engine, &home, &project, &options, &Silent).await?;
+    let outcome = up(&engine, &home, &project, &options, &Silent).await?;
     println!("url: {}", project.url().unwrap_or_default());
     println!("ca:  {}", home.ca_dir().join("ca.pem").display());
     for s in outcome.services {
-        println!("{:<20} {}", s.service, s.state);
+        println!("{:<20} {}", s.service, s.state_word());
     }
     for note in outcome.notes {
         println!("note: {note}");

@@ -10,7 +10,7 @@ use crate::error::{Error, Result};
 use crate::printer::Printer;
 use crate::project::InitOptions;
 use crate::settings::Settings;
-use crate::stack::run::PullPolicy;
+use crate::stack::images::PullPolicy;
 
 /// Examples shown under `cht-dev --help`.
 const MAIN_EXAMPLES: &str = "\

@@ -189,14 +189,65 @@ pub enum Error {
         host: String,
         /// The connection error.
         reason: String,
+        /// The client's error, when there was one.
+        #[source]
+        source: Option<Box<dyn std::error::Error + Send + Sync>>,
     },
     /// The Docker engine refused or failed an operation.
     #[error("docker engine could not {action}: {reason}")]
     Engine {
         /// What was being done, e.g. "create container a-api-1".
         action: String,
+        /// What kind of failure, for callers that tolerate some.
+        kind: EngineFailure,
         /// The engine's message.
         reason: String,
+        /// The client's error, when the failure came from one.
+        #[source]
+        source: Option<Box<dyn std::error::Error + Send + Sync>>,
+    },
+    /// `logs` named a service the project has no container for.
+    #[error("project {project:?} has no service {service:?}; services: {known}")]
+    UnknownService {
+        /// The project.
+        project: String,
+        /// The service as given.
+        service: String,
+        /// The services it has containers for, comma separated.
+        known: String,
+    },
+    /// A command needs the project's containers and there are none.
+    #[error("project {project:?} has no containers; start it with `cht-dev up {project}`")]
+    NoContainers {
+        /// The project.
+        project: String,
+    },
+    /// `upgrade` failed; the previous release's files (and containers, when `restored`) are back.
+    #[error(
+        "upgrade of {project} to {version} failed: {cause}; {}",
+        if *.restored { format!("rolled back to {previous}, which is running again") } else { format!("the files of {previous} are restored; run `cht-dev up {project}` to start it") }
+    )]
+    UpgradeFailed {
+        /// The project.
+        project: String,
+        /// The release it was going to.
+        version: String,
+        /// The release it ran before.
+        previous: String,
+        /// Whether the previous containers run again.
+        restored: bool,
+        /// Why the new release did not come up.
+        #[source]
+        cause: Box<Error>,
+    },
+    /// The user's home folder cannot be found (trust stores live under it).
+    #[error("cannot find your home folder: set HOME")]
+    NoUserHome,
+    /// This platform's system trust store is not one cht-dev changes itself.
+    #[error("cannot change this platform's system store itself; run: {hint}")]
+    SystemStoreUnsupported {
+        /// The commands to run by hand.
+        hint: String,
     },
     /// A container name is taken: by a container outside the project, or by one another
     /// tool (compose in the upgrade service) made at the same moment.
@@ -277,6 +328,35 @@ impl Error {
             action,
             path,
             source,
+        }
+    }
+}
+
+/// What kind of engine failure an [`Error::Engine`] is: the status codes some callers
+/// take as outcomes (a missing container to remove is already gone).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EngineFailure {
+    /// 404: no such container, image, network or volume.
+    NotFound,
+    /// 409: a name in use, or an operation already under way.
+    Conflict,
+    /// 304: already in the state asked for (started, stopped).
+    NotModified,
+    /// The engine did not answer.
+    Unreachable,
+    /// Anything else.
+    Other,
+}
+
+impl Error {
+    /// An engine failure that did not come from the client (an error in a pull stream, a
+    /// one-off that ran too long).
+    pub fn engine(action: impl Into<String>, reason: impl Into<String>) -> Error {
+        Error::Engine {
+            action: action.into(),
+            kind: EngineFailure::Other,
+            reason: reason.into(),
+            source: None,
         }
     }
 }

@@ -81,8 +81,8 @@ impl Home {
         self.root.join(name)
     }
 
-    /// Names of the projects in this home (folders holding a `.env`), sorted.
-    pub fn project_names(&self) -> Result<Vec<String>> {
+    /// Names of the folders in this home that hold `file` (e.g. a project's `.env`), sorted.
+    pub fn folders_holding(&self, file: &str) -> Result<Vec<String>> {
         let entries = match std::fs::read_dir(&self.root) {
             Ok(entries) => entries,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
@@ -94,8 +94,7 @@ impl Home {
             let Some(name) = entry.file_name().to_str().map(str::to_string) else {
                 continue;
             };
-            if crate::project::name::validate(&name).is_ok() && entry.path().join(".env").is_file()
-            {
+            if entry.path().join(file).is_file() {
                 names.push(name);
             }
         }

@@ -1,6 +1,5 @@
 //! The `cht-dev` binary: runs the command line and turns errors into exit codes.
 
-use std::io::IsTerminal;
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
@@ -11,19 +10,16 @@ fn main() -> ExitCode {
             let _ = e.print();
             ExitCode::SUCCESS
         }
+        // The reader went away (`cht-dev versions | head -1`): nothing more to say.
+        Err(cht_dev::Error::Output(e)) if e.kind() == std::io::ErrorKind::BrokenPipe => {
+            ExitCode::SUCCESS
+        }
         Err(e) => {
-            let color = std::io::stderr().is_terminal()
-                && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
-            let label = if color {
-                "\x1b[1;31merror:\x1b[0m"
-            } else {
-                "error:"
-            };
             let message = match &e {
                 cht_dev::Error::Usage(clap_error) => cht_dev::error::usage_line(clap_error),
                 other => other.to_string(),
             };
-            eprintln!("{label} {message}");
+            eprintln!("{} {message}", cht_dev::printer::error_label());
             ExitCode::from(e.exit_code())
         }
     }

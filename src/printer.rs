@@ -6,6 +6,23 @@ use anstyle::{AnsiColor, Style};
 
 use crate::error::{Error, Result};
 
+/// The one rule for colour, on any stream: only on a terminal, never with a non-empty
+/// `NO_COLOR`, never on a `dumb` terminal.
+pub fn colour_on(stream: &impl IsTerminal) -> bool {
+    let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
+    let dumb = std::env::var_os("TERM").is_some_and(|v| v == "dumb");
+    stream.is_terminal() && !no_color && !dumb
+}
+
+/// The label in front of an error line on stderr, coloured by [`colour_on`]'s rule.
+pub fn error_label() -> &'static str {
+    if colour_on(&std::io::stderr()) {
+        "\x1b[1;31merror:\x1b[0m"
+    } else {
+        "error:"
+    }
+}
+
 /// How text reaches stdout: whether chatter is shown and whether it is coloured.
 #[derive(Debug, Clone, Copy)]
 pub struct Printer {
@@ -31,11 +48,9 @@ pub enum Tone {
 impl Printer {
     /// A printer for this process: colour only on a terminal and only without `NO_COLOR`.
     pub fn from_env(quiet: bool) -> Self {
-        let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
-        let dumb = std::env::var_os("TERM").is_some_and(|v| v == "dumb");
         Printer {
             quiet,
-            color: std::io::stdout().is_terminal() && !no_color && !dumb,
+            color: colour_on(&std::io::stdout()),
         }
     }
 
@@ -77,9 +92,12 @@ impl Printer {
         writeln!(out, "{}", line.as_ref()).map_err(Error::Output)
     }
 
-    /// Prints a note or warning on stderr (never mixed into data on stdout).
+    /// Prints a note or warning on stderr (never mixed into data on stdout; hidden by
+    /// `--quiet`, which keeps only requested data and errors).
     pub fn warn(&self, line: &str) {
-        let _ = writeln!(std::io::stderr().lock(), "{line}");
+        if !self.quiet {
+            let _ = writeln!(std::io::stderr().lock(), "{line}");
+        }
     }
 
     /// Prints a JSON document (always shown, always uncoloured).

@@ -272,7 +272,8 @@ fn upgrade_4x_to_5x_keeps_data_refuses_downgrades_and_rolls_back_on_failure() {
         "--pull",
         "never",
     ]);
-    let line = failed.one_line_error();
+    // The upgrade service was paused and started again by the rollback: progress lines.
+    let line = failed.error_after_progress();
     assert!(
         line.contains("missing images") && line.contains("rolled back to 5.2.0"),
         "{line}"

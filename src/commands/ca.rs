@@ -125,11 +125,5 @@ fn check_der_target(path: &Path) -> Result<()> {
 
 /// Writes the DER certificate to `path`, replacing an existing file there.
 fn write_der(path: &Path, der: &[u8]) -> Result<()> {
-    let tmp = path.with_extension("cht-dev-tmp");
-    let _ = std::fs::remove_file(&tmp);
-    fsutil::write_new(&tmp, der, fsutil::PUBLIC)?;
-    std::fs::rename(&tmp, path).map_err(|e| {
-        let _ = std::fs::remove_file(&tmp);
-        Error::io("write", path)(e)
-    })
+    fsutil::replace(path, der, fsutil::PUBLIC)
 }

@@ -2,13 +2,14 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::docker::Engine;
+use crate::docker::{ContainerState, Engine};
 use crate::error::{Error, Result};
 use crate::home::Home;
 use crate::printer::Tone;
 use crate::project::{Project, ports};
 use crate::settings::Settings;
-use crate::stack::run::{self, NextBoot};
+use crate::stack::status::containers;
+use crate::stack::up::{NextBoot, next_boot};
 use crate::tls::{self, CaFiles};
 
 /// Free space below which `up` is considered blocked.
@@ -106,7 +107,7 @@ async fn upgrade_check(engine: &Engine, project: &Project) -> Result<Check> {
             project.path("compose").display()
         )
     };
-    let (verdict, detail) = match run::next_boot(engine, project).await? {
+    let (verdict, detail) = match next_boot(engine, project).await? {
         NextBoot::Keeps(0) => (Verdict::Ok, "no CHT container yet".to_string()),
         NextBoot::Keeps(n) => (
             Verdict::Ok,
@@ -175,10 +176,10 @@ pub async fn checks(home: &Home) -> Result<Vec<Check>> {
             "not installed (optional: cht-dev does not need it)",
         ),
     });
-    for name in home.project_names()? {
+    for name in crate::project::names(home)? {
         let project = Project::load(home, &name)?;
         let own = match &engine {
-            Some(engine) => run::containers(engine, &name).await?,
+            Some(engine) => containers(engine, &name).await?,
             None => Vec::new(),
         };
         let mut problems = Vec::new();
@@ -195,7 +196,7 @@ pub async fn checks(home: &Home) -> Result<Vec<Check>> {
                 None => {}
                 Some(_)
                     if own.iter().any(|c| {
-                        c.state == "running"
+                        c.state == ContainerState::Running
                             && c.ports.iter().any(|p| p.starts_with(&format!("{port}->")))
                     }) =>
                 {

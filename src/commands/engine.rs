@@ -30,7 +30,7 @@ pub fn pick(home: &Home, name: Option<&str>, command: &'static str) -> Result<Op
     if let Some(name) = name {
         return Ok(Some(name.to_string()));
     }
-    let known = home.project_names()?;
+    let known = crate::project::names(home)?;
     match known.len() {
         0 => Ok(None),
         1 => Ok(known.into_iter().next()),

@@ -7,7 +7,7 @@ use crate::error::{Error, Result};
 use crate::project::Project;
 use crate::report;
 use crate::settings::Settings;
-use crate::stack::run;
+use crate::stack::teardown;
 
 /// `stop`: stops the containers, keeps them.
 pub fn stop(settings: &Settings, name: Option<&str>) -> Result<()> {
@@ -18,7 +18,7 @@ pub fn stop(settings: &Settings, name: Option<&str>) -> Result<()> {
     let reporter = report::for_terminal(settings.printer.is_quiet() || settings.json);
     let count = super::engine::block_on(async {
         let engine = Engine::connect().await?;
-        run::stop(&engine, &project.name, reporter.as_ref()).await
+        teardown::stop(&engine, &project.name, reporter.as_ref()).await
     })?;
     if settings.json {
         return settings
@@ -42,7 +42,7 @@ pub fn down(settings: &Settings, name: Option<&str>) -> Result<()> {
     let reporter = report::for_terminal(settings.printer.is_quiet() || settings.json);
     super::engine::block_on(async {
         let engine = Engine::connect().await?;
-        run::down(&engine, &project, reporter.as_ref()).await
+        teardown::down(&engine, &project, reporter.as_ref()).await
     })?;
     if settings.json {
         return settings
@@ -89,8 +89,8 @@ pub fn destroy(settings: &Settings, name: &str, yes: bool) -> Result<()> {
     let reporter = report::for_terminal(settings.printer.is_quiet() || settings.json);
     super::engine::block_on(async {
         let engine = Engine::connect().await?;
-        run::down(&engine, &project, reporter.as_ref()).await?;
-        run::remove_volumes(&engine, name, reporter.as_ref()).await
+        teardown::down(&engine, &project, reporter.as_ref()).await?;
+        teardown::remove_volumes(&engine, name, reporter.as_ref()).await
     })?;
     std::fs::remove_dir_all(&project.dir).map_err(|e| {
         let hint = if e.kind() == std::io::ErrorKind::PermissionDenied {

@@ -26,8 +26,7 @@ pub struct Row {
 /// Reads every project of the home into rows, sorted by name.
 pub fn rows(settings: &Settings) -> Result<Vec<Row>> {
     let home = settings.home()?;
-    let projects = home
-        .project_names()?
+    let projects = crate::project::names(&home)?
         .into_iter()
         .map(|name| Project::load(&home, &name))
         .collect::<Result<Vec<_>>>()?;
@@ -44,7 +43,7 @@ pub fn rows(settings: &Settings) -> Result<Vec<Row>> {
             };
             let mut out = Vec::new();
             for project in &projects {
-                let rows = crate::stack::run::status(&engine, project).await?;
+                let rows = crate::stack::status::status(&engine, project).await?;
                 out.push(super::status::summary(&rows));
             }
             Ok(out)

@@ -3,11 +3,13 @@
 use futures_util::StreamExt;
 use futures_util::stream::select_all;
 
+use crate::docker::ContainerState;
 use crate::docker::Engine;
 use crate::error::{Error, Result};
 use crate::project::Project;
 use crate::settings::Settings;
-use crate::stack::run;
+use crate::stack::status::containers;
+use crate::stack::status::{self as stack_status, ServiceState};
 
 /// `status`: each service's state, health, image and ports, and the URL.
 pub fn status(settings: &Settings, name: Option<&str>) -> Result<()> {
@@ -17,7 +19,7 @@ pub fn status(settings: &Settings, name: Option<&str>) -> Result<()> {
     let project = Project::load(&home, &name)?;
     let rows = super::engine::block_on(async {
         let engine = Engine::connect().await?;
-        run::status(&engine, &project).await
+        stack_status::status(&engine, &project).await
     })?;
     let p = &settings.printer;
     let url = project.url().unwrap_or_default();
@@ -39,7 +41,7 @@ pub fn status(settings: &Settings, name: Option<&str>) -> Result<()> {
     table.extend(rows.iter().map(|r| {
         vec![
             r.service.clone(),
-            r.state.clone(),
+            r.state_word().to_string(),
             r.health.clone().unwrap_or_else(|| "-".into()),
             r.image.clone(),
             r.ports.join(", "),
@@ -52,9 +54,12 @@ pub fn status(settings: &Settings, name: Option<&str>) -> Result<()> {
 }
 
 /// One word for a project's state from its services' states.
-pub fn summary(rows: &[run::ServiceState]) -> String {
-    let running = rows.iter().filter(|r| r.state == "running").count();
-    let present = rows.iter().filter(|r| r.state != "missing").count();
+pub fn summary(rows: &[ServiceState]) -> String {
+    let running = rows
+        .iter()
+        .filter(|r| r.state == Some(ContainerState::Running))
+        .count();
+    let present = rows.iter().filter(|r| r.state.is_some()).count();
     match (running, present) {
         (_, 0) => "not created".into(),
         (r, _) if r == rows.len() => "running".into(),
@@ -77,7 +82,7 @@ pub fn logs(
     let json = settings.json;
     super::engine::block_on(async {
         let engine = Engine::connect().await?;
-        let all = run::containers(&engine, &project.name).await?;
+        let all = containers(&engine, &project.name).await?;
         let chosen: Vec<_> = match service {
             Some(s) => all.iter().filter(|c| c.service == s).collect(),
             None => all.iter().collect(),
@@ -85,15 +90,14 @@ pub fn logs(
         if chosen.is_empty() {
             let mut services: Vec<&str> = all.iter().map(|c| c.service.as_str()).collect();
             services.dedup();
-            return Err(Error::Engine {
-                action: format!(
-                    "find logs for {name}{}",
-                    service.map(|s| format!(" {s}")).unwrap_or_default()
-                ),
-                reason: if services.is_empty() {
-                    format!("the project has no containers; start it with `cht-dev up {name}`")
-                } else {
-                    format!("no such service; services: {}", services.join(", "))
+            return Err(match service {
+                Some(service) if !services.is_empty() => Error::UnknownService {
+                    project: name.to_string(),
+                    service: service.to_string(),
+                    known: services.join(", "),
+                },
+                _ => Error::NoContainers {
+                    project: name.to_string(),
                 },
             });
         }

@@ -75,10 +75,7 @@ fn nickname(sha256: &str) -> String {
 fn user_home() -> Result<PathBuf> {
     directories::BaseDirs::new()
         .map(|d| d.home_dir().to_path_buf())
-        .ok_or_else(|| Error::Tool {
-            program: "cht-dev".into(),
-            problem: "cannot find your home folder (set HOME)".into(),
-        })
+        .ok_or(Error::NoUserHome)
 }
 
 /// The system-store commands for this platform, as text to run by hand.
@@ -147,12 +144,8 @@ pub fn install(settings: &Settings, system: bool) -> Result<()> {
 /// Adds the CA to the Debian-family system store.
 fn system_install(ca: &Path, name: &str) -> Result<String> {
     if std::env::consts::OS != "linux" {
-        return Err(Error::Tool {
-            program: "cht-dev".into(),
-            problem: format!(
-                "cannot change this platform's system store itself; run: {}",
-                system_hint(ca, name)
-            ),
+        return Err(Error::SystemStoreUnsupported {
+            hint: system_hint(ca, name),
         });
     }
     let target = Path::new(SYSTEM_DIR).join(format!("{name}.crt"));

@@ -8,7 +8,8 @@ use crate::printer::Tone;
 use crate::project::{self, InitOptions, Project};
 use crate::report;
 use crate::settings::Settings;
-use crate::stack::run::{self, PullPolicy, UpOptions};
+use crate::stack::images::PullPolicy;
+use crate::stack::up::{self as stack_up, UpOptions};
 use crate::tls::CaFiles;
 
 /// The project name `up` creates when the home has none.
@@ -83,7 +84,7 @@ pub fn run(settings: &Settings, req: &UpRequest) -> Result<()> {
             wait: !req.no_wait,
             cert_replaced,
         };
-        let outcome = run::up(&engine, &home, &project, &opts, reporter.as_ref()).await;
+        let outcome = stack_up::up(&engine, &home, &project, &opts, reporter.as_ref()).await;
         reporter.finish();
         let outcome = outcome?;
         notes.extend(outcome.notes);

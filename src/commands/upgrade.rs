@@ -12,7 +12,9 @@ use crate::project::render::{self, Marker, RenderInput};
 use crate::project::{self, Project, backups, versions};
 use crate::report;
 use crate::settings::Settings;
-use crate::stack::run::{self, PullPolicy, UpOptions};
+use crate::stack::images::PullPolicy;
+use crate::stack::teardown;
+use crate::stack::up::{self as stack_up, UpOptions};
 
 /// What `upgrade` was asked to do.
 #[derive(Debug, Clone)]
@@ -125,13 +127,6 @@ pub fn run(settings: &Settings, req: &UpgradeRequest) -> Result<()> {
             p.warn(&format!("note: {note}"));
         }
     }
-    for (file, (path, _)) in files
-        .iter()
-        .filter(|f| f.path != render::UPGRADE_FILE)
-        .zip(&previous)
-    {
-        replace(path, &file.contents)?;
-    }
     let reporter = report::for_terminal(p.is_quiet() || settings.json);
     let opts = UpOptions {
         pull: req.pull,
@@ -141,14 +136,30 @@ pub fn run(settings: &Settings, req: &UpgradeRequest) -> Result<()> {
     };
     let outcome = super::engine::block_on(async {
         let engine = Engine::connect().await?;
-        match run::up(&engine, &home, &project, &opts, reporter.as_ref()).await {
+        // The upgrade service's compose must not read the files half-way through: it
+        // stops first, and `up` starts it again last.
+        teardown::pause_upgrade_service(&engine, &project.name, reporter.as_ref()).await?;
+        for (file, (path, _)) in files
+            .iter()
+            .filter(|f| f.path != render::UPGRADE_FILE)
+            .zip(&previous)
+        {
+            if let Err(e) = replace(path, &file.contents) {
+                // Never half the new release: the previous files, all of them, again.
+                for (path, old) in &previous {
+                    let _ = replace(path, old);
+                }
+                return Err(e);
+            }
+        }
+        match stack_up::up(&engine, &home, &project, &opts, reporter.as_ref()).await {
             Ok(outcome) => Ok(Ok(outcome)),
             Err(e) => {
                 // Roll back: the previous files, then the previous containers.
                 for (path, old) in &previous {
                     replace(path, old)?;
                 }
-                let back = run::up(
+                let back = stack_up::up(
                     &engine,
                     &home,
                     &project,
@@ -185,19 +196,12 @@ pub fn run(settings: &Settings, req: &UpgradeRequest) -> Result<()> {
                 project.name, target.version
             ))
         }
-        Err((e, restored)) => Err(Error::Engine {
-            action: format!("upgrade {} to {}", project.name, target.version),
-            reason: format!(
-                "{e}; {}",
-                if restored {
-                    format!("rolled back to {current}, which is running again")
-                } else {
-                    format!(
-                        "the files of {current} are restored; run `cht-dev up {}` to start it",
-                        project.name
-                    )
-                }
-            ),
+        Err((e, restored)) => Err(Error::UpgradeFailed {
+            project: project.name.clone(),
+            version: target.version.to_string(),
+            previous: current,
+            restored,
+            cause: Box::new(e),
         }),
     }
 }

@@ -22,8 +22,8 @@ use bollard::query_parameters::{
 };
 use futures_util::{Stream, StreamExt};
 
+use crate::error::EngineFailure::{self, Conflict, NotFound, NotModified};
 use crate::error::{Error, Result};
-use crate::stack::model::ServiceSpec;
 
 /// How long one engine request may take before it counts as failed.
 const REQUEST_TIMEOUT: u64 = 120;
@@ -48,8 +48,8 @@ pub struct ContainerInfo {
     pub service: String,
     /// Compose project label.
     pub project: String,
-    /// `created`, `running`, `exited`, `restarting`, ...
-    pub state: String,
+    /// What the engine says the container is doing.
+    pub state: ContainerState,
     /// The engine's human status, e.g. "Up 3 seconds (healthy)".
     pub status: String,
     /// Health from the status text, when the image has a healthcheck.
@@ -64,6 +64,65 @@ pub struct ContainerInfo {
     pub image_id: Option<String>,
 }
 
+/// A container's state as the engine reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ContainerState {
+    /// Made, never started.
+    Created,
+    /// Its process runs.
+    Running,
+    /// Frozen by `docker pause`.
+    Paused,
+    /// Coming back up by its restart policy.
+    Restarting,
+    /// Being removed.
+    Removing,
+    /// Its process ended.
+    Exited,
+    /// Could not be removed; needs attention.
+    Dead,
+}
+
+impl ContainerState {
+    /// Whether the container is up, or coming back up by its restart policy.
+    pub fn is_running(self) -> bool {
+        matches!(self, ContainerState::Running | ContainerState::Restarting)
+    }
+
+    /// The engine's word for it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ContainerState::Created => "created",
+            ContainerState::Running => "running",
+            ContainerState::Paused => "paused",
+            ContainerState::Restarting => "restarting",
+            ContainerState::Removing => "removing",
+            ContainerState::Exited => "exited",
+            ContainerState::Dead => "dead",
+        }
+    }
+
+    /// Reads the engine's word (an unknown one counts as dead: it needs attention).
+    fn parse(word: &str) -> ContainerState {
+        match word {
+            "created" => ContainerState::Created,
+            "running" => ContainerState::Running,
+            "paused" => ContainerState::Paused,
+            "restarting" => ContainerState::Restarting,
+            "removing" => ContainerState::Removing,
+            "exited" => ContainerState::Exited,
+            _ => ContainerState::Dead,
+        }
+    }
+}
+
+impl std::fmt::Display for ContainerState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// What the engine knows of a local image.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ImageInfo {
@@ -72,6 +131,81 @@ pub struct ImageInfo {
     pub id: String,
     /// The image's own environment (`KEY=VALUE`), which every container of it starts with.
     pub env: Vec<String>,
+}
+
+/// A long-running container as the engine is asked to make it: cht-dev's own vocabulary
+/// for the Engine API's create body (`stack` translates compose services into it).
+#[derive(Debug, Clone, Default)]
+pub struct ContainerConfig {
+    /// Container name.
+    pub name: String,
+    /// Image reference.
+    pub image: String,
+    /// Hostname inside the container.
+    pub hostname: Option<String>,
+    /// Environment, `KEY=VALUE`.
+    pub env: Vec<String>,
+    /// Labels.
+    pub labels: BTreeMap<String, String>,
+    /// Exposed ports, `port/proto` (published ones included).
+    pub exposed: Vec<String>,
+    /// Ports published on the host.
+    pub published: Vec<Published>,
+    /// Host folders mounted, `SOURCE:TARGET[:ro]` (the engine makes a missing source).
+    pub binds: Vec<String>,
+    /// Named volumes mounted.
+    pub volumes: Vec<VolumeMount>,
+    /// Restart policy.
+    pub restart: Option<Restart>,
+    /// Log driver and its options.
+    pub log: Option<(String, BTreeMap<String, String>)>,
+    /// Memory limit in bytes.
+    pub memory: Option<i64>,
+    /// Networks joined (the first is the network mode), each with its aliases.
+    pub networks: Vec<(String, Vec<String>)>,
+    /// Command override.
+    pub command: Option<Vec<String>>,
+    /// Entrypoint override.
+    pub entrypoint: Option<Vec<String>>,
+    /// User to run as.
+    pub user: Option<String>,
+    /// Working directory.
+    pub working_dir: Option<String>,
+}
+
+/// A container port published on the host.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Published {
+    /// The container side, `port/proto`.
+    pub container: String,
+    /// Host address to bind ("" for all).
+    pub host_ip: String,
+    /// Host port.
+    pub host_port: u16,
+}
+
+/// A named volume mounted into a container.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VolumeMount {
+    /// The volume's engine name.
+    pub volume: String,
+    /// Where it is mounted.
+    pub target: String,
+    /// Mounted read-only.
+    pub read_only: bool,
+}
+
+/// When the engine restarts a container.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Restart {
+    /// Never.
+    No,
+    /// Always, including after the engine restarts.
+    Always,
+    /// Always, unless it was stopped by hand.
+    UnlessStopped,
+    /// When it exits non-zero, at most this many times.
+    OnFailure(Option<i64>),
 }
 
 /// A short-lived container that runs one command to its end, on no network, and is removed.
@@ -144,11 +278,51 @@ fn is_unreachable(e: &BollardError) -> bool {
     )
 }
 
-/// The HTTP status of an engine error response, if it was one.
-fn status_of(e: &BollardError) -> Option<u16> {
+/// What kind of failure a bollard error is.
+fn kind_of(e: &BollardError) -> EngineFailure {
     match e {
-        BollardError::DockerResponseServerError { status_code, .. } => Some(*status_code),
-        _ => None,
+        _ if is_unreachable(e) => EngineFailure::Unreachable,
+        BollardError::DockerResponseServerError { status_code, .. } => match status_code {
+            404 => EngineFailure::NotFound,
+            409 => EngineFailure::Conflict,
+            304 => EngineFailure::NotModified,
+            _ => EngineFailure::Other,
+        },
+        _ => EngineFailure::Other,
+    }
+}
+
+/// cht-dev's error for a bollard error met doing `action` on the engine at `host`.
+fn failure(host: &str, action: String, e: BollardError) -> Error {
+    match kind_of(&e) {
+        EngineFailure::Unreachable => Error::EngineUnreachable {
+            host: host.to_string(),
+            reason: e.to_string(),
+            source: Some(Box::new(e)),
+        },
+        kind => Error::Engine {
+            action,
+            kind,
+            reason: message_of(&e),
+            source: Some(Box::new(e)),
+        },
+    }
+}
+
+/// Engine results where some kinds of failure are outcomes, not errors: a container to
+/// remove that is already gone, a network created meanwhile by someone else.
+trait Tolerate<T> {
+    /// `Ok(None)` for a failure of one of `kinds`; other failures stay errors.
+    fn tolerate(self, kinds: &[EngineFailure]) -> Result<Option<T>>;
+}
+
+impl<T> Tolerate<T> for Result<T> {
+    fn tolerate(self, kinds: &[EngineFailure]) -> Result<Option<T>> {
+        match self {
+            Ok(v) => Ok(Some(v)),
+            Err(Error::Engine { kind, .. }) if kinds.contains(&kind) => Ok(None),
+            Err(e) => Err(e),
+        }
     }
 }
 
@@ -167,6 +341,7 @@ impl Engine {
         let unreachable = |reason: String| Error::EngineUnreachable {
             host: host.clone(),
             reason,
+            source: None,
         };
         let docker = if let Some(path) = host.strip_prefix("unix://") {
             Docker::connect_with_unix(path, REQUEST_TIMEOUT, bollard::API_DEFAULT_VERSION)
@@ -206,22 +381,11 @@ impl Engine {
         format!("{}.{}", v.major_version, v.minor_version)
     }
 
-    /// Maps a bollard error for `action` into cht-dev's error.
+    /// Maps a bollard error for `action` into cht-dev's error, keeping its kind and the
+    /// bollard error itself as the source.
     fn fail(&self, action: impl Into<String>) -> impl FnOnce(BollardError) -> Error + '_ {
         let action = action.into();
-        move |e| {
-            if is_unreachable(&e) {
-                Error::EngineUnreachable {
-                    host: self.host.clone(),
-                    reason: e.to_string(),
-                }
-            } else {
-                Error::Engine {
-                    action,
-                    reason: message_of(&e),
-                }
-            }
-        }
+        move |e| failure(&self.host, action, e)
     }
 
     /// All containers (running or not) carrying every `label=value` given.
@@ -271,7 +435,9 @@ impl Engine {
                         .to_string(),
                     service: labels.get(labels::SERVICE).cloned().unwrap_or_default(),
                     project: labels.get(labels::PROJECT).cloned().unwrap_or_default(),
-                    state: c.state.map(|s| s.to_string()).unwrap_or_default(),
+                    state: ContainerState::parse(
+                        &c.state.map(|s| s.to_string()).unwrap_or_default(),
+                    ),
                     status,
                     health,
                     image: c.image.unwrap_or_default(),
@@ -287,14 +453,16 @@ impl Engine {
 
     /// The local image `image`, or `None` when it is not present.
     pub async fn image(&self, image: &str) -> Result<Option<ImageInfo>> {
-        match self.docker.inspect_image(image).await {
-            Ok(inspect) => Ok(Some(ImageInfo {
-                id: inspect.id.unwrap_or_default(),
-                env: inspect.config.and_then(|c| c.env).unwrap_or_default(),
-            })),
-            Err(e) if status_of(&e) == Some(404) => Ok(None),
-            Err(e) => Err(self.fail(format!("inspect image {image}"))(e)),
-        }
+        let inspect = self
+            .docker
+            .inspect_image(image)
+            .await
+            .map_err(self.fail(format!("inspect image {image}")))
+            .tolerate(&[NotFound])?;
+        Ok(inspect.map(|i| ImageInfo {
+            id: i.id.unwrap_or_default(),
+            env: i.config.and_then(|c| c.env).unwrap_or_default(),
+        }))
     }
 
     /// Runs `job` to its end (at most `limit`), returns its exit code and output, and
@@ -325,10 +493,10 @@ impl Engine {
         let outcome = tokio::time::timeout(limit, self.start_wait_collect(&created.id, &job.name))
             .await
             .unwrap_or_else(|_| {
-                Err(Error::Engine {
-                    action: format!("run {}", job.name),
-                    reason: format!("it did not finish within {} s", limit.as_secs()),
-                })
+                Err(Error::engine(
+                    format!("run {}", job.name),
+                    format!("it did not finish within {} s", limit.as_secs()),
+                ))
             });
         self.remove(&created.id, &job.name).await?;
         outcome
@@ -387,10 +555,10 @@ impl Engine {
         while let Some(item) = stream.next().await {
             let info = item.map_err(self.fail(format!("pull {image}")))?;
             if let Some(detail) = info.error_detail {
-                return Err(Error::Engine {
-                    action: format!("pull {image}"),
-                    reason: detail.message.unwrap_or_default(),
-                });
+                return Err(Error::engine(
+                    format!("pull {image}"),
+                    detail.message.unwrap_or_default(),
+                ));
             }
             let progress = info.progress_detail.unwrap_or_default();
             on_event(PullEvent {
@@ -410,17 +578,17 @@ impl Engine {
         driver: Option<&str>,
         labels: &BTreeMap<String, String>,
     ) -> Result<bool> {
-        match self
+        let found = self
             .docker
             .inspect_network(
                 name,
                 None::<bollard::query_parameters::InspectNetworkOptions>,
             )
             .await
-        {
-            Ok(_) => return Ok(false),
-            Err(e) if status_of(&e) == Some(404) => {}
-            Err(e) => return Err(self.fail(format!("inspect network {name}"))(e)),
+            .map_err(self.fail(format!("inspect network {name}")))
+            .tolerate(&[NotFound])?;
+        if found.is_some() {
+            return Ok(false);
         }
         let request = NetworkCreateRequest {
             name: name.to_string(),
@@ -428,12 +596,14 @@ impl Engine {
             labels: Some(labels.clone().into_iter().collect()),
             ..Default::default()
         };
-        match self.docker.create_network(request).await {
-            Ok(_) => Ok(true),
-            // Created meanwhile by compose or a parallel cht-dev: fine.
-            Err(e) if status_of(&e) == Some(409) => Ok(false),
-            Err(e) => Err(self.fail(format!("create network {name}"))(e)),
-        }
+        // Created meanwhile by compose or a parallel cht-dev: fine.
+        let created = self
+            .docker
+            .create_network(request)
+            .await
+            .map_err(self.fail(format!("create network {name}")))
+            .tolerate(&[Conflict])?;
+        Ok(created.is_some())
     }
 
     /// Creates volume `name` unless it exists; returns whether it was created.
@@ -442,10 +612,14 @@ impl Engine {
         name: &str,
         labels: &BTreeMap<String, String>,
     ) -> Result<bool> {
-        match self.docker.inspect_volume(name).await {
-            Ok(_) => return Ok(false),
-            Err(e) if status_of(&e) == Some(404) => {}
-            Err(e) => return Err(self.fail(format!("inspect volume {name}"))(e)),
+        let found = self
+            .docker
+            .inspect_volume(name)
+            .await
+            .map_err(self.fail(format!("inspect volume {name}")))
+            .tolerate(&[NotFound])?;
+        if found.is_some() {
+            return Ok(false);
         }
         let request = VolumeCreateRequest {
             name: Some(name.to_string()),
@@ -501,39 +675,30 @@ impl Engine {
 
     /// Removes a network; a missing one is not an error.
     pub async fn remove_network(&self, name: &str) -> Result<()> {
-        match self.docker.remove_network(name).await {
-            Ok(()) => Ok(()),
-            Err(e) if status_of(&e) == Some(404) => Ok(()),
-            Err(e) => Err(self.fail(format!("remove network {name}"))(e)),
-        }
+        self.docker
+            .remove_network(name)
+            .await
+            .map_err(self.fail(format!("remove network {name}")))
+            .tolerate(&[NotFound])?;
+        Ok(())
     }
 
     /// Removes a volume; a missing one is not an error.
     pub async fn remove_volume(&self, name: &str) -> Result<()> {
-        match self
-            .docker
+        self.docker
             .remove_volume(name, None::<bollard::query_parameters::RemoveVolumeOptions>)
             .await
-        {
-            Ok(()) => Ok(()),
-            Err(e) if status_of(&e) == Some(404) => Ok(()),
-            Err(e) => Err(self.fail(format!("remove volume {name}"))(e)),
-        }
+            .map_err(self.fail(format!("remove volume {name}")))
+            .tolerate(&[NotFound])?;
+        Ok(())
     }
 
-    /// Creates (does not start) the container for `spec`, with `labels`; returns its id.
-    pub async fn create_container(
-        &self,
-        spec: &ServiceSpec,
-        labels: &BTreeMap<String, String>,
-    ) -> Result<String> {
-        let mut exposed: Vec<String> = spec.expose.clone();
+    /// Creates (does not start) the container `config` describes; returns its id.
+    pub async fn create_container(&self, config: &ContainerConfig) -> Result<String> {
         let mut bindings: HashMap<String, Option<Vec<PortBinding>>> = HashMap::new();
-        for p in &spec.ports {
-            let key = format!("{}/{}", p.container_port, p.protocol);
-            exposed.push(key.clone());
+        for p in &config.published {
             bindings
-                .entry(key)
+                .entry(p.container.clone())
                 .or_insert_with(|| Some(Vec::new()))
                 .get_or_insert_with(Vec::new)
                 .push(PortBinding {
@@ -541,57 +706,46 @@ impl Engine {
                     host_port: Some(p.host_port.to_string()),
                 });
         }
-        exposed.sort();
-        exposed.dedup();
-        // Bind mounts go as binds, so the engine creates a missing host folder as compose does.
-        let binds: Vec<String> = spec
-            .mounts
+        let mounts = config
+            .volumes
             .iter()
-            .filter(|m| m.bind)
-            .map(|m| {
-                format!(
-                    "{}:{}{}",
-                    m.source,
-                    m.target,
-                    if m.read_only { ":ro" } else { "" }
-                )
-            })
-            .collect();
-        let mounts = spec
-            .mounts
-            .iter()
-            .filter(|m| !m.bind)
             .map(|m| Mount {
                 target: Some(m.target.clone()),
-                source: Some(m.source.clone()),
+                source: Some(m.volume.clone()),
                 typ: Some(MountType::VOLUME),
                 read_only: Some(m.read_only),
                 ..Default::default()
             })
             .collect();
-        let restart = spec.restart.as_deref().map(|r| RestartPolicy {
+        let restart = config.restart.map(|r| RestartPolicy {
             name: Some(match r {
-                "always" => RestartPolicyNameEnum::ALWAYS,
-                "unless-stopped" => RestartPolicyNameEnum::UNLESS_STOPPED,
-                r if r.starts_with("on-failure") => RestartPolicyNameEnum::ON_FAILURE,
-                _ => RestartPolicyNameEnum::NO,
+                Restart::Always => RestartPolicyNameEnum::ALWAYS,
+                Restart::UnlessStopped => RestartPolicyNameEnum::UNLESS_STOPPED,
+                Restart::OnFailure(_) => RestartPolicyNameEnum::ON_FAILURE,
+                Restart::No => RestartPolicyNameEnum::NO,
             }),
-            maximum_retry_count: r.strip_prefix("on-failure:").and_then(|n| n.parse().ok()),
+            maximum_retry_count: match r {
+                Restart::OnFailure(n) => n,
+                _ => None,
+            },
         });
         let host_config = HostConfig {
             port_bindings: Some(bindings),
-            binds: Some(binds),
+            binds: Some(config.binds.clone()),
             mounts: Some(mounts),
             restart_policy: restart,
-            log_config: spec.log_driver.as_ref().map(|driver| HostConfigLogConfig {
-                typ: Some(driver.clone()),
-                config: Some(spec.log_options.clone().into_iter().collect()),
-            }),
-            memory: spec.memory,
-            network_mode: spec.networks.first().map(|(n, _)| n.clone()),
+            log_config: config
+                .log
+                .as_ref()
+                .map(|(driver, options)| HostConfigLogConfig {
+                    typ: Some(driver.clone()),
+                    config: Some(options.clone().into_iter().collect()),
+                }),
+            memory: config.memory,
+            network_mode: config.networks.first().map(|(n, _)| n.clone()),
             ..Default::default()
         };
-        let endpoints: HashMap<String, EndpointSettings> = spec
+        let endpoints: HashMap<String, EndpointSettings> = config
             .networks
             .iter()
             .map(|(net, aliases)| {
@@ -605,15 +759,15 @@ impl Engine {
             })
             .collect();
         let body = ContainerCreateBody {
-            image: Some(spec.image.clone()),
-            hostname: spec.hostname.clone(),
-            env: Some(spec.env.iter().map(|(k, v)| format!("{k}={v}")).collect()),
-            labels: Some(labels.clone().into_iter().collect()),
-            exposed_ports: Some(exposed),
-            cmd: spec.command.clone(),
-            entrypoint: spec.entrypoint.clone(),
-            user: spec.user.clone(),
-            working_dir: spec.working_dir.clone(),
+            image: Some(config.image.clone()),
+            hostname: config.hostname.clone(),
+            env: Some(config.env.clone()),
+            labels: Some(config.labels.clone().into_iter().collect()),
+            exposed_ports: Some(config.exposed.clone()),
+            cmd: config.command.clone(),
+            entrypoint: config.entrypoint.clone(),
+            user: config.user.clone(),
+            working_dir: config.working_dir.clone(),
             host_config: Some(host_config),
             networking_config: Some(NetworkingConfig {
                 endpoints_config: Some(endpoints),
@@ -621,36 +775,29 @@ impl Engine {
             ..Default::default()
         };
         let options = CreateContainerOptions {
-            name: Some(spec.container_name.clone()),
+            name: Some(config.name.clone()),
             ..Default::default()
         };
         let created = self
             .docker
             .create_container(Some(options), body)
             .await
-            .map_err(|e| {
-                if status_of(&e) == Some(409) {
-                    Error::NameTaken {
-                        name: spec.container_name.clone(),
-                    }
-                } else {
-                    self.fail(format!("create container {}", spec.container_name))(e)
-                }
+            .map_err(self.fail(format!("create container {}", config.name)))
+            .tolerate(&[Conflict])?
+            .ok_or_else(|| Error::NameTaken {
+                name: config.name.clone(),
             })?;
         Ok(created.id)
     }
 
     /// Starts a container (already running is fine).
     pub async fn start(&self, id: &str, name: &str) -> Result<()> {
-        match self
-            .docker
+        self.docker
             .start_container(id, None::<bollard::query_parameters::StartContainerOptions>)
             .await
-        {
-            Ok(()) => Ok(()),
-            Err(e) if status_of(&e) == Some(304) => Ok(()),
-            Err(e) => Err(self.fail(format!("start container {name}"))(e)),
-        }
+            .map_err(self.fail(format!("start container {name}")))
+            .tolerate(&[NotModified])?;
+        Ok(())
     }
 
     /// Stops a container, waiting up to `grace` seconds before killing it.
@@ -659,11 +806,12 @@ impl Engine {
             t: Some(grace),
             ..Default::default()
         };
-        match self.docker.stop_container(id, Some(options)).await {
-            Ok(()) => Ok(()),
-            Err(e) if matches!(status_of(&e), Some(304 | 404)) => Ok(()),
-            Err(e) => Err(self.fail(format!("stop container {name}"))(e)),
-        }
+        self.docker
+            .stop_container(id, Some(options))
+            .await
+            .map_err(self.fail(format!("stop container {name}")))
+            .tolerate(&[NotModified, NotFound])?;
+        Ok(())
     }
 
     /// Removes a container, running or not (its named volumes stay).
@@ -672,13 +820,13 @@ impl Engine {
             force: true,
             ..Default::default()
         };
-        match self.docker.remove_container(id, Some(options)).await {
-            Ok(()) => Ok(()),
-            Err(e) if status_of(&e) == Some(404) => Ok(()),
-            // Removal already under way (a parallel down): fine.
-            Err(e) if status_of(&e) == Some(409) => Ok(()),
-            Err(e) => Err(self.fail(format!("remove container {name}"))(e)),
-        }
+        // Gone already, or its removal under way (a parallel down): fine.
+        self.docker
+            .remove_container(id, Some(options))
+            .await
+            .map_err(self.fail(format!("remove container {name}")))
+            .tolerate(&[NotFound, Conflict])?;
+        Ok(())
     }
 
     /// Extracts a tar archive into `dir` of a container (works on created, stopped containers and their volumes).
@@ -742,19 +890,8 @@ impl Engine {
         };
         let host = self.host.clone();
         self.docker.logs(id, Some(options)).map(move |item| {
-            item.map(|chunk| chunk.to_string()).map_err(|e| {
-                if is_unreachable(&e) {
-                    Error::EngineUnreachable {
-                        host: host.clone(),
-                        reason: e.to_string(),
-                    }
-                } else {
-                    Error::Engine {
-                        action: "read logs".into(),
-                        reason: message_of(&e),
-                    }
-                }
-            })
+            item.map(|chunk| chunk.to_string())
+                .map_err(|e| failure(&host, "read logs".into(), e))
         })
     }
 

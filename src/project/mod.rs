@@ -1,6 +1,7 @@
 //! A cht-dev project: its folder, settings and generated files.
 
 pub mod backups;
+pub mod certs;
 pub mod compose;
 pub mod dotenv;
 pub mod name;
@@ -250,10 +251,20 @@ pub fn validate(home: &Home, opts: &InitOptions) -> Result<()> {
     check(home, opts).map(|_| ())
 }
 
+/// Names of the projects in `home`, sorted: folders with a valid project name that hold
+/// a `.env` (so `ca/`, staging folders and stray folders are never projects).
+pub fn names(home: &Home) -> Result<Vec<String>> {
+    Ok(home
+        .folders_holding(".env")?
+        .into_iter()
+        .filter(|n| name::validate(n).is_ok())
+        .collect())
+}
+
 /// The host ports every project in `home` holds.
 pub fn taken_ports(home: &Home) -> Result<ports::Taken> {
     let mut taken = ports::Taken::new();
-    for name in home.project_names()? {
+    for name in names(home)? {
         let project = Project::load(home, &name)?;
         for port in [project.http_port(), project.https_port()]
             .into_iter()
@@ -435,7 +446,7 @@ impl Project {
         let dir = home.project_dir(name);
         let env_path = dir.join(".env");
         if name::validate(name).is_err() || !env_path.is_file() {
-            let known = home.project_names()?;
+            let known = names(home)?;
             let hint = if known.is_empty() {
                 "create one with `cht-dev init NAME`".to_string()
             } else {
@@ -527,10 +538,7 @@ impl Project {
             }
             self.env.set(key, *value);
         }
-        let tmp = self.path(".env.new");
-        let _ = std::fs::remove_file(&tmp);
-        fsutil::write_new(&tmp, (lines.join("\n") + "\n").as_bytes(), fsutil::PRIVATE)?;
-        std::fs::rename(&tmp, &path).map_err(Error::io("replace", &path))
+        fsutil::replace(&path, (lines.join("\n") + "\n").as_bytes(), fsutil::PRIVATE)
     }
 
     /// Replaces the project's certificate with the user's own (already checked), atomically.
@@ -539,11 +547,7 @@ impl Project {
             ("certs/key.pem", key_pem, fsutil::PRIVATE),
             ("certs/cert.pem", cert_pem, fsutil::PUBLIC),
         ] {
-            let target = self.path(file);
-            let tmp = self.path(&format!("{file}.new"));
-            let _ = std::fs::remove_file(&tmp);
-            fsutil::write_new(&tmp, contents.as_bytes(), mode)?;
-            std::fs::rename(&tmp, &target).map_err(Error::io("replace", &target))?;
+            fsutil::replace(&self.path(file), contents.as_bytes(), mode)?;
         }
         self.update_env(&[(CERT_VAR, "own")])
     }

@@ -36,6 +36,25 @@ impl Run {
         self
     }
 
+    /// Panics unless it failed with one error line, last on stderr after any progress
+    /// lines, and returns that line.
+    #[track_caller]
+    pub fn error_after_progress(&self) -> String {
+        assert_ne!(self.code, 0, "expected failure, got {self:#?}");
+        let errors: Vec<&str> = self
+            .stderr
+            .lines()
+            .filter(|l| l.starts_with("error: "))
+            .collect();
+        assert_eq!(errors.len(), 1, "expected one error line, got {self:#?}");
+        assert_eq!(
+            self.stderr.lines().last(),
+            Some(errors[0]),
+            "the error comes last: {self:#?}"
+        );
+        errors[0].to_string()
+    }
+
     /// Panics unless it failed with exactly one line on stderr, and returns that line.
     #[track_caller]
     pub fn one_line_error(&self) -> String {

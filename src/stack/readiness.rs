@@ -1,0 +1,158 @@
+//! Waiting until a project serves: the conditions, the poll, and the explanation when
+//! it does not get there in time.
+
+use std::time::{Duration, Instant};
+
+use super::load::Stacks;
+use super::probe::{Seen, Tls, WaitFor};
+use super::status::containers;
+use crate::docker::{ContainerState, Engine};
+use crate::error::{Error, Result};
+use crate::project::Project;
+use crate::report::Reporter;
+
+/// How often readiness probes run while waiting.
+const POLL: Duration = Duration::from_millis(25);
+
+/// How often container states are refreshed while waiting.
+const STATE_POLL: Duration = Duration::from_millis(250);
+
+/// Log lines shown per failing service on timeout.
+const LOG_LINES: u64 = 12;
+
+/// The readiness conditions of a project.
+pub fn readiness(project: &Project) -> Result<Vec<WaitFor>> {
+    let missing = |key: &str| Error::BrokenProject {
+        name: project.name.clone(),
+        reason: format!("{key} is missing or not a port number in .env"),
+    };
+    Ok(vec![
+        WaitFor::HttpRedirect {
+            port: project
+                .http_port()
+                .ok_or_else(|| missing("NGINX_HTTP_PORT"))?,
+        },
+        WaitFor::HttpsApi {
+            port: project
+                .https_port()
+                .ok_or_else(|| missing("NGINX_HTTPS_PORT"))?,
+            path: "/api/info",
+        },
+    ])
+}
+
+/// Polls every condition until all hold or `timeout` passes; on timeout, explains
+/// which services are not running with their last log lines.
+pub(crate) async fn wait_ready(
+    engine: &Engine,
+    project: &Project,
+    ca_path: &std::path::Path,
+    stacks: &Stacks,
+    timeout: Duration,
+    reporter: &dyn Reporter,
+) -> Result<()> {
+    let tls = if project.own_cert() {
+        let path = project.path("certs/cert.pem");
+        Tls::pinned(&std::fs::read_to_string(&path).map_err(Error::io("read", &path))?)?
+    } else {
+        Tls::trusting(&std::fs::read_to_string(ca_path).map_err(Error::io("read", ca_path))?)?
+    };
+    let conditions = readiness(project)?;
+    let started = Instant::now();
+    let mut pending: Vec<(WaitFor, String)> =
+        conditions.into_iter().map(|c| (c, String::new())).collect();
+    let mut states = String::new();
+    let mut last_states = Instant::now() - STATE_POLL;
+    loop {
+        let mut still = Vec::new();
+        for (condition, _) in pending {
+            match condition.check(&tls).await {
+                Seen::Ready => {}
+                Seen::NotYet(why) => still.push((condition, why)),
+            }
+        }
+        pending = still;
+        if pending.is_empty() {
+            reporter.finish();
+            return Ok(());
+        }
+        if last_states.elapsed() >= STATE_POLL {
+            last_states = Instant::now();
+            let list = containers(engine, &project.name).await?;
+            states = stacks
+                .cht
+                .services
+                .keys()
+                .map(|s| {
+                    let state = list
+                        .iter()
+                        .find(|c| &c.service == s && c.project == project.name)
+                        .map_or("missing", |c| c.state.as_str());
+                    format!("{s} {state}")
+                })
+                .collect::<Vec<_>>()
+                .join(", ");
+        }
+        reporter.status(&format!("waiting: {states} | {}", pending[0].1));
+        if started.elapsed() >= timeout {
+            reporter.finish();
+            return Err(not_ready(engine, project, stacks, timeout, &pending).await);
+        }
+        tokio::time::sleep(POLL).await;
+    }
+}
+
+/// Builds the timeout error: what is not ready, each troubled service's last log lines,
+/// and the command to see more.
+async fn not_ready(
+    engine: &Engine,
+    project: &Project,
+    stacks: &Stacks,
+    timeout: Duration,
+    pending: &[(WaitFor, String)],
+) -> Error {
+    let list = containers(engine, &project.name).await.unwrap_or_default();
+    let mut details = Vec::new();
+    let mut troubled = Vec::new();
+    for service in stacks.cht.services.keys() {
+        let found = list
+            .iter()
+            .find(|c| &c.service == service && c.project == project.name);
+        let state = found.map_or("missing", |c| c.state.as_str());
+        if state != ContainerState::Running.as_str() {
+            troubled.push(format!("{service} ({state})"));
+            details.push(format!(
+                "  {service}: {state} {}",
+                found.map(|c| c.status.as_str()).unwrap_or("")
+            ));
+            if let Some(c) = found {
+                let logs = engine.last_logs(&c.id, LOG_LINES).await.unwrap_or_default();
+                for line in logs.lines().filter(|l| !l.trim().is_empty()) {
+                    details.push(format!("    | {line}"));
+                }
+                details.push(format!("    more: cht-dev logs {} {service}", project.name));
+            }
+        }
+    }
+    for (_, why) in pending {
+        details.push(format!("  {why}"));
+    }
+    let summary = if troubled.is_empty() {
+        format!(
+            "{} did not become ready within {} s",
+            project.name,
+            timeout.as_secs()
+        )
+    } else {
+        format!(
+            "{} did not become ready within {} s: not running: {}",
+            project.name,
+            timeout.as_secs(),
+            troubled.join(", ")
+        )
+    };
+    Error::NotReady {
+        summary,
+        details: details.join("\n"),
+    }
+}

@@ -1,0 +1,512 @@
+//! Bringing a stack's containers in line with its files: resources, the containers
+//! compose would keep or replace, the certificate in nginx's volume, and the start order.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use futures_util::future::try_join_all;
+
+use super::STOP_GRACE;
+use super::compose_hash::ComposeHashes;
+use super::load::Stacks;
+use super::model::{ServiceSpec, Stack};
+use super::status::containers;
+use crate::docker::{
+    ContainerConfig, ContainerInfo, ContainerState, Engine, ImageInfo, Published, Restart,
+    VolumeMount, labels,
+};
+use crate::error::{Error, Result};
+use crate::project::{Project, certs};
+use crate::report::Reporter;
+
+/// What a stack's containers must match to be kept: per service, the config hash and
+/// the image id, and the compose version to name in the labels.
+#[derive(Debug, Clone)]
+pub(crate) struct Desired {
+    /// Service name to config hash.
+    hashes: BTreeMap<String, String>,
+    /// Service name to the id of its image.
+    images: BTreeMap<String, String>,
+    /// The compose version whose hashes these are.
+    compose_version: String,
+}
+
+impl Desired {
+    /// The target of `stack`'s containers: the upgrade service compose's hashes where it
+    /// gave them, cht-dev's own hash of the resolved service otherwise.
+    pub(crate) fn of(
+        stack: &Stack,
+        images: &BTreeMap<String, ImageInfo>,
+        compose: Option<&ComposeHashes>,
+    ) -> Desired {
+        let mut hashes = BTreeMap::new();
+        let mut ids = BTreeMap::new();
+        for spec in stack.services.values() {
+            let hash = compose
+                .and_then(|c| c.hashes.get(&spec.name).cloned())
+                .unwrap_or_else(|| Stack::config_hash(spec));
+            hashes.insert(spec.name.clone(), hash);
+            if let Some(image) = images.get(&spec.image) {
+                ids.insert(spec.name.clone(), image.id.clone());
+            }
+        }
+        Desired {
+            hashes,
+            images: ids,
+            compose_version: compose.map_or_else(
+                || labels::COMPOSE_VERSION.to_string(),
+                |c| c.compose_version.clone(),
+            ),
+        }
+    }
+
+    /// Whether `c` can stay as the container of `spec`: compose's name, the config hash and
+    /// the image id compose would compare, whoever made it.
+    pub(crate) fn keeps(&self, spec: &ServiceSpec, c: &ContainerInfo) -> bool {
+        c.name == spec.container_name
+            && c.config_hash.as_ref() == self.hashes.get(&spec.name)
+            && c.image_id.as_ref() == self.images.get(&spec.name)
+    }
+}
+
+/// The engine's description of the container for `spec`, with `labels`: exposed and
+/// published ports, bind mounts as binds (the engine makes a missing host folder, as
+/// compose does), named volumes as mounts, compose's restart policy words.
+pub(crate) fn container_config(
+    spec: &ServiceSpec,
+    labels: &BTreeMap<String, String>,
+) -> ContainerConfig {
+    let mut exposed = spec.expose.clone();
+    let published: Vec<Published> = spec
+        .ports
+        .iter()
+        .map(|p| Published {
+            container: format!("{}/{}", p.container_port, p.protocol),
+            host_ip: p.host_ip.clone(),
+            host_port: p.host_port,
+        })
+        .collect();
+    exposed.extend(published.iter().map(|p| p.container.clone()));
+    exposed.sort();
+    exposed.dedup();
+    let restart = spec.restart.as_deref().map(|r| match r {
+        "always" => Restart::Always,
+        "unless-stopped" => Restart::UnlessStopped,
+        r if r.starts_with("on-failure") => {
+            Restart::OnFailure(r.strip_prefix("on-failure:").and_then(|n| n.parse().ok()))
+        }
+        _ => Restart::No,
+    });
+    ContainerConfig {
+        name: spec.container_name.clone(),
+        image: spec.image.clone(),
+        hostname: spec.hostname.clone(),
+        env: spec.env.iter().map(|(k, v)| format!("{k}={v}")).collect(),
+        labels: labels.clone(),
+        exposed,
+        published,
+        binds: spec
+            .mounts
+            .iter()
+            .filter(|m| m.bind)
+            .map(|m| {
+                format!(
+                    "{}:{}{}",
+                    m.source,
+                    m.target,
+                    if m.read_only { ":ro" } else { "" }
+                )
+            })
+            .collect(),
+        volumes: spec
+            .mounts
+            .iter()
+            .filter(|m| !m.bind)
+            .map(|m| VolumeMount {
+                volume: m.source.clone(),
+                target: m.target.clone(),
+                read_only: m.read_only,
+            })
+            .collect(),
+        restart,
+        log: spec
+            .log_driver
+            .clone()
+            .map(|driver| (driver, spec.log_options.clone())),
+        memory: spec.memory,
+        networks: spec.networks.clone(),
+        command: spec.command.clone(),
+        entrypoint: spec.entrypoint.clone(),
+        user: spec.user.clone(),
+        working_dir: spec.working_dir.clone(),
+    }
+}
+
+/// Whether `stack`'s containers are exactly what `desired` keeps: one keepable container
+/// per service and nothing else (no orphan, no leftover of a recreate cut short).
+pub(crate) async fn is_settled(engine: &Engine, stack: &Stack, desired: &Desired) -> Result<bool> {
+    let list = engine
+        .containers(&[(labels::PROJECT, &stack.project)])
+        .await?;
+    let keepers = stack
+        .services
+        .values()
+        .filter(|spec| {
+            list.iter()
+                .any(|c| c.service == spec.name && desired.keeps(spec, c))
+        })
+        .count();
+    Ok(keepers == stack.services.len() && list.len() == keepers)
+}
+
+/// Labels for a container of `stack`'s `spec`.
+fn container_labels(
+    project: &str,
+    role: &str,
+    stack: &Stack,
+    spec: &ServiceSpec,
+    desired: &Desired,
+) -> BTreeMap<String, String> {
+    let mut l = spec.labels.clone();
+    let files = stack
+        .config_files
+        .iter()
+        .map(|p| p.display().to_string())
+        .collect::<Vec<_>>()
+        .join(",");
+    for (k, v) in [
+        (labels::PROJECT, stack.project.clone()),
+        (labels::SERVICE, spec.name.clone()),
+        (labels::CONTAINER_NUMBER, "1".into()),
+        (labels::ONEOFF, "False".into()),
+        (
+            labels::CONFIG_HASH,
+            desired.hashes.get(&spec.name).cloned().unwrap_or_default(),
+        ),
+        (
+            labels::IMAGE,
+            desired.images.get(&spec.name).cloned().unwrap_or_default(),
+        ),
+        (labels::CONFIG_FILES, files),
+        (labels::WORKING_DIR, stack.working_dir.display().to_string()),
+        (labels::VERSION, desired.compose_version.clone()),
+        (labels::CHT_DEV_PROJECT, project.into()),
+        (labels::CHT_DEV_ROLE, role.into()),
+    ] {
+        l.insert(k.to_string(), v);
+    }
+    l
+}
+
+/// Labels for a network or volume of `stack`.
+fn resource_labels(
+    project: &str,
+    stack: &Stack,
+    kind: &str,
+    key: &str,
+) -> BTreeMap<String, String> {
+    BTreeMap::from([
+        (kind.to_string(), key.to_string()),
+        (labels::PROJECT.to_string(), stack.project.clone()),
+        (
+            labels::VERSION.to_string(),
+            labels::COMPOSE_VERSION.to_string(),
+        ),
+        (labels::CHT_DEV_PROJECT.to_string(), project.to_string()),
+    ])
+}
+
+/// Creates the networks and volumes a stack declares (external ones must exist).
+pub(crate) async fn ensure_resources(
+    engine: &Engine,
+    name: &str,
+    stack: &Stack,
+    reporter: &dyn Reporter,
+) -> Result<()> {
+    for net in stack.networks.values() {
+        if net.external {
+            continue;
+        }
+        let l = resource_labels(name, stack, labels::NETWORK, &net.key);
+        if engine
+            .ensure_network(&net.name, net.driver.as_deref(), &l)
+            .await?
+        {
+            reporter.step(&format!("created network {}", net.name));
+        }
+    }
+    for vol in stack.volumes.values() {
+        if vol.external {
+            continue;
+        }
+        let l = resource_labels(name, stack, labels::VOLUME, &vol.key);
+        if engine.ensure_volume(&vol.name, &l).await? {
+            reporter.step(&format!("created volume {}", vol.name));
+        }
+    }
+    Ok(())
+}
+
+/// Where nginx keeps its certificate: the mount of its `cht-ssl` volume.
+fn tls_dir(stack: &Stack, spec: &ServiceSpec) -> Option<String> {
+    let ssl_volume = stack.volumes.get("cht-ssl")?;
+    spec.mounts
+        .iter()
+        .find(|m| !m.bind && m.source == ssl_volume.name)
+        .map(|m| m.target.clone())
+}
+
+/// A container ready to be started (or already running), from [`prepare`].
+pub(crate) struct Prepared {
+    /// Engine id.
+    id: String,
+    /// Container name.
+    name: String,
+    /// Whether it is already running (then it is left alone).
+    running: bool,
+}
+
+/// Brings one stack's containers to match its files, without starting anything: keeps
+/// matching ones, removes orphans and changed ones, creates what is missing, and puts the
+/// certificate into nginx's volume before nginx first starts (or reloads it when renewed).
+pub(crate) async fn prepare(
+    engine: &Engine,
+    project: &Project,
+    role: &str,
+    stack: &Stack,
+    desired: &Desired,
+    cert_changed: bool,
+    reporter: &dyn Reporter,
+) -> Result<BTreeMap<String, Prepared>> {
+    let existing = engine
+        .containers(&[(labels::PROJECT, &stack.project)])
+        .await?;
+    let mut by_service: BTreeMap<String, Vec<ContainerInfo>> = BTreeMap::new();
+    for c in existing {
+        by_service.entry(c.service.clone()).or_default().push(c);
+    }
+    // Orphans: containers of services no longer in the files.
+    for (service, list) in &by_service {
+        if !stack.services.contains_key(service) {
+            for c in list {
+                engine.remove(&c.id, &c.name).await?;
+                reporter.step(&format!("removed orphan container {}", c.name));
+            }
+        }
+    }
+    let prepared = try_join_all(stack.services.values().map(|spec| {
+        let current = by_service.get(&spec.name).cloned().unwrap_or_default();
+        async move {
+            let labels = container_labels(&project.name, role, stack, spec, desired);
+            // The one container compose would keep; any other (an outdated one, or one
+            // compose left renamed `<id>_<name>` by a recreate cut short) goes.
+            let keep = current.iter().find(|c| desired.keeps(spec, c)).cloned();
+            for c in current
+                .iter()
+                .filter(|c| Some(&c.id) != keep.as_ref().map(|k| &k.id))
+            {
+                // Gracefully, as compose recreates: CouchDB flushes its files on SIGTERM.
+                if c.state.is_running() {
+                    engine.stop(&c.id, &c.name, STOP_GRACE).await?;
+                }
+                engine.remove(&c.id, &c.name).await?;
+                reporter.step(&format!("removed outdated container {}", c.name));
+            }
+            let (id, running) = match keep {
+                Some(c) => (c.id.clone(), c.state.is_running()),
+                None => {
+                    for m in spec.mounts.iter().filter(|m| m.bind) {
+                        // Made as the user, so `destroy` can remove it later; the engine
+                        // would make it (as root) otherwise.
+                        let _ = std::fs::create_dir_all(&m.source);
+                    }
+                    match engine
+                        .create_container(&container_config(spec, &labels))
+                        .await
+                    {
+                        Ok(id) => {
+                            reporter.step(&format!("created container {}", spec.container_name));
+                            (id, false)
+                        }
+                        // The upgrade service's compose (booting now) made it meanwhile.
+                        Err(Error::NameTaken { .. }) => {
+                            let c = made_meanwhile(engine, stack, spec, desired, &labels, reporter)
+                                .await?;
+                            (c.id.clone(), c.state.is_running())
+                        }
+                        Err(e) => return Err(e),
+                    }
+                }
+            };
+            if let Some(dir) = tls_dir(stack, spec)
+                && (!running || cert_changed)
+            {
+                engine
+                    .upload(&id, &spec.container_name, &dir, certs::cert_tar(project)?)
+                    .await?;
+                if running {
+                    let (code, out) = engine
+                        .exec(&id, &spec.container_name, &["nginx", "-s", "reload"])
+                        .await?;
+                    if code != 0 {
+                        return Err(Error::engine(
+                            format!("reload nginx in {}", spec.container_name),
+                            out.trim(),
+                        ));
+                    }
+                    reporter.step("reloaded nginx with the new certificate");
+                }
+            }
+            let name = spec.container_name.clone();
+            Ok::<_, Error>((spec.name.clone(), Prepared { id, name, running }))
+        }
+    }))
+    .await?;
+    Ok(prepared.into_iter().collect())
+}
+
+/// Settles a name conflict on create: when the taken name belongs to this project's
+/// service (compose in the booting upgrade service made it at the same moment), keeps it
+/// if compose would, else replaces it once; a container outside the project is an error.
+async fn made_meanwhile(
+    engine: &Engine,
+    stack: &Stack,
+    spec: &ServiceSpec,
+    desired: &Desired,
+    labels: &BTreeMap<String, String>,
+    reporter: &dyn Reporter,
+) -> Result<ContainerInfo> {
+    let taken = || Error::NameTaken {
+        name: spec.container_name.clone(),
+    };
+    let theirs = engine
+        .containers(&[
+            (labels::PROJECT, &stack.project),
+            (labels::SERVICE, &spec.name),
+        ])
+        .await?;
+    let other = theirs
+        .into_iter()
+        .find(|c| c.name == spec.container_name)
+        .ok_or_else(taken)?;
+    if desired.keeps(spec, &other) {
+        return Ok(other);
+    }
+    if other.state.is_running() {
+        engine.stop(&other.id, &other.name, STOP_GRACE).await?;
+    }
+    engine.remove(&other.id, &other.name).await?;
+    reporter.step(&format!("removed outdated container {}", other.name));
+    let id = engine
+        .create_container(&container_config(spec, labels))
+        .await?;
+    reporter.step(&format!("created container {}", spec.container_name));
+    let mut made = other;
+    made.id = id;
+    made.state = ContainerState::Created;
+    Ok(made)
+}
+
+/// Starts a stack's prepared containers in `depends_on` order: each service starts as
+/// soon as the services it depends on have started, independent ones together.
+pub(crate) async fn start_in_order(
+    engine: &Engine,
+    stack: &Stack,
+    prepared: &BTreeMap<String, Prepared>,
+    reporter: &dyn Reporter,
+) -> Result<()> {
+    use futures_util::FutureExt;
+    use futures_util::future::{BoxFuture, Shared};
+    /// A service's start, awaited by every service that depends on it.
+    /// (Shared futures need a cloneable output: the error is shared behind an `Arc`.)
+    type Started<'a> = Shared<BoxFuture<'a, Result<(), Arc<Error>>>>;
+    let waves = stack.start_order().map_err(|reason| Error::Compose {
+        file: stack.project.clone(),
+        reason,
+    })?;
+    let mut started: BTreeMap<String, Started<'_>> = BTreeMap::new();
+    for service in waves.into_iter().flatten() {
+        let deps: Vec<Started<'_>> = stack.services[&service]
+            .depends_on
+            .iter()
+            .filter_map(|d| started.get(d).cloned())
+            .collect();
+        let container = prepared.get(&service);
+        let future = async move {
+            futures_util::future::try_join_all(deps).await?;
+            if let Some(c) = container.filter(|c| !c.running) {
+                engine.start(&c.id, &c.name).await.map_err(Arc::new)?;
+                reporter.step(&format!("started {}", c.name));
+            }
+            Ok(())
+        }
+        .boxed()
+        .shared();
+        started.insert(service, future);
+    }
+    futures_util::future::try_join_all(started.into_values())
+        .await
+        .map(|_| ())
+        // The first failure: its own error when no dependant holds it any more.
+        .map_err(|shared| {
+            Arc::try_unwrap(shared).unwrap_or_else(|e| {
+                Error::engine(format!("start {}", stack.project), e.to_string())
+            })
+        })
+}
+
+/// Fails clearly, before anything is made, when a port the project publishes is taken
+/// by something other than the project's own running container.
+pub(crate) async fn check_published_ports(
+    engine: &Engine,
+    project: &Project,
+    stacks: &Stacks,
+) -> Result<()> {
+    // Ports held by the project's own running containers (cht-dev's or compose's) are
+    // freed when those are replaced, so they count as free.
+    let running: Vec<(String, String)> = containers(engine, &project.name)
+        .await?
+        .into_iter()
+        .filter(|c| c.state.is_running())
+        .map(|c| (c.project, c.service))
+        .collect();
+    for stack in [&stacks.cht, &stacks.upgrade] {
+        for spec in stack.services.values() {
+            if running.contains(&(stack.project.clone(), spec.name.clone())) {
+                continue;
+            }
+            for port in &spec.ports {
+                let Some(reason) =
+                    crate::project::ports::busy_reason(port.host_port, &Default::default())
+                else {
+                    continue;
+                };
+                let env_path = project.path(".env");
+                let var = if Some(port.host_port) == project.http_port() {
+                    Some("NGINX_HTTP_PORT")
+                } else if Some(port.host_port) == project.https_port() {
+                    Some("NGINX_HTTPS_PORT")
+                } else {
+                    None
+                };
+                let (what, fix) = match var {
+                    Some(var) => (
+                        var.to_string(),
+                        format!("{var} in {} to a free port", env_path.display()),
+                    ),
+                    None => (
+                        format!("published by {}", spec.name),
+                        format!("another host port for {} in its compose file", spec.name),
+                    ),
+                };
+                return Err(Error::PublishedPortBusy {
+                    port: port.host_port,
+                    what,
+                    reason,
+                    fix,
+                });
+            }
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,117 @@
+//! A project's containers, found by label, and each service's state.
+
+use std::collections::BTreeMap;
+
+use super::load::{Stacks, load, upgrade_project};
+use crate::docker::{ContainerInfo, ContainerState, Engine, labels};
+use crate::error::Result;
+use crate::project::Project;
+
+/// The state of one service, for `status` and `up`'s summary.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ServiceState {
+    /// Service name.
+    pub service: String,
+    /// Compose project it belongs to.
+    pub project: String,
+    /// Container name ("" when missing).
+    pub container: String,
+    /// Its container's state; `None` (shown as `missing`) when it has none.
+    #[serde(serialize_with = "state_word")]
+    pub state: Option<ContainerState>,
+    /// Engine status text.
+    pub status: String,
+    /// Health, when reported.
+    pub health: Option<String>,
+    /// Image reference.
+    pub image: String,
+    /// Published ports.
+    pub ports: Vec<String>,
+}
+
+/// Every container of a cht-dev project, found by label: cht-dev's own, and compose's
+/// project labels (containers compose made after an in-app upgrade carry only those).
+pub async fn containers(engine: &Engine, name: &str) -> Result<Vec<ContainerInfo>> {
+    let mut all: BTreeMap<String, ContainerInfo> = BTreeMap::new();
+    let upgrade = upgrade_project(name);
+    for (key, value) in [
+        (labels::CHT_DEV_PROJECT, name),
+        (labels::PROJECT, name),
+        (labels::PROJECT, upgrade.as_str()),
+    ] {
+        for c in engine.containers(&[(key, value)]).await? {
+            all.insert(c.id.clone(), c);
+        }
+    }
+    let mut list: Vec<ContainerInfo> = all.into_values().collect();
+    list.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(list)
+}
+
+/// Each service's container state, CHT first, then the upgrade service; extra
+/// containers (made by compose, or orphans) follow.
+pub async fn status(engine: &Engine, project: &Project) -> Result<Vec<ServiceState>> {
+    // Unreadable compose files still leave the containers to report.
+    status_with(engine, project, load(project).ok().as_ref()).await
+}
+
+/// [`status`] for stacks already loaded (or none).
+pub(crate) async fn status_with(
+    engine: &Engine,
+    project: &Project,
+    stacks: Option<&Stacks>,
+) -> Result<Vec<ServiceState>> {
+    let list = containers(engine, &project.name).await?;
+    let mut rows = Vec::new();
+    let mut seen = Vec::new();
+    if let Some(stacks) = stacks {
+        for stack in [&stacks.cht, &stacks.upgrade] {
+            for spec in stack.services.values() {
+                let found = list
+                    .iter()
+                    .find(|c| c.service == spec.name && c.project == stack.project);
+                if let Some(c) = found {
+                    seen.push(c.id.clone());
+                }
+                rows.push(row(&spec.name, &stack.project, found, &spec.image));
+            }
+        }
+    }
+    // Containers of no compose project are cht-dev's own one-offs, not services.
+    for c in list
+        .iter()
+        .filter(|c| !seen.contains(&c.id) && !c.project.is_empty())
+    {
+        rows.push(row(&c.service, &c.project, Some(c), &c.image));
+    }
+    Ok(rows)
+}
+
+impl ServiceState {
+    /// The state as one word: the engine's, or `missing`.
+    pub fn state_word(&self) -> &'static str {
+        self.state.map_or("missing", ContainerState::as_str)
+    }
+}
+
+/// Serialises a row's state as one word (`missing` for none), as `status --json` always has.
+fn state_word<S: serde::Serializer>(
+    state: &Option<ContainerState>,
+    out: S,
+) -> std::result::Result<S::Ok, S::Error> {
+    out.serialize_str(state.map_or("missing", ContainerState::as_str))
+}
+
+/// One status row from a service and its container, if any.
+fn row(service: &str, project: &str, c: Option<&ContainerInfo>, image: &str) -> ServiceState {
+    ServiceState {
+        service: service.to_string(),
+        project: project.to_string(),
+        container: c.map(|c| c.name.clone()).unwrap_or_default(),
+        state: c.map(|c| c.state),
+        status: c.map(|c| c.status.clone()).unwrap_or_default(),
+        health: c.and_then(|c| c.health.clone()),
+        image: c.map_or_else(|| image.to_string(), |c| c.image.clone()),
+        ports: c.map(|c| c.ports.clone()).unwrap_or_default(),
+    }
+}

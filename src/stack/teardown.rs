@@ -1,0 +1,115 @@
+//! Taking a project's containers, network and volumes away, the upgrade service first.
+
+use futures_util::future::try_join_all;
+
+use super::load::{load, upgrade_project};
+use super::status::containers;
+use super::{STOP_GRACE, UPGRADE_GRACE};
+use crate::docker::{ContainerInfo, Engine, labels};
+use crate::error::{Error, Result};
+use crate::project::Project;
+use crate::report::Reporter;
+
+/// A project's containers split for teardown: the upgrade service's first, so it cannot
+/// recreate CHT's containers while they are being taken away, then the rest; each with
+/// the grace it gets to stop.
+fn upgrade_first(name: &str, list: Vec<ContainerInfo>) -> [(Vec<ContainerInfo>, i32); 2] {
+    let upgrade = upgrade_project(name);
+    let (first, rest) = list.into_iter().partition(|c| c.project == upgrade);
+    [(first, UPGRADE_GRACE), (rest, STOP_GRACE)]
+}
+
+/// Stops the upgrade service, if it runs, so its compose cannot act while cht-dev changes
+/// CHT's containers or files; `up` starts it again last. Returns whether it ran.
+pub async fn pause_upgrade_service(
+    engine: &Engine,
+    name: &str,
+    reporter: &dyn Reporter,
+) -> Result<bool> {
+    let running: Vec<ContainerInfo> = engine
+        .containers(&[(labels::PROJECT, &upgrade_project(name))])
+        .await?
+        .into_iter()
+        .filter(|c| c.state.is_running())
+        .collect();
+    try_join_all(running.iter().map(|c| async move {
+        engine.stop(&c.id, &c.name, UPGRADE_GRACE).await?;
+        reporter.step(&format!("paused {} while CHT's containers change", c.name));
+        Ok::<(), Error>(())
+    }))
+    .await?;
+    Ok(!running.is_empty())
+}
+
+/// Stops every container of the project (they stay, with their data), the upgrade
+/// service first; returns how many.
+pub async fn stop(engine: &Engine, name: &str, reporter: &dyn Reporter) -> Result<usize> {
+    let mut count = 0;
+    for (group, grace) in upgrade_first(name, containers(engine, name).await?) {
+        let running: Vec<_> = group.iter().filter(|c| c.state.is_running()).collect();
+        try_join_all(running.iter().map(|c| async move {
+            engine.stop(&c.id, &c.name, grace).await?;
+            reporter.step(&format!("stopped {}", c.name));
+            Ok::<(), Error>(())
+        }))
+        .await?;
+        count += running.len();
+    }
+    Ok(count)
+}
+
+/// Removes every container and network of the project; volumes, data and files stay.
+/// Containers are stopped gracefully first (SIGTERM, then SIGKILL after 10 s), as compose
+/// does, the upgrade service before the rest. Containers are found by label, so one that
+/// compose left renamed halfway through a recreate (`<id>_<project>-<service>-1`) goes too.
+pub async fn down(engine: &Engine, project: &Project, reporter: &dyn Reporter) -> Result<()> {
+    for (group, grace) in upgrade_first(&project.name, containers(engine, &project.name).await?) {
+        try_join_all(group.iter().map(|c| async move {
+            if c.state.is_running() {
+                engine.stop(&c.id, &c.name, grace).await?;
+            }
+            engine.remove(&c.id, &c.name).await?;
+            reporter.step(&format!("removed {}", c.name));
+            Ok::<(), Error>(())
+        }))
+        .await?;
+    }
+    let mut networks = engine
+        .networks(labels::CHT_DEV_PROJECT, &project.name)
+        .await?;
+    if let Ok(stacks) = load(project) {
+        for stack in [&stacks.cht, &stacks.upgrade] {
+            networks.extend(
+                stack
+                    .networks
+                    .values()
+                    .filter(|n| !n.external)
+                    .map(|n| n.name.clone()),
+            );
+        }
+    }
+    networks.sort();
+    networks.dedup();
+    for net in networks {
+        engine.remove_network(&net).await?;
+    }
+    Ok(())
+}
+
+/// Removes the project's volumes (found by label); used by `destroy` after `down`.
+pub async fn remove_volumes(engine: &Engine, name: &str, reporter: &dyn Reporter) -> Result<()> {
+    let mut volumes = engine.volumes(labels::CHT_DEV_PROJECT, name).await?;
+    volumes.extend(engine.volumes(labels::PROJECT, name).await?);
+    volumes.extend(
+        engine
+            .volumes(labels::PROJECT, &upgrade_project(name))
+            .await?,
+    );
+    volumes.sort();
+    volumes.dedup();
+    for v in volumes {
+        engine.remove_volume(&v).await?;
+        reporter.step(&format!("removed volume {v}"));
+    }
+    Ok(())
+}

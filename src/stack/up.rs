@@ -1,0 +1,223 @@
+//! `up` as a whole: images, compose's hashes, resources, containers in order, the upgrade
+//! service last, readiness; and what the upgrade service's next start would do.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use super::compose_hash::{self, Learned, UpgradeService};
+use super::images::{PullPolicy, ensure_images};
+use super::load::{Stacks, load};
+use super::readiness::wait_ready;
+use super::reconcile::{
+    Desired, check_published_ports, ensure_resources, is_settled, prepare, start_in_order,
+};
+use super::status::{ServiceState, status_with};
+use super::teardown::pause_upgrade_service;
+use crate::docker::{Engine, ImageInfo, labels};
+use crate::error::Result;
+use crate::home::Home;
+use crate::project::{Project, certs, render};
+use crate::report::Reporter;
+use crate::tls::CaFiles;
+
+/// How `up` runs.
+#[derive(Debug, Clone)]
+pub struct UpOptions {
+    /// Pull policy.
+    pub pull: PullPolicy,
+    /// How long to wait for readiness.
+    pub timeout: Duration,
+    /// Skip the readiness wait.
+    pub wait: bool,
+    /// The certificate files were just replaced: copy them to nginx and reload it.
+    pub cert_replaced: bool,
+}
+
+/// What `up` did besides its states: one-line notes the user should read.
+#[derive(Debug, Clone, Default)]
+pub struct UpOutcome {
+    /// Each service's state after `up`.
+    pub services: Vec<ServiceState>,
+    /// Things worth one line each (e.g. why compose's hashes could not be learned).
+    pub notes: Vec<String>,
+}
+
+/// What the upgrade service's compose computes for the CHT services, given the images
+/// as present: the hashes, or why they are unknown.
+async fn learn_compose_hashes(
+    engine: &Engine,
+    project: &Project,
+    stacks: &Stacks,
+    images: &BTreeMap<String, ImageInfo>,
+) -> Learned {
+    let Some(spec) = compose_hash::find_upgrade_service(stacks.upgrade.services.values()) else {
+        return Learned::Unknown(format!(
+            "{} defines no service that mounts the compose folder at {}",
+            render::UPGRADE_FILE,
+            compose_hash::COMPOSE_MOUNT
+        ));
+    };
+    let Some(image) = images.get(&spec.image) else {
+        return Learned::Unknown(format!("the image {} is not present", spec.image));
+    };
+    compose_hash::learn(engine, project, &UpgradeService { spec, image }).await
+}
+
+/// The one line said when compose's hashes are unknown.
+pub fn unknown_hashes_note(why: &str) -> String {
+    format!(
+        "cannot learn the upgrade service's compose hashes ({why}); using cht-dev's own, so its next start may recreate CHT's containers"
+    )
+}
+
+/// Brings the project up: images, network, volumes, containers in order, certificates,
+/// then waits for readiness (unless `opts.wait` is false).
+///
+/// CHT's containers carry the config hash the upgrade service's own compose computes, and
+/// the upgrade service starts only once they all run, so its boot-time `up` keeps them.
+pub async fn up(
+    engine: &Engine,
+    home: &Home,
+    project: &Project,
+    opts: &UpOptions,
+    reporter: &dyn Reporter,
+) -> Result<UpOutcome> {
+    let stacks = load(project)?;
+    let renewed = certs::renew_certificate(home, project)?;
+    let cert_changed = renewed || opts.cert_replaced;
+    if renewed {
+        reporter.step("reissued the project certificate (expiring, or the LAN address changed)");
+    }
+    check_published_ports(engine, project, &stacks).await?;
+    let images = ensure_images(engine, &stacks, opts.pull, reporter).await?;
+    // Learning compose's hashes (a one-off container unless cached) overlaps with the
+    // network and volumes, which it does not need.
+    let (learned, ()) = futures_util::future::try_join(
+        async { Ok(learn_compose_hashes(engine, project, &stacks, &images).await) },
+        async {
+            // One after the other: both stacks declare the same network, and older engines
+            // would create two networks of one name if asked at once.
+            ensure_resources(engine, &project.name, &stacks.cht, reporter).await?;
+            ensure_resources(engine, &project.name, &stacks.upgrade, reporter).await
+        },
+    )
+    .await?;
+    let mut notes = Vec::new();
+    let compose = match &learned {
+        Learned::Known(c) => Some(c),
+        Learned::Unknown(why) => {
+            notes.push(unknown_hashes_note(why));
+            None
+        }
+    };
+    let cht_target = Desired::of(&stacks.cht, &images, compose);
+    // The upgrade service's compose must not act while CHT's containers change: it
+    // stops, and starts again last.
+    if !is_settled(engine, &stacks.cht, &cht_target).await? {
+        pause_upgrade_service(engine, &project.name, reporter).await?;
+    }
+    let upgrade_target = Desired::of(&stacks.upgrade, &images, None);
+    let (cht, upgrade) = futures_util::future::try_join(
+        prepare(
+            engine,
+            project,
+            "cht",
+            &stacks.cht,
+            &cht_target,
+            cert_changed,
+            reporter,
+        ),
+        prepare(
+            engine,
+            project,
+            "upgrade",
+            &stacks.upgrade,
+            &upgrade_target,
+            false,
+            reporter,
+        ),
+    )
+    .await?;
+    start_in_order(engine, &stacks.cht, &cht, reporter).await?;
+    // The upgrade service runs compose on CHT's files as it boots: only now, with every
+    // CHT container in place, labelled and started, does that change nothing.
+    let start_upgrade = start_in_order(engine, &stacks.upgrade, &upgrade, reporter);
+    if opts.wait {
+        let ca = CaFiles::of(home).cert;
+        futures_util::future::try_join(
+            start_upgrade,
+            wait_ready(engine, project, &ca, &stacks, opts.timeout, reporter),
+        )
+        .await?;
+    } else {
+        start_upgrade.await?;
+    }
+    Ok(UpOutcome {
+        services: status_with(engine, project, Some(&stacks)).await?,
+        notes,
+    })
+}
+
+/// Whether the upgrade service's next start would recreate CHT's containers: the
+/// services whose running container does not carry compose's hash and image id.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NextBoot {
+    /// Every CHT container is kept (or there is none to recreate).
+    Keeps(usize),
+    /// These services' containers would be recreated, each with the reason.
+    Recreates(Vec<(String, String)>),
+    /// It cannot be told: why.
+    Unknown(String),
+}
+
+/// Tells what the upgrade service's next start would do to CHT's containers, without
+/// pulling anything (an absent image means it cannot be told).
+pub async fn next_boot(engine: &Engine, project: &Project) -> Result<NextBoot> {
+    let stacks = match load(project) {
+        Ok(s) => s,
+        Err(e) => return Ok(NextBoot::Unknown(e.to_string())),
+    };
+    let mut images = BTreeMap::new();
+    for spec in stacks
+        .cht
+        .services
+        .values()
+        .chain(stacks.upgrade.services.values())
+    {
+        if let Some(info) = engine.image(&spec.image).await? {
+            images.insert(spec.image.clone(), info);
+        }
+    }
+    let compose = match learn_compose_hashes(engine, project, &stacks, &images).await {
+        Learned::Known(c) => c,
+        Learned::Unknown(why) => return Ok(NextBoot::Unknown(why)),
+    };
+    let list = engine
+        .containers(&[(labels::PROJECT, &stacks.cht.project)])
+        .await?;
+    let mut recreated = Vec::new();
+    let mut kept = 0;
+    for spec in stacks.cht.services.values() {
+        let Some(c) = list.iter().find(|c| c.service == spec.name) else {
+            continue;
+        };
+        let want_hash = compose.hashes.get(&spec.name);
+        let want_image = images.get(&spec.image).map(|i| &i.id);
+        let why = if c.config_hash.as_ref() != want_hash {
+            Some("its config hash is not compose's")
+        } else if want_image.is_some() && c.image_id.as_ref() != want_image {
+            Some("its image changed")
+        } else {
+            None
+        };
+        match why {
+            Some(why) => recreated.push((spec.name.clone(), why.to_string())),
+            None => kept += 1,
+        }
+    }
+    Ok(if recreated.is_empty() {
+        NextBoot::Keeps(kept)
+    } else {
+        NextBoot::Recreates(recreated)
+    })
+}
