@@ -2,10 +2,16 @@
 
 use std::ffi::OsString;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use clap::{Args, CommandFactory, Parser, Subcommand};
 
-use crate::commands;
+use crate::commands::adopt::AdoptRequest;
+use crate::commands::export::ExportRequest;
+use crate::commands::status::LogsRequest;
+use crate::commands::up::UpRequest;
+use crate::commands::upgrade::UpgradeRequest;
+use crate::commands::{self, Action};
 use crate::error::{Error, Result};
 use crate::printer::Printer;
 use crate::project::InitOptions;
@@ -217,7 +223,7 @@ pub struct UpArgs {
 
     /// When to pull images
     #[arg(long, value_enum, default_value = "missing")]
-    pub pull: PullPolicy,
+    pub pull: PullArg,
 
     /// Seconds to wait for HTTPS to reach the API
     #[arg(long, value_name = "SECS", default_value_t = 300)]
@@ -293,7 +299,7 @@ pub struct UpgradeArgs {
 
     /// When to pull images
     #[arg(long, value_enum, default_value = "missing")]
-    pub pull: PullPolicy,
+    pub pull: PullArg,
 
     /// Seconds to wait for the new release to answer over HTTPS
     #[arg(long, value_name = "SECS", default_value_t = 300)]
@@ -423,17 +429,132 @@ impl ProjectArgs {
     }
 }
 
-/// Parses `args` and runs the command they name.
+/// When to pull images, as the command line spells it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum PullArg {
+    /// Pull only images not present locally.
+    Missing,
+    /// Pull every image, even when present.
+    Always,
+    /// Never pull; a missing image is an error.
+    Never,
+}
+
+impl From<PullArg> for PullPolicy {
+    fn from(arg: PullArg) -> PullPolicy {
+        match arg {
+            PullArg::Missing => PullPolicy::Missing,
+            PullArg::Always => PullPolicy::Always,
+            PullArg::Never => PullPolicy::Never,
+        }
+    }
+}
+
+/// What a command line resolves to: a command for `commands::run`, or a completion
+/// script (which needs clap's own description of the command line).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Resolved {
+    /// A command with its typed request.
+    Action(Box<Action>),
+    /// `completions SHELL`.
+    Completions(clap_complete::Shell),
+}
+
+impl Cli {
+    /// The one place raw arguments become settings and a typed request; everything after
+    /// this sees no clap type.
+    pub fn resolve(&self) -> (Settings, Resolved) {
+        let settings = Settings::new(self.home.clone(), Printer::from_env(self.quiet), self.json);
+        let action = match &self.command {
+            Command::Up(args) => Action::Up(UpRequest {
+                name: args.name.clone(),
+                init: args
+                    .project
+                    .to_options(args.name.as_deref().unwrap_or_default()),
+                init_given: args.project.any_given(),
+                pull: args.pull.into(),
+                timeout: Duration::from_secs(args.timeout),
+                no_wait: args.no_wait,
+            }),
+            Command::Doctor => Action::Doctor,
+            Command::Export(ExportCommand::Kubernetes(args)) => {
+                Action::ExportKubernetes(ExportRequest {
+                    name: args.name.clone(),
+                    out: args.out.clone(),
+                    namespace: args.namespace.clone(),
+                    host: args.host.clone(),
+                    helm_values: args.helm_values.clone(),
+                })
+            }
+            Command::Adopt(args) => Action::Adopt(AdoptRequest {
+                env_file: args.env_file.clone(),
+                name: args.name.clone(),
+                copy_data: args.copy_data,
+            }),
+            Command::Upgrade(args) => Action::Upgrade(UpgradeRequest {
+                name: args.name.clone(),
+                version: args.cht_version.clone(),
+                force: args.force,
+                pull: args.pull.into(),
+                timeout: Duration::from_secs(args.timeout),
+            }),
+            Command::Stop(args) => Action::Stop {
+                name: args.name.clone(),
+            },
+            Command::Down(args) => Action::Down {
+                name: args.name.clone(),
+            },
+            Command::Destroy(args) => Action::Destroy {
+                name: args.name.clone(),
+                yes: args.yes,
+            },
+            Command::Status(args) => Action::Status {
+                name: args.name.clone(),
+            },
+            Command::Logs(args) => Action::Logs(LogsRequest {
+                name: args.name.clone(),
+                service: args.service.clone(),
+                follow: args.follow,
+                tail: args.tail,
+            }),
+            Command::Init(args) => Action::Init(args.project.to_options(&args.name)),
+            Command::Ls(_) => Action::Ls,
+            Command::Versions(_) => Action::Versions,
+            Command::Ca(args) => match &args.action {
+                None => Action::Ca {
+                    der: args.der.clone(),
+                },
+                Some(CaAction::Install(t)) => Action::Trust {
+                    install: true,
+                    system: t.system,
+                },
+                Some(CaAction::Uninstall(t)) => Action::Trust {
+                    install: false,
+                    system: t.system,
+                },
+            },
+            Command::Completions(args) => return (settings, Resolved::Completions(args.shell)),
+        };
+        (settings, Resolved::Action(Box::new(action)))
+    }
+}
+
+/// Parses `args`, resolves them, and runs the command they name.
 pub fn run<I, T>(args: I) -> Result<()>
 where
     I: IntoIterator<Item = T>,
     T: Into<OsString> + Clone,
 {
-    let cli = Cli::try_parse_from(args).map_err(Error::Usage)?;
-    let settings = Settings::new(cli.home.clone(), Printer::from_env(cli.quiet), cli.json);
-    let result = dispatch(&cli, &settings);
+    let cli = Cli::try_parse_from(args).map_err(parse_error)?;
+    let (settings, resolved) = cli.resolve();
+    let result = match &resolved {
+        Resolved::Action(action) => commands::run(&settings, action),
+        Resolved::Completions(shell) => {
+            commands::completions::run(&settings, &mut Cli::command(), *shell)
+        }
+    };
     if let Err(e) = &result
-        && cli.json
+        && settings.json
         && !matches!(e, Error::Unhealthy { .. })
     {
         let _ = settings.printer.json(&serde_json::json!({
@@ -444,73 +565,242 @@ where
     result
 }
 
-/// Runs the command `cli` names with resolved `settings`.
-fn dispatch(cli: &Cli, settings: &Settings) -> Result<()> {
-    match &cli.command {
-        Command::Up(args) => commands::up::run(
-            settings,
-            &commands::up::UpRequest {
-                name: args.name.clone(),
-                init: args
-                    .project
-                    .to_options(args.name.as_deref().unwrap_or_default()),
-                init_given: args.project.any_given(),
-                pull: args.pull,
-                timeout: std::time::Duration::from_secs(args.timeout),
-                no_wait: args.no_wait,
-                json: settings.json,
-            },
-        ),
-        Command::Doctor => commands::doctor::run(settings),
-        Command::Export(ExportCommand::Kubernetes(args)) => commands::export::run(
-            settings,
-            &commands::export::ExportRequest {
-                name: args.name.clone(),
-                out: args.out.clone(),
-                namespace: args.namespace.clone(),
-                host: args.host.clone(),
-                helm_values: args.helm_values.clone(),
-            },
-        ),
-        Command::Adopt(args) => commands::adopt::run(
-            settings,
-            &commands::adopt::AdoptRequest {
-                env_file: args.env_file.clone(),
-                name: args.name.clone(),
-                copy_data: args.copy_data,
-            },
-        ),
-        Command::Upgrade(args) => commands::upgrade::run(
-            settings,
-            &commands::upgrade::UpgradeRequest {
-                name: args.name.clone(),
-                version: args.cht_version.clone(),
-                force: args.force,
-                pull: args.pull,
-                timeout: std::time::Duration::from_secs(args.timeout),
-            },
-        ),
-        Command::Stop(args) => commands::lifecycle::stop(settings, args.name.as_deref()),
-        Command::Down(args) => commands::lifecycle::down(settings, args.name.as_deref()),
-        Command::Destroy(args) => commands::lifecycle::destroy(settings, &args.name, args.yes),
-        Command::Status(args) => commands::status::status(settings, args.name.as_deref()),
-        Command::Logs(args) => commands::status::logs(
-            settings,
-            &args.name,
-            args.service.as_deref(),
-            args.follow,
-            args.tail,
-        ),
-        Command::Init(args) => commands::init::run(settings, &args.project.to_options(&args.name)),
-        Command::Ls(_) => commands::ls::run(settings),
-        Command::Versions(_) => commands::versions::run(settings),
-        Command::Ca(args) => match &args.action {
-            None => commands::ca::run(settings, args.der.as_deref()),
-            Some(CaAction::Install(t)) => commands::trust::install(settings, t.system),
-            Some(CaAction::Uninstall(t)) => commands::trust::uninstall(settings, t.system),
-        },
-        Command::Completions(args) => {
-            commands::completions::run(settings, &mut Cli::command(), args.shell)
+/// clap's verdict on a command line as cht-dev's error: help and version text to print,
+/// or one line saying what is wrong.
+fn parse_error(e: clap::Error) -> Error {
+    if e.use_stderr() {
+        Error::Usage(usage_line(&e))
+    } else if crate::printer::colour_on(&std::io::stdout()) {
+        Error::Help(e.render().ansi().to_string())
+    } else {
+        Error::Help(e.render().to_string())
+    }
+}
+
+/// Condenses a clap parse error to one line: the error, any tip, and where help is.
+pub fn usage_line(e: &clap::Error) -> String {
+    let text = e.render().to_string();
+    let mut lines = text.lines().map(str::trim).filter(|l| !l.is_empty());
+    let first = lines.next().unwrap_or("error: invalid arguments");
+    let first = first.strip_prefix("error: ").unwrap_or(first);
+    // "the following required arguments were not provided:" lists them on the next line.
+    let first = match first.strip_suffix(':') {
+        Some(head) => format!("{head}: {}", lines.next().unwrap_or_default()),
+        None => first.to_string(),
+    };
+    let tip = lines
+        .find_map(|l| l.strip_prefix("tip: "))
+        .map(|t| format!("; {t}"))
+        .unwrap_or_default();
+    format!("{first}{tip} (see --help)")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What `args` (after the program name) resolve to.
+    fn resolved(args: &[&str]) -> (Settings, Resolved) {
+        let cli = Cli::try_parse_from(std::iter::once("cht-dev").chain(args.iter().copied()))
+            .unwrap_or_else(|e| panic!("{args:?} should parse: {e}"));
+        cli.resolve()
+    }
+
+    /// The typed request `args` resolve to.
+    fn action(args: &[&str]) -> Action {
+        match resolved(args).1 {
+            Resolved::Action(a) => *a,
+            other => panic!("{args:?} resolved to {other:?}"),
         }
+    }
+
+    #[test]
+    fn every_command_resolves_to_its_typed_request() {
+        let up_defaults = UpRequest {
+            name: None,
+            init: InitOptions::default(),
+            init_given: false,
+            pull: PullPolicy::Missing,
+            timeout: Duration::from_secs(300),
+            no_wait: false,
+        };
+        let table: Vec<(&[&str], Action)> = vec![
+            (&["up"], Action::Up(up_defaults.clone())),
+            (
+                &[
+                    "up",
+                    "app",
+                    "--cht-version",
+                    "4.22.0",
+                    "--pull",
+                    "never",
+                    "--timeout",
+                    "60",
+                    "--no-wait",
+                ],
+                Action::Up(UpRequest {
+                    name: Some("app".into()),
+                    init: InitOptions {
+                        name: "app".into(),
+                        cht_version: Some("4.22.0".into()),
+                        ..InitOptions::default()
+                    },
+                    init_given: true,
+                    pull: PullPolicy::Never,
+                    timeout: Duration::from_secs(60),
+                    no_wait: true,
+                }),
+            ),
+            (
+                &[
+                    "up",
+                    "app",
+                    "--host",
+                    "a.local",
+                    "--host",
+                    "10.0.0.2",
+                    "--http-port",
+                    "8080",
+                ],
+                Action::Up(UpRequest {
+                    name: Some("app".into()),
+                    init: InitOptions {
+                        name: "app".into(),
+                        hosts: vec!["a.local".into(), "10.0.0.2".into()],
+                        http_port: Some(8080),
+                        ..InitOptions::default()
+                    },
+                    init_given: true,
+                    ..up_defaults.clone()
+                }),
+            ),
+            (&["stop"], Action::Stop { name: None }),
+            (
+                &["down", "app"],
+                Action::Down {
+                    name: Some("app".into()),
+                },
+            ),
+            (
+                &["destroy", "app", "-y"],
+                Action::Destroy {
+                    name: "app".into(),
+                    yes: true,
+                },
+            ),
+            (&["status"], Action::Status { name: None }),
+            (
+                &["logs", "app", "api", "-f", "--tail", "5"],
+                Action::Logs(LogsRequest {
+                    name: "app".into(),
+                    service: Some("api".into()),
+                    follow: true,
+                    tail: Some(5),
+                }),
+            ),
+            (
+                &[
+                    "upgrade",
+                    "app",
+                    "--cht-version",
+                    "5.2.0",
+                    "--force",
+                    "--pull",
+                    "always",
+                ],
+                Action::Upgrade(UpgradeRequest {
+                    name: "app".into(),
+                    version: "5.2.0".into(),
+                    force: true,
+                    pull: PullPolicy::Always,
+                    timeout: Duration::from_secs(300),
+                }),
+            ),
+            (
+                &["adopt", "x.env", "--copy-data"],
+                Action::Adopt(AdoptRequest {
+                    env_file: "x.env".into(),
+                    name: None,
+                    copy_data: true,
+                }),
+            ),
+            (
+                &["export", "kubernetes", "app", "--out", "k8s"],
+                Action::ExportKubernetes(ExportRequest {
+                    name: "app".into(),
+                    out: "k8s".into(),
+                    namespace: None,
+                    host: None,
+                    helm_values: None,
+                }),
+            ),
+            (&["doctor"], Action::Doctor),
+            (
+                &["init", "app", "--domain", "cht.example.org"],
+                Action::Init(InitOptions {
+                    name: "app".into(),
+                    domain: Some("cht.example.org".into()),
+                    ..InitOptions::default()
+                }),
+            ),
+            (&["ls"], Action::Ls),
+            (&["versions"], Action::Versions),
+            (
+                &["ca", "--der", "ca.crt"],
+                Action::Ca {
+                    der: Some("ca.crt".into()),
+                },
+            ),
+            (
+                &["ca", "install", "--system"],
+                Action::Trust {
+                    install: true,
+                    system: true,
+                },
+            ),
+            (
+                &["ca", "uninstall"],
+                Action::Trust {
+                    install: false,
+                    system: false,
+                },
+            ),
+        ];
+        for (args, want) in table {
+            assert_eq!(action(args), want, "{args:?}");
+        }
+    }
+
+    #[test]
+    fn global_options_resolve_into_settings_anywhere_on_the_line() {
+        let (settings, _) = resolved(&["ls", "--json", "--home", "/tmp/h"]);
+        assert!(settings.json);
+        assert_eq!(settings.home_flag(), Some(std::path::Path::new("/tmp/h")));
+        let (settings, _) = resolved(&["-q", "status"]);
+        assert!(settings.printer.is_quiet() && !settings.json);
+        let (_, completions) = resolved(&["completions", "bash"]);
+        assert_eq!(
+            completions,
+            Resolved::Completions(clap_complete::Shell::Bash)
+        );
+    }
+
+    #[test]
+    fn parse_failures_are_one_line_and_help_is_text() {
+        let err = Cli::try_parse_from(["cht-dev", "up", "--pull", "sometimes"])
+            .map_err(parse_error)
+            .expect_err("bad value");
+        let line = err.to_string();
+        assert!(matches!(err, Error::Usage(_)), "{err:?}");
+        assert!(
+            !line.contains('\n') && line.ends_with("(see --help)"),
+            "{line}"
+        );
+        assert_eq!(err.exit_code(), 2);
+        let help = Cli::try_parse_from(["cht-dev", "--help"])
+            .map_err(parse_error)
+            .expect_err("help");
+        assert!(matches!(&help, Error::Help(text) if text.contains("Examples:")));
+        assert_eq!(help.exit_code(), 0);
     }
 }

@@ -289,9 +289,12 @@ pub enum Error {
     /// `destroy` without confirmation.
     #[error("{0}")]
     NotConfirmed(String),
-    /// The command line could not be parsed (or `--help`/`--version` was asked for).
+    /// The command line could not be parsed: one line, with where help is.
     #[error("{0}")]
-    Usage(clap::Error),
+    Usage(String),
+    /// `--help` or `--version` was asked for: the text to print on stdout (exit 0).
+    #[error("{0}")]
+    Help(String),
     /// Writing to the terminal failed (for example a closed pipe).
     #[error("cannot write output: {0}")]
     Output(#[source] std::io::Error),
@@ -301,8 +304,9 @@ impl Error {
     /// The process exit code for this error: 2 for bad usage, 1 for everything else.
     pub fn exit_code(&self) -> u8 {
         match self {
-            Error::Usage(e) => u8::try_from(e.exit_code()).unwrap_or(2),
-            Error::InvalidName { .. }
+            Error::Help(_) => 0,
+            Error::Usage(_)
+            | Error::InvalidName { .. }
             | Error::UnknownVersion { .. }
             | Error::InvalidPort { .. }
             | Error::InvalidRegistry { .. }
@@ -363,21 +367,3 @@ impl Error {
 
 /// The result type used throughout cht-dev.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
-
-/// Condenses a clap parse error to one line: the error, any tip, and where help is.
-pub fn usage_line(e: &clap::Error) -> String {
-    let text = e.render().to_string();
-    let mut lines = text.lines().map(str::trim).filter(|l| !l.is_empty());
-    let first = lines.next().unwrap_or("error: invalid arguments");
-    let first = first.strip_prefix("error: ").unwrap_or(first);
-    // "the following required arguments were not provided:" lists them on the next line.
-    let first = match first.strip_suffix(':') {
-        Some(head) => format!("{head}: {}", lines.next().unwrap_or_default()),
-        None => first.to_string(),
-    };
-    let tip = lines
-        .find_map(|l| l.strip_prefix("tip: "))
-        .map(|t| format!("; {t}"))
-        .unwrap_or_default();
-    format!("{first}{tip} (see --help)")
-}

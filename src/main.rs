@@ -5,9 +5,9 @@ use std::process::ExitCode;
 fn main() -> ExitCode {
     match cht_dev::cli::run(std::env::args_os()) {
         Ok(()) => ExitCode::SUCCESS,
-        Err(cht_dev::Error::Usage(e)) if !e.use_stderr() => {
-            // --help and --version: clap prints them in full, to stdout.
-            let _ = e.print();
+        Err(cht_dev::Error::Help(text)) => {
+            // --help and --version: in full, on stdout.
+            print!("{text}");
             ExitCode::SUCCESS
         }
         // The reader went away (`cht-dev versions | head -1`): nothing more to say.
@@ -15,11 +15,7 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         Err(e) => {
-            let message = match &e {
-                cht_dev::Error::Usage(clap_error) => cht_dev::error::usage_line(clap_error),
-                other => other.to_string(),
-            };
-            eprintln!("{} {message}", cht_dev::printer::error_label());
+            eprintln!("{} {e}", cht_dev::printer::error_label());
             ExitCode::from(e.exit_code())
         }
     }

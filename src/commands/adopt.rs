@@ -9,7 +9,7 @@ use crate::project::{self, Adopted, InitOptions, compose::ComposeFile, versions}
 use crate::settings::Settings;
 
 /// What `adopt` was asked to do.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AdoptRequest {
     /// The helper's `NAME.env`.
     pub env_file: PathBuf,

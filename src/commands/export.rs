@@ -18,7 +18,7 @@ const SECRET: &str = "cht-couchdb-credentials";
 const ACCOUNT: &str = "cht-upgrade-service-user";
 
 /// What `export kubernetes` was asked to do.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ExportRequest {
     /// The project.
     pub name: String,

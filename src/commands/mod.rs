@@ -1,5 +1,11 @@
 //! One module per command; each takes resolved settings and never parses arguments.
 
+use std::path::PathBuf;
+
+use crate::error::Result;
+use crate::project::InitOptions;
+use crate::settings::Settings;
+
 pub mod adopt;
 pub mod ca;
 pub mod completions;
@@ -14,6 +20,91 @@ pub mod trust;
 pub mod up;
 pub mod upgrade;
 pub mod versions;
+
+/// What the command line asked for, resolved: one typed request per command.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Action {
+    /// `up`.
+    Up(up::UpRequest),
+    /// `stop [NAME]`.
+    Stop {
+        /// The project, if named.
+        name: Option<String>,
+    },
+    /// `down [NAME]`.
+    Down {
+        /// The project, if named.
+        name: Option<String>,
+    },
+    /// `destroy NAME`.
+    Destroy {
+        /// The project.
+        name: String,
+        /// Confirmed on the command line.
+        yes: bool,
+    },
+    /// `status [NAME]`.
+    Status {
+        /// The project, if named.
+        name: Option<String>,
+    },
+    /// `logs`.
+    Logs(status::LogsRequest),
+    /// `upgrade`.
+    Upgrade(upgrade::UpgradeRequest),
+    /// `adopt`.
+    Adopt(adopt::AdoptRequest),
+    /// `export kubernetes`.
+    ExportKubernetes(export::ExportRequest),
+    /// `doctor`.
+    Doctor,
+    /// `init`.
+    Init(InitOptions),
+    /// `ls`.
+    Ls,
+    /// `versions`.
+    Versions,
+    /// `ca` (show the CA, optionally writing its DER form).
+    Ca {
+        /// Where to write the DER form.
+        der: Option<PathBuf>,
+    },
+    /// `ca install` / `ca uninstall`.
+    Trust {
+        /// Install (else uninstall).
+        install: bool,
+        /// The system store too.
+        system: bool,
+    },
+}
+
+/// Runs one resolved command.
+pub fn run(settings: &Settings, action: &Action) -> Result<()> {
+    match action {
+        Action::Up(req) => up::run(settings, req),
+        Action::Stop { name } => lifecycle::stop(settings, name.as_deref()),
+        Action::Down { name } => lifecycle::down(settings, name.as_deref()),
+        Action::Destroy { name, yes } => lifecycle::destroy(settings, name, *yes),
+        Action::Status { name } => status::status(settings, name.as_deref()),
+        Action::Logs(req) => status::logs(settings, req),
+        Action::Upgrade(req) => upgrade::run(settings, req),
+        Action::Adopt(req) => adopt::run(settings, req),
+        Action::ExportKubernetes(req) => export::run(settings, req),
+        Action::Doctor => doctor::run(settings),
+        Action::Init(opts) => init::run(settings, opts),
+        Action::Ls => ls::run(settings),
+        Action::Versions => versions::run(settings),
+        Action::Ca { der } => ca::run(settings, der.as_deref()),
+        Action::Trust {
+            install: true,
+            system,
+        } => trust::install(settings, *system),
+        Action::Trust {
+            install: false,
+            system,
+        } => trust::uninstall(settings, *system),
+    }
+}
 
 /// Formats rows as left-aligned columns separated by two spaces (no trailing blanks).
 pub fn table(rows: &[Vec<String>]) -> Vec<String> {

@@ -68,14 +68,27 @@ pub fn summary(rows: &[ServiceState]) -> String {
     }
 }
 
+/// What `logs` was asked for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogsRequest {
+    /// The project.
+    pub name: String,
+    /// Only this service.
+    pub service: Option<String>,
+    /// Keep printing new lines.
+    pub follow: bool,
+    /// Only the last N lines of each container.
+    pub tail: Option<u64>,
+}
+
 /// `logs`: a project's (or one service's) container logs, optionally followed.
-pub fn logs(
-    settings: &Settings,
-    name: &str,
-    service: Option<&str>,
-    follow: bool,
-    tail: Option<u64>,
-) -> Result<()> {
+pub fn logs(settings: &Settings, req: &LogsRequest) -> Result<()> {
+    let (name, service, follow, tail) = (
+        req.name.as_str(),
+        req.service.as_deref(),
+        req.follow,
+        req.tail,
+    );
     let home = settings.home()?;
     let project = Project::load(&home, name)?;
     let p = settings.printer;

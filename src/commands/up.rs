@@ -16,7 +16,7 @@ use crate::tls::CaFiles;
 pub const DEFAULT_NAME: &str = "cht";
 
 /// What `up` was asked to do.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct UpRequest {
     /// Project name, if given.
     pub name: Option<String>,
@@ -30,8 +30,6 @@ pub struct UpRequest {
     pub timeout: Duration,
     /// Skip the readiness wait.
     pub no_wait: bool,
-    /// Print JSON.
-    pub json: bool,
 }
 
 /// Runs `up`.
@@ -65,19 +63,19 @@ pub fn run(settings: &Settings, req: &UpRequest) -> Result<()> {
                 cert_replaced = true;
             }
             let ignored = req.init_given && own_cert.is_none();
-            if ignored && !p.is_quiet() && !req.json {
+            if ignored && !p.is_quiet() && !settings.json {
                 p.warn(&format!("note: project {name} exists; creation options were ignored (edit its .env or compose files to change it)"));
             }
             project
         } else {
             let created = project::create(&home, &init)?;
-            if !req.json {
+            if !settings.json {
                 super::init::report(settings, &created)?;
             }
             created.project
         };
         let mut notes = super::upgrade::tidy_compose_folder(&project)?;
-        let reporter = report::for_terminal(p.is_quiet() || req.json);
+        let reporter = report::for_terminal(p.is_quiet() || settings.json);
         let opts = UpOptions {
             pull: req.pull,
             timeout: req.timeout,
@@ -96,7 +94,7 @@ pub fn run(settings: &Settings, req: &UpRequest) -> Result<()> {
             .get("COUCHDB_USER")
             .unwrap_or(project::DEFAULT_USER);
         let password = project.env.get("COUCHDB_PASSWORD").unwrap_or_default();
-        if req.json {
+        if settings.json {
             return p.json(&serde_json::json!({
                 "project": project.name,
                 "version": project.cht_version().ok(),

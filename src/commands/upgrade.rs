@@ -17,7 +17,7 @@ use crate::stack::teardown;
 use crate::stack::up::{self as stack_up, UpOptions};
 
 /// What `upgrade` was asked to do.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UpgradeRequest {
     /// The project.
     pub name: String,

@@ -27,7 +27,7 @@ const PASSWORD_LEN: usize = 24;
 pub const HOSTS_VAR: &str = "CHT_DEV_HOSTS";
 
 /// What `init` (and `up` on a new project) is asked to make.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct InitOptions {
     /// The project name.
     pub name: String,

@@ -10,7 +10,7 @@ use crate::error::{Error, Result};
 use crate::report::Reporter;
 
 /// When to pull images.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum PullPolicy {
     /// Pull only images not present locally.
