@@ -1,8 +1,6 @@
 //! Test harness: runs the real `cht-dev` binary in a temporary home, and finds the
 //! outside tools (compose CLI, check-jsonschema, openssl) the tests check files with.
 
-#![allow(dead_code)]
-
 pub mod engine;
 
 use std::collections::BTreeMap;

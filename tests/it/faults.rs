@@ -1,16 +1,14 @@
 //! Fault, data-safety and security tests against the real engine: each ends with the
 //! stack healthy again or a clear error, and nothing lost.
 
-mod common;
-
 use std::net::TcpListener;
 use std::time::Duration;
 
-use common::engine::{REGISTRY, Stack, docker_names};
-use common::mode;
+use crate::common::engine::{REGISTRY, Stack, docker_names};
+use crate::common::mode;
 
 /// Runs `up` for an existing project with the stand-in images.
-fn up(s: &Stack) -> common::Run {
+fn up(s: &Stack) -> crate::common::Run {
     s.cht
         .run(&["up", &s.name, "--pull", "never", "--timeout", "60"])
 }
@@ -115,7 +113,7 @@ fn two_ups_at_once_never_make_two_stacks() {
             b.join().expect("b").expect("run b"),
         )
     });
-    let runs = [common::to_run(a), common::to_run(b)];
+    let runs = [crate::common::to_run(a), crate::common::to_run(b)];
     let ok = runs.iter().filter(|r| r.code == 0).count();
     assert!(ok >= 1, "{runs:#?}");
     for r in runs.iter().filter(|r| r.code != 0) {
@@ -141,7 +139,7 @@ fn a_dropped_password_is_named_and_nothing_starts() {
     let mut cmd = s.cht.command();
     cmd.env_remove("COUCHDB_PASSWORD")
         .args(["up", &s.name, "--pull", "never"]);
-    let run = common::to_run(cmd.output().expect("run"));
+    let run = crate::common::to_run(cmd.output().expect("run"));
     let line = run.one_line_error();
     assert!(line.contains("COUCHDB_PASSWORD must be set"), "{line}");
     assert!(

@@ -2,12 +2,10 @@
 //! real binary in a temporary home, with every generated file checked by outside
 //! tools: the compose CLI, check-jsonschema's compose-spec schema and openssl.
 
-mod common;
-
 use std::net::{Ipv4Addr, TcpListener};
 use std::path::Path;
 
-use common::{ChtDev, mode, run_tool, tool};
+use crate::common::{ChtDev, mode, run_tool, tool};
 
 /// Reads a project's `.env` into (key, value) pairs.
 fn env_of(dir: &Path) -> Vec<(String, String)> {
@@ -40,7 +38,7 @@ fn compose_config(dir: &Path, files: &[&str]) -> String {
     }
     args.push("config");
     let mut first = None;
-    for cli in common::composes() {
+    for cli in crate::common::composes() {
         let run = cli.run(&args, dir);
         assert_eq!(
             run.code, 0,
@@ -251,7 +249,7 @@ fn bad_input_fails_with_one_line_and_writes_nothing() {
         .args(["--home", "/tmp/x:y", "init", "a"])
         .output()
         .expect("run");
-    let run = common::to_run(run);
+    let run = crate::common::to_run(run);
     assert!(run.one_line_error().contains("cannot carry"), "{run:#?}");
 
     // With a project present: busy ports, taken ports, and re-init change nothing.
@@ -445,7 +443,7 @@ fn help_has_examples_and_output_is_plain_and_quiet_when_asked() {
     // Not a terminal: no escape codes, even without NO_COLOR.
     let mut cmd = cht.command();
     cmd.env_remove("NO_COLOR").args(["init", "plain"]);
-    let run = common::to_run(cmd.output().expect("run"));
+    let run = crate::common::to_run(cmd.output().expect("run"));
     assert_eq!(run.code, 0);
     assert!(!run.stdout.contains('\u{1b}'), "{run:#?}");
     let ls = cht.run(&["ls"]).ok().stdout;
@@ -537,7 +535,7 @@ fn bad_cli_input_table_one_line_non_zero_nothing_written() {
         assert!(line.contains(expect), "{args:?}: {line}");
         assert!(!cht.home().exists(), "{args:?} wrote into the home");
     }
-    let run = common::to_run(
+    let run = crate::common::to_run(
         std::process::Command::new(env!("CARGO_BIN_EXE_cht-dev"))
             .arg("--home")
             .arg(&file_home)

@@ -2,11 +2,9 @@
 //! the project's credentials, version and data path carried over, and Helm values checked
 //! against the keys the official chart reads.
 
-mod common;
-
 use std::path::Path;
 
-use common::{ChtDev, run_tool, tool};
+use crate::common::{ChtDev, run_tool, tool};
 
 /// Top-level keys (and their known children) the CHT Helm chart's templates read
 /// (`scripts/build/helm/templates` in medic/cht-core 5.2.0).
@@ -175,7 +173,7 @@ fn manifests_validate_and_carry_the_project_over() {
             "new.local".to_string()
         };
         assert_eq!(ingress["spec"]["rules"][0]["host"], host.as_str());
-        assert_eq!(common::mode(&out.join("credentials.yaml")), 0o600);
+        assert_eq!(crate::common::mode(&out.join("credentials.yaml")), 0o600);
 
         // Helm values: only keys the chart reads, with the migrated data marked pre-existing.
         let values = &yaml_docs(&values)[0];

@@ -1,17 +1,15 @@
 //! Issue-5 operations end to end: `--json` on every command, `doctor`, and `ca install`
 //! checked by real clients (headless Chromium, curl against the system store).
 
-mod common;
-
 use std::net::TcpListener;
 use std::path::Path;
 
-use common::engine::Stack;
-use common::{ChtDev, run_tool, tool};
+use crate::common::engine::Stack;
+use crate::common::{ChtDev, run_tool, tool};
 
 /// Parses stdout as exactly one JSON document.
 #[track_caller]
-fn json(run: &common::Run) -> serde_json::Value {
+fn json(run: &crate::common::Run) -> serde_json::Value {
     serde_json::from_str(run.stdout.trim())
         .unwrap_or_else(|e| panic!("not one JSON document ({e}): {run:#?}"))
 }
@@ -28,7 +26,7 @@ fn every_command_speaks_json_and_errors_too() {
             "init",
             name,
             "--image-registry",
-            common::engine::REGISTRY,
+            crate::common::engine::REGISTRY,
             "--http-port",
             &http,
             "--https-port",
@@ -124,7 +122,7 @@ fn doctor_reports_each_check_and_fails_on_what_blocks_up() {
     let mut cmd = s.cht.command();
     cmd.env("DOCKER_HOST", "unix:///nonexistent.sock")
         .arg("doctor");
-    let off = common::to_run(cmd.output().expect("run"));
+    let off = crate::common::to_run(cmd.output().expect("run"));
     assert_eq!(off.code, 1);
     assert!(
         off.stdout.contains("cannot reach the Docker engine"),
@@ -140,14 +138,14 @@ fn ca_install_makes_a_fresh_browser_trust_the_project_and_uninstall_undoes_it() 
     let url = format!("https://localhost:{}/", s.https);
     let mut install = s.cht.command();
     install.env("HOME", user.path()).args(["ca", "install"]);
-    let run = common::to_run(install.output().expect("run"));
+    let run = crate::common::to_run(install.output().expect("run"));
     assert_eq!(run.code, 0, "{run:#?}");
     assert!(run.stdout.contains(".pki/nssdb"), "{run:#?}");
     assert!(
         run.stdout.contains("update-ca-certificates"),
         "prints the system command: {run:#?}"
     );
-    let page = common::chromium(user.path(), &url);
+    let page = crate::common::chromium(user.path(), &url);
     assert!(
         page.contains("CHT API stand-in"),
         "after ca install: {page}"
@@ -155,7 +153,7 @@ fn ca_install_makes_a_fresh_browser_trust_the_project_and_uninstall_undoes_it() 
     let mut uninstall = s.cht.command();
     uninstall.env("HOME", user.path()).args(["ca", "uninstall"]);
     assert_eq!(uninstall.output().expect("run").status.code(), Some(0));
-    let page = common::chromium(user.path(), &url);
+    let page = crate::common::chromium(user.path(), &url);
     assert!(
         page.contains("ERR_CERT_AUTHORITY_INVALID"),
         "after ca uninstall: {page}"
@@ -181,7 +179,7 @@ fn ca_install_system_lets_plain_curl_trust_the_project() {
     install
         .env("HOME", user.path())
         .args(["ca", "install", "--system"]);
-    let run = common::to_run(install.output().expect("run"));
+    let run = crate::common::to_run(install.output().expect("run"));
     // Restore the system store whatever happens next.
     struct Undo<'a>(&'a Stack, &'a Path);
     impl Drop for Undo<'_> {
@@ -294,7 +292,7 @@ fn helper_project(user_home: &Path, name: &str, http: u16, https: u16) -> std::p
         dir.join("compose/cht-core.yml"),
         format!(
             "services:\n  api:\n    image: {}/cht-api:4.22.0\n",
-            common::engine::REGISTRY
+            crate::common::engine::REGISTRY
         ),
     )
     .expect("compose");

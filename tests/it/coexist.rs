@@ -3,14 +3,12 @@
 //! service carries a real compose (trixie's 2.26.x) and does at boot what the real one's
 //! `startUp` does; the host side uses sid's 2.40.x, whose hashes differ.
 
-mod common;
-
 use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::engine::{REGISTRY, Stack, docker_names};
-use common::{HOST_SUITE, STANDIN_SUITE, compose_v2, run_tool, tool};
+use crate::common::engine::{REGISTRY, Stack, docker_names};
+use crate::common::{HOST_SUITE, STANDIN_SUITE, compose_v2, run_tool, tool};
 
 /// The names in a folder, sorted.
 fn names_in(dir: &Path) -> Vec<String> {

@@ -1,12 +1,10 @@
 //! Single-node production: a public domain and the user's own certificate, served by the
 //! real nginx stand-in and checked with curl; bad certificates refused before anything is written.
 
-mod common;
-
 use std::path::{Path, PathBuf};
 
-use common::engine::{REGISTRY, Stack};
-use common::{ChtDev, run_tool, tool};
+use crate::common::engine::{REGISTRY, Stack};
+use crate::common::{ChtDev, run_tool, tool};
 
 /// Makes a self-signed ECDSA certificate and PKCS#8 key for `names` with openssl; returns (cert, key).
 fn openssl_cert(dir: &Path, stem: &str, names: &[&str]) -> (PathBuf, PathBuf) {
@@ -48,7 +46,7 @@ fn openssl_cert(dir: &Path, stem: &str, names: &[&str]) -> (PathBuf, PathBuf) {
 }
 
 /// `cht-dev up NAME` replacing the certificate with `cert` and `key`.
-fn up_with_cert(s: &Stack, cert: &Path, key: &Path) -> common::Run {
+fn up_with_cert(s: &Stack, cert: &Path, key: &Path) -> crate::common::Run {
     let (cert, key) = (cert.to_str().expect("utf8"), key.to_str().expect("utf8"));
     s.cht.run(&[
         "up",
@@ -63,7 +61,7 @@ fn up_with_cert(s: &Stack, cert: &Path, key: &Path) -> common::Run {
 }
 
 /// curl to `https://DOMAIN:PORT/` resolved to loopback, trusting `ca`.
-fn curl_domain(domain: &str, port: u16, ca: &Path) -> common::Run {
+fn curl_domain(domain: &str, port: u16, ca: &Path) -> crate::common::Run {
     let curl = tool("curl", "apt-get install curl");
     let resolve = format!("{domain}:{port}:127.0.0.1");
     let url = format!("https://{domain}:{port}/");

@@ -1,0 +1,13 @@
+//! The integration tests: one binary (one link, one shared harness), a module per area.
+//! Each runs the real `cht-dev` binary; the engine tests run it against the real Docker
+//! engine with stand-in images and fail with a clear message when Docker is absent.
+
+mod coexist;
+mod common;
+mod engine;
+mod export;
+mod faults;
+mod init;
+mod no_panic;
+mod operations;
+mod production;
