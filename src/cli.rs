@@ -453,7 +453,7 @@ impl From<PullArg> for PullPolicy {
 /// What a command line resolves to: a command for `commands::run`, or a completion
 /// script (which needs clap's own description of the command line).
 #[derive(Debug, Clone, PartialEq)]
-pub enum Resolved {
+pub(crate) enum Resolved {
     /// A command with its typed request.
     Action(Box<Action>),
     /// `completions SHELL`.
@@ -463,7 +463,7 @@ pub enum Resolved {
 impl Cli {
     /// The one place raw arguments become settings and a typed request; everything after
     /// this sees no clap type.
-    pub fn resolve(&self) -> (Settings, Resolved) {
+    pub(crate) fn resolve(&self) -> (Settings, Resolved) {
         let settings = Settings::new(self.home.clone(), Printer::from_env(self.quiet), self.json);
         let action = match &self.command {
             Command::Up(args) => Action::Up(UpRequest {
@@ -775,7 +775,10 @@ mod tests {
     fn global_options_resolve_into_settings_anywhere_on_the_line() {
         let (settings, _) = resolved(&["ls", "--json", "--home", "/tmp/h"]);
         assert!(settings.json);
-        assert_eq!(settings.home_flag(), Some(std::path::Path::new("/tmp/h")));
+        assert_eq!(
+            settings.home().expect("home").root(),
+            std::path::Path::new("/tmp/h")
+        );
         let (settings, _) = resolved(&["-q", "status"]);
         assert!(settings.printer.is_quiet() && !settings.json);
         let (_, completions) = resolved(&["completions", "bash"]);

@@ -12,18 +12,22 @@
     clippy::exit
 )]
 
-pub mod cli;
-pub mod commands;
+// The library API (what `examples/` and the integration tests use): the engine client,
+// the home, projects and their files, stacks, certificates, progress reporting, errors.
 pub mod docker;
 pub mod error;
-pub mod fsutil;
 pub mod home;
-pub mod net;
-pub mod printer;
 pub mod project;
 pub mod report;
-pub mod settings;
 pub mod stack;
 pub mod tls;
+
+// The binary's own layers: the command line, the commands, and their output.
+pub mod cli;
+pub(crate) mod commands;
+pub(crate) mod fsutil;
+pub(crate) mod net;
+pub mod printer;
+pub(crate) mod settings;
 
 pub use error::{Error, Result};

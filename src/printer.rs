@@ -41,8 +41,6 @@ pub enum Tone {
     Good,
     /// Something to look at.
     Warn,
-    /// Secondary detail.
-    Dim,
 }
 
 impl Printer {
@@ -52,11 +50,6 @@ impl Printer {
             quiet,
             color: colour_on(&std::io::stdout()),
         }
-    }
-
-    /// A printer with explicit settings (for tests and library users).
-    pub fn new(quiet: bool, color: bool) -> Self {
-        Printer { quiet, color }
     }
 
     /// Whether chatter is suppressed.
@@ -73,7 +66,6 @@ impl Printer {
             Tone::Strong => Style::new().bold(),
             Tone::Good => Style::new().fg_color(Some(AnsiColor::Green.into())),
             Tone::Warn => Style::new().fg_color(Some(AnsiColor::Yellow.into())),
-            Tone::Dim => Style::new().dimmed(),
         };
         format!("{}{text}{}", style.render(), style.render_reset())
     }

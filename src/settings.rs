@@ -27,11 +27,6 @@ impl Settings {
         }
     }
 
-    /// `--home` as given, if it was.
-    pub fn home_flag(&self) -> Option<&std::path::Path> {
-        self.home_flag.as_deref()
-    }
-
     /// The resolved home (`--home`, `CHT_DEV_HOME`, or the platform data dir).
     pub fn home(&self) -> Result<Home> {
         Home::resolve(self.home_flag.as_deref())

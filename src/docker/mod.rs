@@ -241,8 +241,6 @@ pub struct Finished {
 pub struct PullEvent {
     /// Layer id, if the event is about a layer.
     pub layer: Option<String>,
-    /// Engine status text ("Downloading", "Pull complete", ...).
-    pub status: String,
     /// Bytes done for the layer.
     pub current: u64,
     /// Bytes in the layer.
@@ -563,7 +561,6 @@ impl Engine {
             let progress = info.progress_detail.unwrap_or_default();
             on_event(PullEvent {
                 layer: info.id,
-                status: info.status.unwrap_or_default(),
                 current: progress.current.unwrap_or(0).max(0) as u64,
                 total: progress.total.unwrap_or(0).max(0) as u64,
             });

@@ -31,11 +31,4 @@ impl ComposeFile {
             reason: e.to_string().lines().next().unwrap_or_default().to_string(),
         })
     }
-
-    /// The tag of a service's image (the part after the last `:` past the last `/`).
-    pub fn image_tag(&self, service: &str) -> Option<&str> {
-        let image = self.services.get(service)?.image.as_deref()?;
-        let last = image.rsplit('/').next()?;
-        last.rsplit_once(':').map(|(_, tag)| tag)
-    }
 }

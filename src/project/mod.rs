@@ -615,11 +615,6 @@ impl Project {
         extra.sort();
         extra
     }
-
-    /// The project folder as given to compose (for `--project-directory`).
-    pub fn dir(&self) -> &Path {
-        &self.dir
-    }
 }
 
 #[cfg(test)]

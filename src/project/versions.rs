@@ -15,21 +15,6 @@ pub enum Family {
 }
 
 impl Family {
-    /// The services this family's two CHT compose files define, in start order.
-    pub fn services(self) -> &'static [&'static str] {
-        match self {
-            Family::V4 => &[
-                "couchdb",
-                "haproxy",
-                "healthcheck",
-                "api",
-                "sentinel",
-                "nginx",
-            ],
-            Family::V5 => &["nouveau", "couchdb", "haproxy", "api", "sentinel", "nginx"],
-        }
-    }
-
     /// A short label, "4.x" or "5.x".
     pub fn label(self) -> &'static str {
         match self {
@@ -125,13 +110,5 @@ mod tests {
             .unwrap_or_default();
         assert!(err.contains("unknown CHT version \"4.11.0\""), "{err}");
         assert!(err.contains("4.12.0") && err.contains("5.2.0"), "{err}");
-    }
-
-    #[test]
-    fn families_name_their_seven_services_minus_upgrade() {
-        assert!(Family::V4.services().contains(&"healthcheck"));
-        assert!(!Family::V4.services().contains(&"nouveau"));
-        assert!(Family::V5.services().contains(&"nouveau"));
-        assert!(!Family::V5.services().contains(&"healthcheck"));
     }
 }

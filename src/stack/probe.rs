@@ -229,14 +229,6 @@ impl WaitFor {
             },
         }
     }
-
-    /// A short label for progress lines.
-    pub fn label(&self) -> String {
-        match self {
-            WaitFor::HttpRedirect { port } => format!("http :{port}"),
-            WaitFor::HttpsApi { port, .. } => format!("https :{port}"),
-        }
-    }
 }
 
 /// Condenses CHT's `/api/v1/startup-progress` JSON to its current step.
