@@ -13,7 +13,7 @@ use crate::commands::up::UpRequest;
 use crate::commands::upgrade::UpgradeRequest;
 use crate::commands::{self, Action};
 use crate::error::{Error, Result};
-use crate::printer::Printer;
+use crate::printer::{Mode, Printer};
 use crate::project::InitOptions;
 use crate::settings::Settings;
 use crate::stack::images::PullPolicy;
@@ -464,7 +464,12 @@ impl Cli {
     /// The one place raw arguments become settings and a typed request; everything after
     /// this sees no clap type.
     pub(crate) fn resolve(&self) -> (Settings, Resolved) {
-        let settings = Settings::new(self.home.clone(), Printer::from_env(self.quiet), self.json);
+        let mode = match (self.json, self.quiet) {
+            (true, _) => Mode::Json,
+            (false, true) => Mode::Quiet,
+            (false, false) => Mode::Human,
+        };
+        let settings = Settings::new(self.home.clone(), Printer::from_env(mode));
         let action = match &self.command {
             Command::Up(args) => Action::Up(UpRequest {
                 name: args.name.clone(),
@@ -554,7 +559,7 @@ where
         }
     };
     if let Err(e) = &result
-        && settings.json
+        && settings.printer.is_json()
         && !matches!(e, Error::Unhealthy { .. })
     {
         let _ = settings.printer.json(&serde_json::json!({
@@ -774,13 +779,13 @@ mod tests {
     #[test]
     fn global_options_resolve_into_settings_anywhere_on_the_line() {
         let (settings, _) = resolved(&["ls", "--json", "--home", "/tmp/h"]);
-        assert!(settings.json);
+        assert!(settings.printer.is_json());
         assert_eq!(
             settings.home().expect("home").root(),
             std::path::Path::new("/tmp/h")
         );
         let (settings, _) = resolved(&["-q", "status"]);
-        assert!(settings.printer.is_quiet() && !settings.json);
+        assert!(settings.printer.is_quiet() && !settings.printer.is_json());
         let (_, completions) = resolved(&["completions", "bash"]);
         assert_eq!(
             completions,

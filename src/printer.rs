@@ -23,11 +23,30 @@ pub fn error_label() -> &'static str {
     }
 }
 
-/// How text reaches stdout: whether chatter is shown and whether it is coloured.
+/// Who the output is for, decided once from `--json` and `--quiet`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// People: requested data, and the chatter around it.
+    Human,
+    /// People who asked for requested data and errors only.
+    Quiet,
+    /// Scripts: one JSON document on stdout.
+    Json,
+}
+
+/// A command's result: one JSON document for scripts (its `Serialize` form), lines for
+/// people (its [`Report::human`] form). Commands return one; the printer writes it.
+pub trait Report: serde::Serialize {
+    /// Writes the result for people: [`Printer::data`] for what was asked for (shown under
+    /// `--quiet` too), [`Printer::info`] for the rest.
+    fn human(&self, p: &Printer) -> Result<()>;
+}
+
+/// How text reaches stdout: the output mode and whether it is coloured.
 #[derive(Debug, Clone, Copy)]
 pub struct Printer {
-    /// Suppress progress and summaries; requested data is still printed.
-    quiet: bool,
+    /// Who the output is for.
+    mode: Mode,
     /// Emit ANSI colour codes.
     color: bool,
 }
@@ -44,17 +63,37 @@ pub enum Tone {
 }
 
 impl Printer {
-    /// A printer for this process: colour only on a terminal and only without `NO_COLOR`.
-    pub fn from_env(quiet: bool) -> Self {
+    /// A printer for this process: colour only on a terminal and only without `NO_COLOR`
+    /// (never in JSON).
+    pub fn from_env(mode: Mode) -> Self {
         Printer {
-            quiet,
-            color: colour_on(&std::io::stdout()),
+            mode,
+            color: mode != Mode::Json && colour_on(&std::io::stdout()),
         }
     }
 
-    /// Whether chatter is suppressed.
+    /// Who the output is for.
+    pub fn mode(&self) -> Mode {
+        self.mode
+    }
+
+    /// Whether output is one JSON document.
+    pub fn is_json(&self) -> bool {
+        self.mode == Mode::Json
+    }
+
+    /// Writes a command's result as the mode asks: JSON, or lines for people.
+    pub fn report(&self, result: &impl Report) -> Result<()> {
+        match self.mode {
+            Mode::Json => self.json(result),
+            Mode::Human | Mode::Quiet => result.human(self),
+        }
+    }
+
+    /// Whether chatter (progress, summaries, notes) is suppressed: under `--quiet` and
+    /// `--json`.
     pub fn is_quiet(&self) -> bool {
-        self.quiet
+        self.mode != Mode::Human
     }
 
     /// Wraps `text` in the style for `tone` when colour is on.
@@ -72,7 +111,7 @@ impl Printer {
 
     /// Prints a line of chatter (hidden by `--quiet`).
     pub fn info(&self, line: impl AsRef<str>) -> Result<()> {
-        if self.quiet {
+        if self.is_quiet() {
             return Ok(());
         }
         self.data(line)
@@ -87,7 +126,7 @@ impl Printer {
     /// Prints a note or warning on stderr (never mixed into data on stdout; hidden by
     /// `--quiet`, which keeps only requested data and errors).
     pub fn warn(&self, line: &str) {
-        if !self.quiet {
+        if !self.is_quiet() {
             let _ = writeln!(std::io::stderr().lock(), "{line}");
         }
     }

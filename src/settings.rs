@@ -11,20 +11,14 @@ use crate::printer::Printer;
 pub struct Settings {
     /// `--home`, if given; resolved on demand so commands without a home never fail on it.
     home_flag: Option<PathBuf>,
-    /// The output printer.
+    /// The output printer: it owns the output mode (human, quiet, JSON).
     pub printer: Printer,
-    /// `--json`: print one JSON document on stdout and nothing else there.
-    pub json: bool,
 }
 
 impl Settings {
     /// Settings from the global `--home` flag and a printer.
-    pub fn new(home_flag: Option<PathBuf>, printer: Printer, json: bool) -> Self {
-        Settings {
-            home_flag,
-            printer,
-            json,
-        }
+    pub fn new(home_flag: Option<PathBuf>, printer: Printer) -> Self {
+        Settings { home_flag, printer }
     }
 
     /// The resolved home (`--home`, `CHT_DEV_HOME`, or the platform data dir).

@@ -4,6 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
+use crate::printer::{Printer, Report};
 use crate::project::dotenv::EnvFile;
 use crate::project::{self, Adopted, InitOptions, compose::ComposeFile, versions};
 use crate::settings::Settings;
@@ -35,7 +36,7 @@ fn copy_tree(from: &Path, to: &Path) -> Result<()> {
 }
 
 /// Runs `adopt`.
-pub fn run(settings: &Settings, req: &AdoptRequest) -> Result<()> {
+pub fn run(settings: &Settings, req: &AdoptRequest) -> Result<AdoptReport> {
     let home = settings.home()?;
     let bad = |reason: String| {
         Error::BadOption(format!("cannot adopt {}: {reason}", req.env_file.display()))
@@ -131,38 +132,64 @@ pub fn run(settings: &Settings, req: &AdoptRequest) -> Result<()> {
         .and_then(|n| n.to_str())
         .unwrap_or_default()
         .to_string();
-    let p = &settings.printer;
     let data_now = if req.copy_data {
         created.project.path("couchdb")
     } else {
         data
     };
-    if settings.json {
-        return p.json(&serde_json::json!({
-            "project": name,
-            "version": version.version,
-            "http_port": http,
-            "https_port": https,
-            "couchdb_data": data_now.display().to_string(),
-            "copied": req.copy_data,
-            "dir": created.project.dir.display().to_string(),
-        }));
-    }
-    p.info(format!(
-        "adopted {name} (CHT {}) from {}: ports {http}/{https}, credentials and CouchDB data kept ({})",
-        version.version,
-        req.env_file.display(),
-        data_now.display()
-    ))?;
-    p.info(format!(
-        "  project folder: {}",
-        created.project.dir.display()
-    ))?;
-    p.info(format!("  start it:       cht-dev up {name}"))?;
-    if !helper_upgrade.is_empty() {
+    Ok(AdoptReport {
+        project: name,
+        version: version.version,
+        http_port: http,
+        https_port: https,
+        couchdb_data: data_now.display().to_string(),
+        copied: req.copy_data,
+        dir: created.project.dir.display().to_string(),
+        from: req.env_file.display().to_string(),
+        helper_upgrade,
+    })
+}
+
+/// A bash-helper project taken over.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct AdoptReport {
+    /// The cht-dev project.
+    pub project: String,
+    /// Its CHT release.
+    pub version: &'static str,
+    /// nginx's HTTP port, kept.
+    pub http_port: u16,
+    /// nginx's HTTPS port, kept.
+    pub https_port: u16,
+    /// Where the CouchDB data is now.
+    pub couchdb_data: String,
+    /// Whether the data was copied.
+    pub copied: bool,
+    /// The project folder.
+    pub dir: String,
+    /// The helper's project file.
+    #[serde(skip)]
+    pub from: String,
+    /// The compose project of the helper's upgrade service ("" when unknown).
+    #[serde(skip)]
+    pub helper_upgrade: String,
+}
+
+impl Report for AdoptReport {
+    fn human(&self, p: &Printer) -> Result<()> {
+        let name = &self.project;
         p.info(format!(
-            "  the helper's upgrade service ran as compose project {helper_upgrade}; remove it once: docker compose -p {helper_upgrade} down"
+            "adopted {name} (CHT {}) from {}: ports {}/{}, credentials and CouchDB data kept ({})",
+            self.version, self.from, self.http_port, self.https_port, self.couchdb_data
         ))?;
+        p.info(format!("  project folder: {}", self.dir))?;
+        p.info(format!("  start it:       cht-dev up {name}"))?;
+        let helper = &self.helper_upgrade;
+        if !helper.is_empty() {
+            p.info(format!(
+                "  the helper's upgrade service ran as compose project {helper}; remove it once: docker compose -p {helper} down"
+            ))?;
+        }
+        Ok(())
     }
-    Ok(())
 }

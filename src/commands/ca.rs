@@ -4,7 +4,7 @@ use std::path::Path;
 
 use crate::error::{Error, Result};
 use crate::fsutil;
-use crate::printer::Tone;
+use crate::printer::{Printer, Report, Tone};
 use crate::settings::Settings;
 use crate::tls;
 
@@ -36,9 +36,29 @@ const TRUST_STEPS: &[(&str, &str)] = &[
     ),
 ];
 
-/// Makes the CA if needed, prints its facts and trust steps, and writes DER when asked.
-pub fn run(settings: &Settings, der: Option<&Path>) -> Result<()> {
-    let json = settings.json;
+/// The home's local CA: its files, facts, and how to trust it on each platform.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct CaReport {
+    /// Its certificate.
+    pub cert: String,
+    /// Its key (private).
+    pub key: String,
+    /// Whether this call made it.
+    pub created: bool,
+    /// Where its DER form was written, when asked.
+    pub der: Option<String>,
+    /// Its SHA-256 fingerprint.
+    pub sha256: String,
+    /// Its subject.
+    pub subject: String,
+    /// The day it expires.
+    pub not_after: String,
+    /// Per platform, how to trust it.
+    pub trust: indexmap::IndexMap<String, String>,
+}
+
+/// Makes the CA if needed, reads its facts and trust steps, and writes DER when asked.
+pub fn run(settings: &Settings, der: Option<&Path>) -> Result<CaReport> {
     let home = settings.home()?;
     if let Some(path) = der {
         check_der_target(path)?;
@@ -49,54 +69,55 @@ pub fn run(settings: &Settings, der: Option<&Path>) -> Result<()> {
     if let Some(path) = der {
         write_der(path, &tls::pem_to_der(&pem)?)?;
     }
-    let p = &settings.printer;
     let ca = files.cert.display().to_string();
     let der_name = der.map_or_else(|| "cht-dev-ca.crt".to_string(), |d| d.display().to_string());
-    let steps: Vec<(String, String)> = TRUST_STEPS
-        .iter()
-        .map(|(platform, step)| {
-            (
-                platform.to_string(),
-                step.replace("{ca}", &ca).replace("{der}", &der_name),
-            )
-        })
-        .collect();
-    if json {
-        return p.json(&serde_json::json!({
-            "cert": ca,
-            "key": files.key.display().to_string(),
-            "created": created,
-            "der": der.map(|d| d.display().to_string()),
-            "sha256": info.sha256,
-            "subject": info.subject,
-            "not_after": info.not_after.date().to_string(),
-            "trust": steps.iter().map(|(k, v)| (k.clone(), v.clone())).collect::<indexmap::IndexMap<_, _>>(),
-        }));
+    Ok(CaReport {
+        trust: TRUST_STEPS
+            .iter()
+            .map(|(platform, step)| {
+                (
+                    platform.to_string(),
+                    step.replace("{ca}", &ca).replace("{der}", &der_name),
+                )
+            })
+            .collect(),
+        cert: ca,
+        key: files.key.display().to_string(),
+        created,
+        der: der.map(|d| d.display().to_string()),
+        sha256: info.sha256,
+        subject: info.subject,
+        not_after: info.not_after.date().to_string(),
+    })
+}
+
+impl Report for CaReport {
+    fn human(&self, p: &Printer) -> Result<()> {
+        if self.created {
+            p.info(format!("{} a new local CA", p.paint(Tone::Good, "made")))?;
+        }
+        p.data(format!("certificate: {}", self.cert))?;
+        p.data(format!(
+            "key:         {} (private: never copy it anywhere)",
+            self.key
+        ))?;
+        p.data(format!("subject:     {}", self.subject))?;
+        p.data(format!("sha256:      {}", self.sha256))?;
+        p.data(format!("expires:     {}", self.not_after))?;
+        if let Some(path) = &self.der {
+            p.data(format!("der:         {path}"))?;
+        }
+        p.info("")?;
+        p.info(p.paint(
+            Tone::Strong,
+            "Trust it once per device, so browsers accept every project's HTTPS:",
+        ))?;
+        let width = self.trust.keys().map(String::len).max().unwrap_or(0);
+        for (platform, step) in &self.trust {
+            p.info(format!("  {platform:<width$}  {step}"))?;
+        }
+        Ok(())
     }
-    if created {
-        p.info(format!("{} a new local CA", p.paint(Tone::Good, "made")))?;
-    }
-    p.data(format!("certificate: {ca}"))?;
-    p.data(format!(
-        "key:         {} (private: never copy it anywhere)",
-        files.key.display()
-    ))?;
-    p.data(format!("subject:     {}", info.subject))?;
-    p.data(format!("sha256:      {}", info.sha256))?;
-    p.data(format!("expires:     {}", info.not_after.date()))?;
-    if let Some(path) = der {
-        p.data(format!("der:         {}", path.display()))?;
-    }
-    p.info("")?;
-    p.info(p.paint(
-        Tone::Strong,
-        "Trust it once per device, so browsers accept every project's HTTPS:",
-    ))?;
-    let width = steps.iter().map(|(k, _)| k.len()).max().unwrap_or(0);
-    for (platform, step) in &steps {
-        p.info(format!("  {platform:<width$}  {step}"))?;
-    }
-    Ok(())
 }
 
 /// Checks `--der FILE` can be written before anything else happens.

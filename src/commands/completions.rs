@@ -13,7 +13,7 @@ pub fn run(
 ) -> Result<()> {
     let mut buffer = Vec::new();
     clap_complete::generate(shell, command, "cht-dev", &mut buffer);
-    if settings.json {
+    if settings.printer.is_json() {
         return settings.printer.json(&serde_json::json!({
             "shell": shell.to_string(),
             "script": String::from_utf8_lossy(&buffer),

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use crate::docker::{ContainerState, Engine};
 use crate::error::{Error, Result};
 use crate::home::Home;
-use crate::printer::Tone;
+use crate::printer::{Printer, Report, Tone};
 use crate::project::{Project, ports};
 use crate::settings::Settings;
 use crate::stack::status::containers;
@@ -316,20 +316,34 @@ pub async fn checks(home: &Home) -> Result<Vec<Check>> {
     Ok(out)
 }
 
-/// Prints the checks and fails when any blocks `up`.
-pub fn run(settings: &Settings) -> Result<()> {
-    let home = settings.home()?;
-    let results = super::engine::block_on(checks(&home))?;
-    let failed = results
-        .iter()
-        .filter(|c| c.verdict == Verdict::Fail)
-        .count();
-    let p = &settings.printer;
-    if settings.json {
-        p.json(&serde_json::json!({ "ok": failed == 0, "checks": results }))?;
-    } else {
-        let width = results.iter().map(|c| c.name.len()).max().unwrap_or(0);
-        for c in &results {
+/// Every check, and whether `up` can go ahead.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Doctor {
+    /// No check blocks `up`.
+    pub ok: bool,
+    /// Each check.
+    pub checks: Vec<Check>,
+}
+
+impl Doctor {
+    /// Ok, or the error that makes `doctor` exit non-zero (after the report is written).
+    pub fn verdict(&self) -> Result<()> {
+        match self
+            .checks
+            .iter()
+            .filter(|c| c.verdict == Verdict::Fail)
+            .count()
+        {
+            0 => Ok(()),
+            count => Err(Error::Unhealthy { count }),
+        }
+    }
+}
+
+impl Report for Doctor {
+    fn human(&self, p: &Printer) -> Result<()> {
+        let width = self.checks.iter().map(|c| c.name.len()).max().unwrap_or(0);
+        for c in &self.checks {
             let mark = match c.verdict {
                 Verdict::Ok => p.paint(Tone::Good, "ok  "),
                 Verdict::Warn => p.paint(Tone::Warn, "warn"),
@@ -337,9 +351,16 @@ pub fn run(settings: &Settings) -> Result<()> {
             };
             p.data(format!("{mark}  {:<width$}  {}", c.name, c.detail))?;
         }
+        Ok(())
     }
-    if failed > 0 {
-        return Err(Error::Unhealthy { count: failed });
-    }
-    Ok(())
+}
+
+/// Runs every check.
+pub fn run(settings: &Settings) -> Result<Doctor> {
+    let home = settings.home()?;
+    let checks = super::engine::block_on(checks(&home))?;
+    Ok(Doctor {
+        ok: !checks.iter().any(|c| c.verdict == Verdict::Fail),
+        checks,
+    })
 }

@@ -8,6 +8,7 @@ use serde_json::{Value, json};
 
 use crate::error::{Error, Result};
 use crate::fsutil;
+use crate::printer::{Printer, Report};
 use crate::project::versions::{self, Family};
 use crate::project::{Project, render};
 use crate::settings::Settings;
@@ -119,7 +120,7 @@ fn dns_label(name: &str) -> String {
 }
 
 /// Runs `export kubernetes`.
-pub fn run(settings: &Settings, req: &ExportRequest) -> Result<()> {
+pub fn run(settings: &Settings, req: &ExportRequest) -> Result<Exported> {
     let home = settings.home()?;
     let project = Project::load(&home, &req.name)?;
     let version = versions::find(&project.cht_version()?)?;
@@ -406,34 +407,63 @@ pub fn run(settings: &Settings, req: &ExportRequest) -> Result<()> {
         write_yaml(values, &[doc])?;
         fsutil::set_mode(values, fsutil::PRIVATE)?;
     }
-    let p = &settings.printer;
-    if settings.json {
-        return p.json(&json!({
-            "project": project.name,
-            "namespace": namespace,
-            "out": req.out.display().to_string(),
-            "files": written,
-            "helm_values": req.helm_values.as_ref().map(|v| v.display().to_string()),
-        }));
-    }
-    p.info(format!(
-        "wrote {} manifests for {} (CHT {}, namespace {namespace}) to {}",
-        written.len(),
-        project.name,
-        version.version,
-        req.out.display()
-    ))?;
-    p.info(format!(
-        "  apply: kubectl apply -f {}/namespace.yaml && kubectl -n {namespace} apply -f {}",
-        req.out.display(),
-        req.out.display()
-    ))?;
-    p.info(format!("  CouchDB data stays on node {node} at {data} (hostPath); stop the compose stack first: cht-dev down {}", project.name))?;
-    if let Some(values) = &req.helm_values {
+    Ok(Exported {
+        project: project.name.clone(),
+        namespace: namespace.to_string(),
+        out: req.out.display().to_string(),
+        files: written.iter().map(|f| f.to_string()).collect(),
+        helm_values: req.helm_values.as_ref().map(|v| v.display().to_string()),
+        version: version.version,
+        node: node.to_string(),
+        data: data.to_string(),
+    })
+}
+
+/// What `export kubernetes` wrote.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Exported {
+    /// The project.
+    pub project: String,
+    /// The Kubernetes namespace.
+    pub namespace: String,
+    /// The manifests' folder.
+    pub out: String,
+    /// The manifests written.
+    pub files: Vec<String>,
+    /// The Helm values file, when asked for.
+    pub helm_values: Option<String>,
+    /// The CHT release.
+    #[serde(skip)]
+    pub version: &'static str,
+    /// The node the data stays on.
+    #[serde(skip)]
+    pub node: String,
+    /// The CouchDB data path on that node.
+    #[serde(skip)]
+    pub data: String,
+}
+
+impl Report for Exported {
+    fn human(&self, p: &Printer) -> Result<()> {
+        let (namespace, out) = (&self.namespace, &self.out);
         p.info(format!(
-            "  helm values: {} (preExistingDataAvailable: true)",
-            values.display()
+            "wrote {} manifests for {} (CHT {}, namespace {namespace}) to {out}",
+            self.files.len(),
+            self.project,
+            self.version,
         ))?;
+        p.info(format!(
+            "  apply: kubectl apply -f {out}/namespace.yaml && kubectl -n {namespace} apply -f {out}"
+        ))?;
+        p.info(format!(
+            "  CouchDB data stays on node {} at {} (hostPath); stop the compose stack first: cht-dev down {}",
+            self.node, self.data, self.project
+        ))?;
+        if let Some(values) = &self.helm_values {
+            p.info(format!(
+                "  helm values: {values} (preExistingDataAvailable: true)"
+            ))?;
+        }
+        Ok(())
     }
-    Ok(())
 }

@@ -4,54 +4,98 @@ use std::io::{BufRead, IsTerminal, Write};
 
 use crate::docker::Engine;
 use crate::error::{Error, Result};
+use crate::printer::{Printer, Report};
 use crate::project::Project;
 use crate::report;
 use crate::settings::Settings;
 use crate::stack::teardown;
 
+/// What `stop` did.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Stopped {
+    /// The project.
+    pub project: String,
+    /// How many containers it stopped.
+    pub stopped: usize,
+}
+
+impl Report for Stopped {
+    fn human(&self, p: &Printer) -> Result<()> {
+        let name = &self.project;
+        p.info(match self.stopped {
+            0 => format!("{name}: nothing was running"),
+            n => format!(
+                "{name}: stopped {n} containers (data kept; `cht-dev up {name}` starts them again)"
+            ),
+        })
+    }
+}
+
+/// What `down` did.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Down {
+    /// The project.
+    pub project: String,
+    /// Always true: the containers and network are gone.
+    pub down: bool,
+}
+
+impl Report for Down {
+    fn human(&self, p: &Printer) -> Result<()> {
+        p.info(format!(
+            "{}: containers and network removed; data, volumes, certificates and files kept",
+            self.project
+        ))
+    }
+}
+
+/// What `destroy` did.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Destroyed {
+    /// The project.
+    pub project: String,
+    /// Always true: nothing of it is left.
+    pub destroyed: bool,
+}
+
+impl Report for Destroyed {
+    fn human(&self, p: &Printer) -> Result<()> {
+        p.info(format!("{}: destroyed", self.project))
+    }
+}
+
 /// `stop`: stops the containers, keeps them.
-pub fn stop(settings: &Settings, name: Option<&str>) -> Result<()> {
+pub fn stop(settings: &Settings, name: Option<&str>) -> Result<Stopped> {
     let home = settings.home()?;
     let name = super::engine::pick_existing(&home, name, "stop")?;
     let project = Project::load(&home, &name)?;
     let _lock = crate::project::lock(&home, &name)?;
-    let reporter = report::for_terminal(settings.printer.is_quiet() || settings.json);
+    let reporter = report::for_terminal(settings.printer.is_quiet());
     let count = super::engine::block_on(async {
         let engine = Engine::connect().await?;
         teardown::stop(&engine, &project.name, reporter.as_ref()).await
     })?;
-    if settings.json {
-        return settings
-            .printer
-            .json(&serde_json::json!({ "project": name, "stopped": count }));
-    }
-    settings.printer.info(match count {
-        0 => format!("{name}: nothing was running"),
-        n => format!(
-            "{name}: stopped {n} containers (data kept; `cht-dev up {name}` starts them again)"
-        ),
+    Ok(Stopped {
+        project: name,
+        stopped: count,
     })
 }
 
 /// `down`: removes containers and the network, keeps volumes, data, certificates and files.
-pub fn down(settings: &Settings, name: Option<&str>) -> Result<()> {
+pub fn down(settings: &Settings, name: Option<&str>) -> Result<Down> {
     let home = settings.home()?;
     let name = super::engine::pick_existing(&home, name, "down")?;
     let project = Project::load(&home, &name)?;
     let _lock = crate::project::lock(&home, &name)?;
-    let reporter = report::for_terminal(settings.printer.is_quiet() || settings.json);
+    let reporter = report::for_terminal(settings.printer.is_quiet());
     super::engine::block_on(async {
         let engine = Engine::connect().await?;
         teardown::down(&engine, &project, reporter.as_ref()).await
     })?;
-    if settings.json {
-        return settings
-            .printer
-            .json(&serde_json::json!({ "project": name, "down": true }));
-    }
-    settings.printer.info(format!(
-        "{name}: containers and network removed; data, volumes, certificates and files kept"
-    ))
+    Ok(Down {
+        project: name,
+        down: true,
+    })
 }
 
 /// Asks on the terminal whether to destroy `name`; refuses without a terminal.
@@ -77,7 +121,7 @@ fn confirm(name: &str, dir: &std::path::Path) -> Result<bool> {
 }
 
 /// `destroy`: everything: containers, network, volumes and the project folder.
-pub fn destroy(settings: &Settings, name: &str, yes: bool) -> Result<()> {
+pub fn destroy(settings: &Settings, name: &str, yes: bool) -> Result<Destroyed> {
     let home = settings.home()?;
     let project = Project::load(&home, name)?;
     if !yes && !confirm(name, &project.dir)? {
@@ -86,7 +130,7 @@ pub fn destroy(settings: &Settings, name: &str, yes: bool) -> Result<()> {
         )));
     }
     let lock = crate::project::lock(&home, name)?;
-    let reporter = report::for_terminal(settings.printer.is_quiet() || settings.json);
+    let reporter = report::for_terminal(settings.printer.is_quiet());
     super::engine::block_on(async {
         let engine = Engine::connect().await?;
         teardown::down(&engine, &project, reporter.as_ref()).await?;
@@ -105,10 +149,8 @@ pub fn destroy(settings: &Settings, name: &str, yes: bool) -> Result<()> {
         }
     })?;
     drop(lock);
-    if settings.json {
-        return settings
-            .printer
-            .json(&serde_json::json!({ "project": name, "destroyed": true }));
-    }
-    settings.printer.info(format!("{name}: destroyed"))
+    Ok(Destroyed {
+        project: name.to_string(),
+        destroyed: true,
+    })
 }

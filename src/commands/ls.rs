@@ -1,6 +1,7 @@
 //! `cht-dev ls`: list the projects of the home.
 
 use crate::error::Result;
+use crate::printer::{Printer, Report};
 use crate::project::Project;
 use crate::settings::Settings;
 
@@ -67,37 +68,43 @@ pub fn rows(settings: &Settings) -> Result<Vec<Row>> {
         .collect()
 }
 
-/// Prints the projects as a table or JSON.
-pub fn run(settings: &Settings) -> Result<()> {
-    let rows = rows(settings)?;
-    let p = &settings.printer;
-    if settings.json {
-        return p.json(&rows);
+/// The projects of the home, for `ls`.
+#[derive(Debug, serde::Serialize)]
+#[serde(transparent)]
+pub struct Listing(pub Vec<Row>);
+
+/// Lists the projects.
+pub fn run(settings: &Settings) -> Result<Listing> {
+    Ok(Listing(rows(settings)?))
+}
+
+impl Report for Listing {
+    fn human(&self, p: &Printer) -> Result<()> {
+        if self.0.is_empty() {
+            return p.info("no projects yet; create one with `cht-dev init NAME`");
+        }
+        let port = |p: Option<u16>| p.map_or_else(|| "?".to_string(), |p| p.to_string());
+        let mut table = vec![vec![
+            "NAME".to_string(),
+            "VERSION".into(),
+            "HTTP".into(),
+            "HTTPS".into(),
+            "STATE".into(),
+            "URL".into(),
+        ]];
+        table.extend(self.0.iter().map(|r| {
+            vec![
+                r.name.clone(),
+                r.version.clone(),
+                port(r.http_port),
+                port(r.https_port),
+                r.state.clone(),
+                r.url.clone().unwrap_or_default(),
+            ]
+        }));
+        for line in super::table(&table) {
+            p.data(line)?;
+        }
+        Ok(())
     }
-    if rows.is_empty() {
-        return p.info("no projects yet; create one with `cht-dev init NAME`");
-    }
-    let port = |p: Option<u16>| p.map_or_else(|| "?".to_string(), |p| p.to_string());
-    let mut table = vec![vec![
-        "NAME".to_string(),
-        "VERSION".into(),
-        "HTTP".into(),
-        "HTTPS".into(),
-        "STATE".into(),
-        "URL".into(),
-    ]];
-    table.extend(rows.iter().map(|r| {
-        vec![
-            r.name.clone(),
-            r.version.clone(),
-            port(r.http_port),
-            port(r.https_port),
-            r.state.clone(),
-            r.url.clone().unwrap_or_default(),
-        ]
-    }));
-    for line in super::table(&table) {
-        p.data(line)?;
-    }
-    Ok(())
 }

@@ -80,29 +80,34 @@ pub enum Action {
 
 /// Runs one resolved command.
 pub fn run(settings: &Settings, action: &Action) -> Result<()> {
+    let p = &settings.printer;
     match action {
-        Action::Up(req) => up::run(settings, req),
-        Action::Stop { name } => lifecycle::stop(settings, name.as_deref()),
-        Action::Down { name } => lifecycle::down(settings, name.as_deref()),
-        Action::Destroy { name, yes } => lifecycle::destroy(settings, name, *yes),
-        Action::Status { name } => status::status(settings, name.as_deref()),
+        Action::Up(req) => p.report(&up::run(settings, req)?),
+        Action::Stop { name } => p.report(&lifecycle::stop(settings, name.as_deref())?),
+        Action::Down { name } => p.report(&lifecycle::down(settings, name.as_deref())?),
+        Action::Destroy { name, yes } => p.report(&lifecycle::destroy(settings, name, *yes)?),
+        Action::Status { name } => p.report(&status::status(settings, name.as_deref())?),
         Action::Logs(req) => status::logs(settings, req),
-        Action::Upgrade(req) => upgrade::run(settings, req),
-        Action::Adopt(req) => adopt::run(settings, req),
-        Action::ExportKubernetes(req) => export::run(settings, req),
-        Action::Doctor => doctor::run(settings),
-        Action::Init(opts) => init::run(settings, opts),
-        Action::Ls => ls::run(settings),
-        Action::Versions => versions::run(settings),
-        Action::Ca { der } => ca::run(settings, der.as_deref()),
+        Action::Upgrade(req) => p.report(&upgrade::run(settings, req)?),
+        Action::Adopt(req) => p.report(&adopt::run(settings, req)?),
+        Action::ExportKubernetes(req) => p.report(&export::run(settings, req)?),
+        Action::Doctor => {
+            let doctor = doctor::run(settings)?;
+            p.report(&doctor)?;
+            doctor.verdict()
+        }
+        Action::Init(opts) => p.report(&init::run(settings, opts)?),
+        Action::Ls => p.report(&ls::run(settings)?),
+        Action::Versions => p.report(&versions::run()),
+        Action::Ca { der } => p.report(&ca::run(settings, der.as_deref())?),
         Action::Trust {
             install: true,
             system,
-        } => trust::install(settings, *system),
+        } => p.report(&trust::install(settings, *system)?),
         Action::Trust {
             install: false,
             system,
-        } => trust::uninstall(settings, *system),
+        } => p.report(&trust::uninstall(settings, *system)?),
     }
 }
 

@@ -6,14 +6,27 @@ use futures_util::stream::select_all;
 use crate::docker::ContainerState;
 use crate::docker::Engine;
 use crate::error::{Error, Result};
+use crate::printer::{Printer, Report};
 use crate::project::Project;
 use crate::settings::Settings;
 use crate::stack::status::containers;
 use crate::stack::status::{self as stack_status, ServiceState};
 
+/// A project's state, for `status`.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Status {
+    /// The project.
+    pub project: String,
+    /// Its HTTPS URL on this machine.
+    pub url: String,
+    /// One word for all of it (see [`summary`]).
+    pub state: String,
+    /// Each service.
+    pub services: Vec<ServiceState>,
+}
+
 /// `status`: each service's state, health, image and ports, and the URL.
-pub fn status(settings: &Settings, name: Option<&str>) -> Result<()> {
-    let json = settings.json;
+pub fn status(settings: &Settings, name: Option<&str>) -> Result<Status> {
     let home = settings.home()?;
     let name = super::engine::pick_existing(&home, name, "status")?;
     let project = Project::load(&home, &name)?;
@@ -21,36 +34,37 @@ pub fn status(settings: &Settings, name: Option<&str>) -> Result<()> {
         let engine = Engine::connect().await?;
         stack_status::status(&engine, &project).await
     })?;
-    let p = &settings.printer;
-    let url = project.url().unwrap_or_default();
-    if json {
-        return p.json(&serde_json::json!({
-            "project": project.name,
-            "url": url,
-            "state": summary(&rows),
-            "services": rows,
+    Ok(Status {
+        url: project.url().unwrap_or_default(),
+        state: summary(&rows),
+        project: project.name,
+        services: rows,
+    })
+}
+
+impl Report for Status {
+    fn human(&self, p: &Printer) -> Result<()> {
+        let mut table = vec![vec![
+            "SERVICE".to_string(),
+            "STATE".into(),
+            "HEALTH".into(),
+            "IMAGE".into(),
+            "PORTS".into(),
+        ]];
+        table.extend(self.services.iter().map(|r| {
+            vec![
+                r.service.clone(),
+                r.state_word().to_string(),
+                r.health.clone().unwrap_or_else(|| "-".into()),
+                r.image.clone(),
+                r.ports.join(", "),
+            ]
         }));
+        for line in super::table(&table) {
+            p.data(line)?;
+        }
+        p.data(format!("{}: {} at {}", self.project, self.state, self.url))
     }
-    let mut table = vec![vec![
-        "SERVICE".to_string(),
-        "STATE".into(),
-        "HEALTH".into(),
-        "IMAGE".into(),
-        "PORTS".into(),
-    ]];
-    table.extend(rows.iter().map(|r| {
-        vec![
-            r.service.clone(),
-            r.state_word().to_string(),
-            r.health.clone().unwrap_or_else(|| "-".into()),
-            r.image.clone(),
-            r.ports.join(", "),
-        ]
-    }));
-    for line in super::table(&table) {
-        p.data(line)?;
-    }
-    p.data(format!("{name}: {} at {url}", summary(&rows)))
 }
 
 /// One word for a project's state from its services' states.
@@ -92,7 +106,7 @@ pub fn logs(settings: &Settings, req: &LogsRequest) -> Result<()> {
     let home = settings.home()?;
     let project = Project::load(&home, name)?;
     let p = settings.printer;
-    let json = settings.json;
+    let json = settings.printer.is_json();
     super::engine::block_on(async {
         let engine = Engine::connect().await?;
         let all = containers(&engine, &project.name).await?;

@@ -6,6 +6,7 @@ use std::process::Command;
 
 use crate::error::{Error, Result};
 use crate::home::Home;
+use crate::printer::{Printer, Report};
 use crate::settings::Settings;
 use crate::tls::{self, CaFiles};
 
@@ -105,7 +106,7 @@ fn system_name(nick: &str) -> String {
 
 /// Installs the CA into every NSS database of this user (creating Chromium's if missing),
 /// and into the system store with `--system`.
-pub fn install(settings: &Settings, system: bool) -> Result<()> {
+pub fn install(settings: &Settings, system: bool) -> Result<Trusted> {
     let home = settings.home()?;
     let (files, nick) = ca(&home)?;
     let ca_path = files.cert.to_string_lossy().into_owned();
@@ -132,7 +133,6 @@ pub fn install(settings: &Settings, system: bool) -> Result<()> {
         None
     };
     report(
-        settings,
         "installed",
         &nick,
         &done,
@@ -180,7 +180,7 @@ fn update_system_store() -> Result<()> {
 }
 
 /// Removes the CA from this user's NSS databases, and the system store with `--system`.
-pub fn uninstall(settings: &Settings, system: bool) -> Result<()> {
+pub fn uninstall(settings: &Settings, system: bool) -> Result<Trusted> {
     let home = settings.home()?;
     let (files, nick) = ca(&home)?;
     let mut done = Vec::new();
@@ -213,35 +213,53 @@ pub fn uninstall(settings: &Settings, system: bool) -> Result<()> {
         "windows" => format!("certutil -delstore ROOT \"{nick}\""),
         _ => format!("sudo rm {SYSTEM_DIR}/{name}.crt && sudo update-ca-certificates --fresh"),
     };
-    report(settings, "removed", &nick, &done, system_done, &hint)
+    report("removed", &nick, &done, system_done, &hint)
 }
 
-/// Prints what install/uninstall did.
+/// What `ca install` or `ca uninstall` did.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Trusted {
+    /// `installed` or `removed`.
+    pub action: &'static str,
+    /// The CA's nickname in the stores.
+    pub nickname: String,
+    /// The NSS databases changed.
+    pub nss_databases: Vec<String>,
+    /// The system store file, when it was changed.
+    pub system_store: Option<String>,
+    /// The command to change the system store by hand, when it was not.
+    pub system_command: Option<String>,
+}
+
+/// What install/uninstall did, as a report.
 fn report(
-    settings: &Settings,
-    verb: &str,
+    verb: &'static str,
     nick: &str,
     dbs: &[String],
     system: Option<String>,
     hint: &str,
-) -> Result<()> {
-    let p = &settings.printer;
-    if settings.json {
-        return p.json(&serde_json::json!({
-            "action": verb,
-            "nickname": nick,
-            "nss_databases": dbs,
-            "system_store": system,
-            "system_command": if system.is_none() { Some(hint) } else { None },
-        }));
-    }
-    for db in dbs {
-        p.info(format!("{verb} {nick:?} in {db}"))?;
-    }
-    match system {
-        Some(path) => p.info(format!("{verb} in the system store ({path})")),
-        None => p.info(format!(
-            "system store (browsers that use it, curl, phones' tooling): {hint}"
-        )),
+) -> Result<Trusted> {
+    Ok(Trusted {
+        action: verb,
+        nickname: nick.to_string(),
+        nss_databases: dbs.to_vec(),
+        system_command: system.is_none().then(|| hint.to_string()),
+        system_store: system,
+    })
+}
+
+impl Report for Trusted {
+    fn human(&self, p: &Printer) -> Result<()> {
+        let (verb, nick) = (self.action, &self.nickname);
+        for db in &self.nss_databases {
+            p.info(format!("{verb} {nick:?} in {db}"))?;
+        }
+        match (&self.system_store, &self.system_command) {
+            (Some(path), _) => p.info(format!("{verb} in the system store ({path})")),
+            (None, hint) => p.info(format!(
+                "system store (browsers that use it, curl, phones' tooling): {}",
+                hint.as_deref().unwrap_or_default()
+            )),
+        }
     }
 }

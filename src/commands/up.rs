@@ -4,11 +4,12 @@ use std::time::{Duration, Instant};
 
 use crate::docker::Engine;
 use crate::error::Result;
-use crate::printer::Tone;
+use crate::printer::{Printer, Report, Tone};
 use crate::project::{self, InitOptions, Project};
 use crate::report;
 use crate::settings::Settings;
 use crate::stack::images::PullPolicy;
+use crate::stack::status::ServiceState;
 use crate::stack::up::{self as stack_up, UpOptions};
 use crate::tls::CaFiles;
 
@@ -32,8 +33,71 @@ pub struct UpRequest {
     pub no_wait: bool,
 }
 
+/// The CouchDB login `up` shows.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Login {
+    /// The admin user.
+    pub user: String,
+    /// Its password.
+    pub password: String,
+}
+
+/// A project that is up: how to reach it, and what each service does.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Up {
+    /// The project.
+    pub project: String,
+    /// Its CHT release, from its files.
+    pub version: Option<String>,
+    /// Whether `up` waited until HTTPS reached the API.
+    pub ready: bool,
+    /// Its URLs: the domain's, localhost's, each LAN address's.
+    pub urls: Vec<String>,
+    /// nginx's HTTP port.
+    pub http_port: Option<u16>,
+    /// nginx's HTTPS port.
+    pub https_port: Option<u16>,
+    /// The CouchDB admin login.
+    pub login: Login,
+    /// The home CA's certificate.
+    pub ca: String,
+    /// Each service's state.
+    pub services: Vec<ServiceState>,
+    /// One-line notes (files moved, hashes unknown, ...).
+    pub notes: Vec<String>,
+    /// How long it took.
+    pub seconds: f64,
+}
+
+impl Report for Up {
+    fn human(&self, p: &Printer) -> Result<()> {
+        for note in &self.notes {
+            p.warn(&format!("note: {note}"));
+        }
+        let verb = if self.ready { "is up" } else { "started" };
+        p.info(format!(
+            "{} {} {verb} (CHT {}) in {:.1} s",
+            p.paint(Tone::Good, "✔"),
+            p.paint(Tone::Strong, &self.project),
+            self.version.as_deref().unwrap_or("?"),
+            self.seconds
+        ))?;
+        for url in &self.urls {
+            p.info(format!("  {url}"))?;
+        }
+        p.info(format!(
+            "  login:    {} / {}",
+            self.login.user, self.login.password
+        ))?;
+        p.info(format!(
+            "  local CA: {} (trust it once: cht-dev ca)",
+            self.ca
+        ))
+    }
+}
+
 /// Runs `up`.
-pub fn run(settings: &Settings, req: &UpRequest) -> Result<()> {
+pub fn run(settings: &Settings, req: &UpRequest) -> Result<Up> {
     let home = settings.home()?;
     let p = &settings.printer;
     let started = Instant::now();
@@ -63,19 +127,20 @@ pub fn run(settings: &Settings, req: &UpRequest) -> Result<()> {
                 cert_replaced = true;
             }
             let ignored = req.init_given && own_cert.is_none();
-            if ignored && !p.is_quiet() && !settings.json {
+            if ignored {
                 p.warn(&format!("note: project {name} exists; creation options were ignored (edit its .env or compose files to change it)"));
             }
             project
         } else {
             let created = project::create(&home, &init)?;
-            if !settings.json {
-                super::init::report(settings, &created)?;
+            // Said now, before the wait, for people; JSON has it all in the end.
+            if !p.is_json() {
+                p.report(&super::init::Initialized::from(&created))?;
             }
             created.project
         };
         let mut notes = super::upgrade::tidy_compose_folder(&project)?;
-        let reporter = report::for_terminal(p.is_quiet() || settings.json);
+        let reporter = report::for_terminal(p.is_quiet());
         let opts = UpOptions {
             pull: req.pull,
             timeout: req.timeout,
@@ -86,47 +151,29 @@ pub fn run(settings: &Settings, req: &UpRequest) -> Result<()> {
         reporter.finish();
         let outcome = outcome?;
         notes.extend(outcome.notes);
-        let states = outcome.services;
-        let ca = CaFiles::of(&home).cert;
-        let urls = project.urls();
-        let user = project
-            .env
-            .get("COUCHDB_USER")
-            .unwrap_or(project::DEFAULT_USER);
-        let password = project.env.get("COUCHDB_PASSWORD").unwrap_or_default();
-        if settings.json {
-            return p.json(&serde_json::json!({
-                "project": project.name,
-                "version": project.cht_version().ok(),
-                "ready": !req.no_wait,
-                "urls": urls,
-                "http_port": project.http_port(),
-                "https_port": project.https_port(),
-                "login": { "user": user, "password": password },
-                "ca": ca.display().to_string(),
-                "services": states,
-                "notes": notes,
-                "seconds": started.elapsed().as_secs_f64(),
-            }));
-        }
-        for note in &notes {
-            p.warn(&format!("note: {note}"));
-        }
-        let verb = if req.no_wait { "started" } else { "is up" };
-        p.info(format!(
-            "{} {} {verb} (CHT {}) in {:.1} s",
-            p.paint(Tone::Good, "✔"),
-            p.paint(Tone::Strong, &project.name),
-            project.cht_version().unwrap_or_else(|_| "?".into()),
-            started.elapsed().as_secs_f64()
-        ))?;
-        for url in &urls {
-            p.info(format!("  {url}"))?;
-        }
-        p.info(format!("  login:    {user} / {password}"))?;
-        p.info(format!(
-            "  local CA: {} (trust it once: cht-dev ca)",
-            ca.display()
-        ))
+        Ok(Up {
+            version: project.cht_version().ok(),
+            ready: !req.no_wait,
+            urls: project.urls(),
+            http_port: project.http_port(),
+            https_port: project.https_port(),
+            login: Login {
+                user: project
+                    .env
+                    .get("COUCHDB_USER")
+                    .unwrap_or(project::DEFAULT_USER)
+                    .to_string(),
+                password: project
+                    .env
+                    .get("COUCHDB_PASSWORD")
+                    .unwrap_or_default()
+                    .to_string(),
+            },
+            ca: CaFiles::of(&home).cert.display().to_string(),
+            services: outcome.services,
+            notes,
+            seconds: started.elapsed().as_secs_f64(),
+            project: project.name,
+        })
     })
 }

@@ -8,11 +8,13 @@ use crate::error::{Error, Result};
 use crate::fsutil;
 use time::OffsetDateTime;
 
+use crate::printer::{Printer, Report};
 use crate::project::render::{self, Marker, RenderInput};
 use crate::project::{self, Project, backups, versions};
 use crate::report;
 use crate::settings::Settings;
 use crate::stack::images::PullPolicy;
+use crate::stack::status::ServiceState;
 use crate::stack::teardown;
 use crate::stack::up::{self as stack_up, UpOptions};
 
@@ -70,8 +72,35 @@ pub fn tidy_compose_folder(project: &Project) -> Result<Vec<String>> {
     Ok(notes)
 }
 
+/// A project moved to another release.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Upgraded {
+    /// The project.
+    pub project: String,
+    /// The release it ran.
+    pub from: String,
+    /// The release it runs now.
+    pub to: &'static str,
+    /// Each service's state.
+    pub services: Vec<ServiceState>,
+    /// One-line notes (backups kept, files moved, hashes unknown).
+    pub notes: Vec<String>,
+}
+
+impl Report for Upgraded {
+    fn human(&self, p: &Printer) -> Result<()> {
+        for note in &self.notes {
+            p.warn(&format!("note: {note}"));
+        }
+        p.info(format!(
+            "{}: upgraded from CHT {} to {} (data kept)",
+            self.project, self.from, self.to
+        ))
+    }
+}
+
 /// Runs `upgrade`.
-pub fn run(settings: &Settings, req: &UpgradeRequest) -> Result<()> {
+pub fn run(settings: &Settings, req: &UpgradeRequest) -> Result<Upgraded> {
     let home = settings.home()?;
     let project = Project::load(&home, &req.name)?;
     let target = versions::find(&req.version)?;
@@ -122,12 +151,7 @@ pub fn run(settings: &Settings, req: &UpgradeRequest) -> Result<()> {
         }
         previous.push((path, old));
     }
-    if !settings.json {
-        for note in &notes {
-            p.warn(&format!("note: {note}"));
-        }
-    }
-    let reporter = report::for_terminal(p.is_quiet() || settings.json);
+    let reporter = report::for_terminal(p.is_quiet());
     let opts = UpOptions {
         pull: req.pull,
         timeout: req.timeout,
@@ -177,24 +201,14 @@ pub fn run(settings: &Settings, req: &UpgradeRequest) -> Result<()> {
     reporter.finish();
     match outcome {
         Ok(outcome) => {
-            if settings.json {
-                notes.extend(outcome.notes);
-                return p.json(&serde_json::json!({
-                    "project": project.name,
-                    "from": current,
-                    "to": target.version,
-                    "services": outcome.services,
-                    "notes": notes,
-                }));
-            }
-            // The notes about files were said before the upgrade; these come from it.
-            for note in &outcome.notes {
-                p.warn(&format!("note: {note}"));
-            }
-            p.info(format!(
-                "{}: upgraded from CHT {current} to {} (data kept)",
-                project.name, target.version
-            ))
+            notes.extend(outcome.notes);
+            Ok(Upgraded {
+                project: project.name,
+                from: current,
+                to: target.version,
+                services: outcome.services,
+                notes,
+            })
         }
         Err((e, restored)) => Err(Error::UpgradeFailed {
             project: project.name.clone(),
