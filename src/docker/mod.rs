@@ -411,18 +411,23 @@ impl Engine {
                     .into_iter()
                     .find(|h| status.contains(&format!("({h})")))
                     .map(|h| h.trim_start_matches("health: ").to_string());
-                let mut ports: Vec<String> = c
+                // In container port order (80 before 443), whatever the host ports are.
+                let mut published: Vec<(u16, u16, String)> = c
                     .ports
                     .unwrap_or_default()
                     .into_iter()
                     .filter_map(|p| {
                         let public = p.public_port?;
                         let proto = p.typ.map(|t| t.to_string()).unwrap_or_else(|| "tcp".into());
-                        Some(format!("{public}->{}/{proto}", p.private_port))
+                        Some((p.private_port, public, proto))
                     })
                     .collect();
-                ports.sort();
-                ports.dedup();
+                published.sort();
+                published.dedup();
+                let ports = published
+                    .into_iter()
+                    .map(|(private, public, proto)| format!("{public}->{private}/{proto}"))
+                    .collect();
                 ContainerInfo {
                     id: c.id.unwrap_or_default(),
                     name: c

@@ -10,4 +10,5 @@ mod faults;
 mod init;
 mod no_panic;
 mod operations;
+mod outputs;
 mod production;

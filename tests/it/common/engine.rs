@@ -68,13 +68,14 @@ pub fn free_ports() -> (u16, u16) {
     )
 }
 
-/// A unique project name for this test process.
+/// A unique project name for this test process, of one length per prefix (so tables
+/// that hold it line up the same in every run).
 pub fn unique(prefix: &str) -> String {
     static COUNTER: AtomicUsize = AtomicUsize::new(0);
     format!(
-        "{prefix}{}x{}",
+        "{prefix}{:07}x{:02}",
         std::process::id(),
-        COUNTER.fetch_add(1, Ordering::SeqCst)
+        COUNTER.fetch_add(1, Ordering::SeqCst) % 100
     )
 }
 
