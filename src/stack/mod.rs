@@ -8,7 +8,6 @@ pub mod images;
 pub mod interpolate;
 pub mod load;
 pub mod model;
-pub mod probe;
 pub mod readiness;
 pub mod reconcile;
 pub mod status;

@@ -4,7 +4,9 @@
 use std::time::{Duration, Instant};
 
 use super::load::Stacks;
-use super::probe::{Seen, Tls, WaitFor};
+pub mod probe;
+
+use self::probe::{Seen, Tls, WaitFor};
 use super::status::containers;
 use crate::docker::{ContainerState, Engine};
 use crate::error::{Error, Result};
