@@ -1,12 +1,12 @@
 //! Waiting until a project serves: the conditions, the poll, and the explanation when
 //! it does not get there in time.
 
-use std::time::{Duration, Instant};
-
-use super::load::Stacks;
 pub mod probe;
 
+use std::time::{Duration, Instant};
+
 use self::probe::{Seen, Tls, WaitFor};
+use super::load::Stacks;
 use super::status::containers;
 use crate::docker::{ContainerState, Engine};
 use crate::error::{Error, Result};
