@@ -60,9 +60,30 @@ pub fn set_mode(path: &Path, mode: u32) -> Result<()> {
     Ok(())
 }
 
+/// Mode of folders only their owner may enter (the home, `ca/`, each project).
+pub const PRIVATE_DIR: u32 = 0o700;
+/// Mode of folders a container may need to read (compose files, certificates, data).
+pub const SHARED_DIR: u32 = 0o755;
+
 /// Creates a folder and its parents.
 pub fn create_dir_all(path: &Path) -> Result<()> {
     fs::create_dir_all(path).map_err(Error::io("create folder", path))
+}
+
+/// Creates a folder and its parents; the folder itself gets `mode` whatever the umask
+/// (parents made on the way get the owner-only mode).
+pub fn create_dir_mode(path: &Path, mode: u32) -> Result<()> {
+    if let Some(parent) = path.parent()
+        && !parent.as_os_str().is_empty()
+        && !parent.exists()
+    {
+        create_dir_mode(parent, PRIVATE_DIR)?;
+    }
+    match fs::create_dir(path) {
+        Ok(()) => set_mode(path, mode),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && path.is_dir() => Ok(()),
+        Err(e) => Err(Error::io("create folder", path)(e)),
+    }
 }
 
 /// A folder being filled before it is moved into place; removed on drop unless committed.
@@ -77,12 +98,14 @@ pub struct Staging {
 impl Staging {
     /// Makes an empty hidden staging folder in `parent` for a folder to be called `name`.
     pub fn new(parent: &Path, name: &str) -> Result<Staging> {
-        create_dir_all(parent)?;
+        create_dir_mode(parent, PRIVATE_DIR)?;
         let path = parent.join(format!(".staging-{name}-{}", std::process::id()));
         if path.exists() {
             fs::remove_dir_all(&path).map_err(Error::io("remove stale folder", &path))?;
         }
         fs::create_dir(&path).map_err(Error::io("create folder", &path))?;
+        // What it becomes (`ca/`, a project) is the owner's alone, whatever the umask.
+        set_mode(&path, PRIVATE_DIR)?;
         Ok(Staging {
             path,
             committed: false,

@@ -202,9 +202,15 @@ fn read(path: &Path) -> Result<String> {
 
 impl Ca {
     /// Loads the home's CA (run [`ensure_ca`] first).
+    ///
+    /// The pair is checked first (see [`check_ca_pair`]): a CA that cannot sign, or a key
+    /// that is not its own, would issue certificates nothing trusts.
     pub fn load(files: &CaFiles) -> Result<Ca> {
-        let key = KeyPair::from_pem(&read(&files.key)?).map_err(cert_err("read the CA key"))?;
-        let issuer = Issuer::from_ca_cert_pem(&read(&files.cert)?, key)
+        let key_pem = read(&files.key)?;
+        let cert_pem = read(&files.cert)?;
+        check_ca_pair(&cert_pem, &key_pem)?;
+        let key = KeyPair::from_pem(&key_pem).map_err(cert_err("read the CA key"))?;
+        let issuer = Issuer::from_ca_cert_pem(&cert_pem, key)
             .map_err(cert_err("read the CA certificate"))?;
         Ok(Ca { issuer })
     }
@@ -329,7 +335,72 @@ pub fn check_own_pair(cert_pem: &str, key_pem: &str, domain: Option<&str>) -> Re
             "the key does not match the certificate; give the key it was issued for".into(),
         ));
     }
+    // nginx would serve it and its key would sit in nginx's volume: a CA's key must never.
+    if cert.is_ca() {
+        return Err(bad(
+            "it is a CA certificate (CA:TRUE), not a server certificate; give the certificate issued for your domain".into(),
+        ));
+    }
     Ok(info)
+}
+
+/// Refuses a key that is the home CA's own (whatever certificate it came with): it must
+/// never be copied into a project, let alone into nginx's volume.
+pub fn refuse_ca_key(key_pem: &str, ca: &CaFiles) -> Result<()> {
+    let Ok(ca_pem) = std::fs::read_to_string(&ca.cert) else {
+        return Ok(());
+    };
+    let (Ok(key), Ok(der)) = (KeyPair::from_pem(key_pem), pem_to_der(&ca_pem)) else {
+        return Ok(());
+    };
+    use rcgen::PublicKeyData as _;
+    match x509_parser::parse_x509_certificate(&der) {
+        Ok((_, cert))
+            if cert.tbs_certificate.subject_pki.raw == key.subject_public_key_info().as_slice() =>
+        {
+            Err(Error::Certificate {
+                action: "use the given certificate".into(),
+                reason: format!(
+                    "its key is the local CA's own ({}); give the key of your server certificate",
+                    ca.key.display()
+                ),
+            })
+        }
+        _ => Ok(()),
+    }
+}
+
+/// Checks the home CA's pair: the key matches the certificate, which is a CA (CA:TRUE)
+/// allowed to sign certificates (keyCertSign).
+pub fn check_ca_pair(cert_pem: &str, key_pem: &str) -> Result<()> {
+    let bad = |reason: &str| Error::Certificate {
+        action: "use the local CA".into(),
+        reason: format!(
+            "{reason}; remove the ca folder to make a new CA (projects must then be re-issued)"
+        ),
+    };
+    let key = KeyPair::from_pem(key_pem).map_err(|_| bad("its key cannot be read"))?;
+    let der = pem_to_der(cert_pem).map_err(|_| bad("its certificate cannot be read"))?;
+    let (_, cert) = x509_parser::parse_x509_certificate(&der)
+        .map_err(|_| bad("its certificate cannot be read"))?;
+    use rcgen::PublicKeyData as _;
+    if cert.tbs_certificate.subject_pki.raw != key.subject_public_key_info().as_slice() {
+        return Err(bad("its key does not match its certificate"));
+    }
+    if !cert.is_ca() {
+        return Err(bad("its certificate is not a CA (no CA:TRUE)"));
+    }
+    let signs = cert
+        .key_usage()
+        .ok()
+        .flatten()
+        .is_none_or(|ku| ku.value.key_cert_sign());
+    if !signs {
+        return Err(bad(
+            "its certificate may not sign certificates (no keyCertSign)",
+        ));
+    }
+    Ok(())
 }
 
 /// The DER bytes of the first certificate in `pem`.

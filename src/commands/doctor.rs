@@ -258,12 +258,25 @@ pub async fn checks(home: &Home) -> Result<Vec<Check>> {
         ),
     });
     let ca = CaFiles::of(home);
+    let key = std::fs::read_to_string(&ca.key);
     out.push(match std::fs::read_to_string(&ca.cert) {
         Err(_) => check(
             "local CA",
             Verdict::Ok,
             "not made yet (init or up makes it)",
         ),
+        Ok(_) if key.is_err() => check(
+            "local CA",
+            Verdict::Fail,
+            format!(
+                "its key {} is missing: no certificate can be issued; remove {} to make a new CA",
+                ca.key.display(),
+                home.ca_dir().display()
+            ),
+        ),
+        Ok(pem) if let Err(e) = tls::check_ca_pair(&pem, key.as_deref().unwrap_or_default()) => {
+            check("local CA", Verdict::Fail, e.to_string())
+        }
         Ok(pem) => {
             let info = tls::inspect(&pem)?;
             let days = (info.not_after - time::OffsetDateTime::now_utc()).whole_days();

@@ -115,6 +115,9 @@ pub fn run(settings: &Settings, req: &UpRequest) -> Result<Up> {
                 init.domain = Project::load(&home, &name)?.domain().map(str::to_string);
             }
             own_cert = project::check_form(&init)?.own_cert;
+            if let Some((_, key)) = &own_cert {
+                crate::tls::refuse_ca_key(key, &CaFiles::of(&home))?;
+            }
         } else {
             project::validate(&home, &init)?;
         }

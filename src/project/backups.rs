@@ -61,6 +61,7 @@ fn root(project: &Project) -> Result<PathBuf> {
         }),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             std::fs::create_dir(&dir).map_err(Error::io("create folder", &dir))?;
+            fsutil::set_mode(&dir, fsutil::PRIVATE_DIR)?;
             Ok(dir)
         }
         Err(e) => Err(Error::io("inspect", &dir)(e)),

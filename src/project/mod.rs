@@ -133,20 +133,47 @@ pub struct ProjectLock {
 }
 
 /// Takes the project's lock, so two cht-dev commands never work on one project at once.
-/// Lock files live in the user's runtime folder (else the temp folder), keyed by the
-/// home's path, so a command that fails leaves nothing in the home.
+/// Lock files live outside the home, so a command that fails leaves nothing there: in the
+/// user's runtime folder, else in a folder of the user's own in the temp folder.
 pub fn lock(home: &Home, name: &str) -> Result<ProjectLock> {
-    let base = directories::BaseDirs::new()
+    let base = match directories::BaseDirs::new()
         .and_then(|d| d.runtime_dir().map(Path::to_path_buf))
-        .unwrap_or_else(std::env::temp_dir)
-        .join("cht-dev-locks");
-    fsutil::create_dir_all(&base)?;
-    let key = &render::hex_sha256(&home.root().to_string_lossy())[..16];
+    {
+        Some(runtime) => runtime.join("cht-dev-locks"),
+        // SAFETY: geteuid has no preconditions and cannot fail.
+        None => std::env::temp_dir().join(format!("cht-dev-locks-{}", unsafe { libc::geteuid() })),
+    };
+    lock_in(&base, home, name)
+}
+
+/// [`lock`] with its lock folder given. Rules: the folder is a real folder (not a link),
+/// the user's own and closed to others (it is made so when missing); the lock file is
+/// never opened through a link; the key is the home's canonical path, so two spellings of
+/// one home (`a/../home`) share one lock.
+fn lock_in(base: &Path, home: &Home, name: &str) -> Result<ProjectLock> {
+    use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+    fsutil::create_dir_mode(base, fsutil::PRIVATE_DIR)?;
+    let meta = std::fs::symlink_metadata(base).map_err(Error::io("inspect", base))?;
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    let me = unsafe { libc::geteuid() };
+    if !meta.file_type().is_dir() || meta.uid() != me || meta.mode() & 0o077 != 0 {
+        return Err(Error::io("use the lock folder", base)(
+            std::io::Error::other(
+                "it is a link, not yours, or open to other users; remove it and try again",
+            ),
+        ));
+    }
+    fsutil::create_dir_mode(home.root(), fsutil::PRIVATE_DIR)?;
+    let canonical =
+        std::fs::canonicalize(home.root()).map_err(Error::io("resolve", home.root()))?;
+    let key = &render::hex_sha256(&canonical.to_string_lossy())[..16];
     let path = base.join(format!("{key}-{name}.lock"));
     let file = std::fs::OpenOptions::new()
         .create(true)
         .truncate(false)
         .write(true)
+        .mode(fsutil::PRIVATE)
+        .custom_flags(libc::O_NOFOLLOW)
         .open(&path)
         .map_err(Error::io("open", &path))?;
     match file.try_lock() {
@@ -221,6 +248,9 @@ fn own_certificate(opts: &InitOptions) -> Result<Option<(String, String)>> {
 /// Checks every option without touching the disk.
 fn check(home: &Home, opts: &InitOptions) -> Result<Checked> {
     let form = check_form(opts)?;
+    if let Some((_, key)) = &form.own_cert {
+        tls::refuse_ca_key(key, &CaFiles::of(home))?;
+    }
     let (version, hosts, own_cert) = (form.version, form.hosts, form.own_cert);
     let dir = home.project_dir(&opts.name);
     if dir.exists() {
@@ -390,7 +420,7 @@ fn create_with(home: &Home, opts: &InitOptions, adopted: Option<&Adopted>) -> Re
     let staging = fsutil::Staging::new(home.root(), &checked.name)?;
     let root = staging.path();
     for sub in ["compose", "certs", "couchdb"] {
-        fsutil::create_dir_all(&root.join(sub))?;
+        fsutil::create_dir_mode(&root.join(sub), fsutil::SHARED_DIR)?;
     }
     let header = [
         "cht-dev project settings, read by cht-dev, compose and the CHT upgrade service.",
@@ -589,12 +619,33 @@ impl Project {
     }
 
     /// The image registry the project uses, `None` for upstream's default.
+    ///
+    /// The registry is read back from a file anyone with access to the home may have
+    /// edited, and `upgrade` and `export` write it into new files: it passes the same check
+    /// as `--image-registry`, or is refused naming the file and line.
     pub fn image_registry(&self) -> Result<Option<String>> {
         let image = self.api_image()?;
-        Ok(image
+        let registry = image
             .rsplit_once("/cht-api:")
             .map(|(r, _)| r.to_string())
-            .filter(|r| r != render::DEFAULT_REGISTRY))
+            .filter(|r| r != render::DEFAULT_REGISTRY);
+        if let Some(r) = &registry
+            && let Err(e) = render::validate_registry(r)
+        {
+            let path = self.path(render::CORE_FILE);
+            let line = std::fs::read_to_string(&path)
+                .ok()
+                .and_then(|text| text.lines().position(|l| l.contains("cht-api")))
+                .map_or(0, |i| i + 1);
+            return Err(Error::BrokenProject {
+                name: self.name.clone(),
+                reason: format!(
+                    "{} line {line}: the api image's registry is refused: {e}; fix the image line",
+                    path.display()
+                ),
+            });
+        }
+        Ok(registry)
     }
 
     /// Files in `compose/` besides the two cht-dev reads: the upgrade service runs every
@@ -677,6 +728,68 @@ mod tests {
         );
         let missing = Project::load(&home, "q").expect_err("missing").to_string();
         assert!(missing.contains("known projects: p"), "{missing}");
+    }
+
+    #[test]
+    fn locks_hold_one_home_by_its_canonical_path_and_never_follow_links() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let base = dir.path().join("locks");
+        let home = Home::at(&dir.path().join("home")).expect("home");
+        let held = lock_in(&base, &home, "p").expect("first");
+        // The same home spelt another way is the same lock.
+        std::fs::create_dir_all(dir.path().join("a")).expect("mkdir");
+        let detour = Home::at(&dir.path().join("a/../home")).expect("home");
+        let busy = lock_in(&base, &detour, "p").expect_err("busy");
+        assert!(matches!(busy, Error::Busy { .. }), "{busy}");
+        drop(held);
+        assert!(lock_in(&base, &detour, "p").is_ok());
+        // A planted link is never followed: no file appears where it points.
+        let victim = dir.path().join("victim");
+        let name = std::fs::read_dir(&base)
+            .expect("read")
+            .flatten()
+            .map(|e| {
+                e.file_name()
+                    .to_string_lossy()
+                    .replace("-p.lock", "-q.lock")
+            })
+            .next()
+            .expect("a lock file");
+        std::os::unix::fs::symlink(&victim, base.join(&name)).expect("link");
+        assert!(lock_in(&base, &home, "q").is_err());
+        assert!(!victim.exists());
+        // A lock folder open to others is refused.
+        let open = dir.path().join("open");
+        std::fs::create_dir(&open).expect("mkdir");
+        fsutil::set_mode(&open, 0o777).expect("chmod");
+        let err = lock_in(&open, &home, "p").expect_err("refused").to_string();
+        assert!(err.contains("open to other users"), "{err}");
+    }
+
+    #[test]
+    fn a_registry_read_back_from_the_files_is_checked_like_the_flag() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let home = Home::at(dir.path()).expect("home");
+        let mut o = opts("reg");
+        o.image_registry = Some("localhost:5000/cht".into());
+        let project = create(&home, &o).expect("create").project;
+        assert_eq!(
+            project.image_registry().expect("registry").as_deref(),
+            Some("localhost:5000/cht")
+        );
+        let core = project.path(render::CORE_FILE);
+        let text = std::fs::read_to_string(&core).expect("read");
+        let hostile = text.replace(
+            "\"localhost:5000/cht/cht-api:5.2.0\"",
+            "\"r.io\\\"\\n    privileged: true\\n    pid: host\\n    x: \\\"y/cht-api:5.2.0\"",
+        );
+        assert_ne!(hostile, text);
+        std::fs::write(&core, hostile).expect("write");
+        let err = project.image_registry().expect_err("refused").to_string();
+        assert!(
+            err.contains("cht-core.yml line") && err.contains("registry is refused"),
+            "{err}"
+        );
     }
 
     #[test]

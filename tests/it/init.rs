@@ -545,3 +545,38 @@ fn bad_cli_input_table_one_line_non_zero_nothing_written() {
     );
     assert!(run.one_line_error().contains("not a folder"), "{run:#?}");
 }
+
+#[test]
+fn folders_are_private_whatever_the_umask() {
+    let cht = ChtDev::new();
+    let bin = env!("CARGO_BIN_EXE_cht-dev");
+    let home = cht.home();
+    // A careless umask would make every folder world-writable.
+    let run = crate::common::to_run(
+        std::process::Command::new("/bin/sh")
+            .arg("-c")
+            .arg("umask 000; exec \"$0\" --home \"$1\" init open")
+            .arg(bin)
+            .arg(&home)
+            .env("NO_COLOR", "1")
+            .output()
+            .expect("run"),
+    )
+    .ok();
+    assert!(run.stdout.contains("created project open"), "{run:#?}");
+    let dir = home.join("open");
+    for (path, want) in [
+        (home.clone(), 0o700),
+        (home.join("ca"), 0o700),
+        (dir.clone(), 0o700),
+        (dir.join("compose"), 0o755),
+        (dir.join("certs"), 0o755),
+        (dir.join("couchdb"), 0o755),
+        (dir.join(".env"), 0o600),
+        (dir.join("certs/key.pem"), 0o600),
+        (home.join("ca/ca-key.pem"), 0o600),
+        (dir.join("compose/cht-core.yml"), 0o644),
+    ] {
+        assert_eq!(mode(&path), want, "{}", path.display());
+    }
+}

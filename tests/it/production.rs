@@ -6,7 +6,8 @@ use std::path::{Path, PathBuf};
 use crate::common::engine::{REGISTRY, Stack};
 use crate::common::{ChtDev, run_tool, tool};
 
-/// Makes a self-signed ECDSA certificate and PKCS#8 key for `names` with openssl; returns (cert, key).
+/// Makes a self-signed ECDSA server certificate (CA:FALSE) and PKCS#8 key for `names` with
+/// openssl; returns (cert, key).
 fn openssl_cert(dir: &Path, stem: &str, names: &[&str]) -> (PathBuf, PathBuf) {
     let openssl = tool("openssl", "apt-get install openssl");
     let (cert, key) = (
@@ -38,6 +39,9 @@ fn openssl_cert(dir: &Path, stem: &str, names: &[&str]) -> (PathBuf, PathBuf) {
             &format!("/CN={}", names[0]),
             "-addext",
             &format!("subjectAltName={san}"),
+            // A server certificate, as a CA issues it (openssl's own default is CA:TRUE).
+            "-addext",
+            "basicConstraints=critical,CA:FALSE",
         ],
         dir,
     );
@@ -223,6 +227,80 @@ fn bad_own_certificates_are_refused_before_anything_is_written() {
     )
     .stdout;
     assert!(text.contains("DNS:cht.example.test"), "{text}");
+
+    // The home CA's own pair, or any certificate made for the CA's key, is never taken
+    // as a server certificate (its key would land in nginx's volume).
+    let home = cht.home();
+    let ca_cert = home.join("ca/ca.pem");
+    let ca_key = home.join("ca/ca-key.pem");
+    let before = cht.tree();
+    let line = cht
+        .run(&[
+            "init",
+            "stolen",
+            "--cert-file",
+            ca_cert.to_str().expect("utf8"),
+            "--key-file",
+            ca_key.to_str().expect("utf8"),
+        ])
+        .one_line_error();
+    assert!(line.contains("CA certificate (CA:TRUE)"), "{line}");
+    let disguised = dir.join("disguised.pem");
+    let made = run_tool(
+        &openssl,
+        &[
+            "req",
+            "-x509",
+            "-key",
+            ca_key.to_str().expect("utf8"),
+            "-subj",
+            "/CN=cht.example.test",
+            "-addext",
+            "subjectAltName=DNS:cht.example.test",
+            "-addext",
+            "basicConstraints=critical,CA:FALSE",
+            "-days",
+            "30",
+            "-out",
+            disguised.to_str().expect("utf8"),
+        ],
+        &dir,
+    );
+    assert_eq!(made.code, 0, "{made:#?}");
+    let line = cht
+        .run(&[
+            "init",
+            "stolen",
+            "--domain",
+            "cht.example.test",
+            "--cert-file",
+            disguised.to_str().expect("utf8"),
+            "--key-file",
+            ca_key.to_str().expect("utf8"),
+        ])
+        .one_line_error();
+    assert!(line.contains("the local CA's own"), "{line}");
+    assert_eq!(cht.tree(), before, "nothing written");
+
+    // A CA whose key is not its own is named by doctor and refused by init.
+    let (_, stray) = openssl_cert(&dir, "stray", &["x.test"]);
+    std::fs::copy(&stray, &ca_key).expect("swap the CA key");
+    let doctor = cht.run(&["doctor"]);
+    let line = doctor
+        .stdout
+        .lines()
+        .find(|l| l.contains("local CA"))
+        .unwrap_or_default()
+        .to_string();
+    assert!(
+        line.starts_with("FAIL") && line.contains("does not match"),
+        "{doctor:#?}"
+    );
+    let line = cht.run(&["init", "after"]).one_line_error();
+    assert!(
+        line.contains("its key does not match its certificate"),
+        "{line}"
+    );
 }
 
 #[test]
