@@ -177,7 +177,17 @@ pub async fn checks(home: &Home) -> Result<Vec<Check>> {
         ),
     });
     for name in crate::project::names(home)? {
-        let project = Project::load(home, &name)?;
+        let project = match Project::load(home, &name) {
+            Ok(project) => project,
+            Err(e) => {
+                out.push(check(
+                    format!("project {name}"),
+                    Verdict::Fail,
+                    e.to_string(),
+                ));
+                continue;
+            }
+        };
         let own = match &engine {
             Some(engine) => containers(engine, &name).await?,
             None => Vec::new(),

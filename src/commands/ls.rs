@@ -27,10 +27,23 @@ pub struct Row {
 /// Reads every project of the home into rows, sorted by name.
 pub fn rows(settings: &Settings) -> Result<Vec<Row>> {
     let home = settings.home()?;
-    let projects = crate::project::names(&home)?
-        .into_iter()
-        .map(|name| Project::load(&home, &name))
-        .collect::<Result<Vec<_>>>()?;
+    // A damaged project is listed as damaged, with the reason; the others as usual.
+    let mut damaged = Vec::new();
+    let mut projects = Vec::new();
+    for name in crate::project::names(&home)? {
+        match Project::load(&home, &name) {
+            Ok(project) => projects.push(project),
+            Err(e) => damaged.push(Row {
+                version: "?".into(),
+                http_port: None,
+                https_port: None,
+                url: None,
+                dir: home.project_dir(&name).display().to_string(),
+                state: format!("damaged: {e}"),
+                name,
+            }),
+        }
+    }
     // State needs the engine; without one, ls still lists projects.
     let states: Vec<String> = if projects.is_empty() {
         Vec::new()
@@ -50,22 +63,22 @@ pub fn rows(settings: &Settings) -> Result<Vec<Row>> {
             Ok(out)
         })?
     };
-    projects
+    let mut rows: Vec<Row> = projects
         .into_iter()
         .zip(states)
-        .map(|(project, state)| {
-            let name = project.name.clone();
-            Ok(Row {
-                state,
-                version: project.cht_version().unwrap_or_else(|_| "?".into()),
-                http_port: project.http_port(),
-                https_port: project.https_port(),
-                url: project.url(),
-                dir: project.dir.display().to_string(),
-                name,
-            })
+        .map(|(project, state)| Row {
+            state,
+            version: project.cht_version().unwrap_or_else(|_| "?".into()),
+            http_port: project.http_port(),
+            https_port: project.https_port(),
+            url: project.url(),
+            dir: project.dir.display().to_string(),
+            name: project.name,
         })
-        .collect()
+        .collect();
+    rows.extend(damaged);
+    rows.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(rows)
 }
 
 /// The projects of the home, for `ls`.

@@ -573,23 +573,58 @@ impl Engine {
         Ok(())
     }
 
+    /// Ids of the networks called exactly `name`, oldest first (ties by id), so every
+    /// caller picks the same one when an engine holds two of one name.
+    async fn networks_named(&self, name: &str) -> Result<Vec<String>> {
+        let filters = HashMap::from([("name".to_string(), vec![name.to_string()])]);
+        let list = self
+            .docker
+            .list_networks(Some(ListNetworksOptions {
+                filters: Some(filters),
+            }))
+            .await
+            .map_err(self.fail("list networks"))?;
+        let mut same: Vec<(String, String)> = list
+            .into_iter()
+            .filter(|n| n.name.as_deref() == Some(name))
+            .map(|n| {
+                (
+                    n.created.map(|c| c.to_string()).unwrap_or_default(),
+                    n.id.unwrap_or_default(),
+                )
+            })
+            .collect();
+        same.sort();
+        Ok(same.into_iter().map(|(_, id)| id).collect())
+    }
+
+    /// Removes every network called `name` but the oldest; one in use stays.
+    async fn remove_duplicates(&self, name: &str, ids: &[String]) -> Result<()> {
+        for id in ids.iter().skip(1) {
+            self.docker
+                .remove_network(id)
+                .await
+                .map_err(self.fail(format!("remove duplicate network {name}")))
+                // Best effort: one still in use (403) stays, and is harmless.
+                .tolerate(&[NotFound, Conflict, EngineFailure::Other])?;
+        }
+        Ok(())
+    }
+
     /// Creates network `name` unless it exists; returns whether it was created.
+    ///
+    /// Older engines allow two networks of one name: a create the engine finished after
+    /// its command was interrupted can race the next one. So the network is found by exact
+    /// name, and duplicates are removed, keeping the oldest.
     pub async fn ensure_network(
         &self,
         name: &str,
         driver: Option<&str>,
         labels: &BTreeMap<String, String>,
     ) -> Result<bool> {
-        let found = self
-            .docker
-            .inspect_network(
-                name,
-                None::<bollard::query_parameters::InspectNetworkOptions>,
-            )
-            .await
-            .map_err(self.fail(format!("inspect network {name}")))
-            .tolerate(&[NotFound])?;
-        if found.is_some() {
+        let same = self.networks_named(name).await?;
+        if !same.is_empty() {
+            self.remove_duplicates(name, &same).await?;
             return Ok(false);
         }
         let request = NetworkCreateRequest {
@@ -605,6 +640,8 @@ impl Engine {
             .await
             .map_err(self.fail(format!("create network {name}")))
             .tolerate(&[Conflict])?;
+        let same = self.networks_named(name).await?;
+        self.remove_duplicates(name, &same).await?;
         Ok(created.is_some())
     }
 
@@ -675,13 +712,15 @@ impl Engine {
         Ok(names)
     }
 
-    /// Removes a network; a missing one is not an error.
+    /// Removes the network(s) called `name`; a missing one is not an error.
     pub async fn remove_network(&self, name: &str) -> Result<()> {
-        self.docker
-            .remove_network(name)
-            .await
-            .map_err(self.fail(format!("remove network {name}")))
-            .tolerate(&[NotFound])?;
+        for id in self.networks_named(name).await? {
+            self.docker
+                .remove_network(&id)
+                .await
+                .map_err(self.fail(format!("remove network {name}")))
+                .tolerate(&[NotFound])?;
+        }
         Ok(())
     }
 

@@ -77,20 +77,17 @@ impl EnvFile {
             let rest = rest.trim_start();
             let value = match rest.chars().next() {
                 Some(quote @ ('"' | '\'')) => {
-                    let mut body = rest[1..].to_string();
-                    // A quoted value may run over several lines until its closing quote.
-                    loop {
-                        if let Some(value) = close_quote(&body, quote) {
-                            break value;
-                        }
+                    // A quoted value may run over several lines until its closing quote;
+                    // each line is read once, so a missing quote costs linear time.
+                    let mut unquote = Unquote::new(quote);
+                    let mut closed = unquote.feed(&rest[1..]);
+                    while !closed {
                         match lines.next() {
-                            Some((_, next)) => {
-                                body.push('\n');
-                                body.push_str(next);
-                            }
+                            Some((_, next)) => closed = unquote.feed("\n") || unquote.feed(next),
                             None => return Err(fail(&format!("missing closing {quote}"))),
                         }
                     }
+                    unquote.value
                 }
                 _ => strip_inline_comment(rest).trim_end().to_string(),
             };
@@ -112,31 +109,54 @@ impl EnvFile {
     }
 }
 
-/// Finds the closing `quote` in `body` and returns the unescaped value, if closed.
-fn close_quote(body: &str, quote: char) -> Option<String> {
-    let mut value = String::new();
-    let mut chars = body.chars();
-    while let Some(c) = chars.next() {
-        if c == quote {
-            return Some(value);
-        }
-        if c == '\\' && quote == '"' {
-            match chars.next() {
-                Some('n') => value.push('\n'),
-                Some('t') => value.push('\t'),
-                Some('r') => value.push('\r'),
-                Some(other @ ('"' | '\\' | '$')) => value.push(other),
-                Some(other) => {
-                    value.push('\\');
-                    value.push(other);
-                }
-                None => value.push('\\'),
-            }
-        } else {
-            value.push(c);
+/// A quoted value read a chunk (a line) at a time, so reading costs linear time however
+/// far the closing quote is, or if it never comes.
+struct Unquote {
+    /// The quote that ends the value.
+    quote: char,
+    /// The value so far, escapes resolved.
+    value: String,
+    /// The last character fed was a backslash (in double quotes).
+    escaping: bool,
+}
+
+impl Unquote {
+    /// A value opened by `quote`.
+    fn new(quote: char) -> Unquote {
+        Unquote {
+            quote,
+            value: String::new(),
+            escaping: false,
         }
     }
-    None
+
+    /// Reads `chunk`; true once the closing quote is found (the rest of the chunk after
+    /// it is ignored). Escapes work in double quotes only: `\n`, `\t`, `\r`, `\"`, `\\`,
+    /// `\$`; any other backslash stays as written.
+    fn feed(&mut self, chunk: &str) -> bool {
+        for c in chunk.chars() {
+            if self.escaping {
+                self.escaping = false;
+                match c {
+                    'n' => self.value.push('\n'),
+                    't' => self.value.push('\t'),
+                    'r' => self.value.push('\r'),
+                    '"' | '\\' | '$' => self.value.push(c),
+                    other => {
+                        self.value.push('\\');
+                        self.value.push(other);
+                    }
+                }
+            } else if c == self.quote {
+                return true;
+            } else if c == '\\' && self.quote == '"' {
+                self.escaping = true;
+            } else {
+                self.value.push(c);
+            }
+        }
+        false
+    }
 }
 
 /// Drops a ` #comment` from an unquoted value.
@@ -176,6 +196,18 @@ fn quote_if_needed(value: &str) -> String {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn an_unterminated_quote_is_reported_after_one_pass_over_the_text() {
+        // 1 MiB of short lines after an opening quote: read once, not once per line.
+        let text = format!("A=1\nB=\"{}", "x\\\"\n".repeat(250_000));
+        let err = EnvFile::parse(&text).expect_err("unterminated");
+        assert_eq!(err.line, 2);
+        assert!(err.reason.contains("missing closing"), "{}", err.reason);
+        let ok = EnvFile::parse("Q=\"one\ntwo \\\" three\\\nfour\"\n").expect("parses");
+        assert_eq!(ok.get("Q"), Some("one\ntwo \" three\\\nfour"));
+    }
+
     use super::*;
 
     #[test]

@@ -23,6 +23,8 @@ use crate::tls::{self, CaFiles, SanName};
 pub const DEFAULT_USER: &str = "medic";
 /// Length of generated CouchDB passwords (alphanumeric, so safe inside URLs).
 const PASSWORD_LEN: usize = 24;
+/// The largest `.env` cht-dev reads: settings take a few kilobytes.
+const MAX_ENV_BYTES: u64 = 1 << 20;
 /// cht-dev's own `.env` variable listing the extra `--host` names of the certificate.
 pub const HOSTS_VAR: &str = "CHT_DEV_HOSTS";
 
@@ -295,7 +297,10 @@ pub fn names(home: &Home) -> Result<Vec<String>> {
 pub fn taken_ports(home: &Home) -> Result<ports::Taken> {
     let mut taken = ports::Taken::new();
     for name in names(home)? {
-        let project = Project::load(home, &name)?;
+        // A damaged project holds no port cht-dev can read; it must not block the others.
+        let Ok(project) = Project::load(home, &name) else {
+            continue;
+        };
         for port in [project.http_port(), project.https_port()]
             .into_iter()
             .flatten()
@@ -486,6 +491,16 @@ impl Project {
                 name: name.to_string(),
                 home: home.root().to_path_buf(),
                 hint,
+            });
+        }
+        let size = std::fs::metadata(&env_path).map_or(0, |m| m.len());
+        if size > MAX_ENV_BYTES {
+            return Err(Error::BrokenProject {
+                name: name.to_string(),
+                reason: format!(
+                    "{} is {size} bytes, more than settings ever need ({MAX_ENV_BYTES}); restore it from a backup",
+                    env_path.display()
+                ),
             });
         }
         let text = std::fs::read_to_string(&env_path).map_err(Error::io("read", &env_path))?;

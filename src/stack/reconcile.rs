@@ -462,12 +462,14 @@ pub(crate) async fn check_published_ports(
     project: &Project,
     stacks: &Stacks,
 ) -> Result<()> {
-    // Ports held by the project's own running containers (cht-dev's or compose's) are
-    // freed when those are replaced, so they count as free.
+    // Ports held by the project's own containers (cht-dev's or compose's) are freed when
+    // those are replaced, so they count as free: running ones, and ones a command cut short
+    // left created, paused or being removed (the engine may bind their ports meanwhile).
+    // Only an exited or dead container holds nothing.
     let running: Vec<(String, String)> = containers(engine, &project.name)
         .await?
         .into_iter()
-        .filter(|c| c.state.is_running())
+        .filter(|c| !matches!(c.state, ContainerState::Exited | ContainerState::Dead))
         .map(|c| (c.project, c.service))
         .collect();
     for stack in [&stacks.cht, &stacks.upgrade] {

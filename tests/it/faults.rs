@@ -283,3 +283,40 @@ fn secrets_stay_private_and_only_nginx_is_published() {
     assert!(!other_env.contains(&password));
     std::thread::sleep(Duration::from_millis(10));
 }
+
+#[test]
+fn up_interrupted_at_any_moment_is_always_carried_on_by_the_next_up() {
+    let s = Stack::new("again");
+    s.init();
+    // Interrupt at a different moment each time: before, during and after the starts.
+    for (i, delay) in [150u64, 400, 700, 1000, 1300, 1600].into_iter().enumerate() {
+        let child = s
+            .cht
+            .command()
+            .args(s.up_args(&[]))
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("spawn");
+        std::thread::sleep(Duration::from_millis(delay));
+        let kill = std::process::Command::new("kill")
+            .args(["-INT", &child.id().to_string()])
+            .status()
+            .expect("kill");
+        assert!(kill.success());
+        let out = child.wait_with_output().expect("wait");
+        assert!(
+            matches!(out.status.code(), Some(130) | Some(0)),
+            "round {i}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let next = up(&s);
+        assert_eq!(
+            next.code, 0,
+            "round {i} (interrupted after {delay} ms): {next:#?}"
+        );
+        s.cmd("down", &[]).ok();
+    }
+    up(&s).ok();
+    assert_eq!(s.curl_https("/").0, "200");
+}

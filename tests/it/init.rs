@@ -580,3 +580,48 @@ fn folders_are_private_whatever_the_umask() {
         assert_eq!(mode(&path), want, "{}", path.display());
     }
 }
+
+#[test]
+fn a_damaged_project_is_listed_as_damaged_and_the_others_still_work() {
+    let cht = ChtDev::new();
+    cht.run(&["init", "good"]).ok();
+    cht.run(&["init", "bad"]).ok();
+    let env = cht.project("bad").join(".env");
+    let text = std::fs::read_to_string(&env).expect("env");
+    std::fs::write(&env, format!("{text}BROKEN=\"no closing quote\n")).expect("write");
+    let ls = cht.run(&["ls"]).ok();
+    let bad = ls
+        .stdout
+        .lines()
+        .find(|l| l.starts_with("bad "))
+        .unwrap_or_default()
+        .to_string();
+    assert!(
+        bad.contains("damaged") && bad.contains("missing closing"),
+        "{ls:#?}"
+    );
+    assert!(ls.stdout.lines().any(|l| l.starts_with("good ")), "{ls:#?}");
+    let json: serde_json::Value =
+        serde_json::from_str(&cht.run(&["ls", "--json"]).ok().stdout).expect("json");
+    assert_eq!(json.as_array().map(Vec::len), Some(2), "{json}");
+    // Another project can still be made, and doctor names the damaged one.
+    cht.run(&["init", "third"]).ok();
+    let doctor = cht.run(&["doctor"]);
+    let line = doctor
+        .stdout
+        .lines()
+        .find(|l| l.contains("project bad"))
+        .unwrap_or_default()
+        .to_string();
+    assert!(
+        line.starts_with("FAIL") && line.contains("missing closing"),
+        "{doctor:#?}"
+    );
+    // A settings file far larger than settings ever are is refused, not parsed.
+    std::fs::write(&env, "X=\"".to_string() + &"a\n".repeat(600_000)).expect("write");
+    let ls = cht.run(&["ls"]).ok();
+    assert!(
+        ls.stdout.contains("more than settings ever need"),
+        "{ls:#?}"
+    );
+}
