@@ -484,16 +484,8 @@ impl Engine {
             }),
             ..Default::default()
         };
-        let options = CreateContainerOptions {
-            name: Some(job.name.clone()),
-            ..Default::default()
-        };
-        let created = self
-            .docker
-            .create_container(Some(options), body)
-            .await
-            .map_err(self.fail(format!("create container {}", job.name)))?;
-        let outcome = tokio::time::timeout(limit, self.start_wait_collect(&created.id, &job.name))
+        let id = self.create_named(&job.name, body).await?;
+        let outcome = tokio::time::timeout(limit, self.start_wait_collect(&id, &job.name))
             .await
             .unwrap_or_else(|_| {
                 Err(Error::engine(
@@ -501,8 +493,27 @@ impl Engine {
                     format!("it did not finish within {} s", limit.as_secs()),
                 ))
             });
-        self.remove(&created.id, &job.name).await?;
+        self.remove(&id, &job.name).await?;
         outcome
+    }
+
+    /// Creates a container called `name` from `body`; returns its id. A name already in use
+    /// is [`Error::NameTaken`].
+    async fn create_named(&self, name: &str, body: ContainerCreateBody) -> Result<String> {
+        let options = CreateContainerOptions {
+            name: Some(name.to_string()),
+            ..Default::default()
+        };
+        let created = self
+            .docker
+            .create_container(Some(options), body)
+            .await
+            .map_err(self.fail(format!("create container {name}")))
+            .tolerate(&[Conflict])?
+            .ok_or_else(|| Error::NameTaken {
+                name: name.to_string(),
+            })?;
+        Ok(created.id)
     }
 
     /// Starts a created container, waits for it to stop, and reads its output.
@@ -815,20 +826,7 @@ impl Engine {
             }),
             ..Default::default()
         };
-        let options = CreateContainerOptions {
-            name: Some(config.name.clone()),
-            ..Default::default()
-        };
-        let created = self
-            .docker
-            .create_container(Some(options), body)
-            .await
-            .map_err(self.fail(format!("create container {}", config.name)))
-            .tolerate(&[Conflict])?
-            .ok_or_else(|| Error::NameTaken {
-                name: config.name.clone(),
-            })?;
-        Ok(created.id)
+        self.create_named(&config.name, body).await
     }
 
     /// Starts a container (already running is fine).

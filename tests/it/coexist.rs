@@ -378,18 +378,11 @@ fn teardown_stops_the_upgrade_service_first_and_removes_half_recreated_leftovers
 fn an_upgrade_service_without_compose_is_said_once_and_cht_dev_falls_back() {
     let s = Stack::new("nocompose");
     s.init();
-    let file = s.dir().join("upgrade-service.yml");
-    let text = std::fs::read_to_string(&file).expect("read");
-    let image = format!("{REGISTRY}/cht-upgrade-service:latest");
-    assert!(text.contains(&image));
-    std::fs::write(
-        &file,
-        text.replace(
-            &image,
-            &format!("{REGISTRY}/cht-upgrade-service:no-compose"),
-        ),
-    )
-    .expect("write");
+    s.edit(
+        "upgrade-service.yml",
+        &format!("{REGISTRY}/cht-upgrade-service:latest"),
+        &format!("{REGISTRY}/cht-upgrade-service:no-compose"),
+    );
     let first = s.up(&[]).ok();
     let notes: Vec<&str> = first
         .stderr

@@ -300,14 +300,11 @@ fn the_engine_unreachable_is_one_clear_line_for_every_command() {
 fn timeout_names_the_failing_service_with_its_logs() {
     let s = Stack::new("crash");
     s.init();
-    let core = s.dir().join("compose/cht-core.yml");
-    let text = std::fs::read_to_string(&core).expect("read");
-    let edited = text.replace(
+    s.edit(
+        "compose/cht-core.yml",
         &format!("{REGISTRY}/cht-api:5.2.0"),
         &format!("{REGISTRY}/cht-crash:latest"),
     );
-    assert_ne!(text, edited);
-    std::fs::write(&core, edited).expect("write");
     let started = Instant::now();
     let run = s
         .cht
@@ -332,13 +329,11 @@ fn ctrl_c_stops_up_promptly_and_the_next_up_succeeds() {
     // An api that never answers keeps `up` waiting for readiness, so the interrupt always
     // lands while `up` is at work (containers made and started, the wait under way).
     let core = s.dir().join("compose/cht-core.yml");
-    let text = std::fs::read_to_string(&core).expect("read");
-    let api = format!("{REGISTRY}/cht-api:5.2.0");
-    std::fs::write(
-        &core,
-        text.replace(&api, &format!("{REGISTRY}/cht-crash:latest")),
-    )
-    .expect("write");
+    let text = s.edit(
+        "compose/cht-core.yml",
+        &format!("{REGISTRY}/cht-api:5.2.0"),
+        &format!("{REGISTRY}/cht-crash:latest"),
+    );
     let child = s
         .cht
         .command()

@@ -51,14 +51,12 @@ fn a_port_taken_between_init_and_up_is_named_with_a_fix_and_up_works_once_freed(
 fn one_missing_image_is_named_and_nothing_runs() {
     let s = Stack::new("img");
     s.init();
-    let core = s.dir().join("compose/cht-core.yml");
-    let text = std::fs::read_to_string(&core).expect("read");
     let missing = format!("{REGISTRY}/cht-sentinel:does-not-exist");
-    std::fs::write(
-        &core,
-        text.replace(&format!("{REGISTRY}/cht-sentinel:5.2.0"), &missing),
-    )
-    .expect("write");
+    s.edit(
+        "compose/cht-core.yml",
+        &format!("{REGISTRY}/cht-sentinel:5.2.0"),
+        &missing,
+    );
     let line = up(&s).one_line_error();
     assert!(line.contains(&missing), "{line}");
     assert!(

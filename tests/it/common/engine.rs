@@ -175,6 +175,17 @@ impl Stack {
         cli.run(&all, &self.dir())
     }
 
+    /// Replaces `from` (which must be there) with `to` in one of the project's files, e.g.
+    /// `compose/cht-core.yml`; returns the text as it was, to put it back.
+    #[track_caller]
+    pub fn edit(&self, file: &str, from: &str, to: &str) -> String {
+        let path = self.dir().join(file);
+        let text = std::fs::read_to_string(&path).expect("read");
+        assert!(text.contains(from), "{from:?} is not in {file}");
+        std::fs::write(&path, text.replace(from, to)).expect("write");
+        text
+    }
+
     /// The upgrade service's container name.
     pub fn upgrade_container(&self) -> String {
         format!("{}-upgrade-cht-upgrade-service-1", self.name)
