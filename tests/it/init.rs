@@ -625,3 +625,23 @@ fn a_damaged_project_is_listed_as_damaged_and_the_others_still_work() {
         "{ls:#?}"
     );
 }
+
+#[test]
+fn a_closed_pipe_ends_output_quietly_with_exit_0() {
+    let cht = ChtDev::new();
+    let bin = env!("CARGO_BIN_EXE_cht-dev");
+    // The reader is gone before cht-dev writes (as `head -1` is after its line); cht-dev
+    // must neither complain nor fail.
+    let run = crate::common::to_run(
+        std::process::Command::new("/bin/bash")
+            .arg("-c")
+            .arg("set -o pipefail; \"$0\" --home \"$1\" versions | true")
+            .arg(bin)
+            .arg(cht.home())
+            .env("NO_COLOR", "1")
+            .output()
+            .expect("run"),
+    );
+    assert_eq!(run.code, 0, "{run:#?}");
+    assert_eq!(run.stderr, "", "{run:#?}");
+}
