@@ -2,8 +2,10 @@
 
 use std::path::PathBuf;
 
+use time::OffsetDateTime;
+
 use crate::error::Result;
-use crate::project::InitOptions;
+use crate::project::{InitOptions, Project, backups};
 use crate::settings::Settings;
 
 pub mod adopt;
@@ -109,6 +111,30 @@ pub fn run(settings: &Settings, action: &Action) -> Result<()> {
             system,
         } => p.report(&trust::uninstall(settings, *system)?),
     }
+}
+
+/// Moves the `compose/*.bak-*` copies earlier cht-dev versions kept (the upgrade service
+/// would run them) into `backups/`, and returns one note per move and per other file
+/// in `compose/` that the upgrade service would run besides CHT's two.
+pub fn tidy_compose_folder(project: &Project) -> Result<Vec<String>> {
+    let moved = backups::move_legacy(project, OffsetDateTime::now_utc())?;
+    let mut notes: Vec<String> = moved
+        .iter()
+        .map(|m| {
+            format!(
+                "moved {} to {} (the upgrade service runs every compose file in compose/)",
+                m.from.display(),
+                m.to.display()
+            )
+        })
+        .collect();
+    notes.extend(project.extra_compose_files().into_iter().map(|f| {
+        format!(
+            "{} is not CHT's: the upgrade service runs every valid compose file in that folder, cht-dev only cht-core.yml and cht-couchdb.yml; move it elsewhere unless you mean it",
+            project.path("compose").join(f).display()
+        )
+    }));
+    Ok(notes)
 }
 
 /// Formats rows as left-aligned columns separated by two spaces (no trailing blanks).

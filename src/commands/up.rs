@@ -142,7 +142,7 @@ pub fn run(settings: &Settings, req: &UpRequest) -> Result<Up> {
             }
             created.project
         };
-        let mut notes = super::upgrade::tidy_compose_folder(&project)?;
+        let mut notes = super::tidy_compose_folder(&project)?;
         let reporter = report::for_terminal(p.is_quiet());
         let opts = UpOptions {
             pull: req.pull,

@@ -3,11 +3,11 @@
 
 use std::time::Duration;
 
+use time::OffsetDateTime;
+
 use crate::docker::Engine;
 use crate::error::{Error, Result};
 use crate::fsutil;
-use time::OffsetDateTime;
-
 use crate::printer::{Printer, Report};
 use crate::project::render::{self, Marker, RenderInput};
 use crate::project::{self, Project, backups, versions};
@@ -46,30 +46,6 @@ fn semver(v: &str) -> (u64, u64, u64) {
 /// Replaces a file's contents atomically.
 fn replace(path: &std::path::Path, contents: &str) -> Result<()> {
     fsutil::replace(path, contents.as_bytes(), fsutil::PUBLIC)
-}
-
-/// Moves the `compose/*.bak-*` copies earlier cht-dev versions kept (the upgrade service
-/// would run them) into `backups/`, and returns one note per move and per other file
-/// in `compose/` that the upgrade service would run besides CHT's two.
-pub fn tidy_compose_folder(project: &Project) -> Result<Vec<String>> {
-    let moved = backups::move_legacy(project, OffsetDateTime::now_utc())?;
-    let mut notes: Vec<String> = moved
-        .iter()
-        .map(|m| {
-            format!(
-                "moved {} to {} (the upgrade service runs every compose file in compose/)",
-                m.from.display(),
-                m.to.display()
-            )
-        })
-        .collect();
-    notes.extend(project.extra_compose_files().into_iter().map(|f| {
-        format!(
-            "{} is not CHT's: the upgrade service runs every valid compose file in that folder, cht-dev only cht-core.yml and cht-couchdb.yml; move it elsewhere unless you mean it",
-            project.path("compose").join(f).display()
-        )
-    }));
-    Ok(notes)
 }
 
 /// A project moved to another release.
@@ -121,7 +97,7 @@ pub fn run(settings: &Settings, req: &UpgradeRequest) -> Result<Upgraded> {
         project_dir: &project.dir,
     })?;
     let p = &settings.printer;
-    let mut notes = tidy_compose_folder(&project)?;
+    let mut notes = super::tidy_compose_folder(&project)?;
     let mut previous = Vec::new();
     let mut folder = None;
     for file in files.iter().filter(|f| f.path != render::UPGRADE_FILE) {

@@ -60,12 +60,23 @@ impl Desired {
         }
     }
 
-    /// Whether `c` can stay as the container of `spec`: compose's name, the config hash and
-    /// the image id compose would compare, whoever made it.
+    /// Why compose would recreate `c` as the container of `spec`, if it would: it compares
+    /// the config hash and the image id, whoever made the container.
+    pub(crate) fn mismatch(&self, spec: &ServiceSpec, c: &ContainerInfo) -> Option<&'static str> {
+        let image = self.images.get(&spec.name);
+        if c.config_hash.as_ref() != self.hashes.get(&spec.name) {
+            Some("its config hash is not compose's")
+        } else if image.is_some() && c.image_id.as_ref() != image {
+            Some("its image changed")
+        } else {
+            None
+        }
+    }
+
+    /// Whether `c` can stay as the container of `spec`: compose's name, and nothing compose
+    /// would recreate it for.
     pub(crate) fn keeps(&self, spec: &ServiceSpec, c: &ContainerInfo) -> bool {
-        c.name == spec.container_name
-            && c.config_hash.as_ref() == self.hashes.get(&spec.name)
-            && c.image_id.as_ref() == self.images.get(&spec.name)
+        c.name == spec.container_name && self.mismatch(spec, c).is_none()
     }
 }
 

@@ -195,22 +195,14 @@ pub async fn next_boot(engine: &Engine, project: &Project) -> Result<NextBoot> {
     let list = engine
         .containers(&[(labels::PROJECT, &stacks.cht.project)])
         .await?;
+    let target = Desired::of(&stacks.cht, &images, Some(&compose));
     let mut recreated = Vec::new();
     let mut kept = 0;
     for spec in stacks.cht.services.values() {
         let Some(c) = list.iter().find(|c| c.service == spec.name) else {
             continue;
         };
-        let want_hash = compose.hashes.get(&spec.name);
-        let want_image = images.get(&spec.image).map(|i| &i.id);
-        let why = if c.config_hash.as_ref() != want_hash {
-            Some("its config hash is not compose's")
-        } else if want_image.is_some() && c.image_id.as_ref() != want_image {
-            Some("its image changed")
-        } else {
-            None
-        };
-        match why {
+        match target.mismatch(spec, c) {
             Some(why) => recreated.push((spec.name.clone(), why.to_string())),
             None => kept += 1,
         }
