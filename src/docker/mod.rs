@@ -584,17 +584,24 @@ impl Engine {
         Ok(())
     }
 
-    /// Ids of the networks called exactly `name`, oldest first (ties by id), so every
-    /// caller picks the same one when an engine holds two of one name.
-    async fn networks_named(&self, name: &str) -> Result<Vec<String>> {
-        let filters = HashMap::from([("name".to_string(), vec![name.to_string()])]);
-        let list = self
-            .docker
+    /// The networks the engine lists for `filters`.
+    async fn list_networks(
+        &self,
+        filters: HashMap<String, Vec<String>>,
+    ) -> Result<Vec<bollard::models::Network>> {
+        self.docker
             .list_networks(Some(ListNetworksOptions {
                 filters: Some(filters),
             }))
             .await
-            .map_err(self.fail("list networks"))?;
+            .map_err(self.fail("list networks"))
+    }
+
+    /// Ids of the networks called exactly `name`, oldest first (ties by id), so every
+    /// caller picks the same one when an engine holds two of one name.
+    async fn networks_named(&self, name: &str) -> Result<Vec<String>> {
+        let filters = HashMap::from([("name".to_string(), vec![name.to_string()])]);
+        let list = self.list_networks(filters).await?;
         let mut same: Vec<(String, String)> = list
             .into_iter()
             .filter(|n| n.name.as_deref() == Some(name))
@@ -690,14 +697,7 @@ impl Engine {
 
     /// Names of the networks carrying `label=value`.
     pub async fn networks(&self, label: &str, value: &str) -> Result<Vec<String>> {
-        let filters = Self::label_filter(label, value);
-        let list = self
-            .docker
-            .list_networks(Some(ListNetworksOptions {
-                filters: Some(filters),
-            }))
-            .await
-            .map_err(self.fail("list networks"))?;
+        let list = self.list_networks(Self::label_filter(label, value)).await?;
         let mut names: Vec<String> = list.into_iter().filter_map(|n| n.name).collect();
         names.sort();
         Ok(names)

@@ -334,33 +334,15 @@ fn ctrl_c_stops_up_promptly_and_the_next_up_succeeds() {
         &format!("{REGISTRY}/cht-api:5.2.0"),
         &format!("{REGISTRY}/cht-crash:latest"),
     );
-    let child = s
-        .cht
-        .command()
-        .args(s.up_args(&[]))
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("spawn");
+    let child = s.spawn_up();
     // Interrupt once the containers exist.
     let deadline = Instant::now() + Duration::from_secs(60);
     while s.containers("com.docker.compose.project", &s.name).len() < 6 {
         assert!(Instant::now() < deadline, "up made no containers");
         std::thread::sleep(Duration::from_millis(100));
     }
-    let pid = child.id().to_string();
-    let kill = std::process::Command::new("kill")
-        .args(["-INT", &pid])
-        .status()
-        .expect("kill");
-    assert!(kill.success());
-    let sent = Instant::now();
-    let output = child.wait_with_output().expect("wait");
-    assert!(
-        sent.elapsed() < Duration::from_secs(5),
-        "took {:?}",
-        sent.elapsed()
-    );
+    let (output, took) = s.interrupt(child);
+    assert!(took < Duration::from_secs(5), "took {took:?}");
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(130), "{stderr}");
     assert!(stderr.contains("error: interrupted"), "{stderr}");

@@ -288,21 +288,9 @@ fn up_interrupted_at_any_moment_is_always_carried_on_by_the_next_up() {
     s.init();
     // Interrupt at a different moment each time: before, during and after the starts.
     for (i, delay) in [150u64, 400, 700, 1000, 1300, 1600].into_iter().enumerate() {
-        let child = s
-            .cht
-            .command()
-            .args(s.up_args(&[]))
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .expect("spawn");
+        let child = s.spawn_up();
         std::thread::sleep(Duration::from_millis(delay));
-        let kill = std::process::Command::new("kill")
-            .args(["-INT", &child.id().to_string()])
-            .status()
-            .expect("kill");
-        assert!(kill.success());
-        let out = child.wait_with_output().expect("wait");
+        let (out, _) = s.interrupt(child);
         assert!(
             matches!(out.status.code(), Some(130) | Some(0)),
             "round {i}: {}",

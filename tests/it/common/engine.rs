@@ -151,6 +151,34 @@ impl Stack {
         self.cht.run(&args)
     }
 
+    /// Starts `cht-dev up` for this project in the background (stderr captured), to be
+    /// interrupted with [`Stack::interrupt`].
+    pub fn spawn_up(&self) -> std::process::Child {
+        self.cht
+            .command()
+            .args(self.up_args(&[]))
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("spawn cht-dev up")
+    }
+
+    /// Sends Ctrl-C (SIGINT) to `child` and waits for it; returns its output and how long
+    /// it took to end after the signal.
+    pub fn interrupt(
+        &self,
+        child: std::process::Child,
+    ) -> (std::process::Output, std::time::Duration) {
+        let kill = Command::new("kill")
+            .args(["-INT", &child.id().to_string()])
+            .status()
+            .expect("kill");
+        assert!(kill.success());
+        let sent = std::time::Instant::now();
+        let output = child.wait_with_output().expect("wait");
+        (output, sent.elapsed())
+    }
+
     /// Runs a cht-dev command naming this project: `cmd NAME extra...`.
     pub fn cmd(&self, cmd: &str, extra: &[&str]) -> Run {
         let mut args = vec![cmd, self.name.as_str()];
