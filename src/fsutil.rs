@@ -86,6 +86,104 @@ pub fn create_dir_mode(path: &Path, mode: u32) -> Result<()> {
     }
 }
 
+/// Copies the folder tree `from` into the existing empty folder `to`, keeping file and
+/// folder modes. Rules: a link that stays inside `from` is copied as a link to the same
+/// place in the copy; a link that leads out of `from` (or nowhere) is refused, as are
+/// FIFOs, sockets and devices, naming the path. The caller copies into a staging folder, so
+/// a refusal or failure part-way leaves nothing it keeps. Returns the bytes copied.
+pub fn copy_tree(from: &Path, to: &Path) -> Result<u64> {
+    let root = fs::canonicalize(from).map_err(Error::io("resolve", from))?;
+    copy_into(&root, &root, to)
+}
+
+/// One folder of [`copy_tree`]: `dir` (under the canonical `root`) into `to`.
+fn copy_into(root: &Path, dir: &Path, to: &Path) -> Result<u64> {
+    let refuse = |path: &Path, why: &str| Error::Io {
+        action: "copy",
+        path: path.to_path_buf(),
+        source: std::io::Error::other(why.to_string()),
+    };
+    let mut bytes = 0;
+    for entry in fs::read_dir(dir).map_err(Error::io("read", dir))? {
+        let entry = entry.map_err(Error::io("read", dir))?;
+        let (src, dst) = (entry.path(), to.join(entry.file_name()));
+        let meta = fs::symlink_metadata(&src).map_err(Error::io("inspect", &src))?;
+        let kind = meta.file_type();
+        if kind.is_symlink() {
+            let target = fs::canonicalize(&src)
+                .ok()
+                .and_then(|t| t.strip_prefix(root).ok().map(Path::to_path_buf))
+                .ok_or_else(|| {
+                    refuse(&src, "it is a link leading out of the folder being copied; replace it with what it points to")
+                })?;
+            // From the link's folder in the copy up to the copy's root, then down.
+            let depth = dir.strip_prefix(root).map_or(0, |d| d.components().count());
+            let mut relative: PathBuf = std::iter::repeat_n("..", depth).collect();
+            relative.push(&target);
+            if relative.as_os_str().is_empty() {
+                relative.push(".");
+            }
+            std::os::unix::fs::symlink(&relative, &dst).map_err(Error::io("create", &dst))?;
+        } else if kind.is_dir() {
+            fs::create_dir(&dst).map_err(Error::io("create folder", &dst))?;
+            bytes += copy_into(root, &src, &dst)?;
+            fs::set_permissions(&dst, meta.permissions())
+                .map_err(Error::io("set permissions of", &dst))?;
+        } else if kind.is_file() {
+            bytes += fs::copy(&src, &dst).map_err(Error::io("copy", &src))?;
+        } else {
+            return Err(refuse(
+                &src,
+                "it is not a file, folder or link (a FIFO, socket or device)",
+            ));
+        }
+    }
+    Ok(bytes)
+}
+
+/// Whether process `pid` may still be running (it exists, maybe as another user's).
+fn process_alive(pid: i32) -> bool {
+    // SAFETY: kill with signal 0 only checks for the process; it sends nothing.
+    let rc = unsafe { libc::kill(pid, 0) };
+    rc == 0 || std::io::Error::last_os_error().raw_os_error() != Some(libc::ESRCH)
+}
+
+/// The process id a leftover's name ends with, for the names [`Staging`] and [`replace`]
+/// give: `.staging-NAME-PID` and `.NAME.new-PID`.
+fn leftover_pid(name: &str) -> Option<i32> {
+    let rest = name.strip_prefix('.')?;
+    let pid = if rest.starts_with("staging-") {
+        rest.rsplit_once('-')?.1
+    } else {
+        rest.rsplit_once(".new-")?.1
+    };
+    pid.parse().ok().filter(|p: &i32| *p > 0)
+}
+
+/// Removes from `dir` the staging folders and half-written files of cht-dev processes that
+/// are gone (killed part-way), which may hold passwords. Best effort: what cannot be
+/// removed stays for the next command; a live process's work is never touched.
+pub fn sweep_leftovers(dir: &Path) {
+    let Ok(entries) = fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(pid) = name.to_str().and_then(leftover_pid) else {
+            continue;
+        };
+        if process_alive(pid) {
+            continue;
+        }
+        let path = entry.path();
+        let _ = match entry.file_type() {
+            Ok(t) if t.is_dir() => fs::remove_dir_all(&path),
+            Ok(_) => fs::remove_file(&path),
+            Err(_) => continue,
+        };
+    }
+}
+
 /// A folder being filled before it is moved into place; removed on drop unless committed.
 #[derive(Debug)]
 pub struct Staging {
@@ -137,5 +235,78 @@ impl Drop for Staging {
         if !self.committed {
             let _ = fs::remove_dir_all(&self.path);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn leftovers_of_dead_processes_go_and_live_ones_stay() {
+        let dir = tempfile::tempdir().expect("tmp");
+        // A child that has exited and been reaped: its pid is free.
+        let mut child = std::process::Command::new("true").spawn().expect("spawn");
+        let dead = child.id();
+        child.wait().expect("wait");
+        let live = std::process::id();
+        for name in [
+            format!(".staging-p-{dead}"),
+            format!(".staging-p-{live}"),
+            format!(".staging-ca-{dead}"),
+        ] {
+            fs::create_dir(dir.path().join(name)).expect("mkdir");
+        }
+        for name in [
+            format!(".env.new-{dead}"),
+            format!(".env.new-{live}"),
+            ".env".into(),
+        ] {
+            fs::write(dir.path().join(name), "x").expect("write");
+        }
+        sweep_leftovers(dir.path());
+        let mut left: Vec<String> = fs::read_dir(dir.path())
+            .expect("read")
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect();
+        left.sort();
+        assert_eq!(
+            left,
+            [
+                ".env".to_string(),
+                format!(".env.new-{live}"),
+                format!(".staging-p-{live}")
+            ]
+        );
+    }
+
+    #[test]
+    fn copies_keep_inner_links_and_refuse_links_that_leave() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let (from, outside) = (dir.path().join("from"), dir.path().join("secret"));
+        fs::create_dir_all(from.join("shards/a")).expect("mkdir");
+        fs::write(from.join("shards/a/db.couch"), "data").expect("write");
+        fs::write(&outside, "key").expect("write");
+        std::os::unix::fs::symlink(from.join("shards/a/db.couch"), from.join("shards/abs"))
+            .expect("link");
+        std::os::unix::fs::symlink("a", from.join("shards/rel")).expect("link");
+        let to = dir.path().join("to");
+        fs::create_dir(&to).expect("mkdir");
+        assert_eq!(copy_tree(&from, &to).expect("copies"), 4);
+        assert_eq!(
+            fs::read_link(to.join("shards/abs")).expect("link"),
+            Path::new("../shards/a/db.couch")
+        );
+        assert_eq!(
+            fs::read_to_string(to.join("shards/rel/db.couch")).expect("read"),
+            "data"
+        );
+        // One link out of the folder refuses the whole copy.
+        std::os::unix::fs::symlink(&outside, from.join("shards/a/leak")).expect("link");
+        let again = dir.path().join("again");
+        fs::create_dir(&again).expect("mkdir");
+        let err = copy_tree(&from, &again).expect_err("refused").to_string();
+        assert!(err.contains("leak") && err.contains("leading out"), "{err}");
     }
 }

@@ -10,6 +10,21 @@ pub const HOME_ENV: &str = "CHT_DEV_HOME";
 /// Characters that would break a path inside a compose file or `.env`.
 const UNSAFE_PATH_CHARS: &[char] = &[':', '$', '"', '\\', '{', '}', '\'', '`'];
 
+/// Checks a path compose will bind-mount (the home's folders, an adopted data folder):
+/// none of [`UNSAFE_PATH_CHARS`] (`:` would change the mount target) and no control
+/// character. Returns why not.
+pub fn check_mount_path(text: &str) -> std::result::Result<(), String> {
+    match text
+        .chars()
+        .find(|c| UNSAFE_PATH_CHARS.contains(c) || c.is_control())
+    {
+        Some(bad) => Err(format!(
+            "it contains {bad:?}, which compose files cannot carry in a mount path"
+        )),
+        None => Ok(()),
+    }
+}
+
 /// A resolved, absolute cht-dev home folder (it may not exist yet).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Home {
@@ -50,14 +65,8 @@ impl Home {
                 "it is not valid UTF-8; pass --home with a plain path".into(),
             ));
         };
-        if let Some(bad) = text
-            .chars()
-            .find(|c| UNSAFE_PATH_CHARS.contains(c) || c.is_control())
-        {
-            return Err(invalid(format!(
-                "it contains {bad:?}, which compose files cannot carry in a mount path; pass --home with a plainer path"
-            )));
-        }
+        check_mount_path(text)
+            .map_err(|e| invalid(format!("{e}; pass --home with a plainer path")))?;
         if root.exists() && !root.is_dir() {
             return Err(invalid(
                 "it exists and is not a folder; pass --home with a folder".into(),
@@ -79,6 +88,18 @@ impl Home {
     /// The folder of project `name`.
     pub fn project_dir(&self, name: &str) -> PathBuf {
         self.root.join(name)
+    }
+
+    /// Removes what killed cht-dev processes left behind: staging folders in the home, and
+    /// half-written files in each project's folders.
+    pub fn sweep_leftovers(&self) {
+        crate::fsutil::sweep_leftovers(&self.root);
+        for name in self.folders_holding(".env").unwrap_or_default() {
+            let dir = self.project_dir(&name);
+            for sub in ["", "compose", "certs"] {
+                crate::fsutil::sweep_leftovers(&dir.join(sub));
+            }
+        }
     }
 
     /// Names of the folders in this home that hold `file` (e.g. a project's `.env`), sorted.

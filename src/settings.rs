@@ -21,8 +21,11 @@ impl Settings {
         Settings { home_flag, printer }
     }
 
-    /// The resolved home (`--home`, `CHT_DEV_HOME`, or the platform data dir).
+    /// The resolved home (`--home`, `CHT_DEV_HOME`, or the platform data dir), cleared of
+    /// what killed cht-dev processes left in it.
     pub fn home(&self) -> Result<Home> {
-        Home::resolve(self.home_flag.as_deref())
+        let home = Home::resolve(self.home_flag.as_deref())?;
+        home.sweep_leftovers();
+        Ok(home)
     }
 }

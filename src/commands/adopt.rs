@@ -4,9 +4,9 @@
 use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
-use crate::printer::{Printer, Report};
+use crate::printer::{Printer, Report, shell_word};
 use crate::project::dotenv::EnvFile;
-use crate::project::{self, Adopted, InitOptions, compose::ComposeFile, versions};
+use crate::project::{self, Adopted, InitOptions, compose::ComposeFile, ports, versions};
 use crate::settings::Settings;
 
 /// What `adopt` was asked to do.
@@ -20,27 +20,43 @@ pub struct AdoptRequest {
     pub copy_data: bool,
 }
 
-/// Copies a folder tree (files and folders; links are copied as the files they point to).
-fn copy_tree(from: &Path, to: &Path) -> Result<()> {
-    std::fs::create_dir_all(to).map_err(Error::io("create", to))?;
-    for entry in std::fs::read_dir(from).map_err(Error::io("read", from))? {
-        let entry = entry.map_err(Error::io("read", from))?;
-        let (src, dst) = (entry.path(), to.join(entry.file_name()));
-        if src.is_dir() {
-            copy_tree(&src, &dst)?;
-        } else {
-            std::fs::copy(&src, &dst).map_err(Error::io("copy", &src))?;
-        }
-    }
-    Ok(())
-}
+/// The helper's settings cht-dev needs, every one non-empty.
+const REQUIRED: [&str; 8] = [
+    "NGINX_HTTP_PORT",
+    "NGINX_HTTPS_PORT",
+    "COUCHDB_USER",
+    "COUCHDB_PASSWORD",
+    "COUCHDB_SECRET",
+    "COUCHDB_UUID",
+    "COUCHDB_DATA",
+    "CHT_COMPOSE_PATH",
+];
 
-/// Runs `adopt`.
+/// The credentials kept as they are.
+const CREDENTIALS: [&str; 4] = [
+    "COUCHDB_USER",
+    "COUCHDB_PASSWORD",
+    "COUCHDB_SECRET",
+    "COUCHDB_UUID",
+];
+
+/// Runs `adopt`. The helper's `.env` is another tool's file: every value cht-dev uses is
+/// checked as its flag would be (name, ports, registry, data folder, no control
+/// characters, a `.env` spelling both composes read alike) before anything is written.
 pub fn run(settings: &Settings, req: &AdoptRequest) -> Result<AdoptReport> {
     let home = settings.home()?;
     let bad = |reason: String| {
         Error::BadOption(format!("cannot adopt {}: {reason}", req.env_file.display()))
     };
+    let size = std::fs::metadata(&req.env_file)
+        .map_err(Error::io("read", &req.env_file))?
+        .len();
+    if size > project::MAX_ENV_BYTES {
+        return Err(bad(format!(
+            "it is {size} bytes, more than settings ever need ({})",
+            project::MAX_ENV_BYTES
+        )));
+    }
     let text = std::fs::read_to_string(&req.env_file).map_err(Error::io("read", &req.env_file))?;
     let env = EnvFile::parse(&text).map_err(|e| bad(format!("line {}: {}", e.line, e.reason)))?;
     let name = match &req.name {
@@ -54,18 +70,15 @@ pub fn run(settings: &Settings, req: &AdoptRequest) -> Result<AdoptReport> {
                 bad("cannot tell the project name from the file name; pass --name".into())
             })?,
     };
-    project::name::validate(&name)?;
-    let required = [
-        "NGINX_HTTP_PORT",
-        "NGINX_HTTPS_PORT",
-        "COUCHDB_USER",
-        "COUCHDB_PASSWORD",
-        "COUCHDB_SECRET",
-        "COUCHDB_UUID",
-        "COUCHDB_DATA",
-        "CHT_COMPOSE_PATH",
-    ];
-    let missing: Vec<&str> = required
+    // The name first: adopting one file twice says the project exists.
+    project::validate(
+        &home,
+        &InitOptions {
+            name: name.clone(),
+            ..InitOptions::default()
+        },
+    )?;
+    let missing: Vec<&str> = REQUIRED
         .iter()
         .copied()
         .filter(|k| env.get(k).is_none_or(str::is_empty))
@@ -77,19 +90,36 @@ pub fn run(settings: &Settings, req: &AdoptRequest) -> Result<AdoptReport> {
         )));
     }
     let get = |k: &str| env.get(k).unwrap_or_default().to_string();
-    let port = |k: &str| {
-        get(k)
-            .parse::<u16>()
-            .map_err(|_| bad(format!("{k} is not a port number")))
+    for key in REQUIRED.iter().chain(&["DOCKER_CONFIG_PATH"]) {
+        if get(key).chars().any(char::is_control) {
+            return Err(bad(format!(
+                "{key} holds a control character; fix it in the file"
+            )));
+        }
+    }
+    let taken = project::taken_ports(&home)?;
+    let port = |key: &'static str| -> Result<u16> {
+        let raw = get(key);
+        let port = ports::parse_setting(&raw).map_err(|why| bad(format!("{key}={raw}: {why}")))?;
+        match ports::busy_reason(port, &taken) {
+            None => Ok(port),
+            Some(why) => Err(bad(format!(
+                "{key} {port} is busy: {why}; stop what holds it (the helper's own containers: docker ps) and adopt again"
+            ))),
+        }
     };
     let (http, https) = (port("NGINX_HTTP_PORT")?, port("NGINX_HTTPS_PORT")?);
-    let data = PathBuf::from(get("COUCHDB_DATA"));
-    if !data.is_dir() {
+    if http == https {
         return Err(bad(format!(
-            "its CouchDB data folder {} does not exist",
-            data.display()
+            "NGINX_HTTP_PORT and NGINX_HTTPS_PORT are both {http}; give each its own"
         )));
     }
+    let raw_data = get("COUCHDB_DATA");
+    let data = project::check_data_folder(&home, &raw_data).map_err(|why| {
+        bad(format!(
+            "its CouchDB data folder {raw_data:?} is refused: {why}"
+        ))
+    })?;
     let core = PathBuf::from(get("CHT_COMPOSE_PATH")).join("cht-core.yml");
     let core_text = std::fs::read_to_string(&core).map_err(Error::io("read", &core))?;
     let api = ComposeFile::parse(&core.display().to_string(), &core_text)?
@@ -108,24 +138,27 @@ pub fn run(settings: &Settings, req: &AdoptRequest) -> Result<AdoptReport> {
             .then(|| registry.to_string()),
         ..InitOptions::default()
     };
-    let mut vars: Vec<(String, String)> = [
-        "COUCHDB_USER",
-        "COUCHDB_PASSWORD",
-        "COUCHDB_SECRET",
-        "COUCHDB_UUID",
-    ]
-    .iter()
-    .map(|k| (k.to_string(), get(k)))
-    .collect();
+    let mut vars: Vec<(String, String)> = CREDENTIALS
+        .iter()
+        .map(|k| (k.to_string(), get(k)))
+        .collect();
+    let mut kept = EnvFile::new();
+    for (key, value) in &vars {
+        kept.set(key, value.clone());
+    }
+    kept.render(&[]).map_err(|e| bad(e.to_string()))?;
     if !req.copy_data {
         vars.push(("COUCHDB_DATA".into(), data.display().to_string()));
     }
     project::validate(&home, &opts)?;
     let _lock = project::lock(&home, &name)?;
-    let created = project::adopt(&home, &opts, &Adopted { http, https, vars })?;
-    if req.copy_data {
-        copy_tree(&data, &created.project.path("couchdb"))?;
-    }
+    let adopted = Adopted {
+        http,
+        https,
+        vars,
+        copy_data: req.copy_data.then(|| data.clone()),
+    };
+    let created = project::adopt(&home, &opts, &adopted)?;
     let helper_project = get("DOCKER_CONFIG_PATH");
     let helper_upgrade = Path::new(&helper_project)
         .file_name()
@@ -187,7 +220,8 @@ impl Report for AdoptReport {
         let helper = &self.helper_upgrade;
         if !helper.is_empty() {
             p.info(format!(
-                "  the helper's upgrade service ran as compose project {helper}; remove it once: docker compose -p {helper} down"
+                "  the helper's upgrade service ran as compose project {helper}; remove it once: docker compose -p {} down",
+                shell_word(helper)
             ))?;
         }
         Ok(())

@@ -4,7 +4,7 @@ use std::path::Path;
 
 use crate::error::{Error, Result};
 use crate::fsutil;
-use crate::printer::{Printer, Report, Tone};
+use crate::printer::{Printer, Report, Tone, shell_word};
 use crate::settings::Settings;
 use crate::tls;
 
@@ -77,7 +77,8 @@ pub fn run(settings: &Settings, der: Option<&Path>) -> Result<CaReport> {
             .map(|(platform, step)| {
                 (
                     platform.to_string(),
-                    step.replace("{ca}", &ca).replace("{der}", &der_name),
+                    step.replace("{ca}", &shell_word(&ca))
+                        .replace("{der}", &shell_word(&der_name)),
                 )
             })
             .collect(),

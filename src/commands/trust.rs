@@ -6,7 +6,7 @@ use std::process::Command;
 
 use crate::error::{Error, Result};
 use crate::home::Home;
-use crate::printer::{Printer, Report};
+use crate::printer::{Printer, Report, shell_word};
 use crate::settings::Settings;
 use crate::tls::{self, CaFiles};
 
@@ -81,7 +81,7 @@ fn user_home() -> Result<PathBuf> {
 
 /// The system-store commands for this platform, as text to run by hand.
 fn system_hint(ca: &Path, name: &str) -> String {
-    let ca = ca.display();
+    let ca = shell_word(&ca.display().to_string());
     match std::env::consts::OS {
         "macos" => format!(
             "sudo security add-trusted-cert -d -r trustRoot -k /Library/Keychains/System.keychain {ca}"
@@ -91,12 +91,12 @@ fn system_hint(ca: &Path, name: &str) -> String {
     }
 }
 
-/// The CA certificate and its store nickname, making the CA if needed.
-fn ca(home: &Home) -> Result<(CaFiles, String)> {
+/// The CA certificate, its store nickname and its SHA-256 in hex, making the CA if needed.
+fn ca(home: &Home) -> Result<(CaFiles, String, String)> {
     let (files, _) = tls::ensure_ca(home)?;
     let pem = std::fs::read_to_string(&files.cert).map_err(Error::io("read", &files.cert))?;
     let info = tls::inspect(&pem)?;
-    Ok((files, nickname(&info.sha256)))
+    Ok((files, nickname(&info.sha256), info.sha256.replace(':', "")))
 }
 
 /// File name (without extension) for the system store.
@@ -108,7 +108,7 @@ fn system_name(nick: &str) -> String {
 /// and into the system store with `--system`.
 pub fn install(settings: &Settings, system: bool) -> Result<Trusted> {
     let home = settings.home()?;
-    let (files, nick) = ca(&home)?;
+    let (files, nick, _) = ca(&home)?;
     let ca_path = files.cert.to_string_lossy().into_owned();
     let mut done = Vec::new();
     for db in nss_databases(&user_home()?) {
@@ -182,7 +182,7 @@ fn update_system_store() -> Result<()> {
 /// Removes the CA from this user's NSS databases, and the system store with `--system`.
 pub fn uninstall(settings: &Settings, system: bool) -> Result<Trusted> {
     let home = settings.home()?;
-    let (files, nick) = ca(&home)?;
+    let (_, nick, sha256) = ca(&home)?;
     let mut done = Vec::new();
     for db in nss_databases(&user_home()?) {
         if !db.join("cert9.db").is_file() {
@@ -206,10 +206,7 @@ pub fn uninstall(settings: &Settings, system: bool) -> Result<Trusted> {
         None
     };
     let hint = match std::env::consts::OS {
-        "macos" => format!(
-            "sudo security delete-certificate -c \"{}\"",
-            files.cert.display()
-        ),
+        "macos" => format!("sudo security delete-certificate -Z {sha256}"),
         "windows" => format!("certutil -delstore ROOT \"{nick}\""),
         _ => format!("sudo rm {SYSTEM_DIR}/{name}.crt && sudo update-ca-certificates --fresh"),
     };

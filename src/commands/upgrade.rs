@@ -1,6 +1,8 @@
 //! `cht-dev upgrade`: move a project to another CHT release, keeping its data, and roll
 //! back to the previous files and containers if the new release does not come up.
 
+use std::cell::RefCell;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use time::OffsetDateTime;
@@ -14,6 +16,7 @@ use crate::project::{self, Project, backups, versions};
 use crate::report;
 use crate::settings::Settings;
 use crate::stack::images::PullPolicy;
+use crate::stack::load;
 use crate::stack::status::ServiceState;
 use crate::stack::teardown;
 use crate::stack::up::{self as stack_up, UpOptions};
@@ -75,7 +78,57 @@ impl Report for Upgraded {
     }
 }
 
-/// Runs `upgrade`.
+/// The project files `upgrade` rewrites, kept so every failure puts them back.
+#[derive(Debug, Default)]
+struct Rewrite {
+    /// Each file rewritten and its contents before.
+    previous: Vec<(PathBuf, String)>,
+    /// The backup folder this run made (for files that were not cht-dev's own).
+    backup: Option<PathBuf>,
+    /// Whether any project file may have changed.
+    written: bool,
+}
+
+impl Rewrite {
+    /// Puts every file back as it was and removes this run's backup folder (its copies
+    /// are the files just restored); a no-op when nothing was written.
+    fn undo(&mut self) -> Result<()> {
+        if !std::mem::take(&mut self.written) {
+            return Ok(());
+        }
+        for (path, old) in &self.previous {
+            replace(path, old)?;
+        }
+        if let Some(dir) = self.backup.take() {
+            std::fs::remove_dir_all(&dir).map_err(Error::io("remove", &dir))?;
+        }
+        Ok(())
+    }
+}
+
+/// Checks rendered files the way `up` will read them (parsed, every variable filled in
+/// from the project's settings), in a staging folder inside the project, before any
+/// project file is touched.
+fn check_rendered(project: &Project, files: &[render::RenderedFile]) -> Result<()> {
+    let staging = fsutil::Staging::new(&project.dir, "upgrade")?;
+    let root = staging.path();
+    fsutil::create_dir_mode(&root.join("compose"), fsutil::SHARED_DIR)?;
+    for file in files.iter().filter(|f| f.path != render::UPGRADE_FILE) {
+        fsutil::write_new(
+            &root.join(file.path),
+            file.contents.as_bytes(),
+            fsutil::PUBLIC,
+        )?;
+    }
+    let upgrade = project.path(render::UPGRADE_FILE);
+    std::fs::copy(&upgrade, root.join(render::UPGRADE_FILE))
+        .map_err(Error::io("copy", &upgrade))?;
+    load::load_in(project, root).map(|_| ())
+}
+
+/// Runs `upgrade`. Everything is rendered and checked before any file is written; once
+/// files are written, every failure (the new release not coming up, the engine going
+/// away, Ctrl-C) puts the previous files back.
 pub fn run(settings: &Settings, req: &UpgradeRequest) -> Result<Upgraded> {
     let home = settings.home()?;
     let project = Project::load(&home, &req.name)?;
@@ -88,7 +141,7 @@ pub fn run(settings: &Settings, req: &UpgradeRequest) -> Result<Upgraded> {
             req.name, target.version
         )));
     }
-    // Keep the registry the project already uses.
+    // Keep the registry the project already uses (checked like --image-registry).
     let registry = project.image_registry()?;
     let files = render::render(&RenderInput {
         project: &project.name,
@@ -96,37 +149,19 @@ pub fn run(settings: &Settings, req: &UpgradeRequest) -> Result<Upgraded> {
         registry: registry.as_deref(),
         project_dir: &project.dir,
     })?;
-    let p = &settings.printer;
-    let mut notes = super::tidy_compose_folder(&project)?;
-    let mut previous = Vec::new();
-    let mut folder = None;
-    for file in files.iter().filter(|f| f.path != render::UPGRADE_FILE) {
+    check_rendered(&project, &files)?;
+    let rewritten: Vec<&render::RenderedFile> = files
+        .iter()
+        .filter(|f| f.path != render::UPGRADE_FILE)
+        .collect();
+    let mut rewrite = Rewrite::default();
+    for file in &rewritten {
         let path = project.path(file.path);
         let old = std::fs::read_to_string(&path).map_err(Error::io("read", &path))?;
-        if render::marker(&old) != Marker::Unmodified {
-            // Edited by the user, or rewritten by the upgrade service: keep a copy, outside
-            // compose/ where the upgrade service would run it.
-            let dir = match &folder {
-                Some(dir) => dir,
-                None => folder.insert(backups::new_folder(
-                    &project,
-                    &current,
-                    OffsetDateTime::now_utc(),
-                )?),
-            };
-            let name = path
-                .file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_default();
-            let backup = backups::keep(dir, &name, &old)?;
-            notes.push(format!(
-                "{} was not cht-dev's own; kept it as {}",
-                path.display(),
-                backup.display()
-            ));
-        }
-        previous.push((path, old));
+        rewrite.previous.push((path, old));
     }
+    let rewrite = RefCell::new(rewrite);
+    let p = &settings.printer;
     let reporter = report::for_terminal(p.is_quiet());
     let opts = UpOptions {
         pull: req.pull,
@@ -134,31 +169,20 @@ pub fn run(settings: &Settings, req: &UpgradeRequest) -> Result<Upgraded> {
         wait: true,
         cert_replaced: false,
     };
-    let outcome = super::engine::block_on(async {
+    let result = super::engine::block_on(async {
         let engine = Engine::connect().await?;
         // The upgrade service's compose must not read the files half-way through: it
         // stops first, and `up` starts it again last.
         teardown::pause_upgrade_service(&engine, &project.name, reporter.as_ref()).await?;
-        for (file, (path, _)) in files
-            .iter()
-            .filter(|f| f.path != render::UPGRADE_FILE)
-            .zip(&previous)
-        {
-            if let Err(e) = replace(path, &file.contents) {
-                // Never half the new release: the previous files, all of them, again.
-                for (path, old) in &previous {
-                    let _ = replace(path, old);
-                }
-                return Err(e);
-            }
-        }
+        let mut notes = write_release(&project, &current, &rewritten, &mut rewrite.borrow_mut())?;
         match stack_up::up(&engine, &home, &project, &opts, reporter.as_ref()).await {
-            Ok(outcome) => Ok(Ok(outcome)),
+            Ok(outcome) => {
+                notes.extend(outcome.notes);
+                Ok(Ok((outcome.services, notes)))
+            }
             Err(e) => {
                 // Roll back: the previous files, then the previous containers.
-                for (path, old) in &previous {
-                    replace(path, old)?;
-                }
+                rewrite.borrow_mut().undo()?;
                 let back = stack_up::up(
                     &engine,
                     &home,
@@ -173,19 +197,24 @@ pub fn run(settings: &Settings, req: &UpgradeRequest) -> Result<Upgraded> {
                 Ok(Err((e, back.is_ok())))
             }
         }
-    })?;
+    });
     reporter.finish();
-    match outcome {
-        Ok(outcome) => {
-            notes.extend(outcome.notes);
-            Ok(Upgraded {
-                project: project.name,
-                from: current,
-                to: target.version,
-                services: outcome.services,
-                notes,
-            })
+    let outcome = match result {
+        Ok(outcome) => outcome,
+        Err(e) => {
+            // Interrupted, or the engine failed outside `up`: the previous files again.
+            rewrite.borrow_mut().undo()?;
+            return Err(e);
         }
+    };
+    match outcome {
+        Ok((services, notes)) => Ok(Upgraded {
+            project: project.name,
+            from: current,
+            to: target.version,
+            services,
+            notes,
+        }),
         Err((e, restored)) => Err(Error::UpgradeFailed {
             project: project.name.clone(),
             version: target.version.to_string(),
@@ -194,4 +223,50 @@ pub fn run(settings: &Settings, req: &UpgradeRequest) -> Result<Upgraded> {
             cause: Box::new(e),
         }),
     }
+}
+
+/// Writes the new release's files into the project: legacy copies out of `compose/`, a
+/// backup of each file that was not cht-dev's own, then the files themselves. Records
+/// all it does in `rewrite`; on a failure part-way, undoes it. Returns one note per
+/// backup or move.
+fn write_release(
+    project: &Project,
+    current: &str,
+    files: &[&render::RenderedFile],
+    rewrite: &mut Rewrite,
+) -> Result<Vec<String>> {
+    rewrite.written = true;
+    let result = (|| {
+        let mut notes = super::tidy_compose_folder(project)?;
+        for (file, (path, old)) in files.iter().zip(&rewrite.previous) {
+            if render::marker(old) != Marker::Unmodified {
+                // Edited by the user, or rewritten by the upgrade service: keep a copy,
+                // outside compose/ where the upgrade service would run it.
+                let dir = match &rewrite.backup {
+                    Some(dir) => dir.clone(),
+                    None => {
+                        let dir = backups::new_folder(project, current, OffsetDateTime::now_utc())?;
+                        rewrite.backup = Some(dir.clone());
+                        dir
+                    }
+                };
+                let name = path
+                    .file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_default();
+                let backup = backups::keep(&dir, &name, old)?;
+                notes.push(format!(
+                    "{} was not cht-dev's own; kept it as {}",
+                    path.display(),
+                    backup.display()
+                ));
+            }
+            replace(path, &file.contents)?;
+        }
+        Ok(notes)
+    })();
+    if result.is_err() {
+        rewrite.undo()?;
+    }
+    result
 }

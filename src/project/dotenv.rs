@@ -96,17 +96,40 @@ impl EnvFile {
         Ok(env)
     }
 
-    /// Renders the file, preceded by `header` lines written as `# ` comments.
-    pub fn render(&self, header: &[&str]) -> String {
+    /// Renders the file, preceded by `header` lines written as `# ` comments; refused when
+    /// a value has no spelling compose v1 and v2 read alike (see [`spell`]).
+    pub fn render(&self, header: &[&str]) -> Result<String, Unportable> {
         let mut out = String::new();
         for line in header {
             let _ = writeln!(out, "# {line}");
         }
         for (key, value) in &self.vars {
-            let _ = writeln!(out, "{key}={}", quote_if_needed(value));
+            let spelt = spell(value).map_err(|reason| Unportable {
+                key: key.clone(),
+                reason,
+            })?;
+            let _ = writeln!(out, "{key}={spelt}");
         }
-        out
+        Ok(out)
     }
+}
+
+/// A value no `.env` spelling carries to compose v1 and v2 alike.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "the value of {key} {reason}: compose v1 and v2 would read it differently; choose a value without it"
+)]
+pub struct Unportable {
+    /// The variable.
+    pub key: String,
+    /// What in the value has no common spelling.
+    pub reason: &'static str,
+}
+
+/// Whether some `.env` spelling of `value` reads back the same in cht-dev, compose v1
+/// and compose v2.
+pub fn is_portable(value: &str) -> bool {
+    spell(value).is_ok()
 }
 
 /// A quoted value read a chunk (a line) at a time, so reading costs linear time however
@@ -170,13 +193,32 @@ fn strip_inline_comment(value: &str) -> &str {
     value
 }
 
-/// Writes `value` bare when compose reads it back unchanged, else double-quoted.
-fn quote_if_needed(value: &str) -> String {
+/// How `value` is written so cht-dev, compose v1 (1.29) and compose v2 read the same
+/// bytes, or why no spelling does. Measured rules: v1 expands `${NAME}` in every
+/// spelling, quoted or not, with no escape; both read bare words and single-quoted text
+/// otherwise literally; in double quotes both undo `\\`, `\"` and `\n`, but v2 expands
+/// `$NAME` and v1 keeps `\$` as two characters. So: never `${`; bare when only safe
+/// characters; single quotes when there is no `'` and no control character; double quotes
+/// when there is no `$`.
+fn spell(value: &str) -> Result<String, &'static str> {
+    if value.contains("${") {
+        return Err("holds ${");
+    }
     let bare = value
         .chars()
         .all(|c| c.is_ascii_alphanumeric() || "_-./:@+,%".contains(c));
     if bare {
-        return value.to_string();
+        return Ok(value.to_string());
+    }
+    if !value.contains('\'') && !value.chars().any(char::is_control) {
+        return Ok(format!("'{value}'"));
+    }
+    if value.contains('$') {
+        return Err(if value.contains('\'') {
+            "holds both ' and $"
+        } else {
+            "holds both a control character and $"
+        });
     }
     let mut out = String::from("\"");
     for c in value.chars() {
@@ -186,12 +228,11 @@ fn quote_if_needed(value: &str) -> String {
             '\n' => out.push_str("\\n"),
             '\t' => out.push_str("\\t"),
             '\r' => out.push_str("\\r"),
-            '$' => out.push_str("\\$"),
             other => out.push(other),
         }
     }
     out.push('"');
-    out
+    Ok(out)
 }
 
 #[cfg(test)]
@@ -246,9 +287,16 @@ mod tests {
         env.set("SPACES", "/home/Jo Doe/x");
         env.set("QUOTES", "say \"hi\" \\ $HOME");
         env.set("EMPTY", "");
-        let text = env.render(&["header"]);
+        env.set("APOSTROPHE", "it's \"x\"\n");
+        let text = env.render(&["header"]).expect("portable");
         assert!(text.starts_with("# header\n"));
         assert!(text.contains("PLAIN=/home/me/.local/share/cht-dev/a/couchdb\n"));
         assert_eq!(EnvFile::parse(&text).expect("parses"), env);
+        env.set("BOTH", "it's $5");
+        let err = env.render(&[]).expect_err("unportable");
+        assert!(err.to_string().contains("BOTH holds both"), "{err}");
+        env.set("BOTH", "${HOME}");
+        let err = env.render(&[]).expect_err("unportable");
+        assert!(err.to_string().contains("BOTH holds ${"), "{err}");
     }
 }

@@ -24,7 +24,7 @@ pub const DEFAULT_USER: &str = "medic";
 /// Length of generated CouchDB passwords (alphanumeric, so safe inside URLs).
 const PASSWORD_LEN: usize = 24;
 /// The largest `.env` cht-dev reads: settings take a few kilobytes.
-const MAX_ENV_BYTES: u64 = 1 << 20;
+pub const MAX_ENV_BYTES: u64 = 1 << 20;
 /// cht-dev's own `.env` variable listing the extra `--host` names of the certificate.
 pub const HOSTS_VAR: &str = "CHT_DEV_HOSTS";
 
@@ -134,25 +134,53 @@ pub struct ProjectLock {
     _file: std::fs::File,
 }
 
-/// Takes the project's lock, so two cht-dev commands never work on one project at once.
-/// Lock files live outside the home, so a command that fails leaves nothing there: in the
-/// user's runtime folder, else in a folder of the user's own in the temp folder.
-pub fn lock(home: &Home, name: &str) -> Result<ProjectLock> {
-    let base = match directories::BaseDirs::new()
-        .and_then(|d| d.runtime_dir().map(Path::to_path_buf))
-    {
+/// The per-user folder holding lock files: the user's runtime folder, else a folder of
+/// the user's own in the temp folder. Lock files live outside the home, so a command that
+/// fails leaves nothing there.
+fn lock_folder() -> PathBuf {
+    match directories::BaseDirs::new().and_then(|d| d.runtime_dir().map(Path::to_path_buf)) {
         Some(runtime) => runtime.join("cht-dev-locks"),
         // SAFETY: geteuid has no preconditions and cannot fail.
         None => std::env::temp_dir().join(format!("cht-dev-locks-{}", unsafe { libc::geteuid() })),
-    };
-    lock_in(&base, home, name)
+    }
 }
 
-/// [`lock`] with its lock folder given. Rules: the folder is a real folder (not a link),
-/// the user's own and closed to others (it is made so when missing); the lock file is
-/// never opened through a link; the key is the home's canonical path, so two spellings of
-/// one home (`a/../home`) share one lock.
+/// Takes the project's lock, so two cht-dev commands never work on one project at once;
+/// a second command fails at once with [`Error::Busy`].
+pub fn lock(home: &Home, name: &str) -> Result<ProjectLock> {
+    lock_in(&lock_folder(), home, name)
+}
+
+/// The lock key of the home-wide hold on port choice: not a valid project name, so it
+/// never meets a project's lock.
+const PORTS_KEY: &str = ".ports";
+
+/// Waits for the home-wide hold on port choice: creating a project reads the ports every
+/// project holds and writes its own while holding it, so concurrent `init`s never pick
+/// the same ports.
+fn lock_ports(base: &Path, home: &Home) -> Result<ProjectLock> {
+    let file = lock_file(base, home, PORTS_KEY)?;
+    file.lock().map_err(Error::io("lock", base))?;
+    Ok(ProjectLock { _file: file })
+}
+
+/// [`lock`] with its lock folder given.
 fn lock_in(base: &Path, home: &Home, name: &str) -> Result<ProjectLock> {
+    let file = lock_file(base, home, name)?;
+    match file.try_lock() {
+        Ok(()) => Ok(ProjectLock { _file: file }),
+        Err(std::fs::TryLockError::WouldBlock) => Err(Error::Busy {
+            name: name.to_string(),
+        }),
+        Err(std::fs::TryLockError::Error(e)) => Err(Error::io("lock", base)(e)),
+    }
+}
+
+/// Opens the lock file of `key` in `home`, unlocked. Rules: the folder is a real folder
+/// (not a link), the user's own and closed to others (it is made so when missing); the
+/// lock file is never opened through a link; the file is keyed by the home's canonical
+/// path, so two spellings of one home (`a/../home`) share one lock.
+fn lock_file(base: &Path, home: &Home, key: &str) -> Result<std::fs::File> {
     use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
     fsutil::create_dir_mode(base, fsutil::PRIVATE_DIR)?;
     let meta = std::fs::symlink_metadata(base).map_err(Error::io("inspect", base))?;
@@ -168,23 +196,16 @@ fn lock_in(base: &Path, home: &Home, name: &str) -> Result<ProjectLock> {
     fsutil::create_dir_mode(home.root(), fsutil::PRIVATE_DIR)?;
     let canonical =
         std::fs::canonicalize(home.root()).map_err(Error::io("resolve", home.root()))?;
-    let key = &render::hex_sha256(&canonical.to_string_lossy())[..16];
-    let path = base.join(format!("{key}-{name}.lock"));
-    let file = std::fs::OpenOptions::new()
+    let hash = &render::hex_sha256(&canonical.to_string_lossy())[..16];
+    let path = base.join(format!("{hash}-{key}.lock"));
+    std::fs::OpenOptions::new()
         .create(true)
         .truncate(false)
         .write(true)
         .mode(fsutil::PRIVATE)
         .custom_flags(libc::O_NOFOLLOW)
         .open(&path)
-        .map_err(Error::io("open", &path))?;
-    match file.try_lock() {
-        Ok(()) => Ok(ProjectLock { _file: file }),
-        Err(std::fs::TryLockError::WouldBlock) => Err(Error::Busy {
-            name: name.to_string(),
-        }),
-        Err(std::fs::TryLockError::Error(e)) => Err(Error::io("lock", &path)(e)),
-    }
+        .map_err(Error::io("open", &path))
 }
 
 /// Checks the form of every option (name, version, registry, hosts, port numbers),
@@ -326,6 +347,59 @@ pub struct Adopted {
     pub https: u16,
     /// `.env` values kept as they are (credentials, CouchDB data path).
     pub vars: Vec<(String, String)>,
+    /// A CouchDB data folder (checked by [`check_data_folder`]) to copy into the project's
+    /// own, inside the staging folder, so a failed copy leaves no project.
+    pub copy_data: Option<PathBuf>,
+}
+
+/// Checks a CouchDB data folder read from another tool's settings (`adopt`), which
+/// becomes CouchDB's bind mount, and returns its canonical path. Rules: an absolute path
+/// compose can mount ([`check_mount_path`](crate::home::check_mount_path)) to an existing
+/// folder; not `/`, nor a folder holding the user's home folder; neither inside the
+/// cht-dev home (its `ca/` holds the CA key) nor holding it; and neither inside another
+/// project's data folder nor holding one. Returns why not.
+pub fn check_data_folder(home: &Home, raw: &str) -> std::result::Result<PathBuf, String> {
+    crate::home::check_mount_path(raw)?;
+    let path = Path::new(raw);
+    if !path.is_absolute() {
+        return Err("it is not an absolute path".into());
+    }
+    let data = std::fs::canonicalize(path)
+        .ok()
+        .filter(|p| p.is_dir())
+        .ok_or("it is not an existing folder")?;
+    let nested = |a: &Path, b: &Path| a.starts_with(b) || b.starts_with(a);
+    let canonical = |p: &Path| std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf());
+    if data.parent().is_none() {
+        return Err("it is the root folder".into());
+    }
+    if let Some(user) = directories::BaseDirs::new().map(|d| canonical(d.home_dir()))
+        && user.starts_with(&data)
+    {
+        return Err(format!("it holds your home folder {}", user.display()));
+    }
+    let home_root = canonical(home.root());
+    if nested(&data, &home_root) {
+        return Err(format!(
+            "it overlaps the cht-dev home {} (which holds the CA key)",
+            home_root.display()
+        ));
+    }
+    for name in names(home).unwrap_or_default() {
+        let Some(theirs) = Project::load(home, &name)
+            .ok()
+            .and_then(|p| p.env.get("COUCHDB_DATA").map(|d| canonical(Path::new(d))))
+        else {
+            continue;
+        };
+        if nested(&data, &theirs) {
+            return Err(format!(
+                "it overlaps the data folder of project {name:?} ({})",
+                theirs.display()
+            ));
+        }
+    }
+    Ok(data)
 }
 
 /// Creates a project for settings adopted from the bash helper: its ports are kept (the
@@ -337,6 +411,8 @@ pub fn adopt(home: &Home, opts: &InitOptions, adopted: &Adopted) -> Result<Creat
 /// Creates a project, with adopted settings when given.
 fn create_with(home: &Home, opts: &InitOptions, adopted: Option<&Adopted>) -> Result<Created> {
     let checked = check(home, opts)?;
+    // Held until the project is in place, so the next creation sees its ports.
+    let _ports = lock_ports(&lock_folder(), home)?;
     let taken = taken_ports(home)?;
     let (http, https) = match adopted {
         None => ports::allocate(opts.http_port, opts.https_port, &taken)?,
@@ -422,20 +498,22 @@ fn create_with(home: &Home, opts: &InitOptions, adopted: Option<&Adopted>) -> Re
         project_dir: &checked.dir,
     })?;
 
+    let header = [
+        "cht-dev project settings, read by cht-dev, compose and the CHT upgrade service.",
+        "Secrets: keep this file private (mode 0600).",
+    ];
+    let env_text = env
+        .render(&header)
+        .map_err(|e| Error::BadOption(e.to_string()))?;
     let staging = fsutil::Staging::new(home.root(), &checked.name)?;
     let root = staging.path();
     for sub in ["compose", "certs", "couchdb"] {
         fsutil::create_dir_mode(&root.join(sub), fsutil::SHARED_DIR)?;
     }
-    let header = [
-        "cht-dev project settings, read by cht-dev, compose and the CHT upgrade service.",
-        "Secrets: keep this file private (mode 0600).",
-    ];
-    fsutil::write_new(
-        &root.join(".env"),
-        env.render(&header).as_bytes(),
-        fsutil::PRIVATE,
-    )?;
+    if let Some(from) = adopted.and_then(|a| a.copy_data.as_deref()) {
+        fsutil::copy_tree(from, &root.join("couchdb"))?;
+    }
+    fsutil::write_new(&root.join(".env"), env_text.as_bytes(), fsutil::PRIVATE)?;
     for file in &files {
         fsutil::write_new(
             &root.join(file.path),
@@ -569,7 +647,11 @@ impl Project {
         for (key, value) in vars {
             let mut one = EnvFile::new();
             one.set(key, *value);
-            let rendered = one.render(&[]).trim_end().to_string();
+            let rendered = one
+                .render(&[])
+                .map_err(|e| Error::BadOption(e.to_string()))?
+                .trim_end()
+                .to_string();
             let found = lines.iter_mut().find(|l| {
                 l.trim_start()
                     .strip_prefix("export ")

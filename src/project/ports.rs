@@ -43,6 +43,14 @@ fn in_range(which: &'static str, port: u32) -> Result<u16> {
     }
 }
 
+/// Reads a port number from a settings file: a number from 1 to 65535, or why not.
+pub fn parse_setting(raw: &str) -> std::result::Result<u16, String> {
+    match raw.trim().parse::<u32>() {
+        Ok(n) => in_range("setting", n).map_err(|_| "ports run from 1 to 65535".to_string()),
+        Err(_) => Err("it is not a port number".into()),
+    }
+}
+
 /// Checks requested port numbers are in range and distinct (not whether they are free).
 pub fn check_range(http: Option<u32>, https: Option<u32>) -> Result<()> {
     let http = http.map(|p| in_range("http", p)).transpose()?;
@@ -130,6 +138,21 @@ mod tests {
         let err = allocate(Some(u32::from(port)), None, &Taken::new()).expect_err("busy");
         assert!(err.to_string().contains("listening"), "{err}");
         assert!(err.to_string().contains("--http-port"), "{err}");
+    }
+
+    #[test]
+    fn port_settings_read_back_are_checked_like_flags() {
+        assert_eq!(parse_setting(" 10443 "), Ok(10443));
+        for (raw, why) in [
+            ("0", "1 to 65535"),
+            ("65536", "1 to 65535"),
+            ("-1", "not a port"),
+            ("4x", "not a port"),
+            ("", "not a port"),
+        ] {
+            let err = parse_setting(raw).expect_err(raw);
+            assert!(err.contains(why), "{raw}: {err}");
+        }
     }
 
     #[test]

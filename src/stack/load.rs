@@ -30,6 +30,12 @@ pub fn upgrade_project(name: &str) -> String {
 /// containers at every boot: cht-dev makes exactly the containers it would make. (The
 /// image's own environment is left out here; CHT's files use none of its variables.)
 pub fn load(project: &Project) -> Result<Stacks> {
+    load_in(project, &project.dir)
+}
+
+/// [`load`] with the files read from `root`, laid out as in a project folder: what
+/// `upgrade` uses to check files it rendered before it writes any into the project.
+pub fn load_in(project: &Project, root: &std::path::Path) -> Result<Stacks> {
     let env: IndexMap<String, String> = project
         .env
         .iter()
@@ -38,11 +44,11 @@ pub fn load(project: &Project) -> Result<Stacks> {
     let host = |name: &str| std::env::var(name).ok().or_else(|| env.get(name).cloned());
     let upgrade = Stack::load(
         &upgrade_project(&project.name),
-        &project.dir,
+        root,
         &[render::UPGRADE_FILE.into()],
         &host,
     )?;
-    let compose_dir = project.path("compose");
+    let compose_dir = root.join("compose");
     let files = ["cht-core.yml".into(), "cht-couchdb.yml".into()];
     let cht = match compose_hash::find_upgrade_service(upgrade.services.values()) {
         Some(service) => {

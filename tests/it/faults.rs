@@ -306,3 +306,107 @@ fn up_interrupted_at_any_moment_is_always_carried_on_by_the_next_up() {
     up(&s).ok();
     assert_eq!(s.curl_https("/").0, "200");
 }
+
+/// Whether a container is running.
+fn running(container: &str) -> bool {
+    docker_names(&["inspect", "-f", "{{.State.Running}}", container]) == ["true"]
+}
+
+#[test]
+fn a_failed_or_interrupted_upgrade_leaves_the_files_and_containers_as_they_were() {
+    let s = Stack::new("upgfail");
+    s.up(&["--cht-version", "4.22.0"]).ok();
+    // A user's edit (so the file gets a backup) and a legacy copy in compose/.
+    let core = s.dir().join("compose/cht-core.yml");
+    let edited = std::fs::read_to_string(&core).expect("read") + "# my note\n";
+    std::fs::write(&core, &edited).expect("write");
+    let legacy = s.dir().join("compose/cht-core.yml.bak-1700000000");
+    std::fs::write(&legacy, "services: {}\n").expect("write");
+    let upgrade_args = [
+        "upgrade",
+        s.name.as_str(),
+        "--cht-version",
+        "5.2.0",
+        "--pull",
+        "never",
+        "--timeout",
+        "60",
+    ];
+
+    // The engine unreachable: an error, and not one file moved, kept or written.
+    let before = s.cht.tree();
+    let mut cmd = s.cht.command();
+    cmd.env("DOCKER_HOST", "unix:///nonexistent/docker.sock")
+        .args(upgrade_args);
+    let line = crate::common::to_run(cmd.output().expect("run")).one_line_error();
+    assert!(line.contains("Docker"), "{line}");
+    assert_eq!(s.cht.tree(), before);
+    std::fs::remove_file(&legacy).expect("rm");
+
+    // Files that would not load (a setting gone): refused before anything is touched,
+    // the upgrade service included.
+    let ids_before = ids(&s);
+    let env = s.dir().join(".env");
+    let env_text = std::fs::read_to_string(&env).expect("env");
+    let without: String = env_text
+        .lines()
+        .filter(|l| !l.starts_with("COUCHDB_PASSWORD="))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    std::fs::write(&env, without).expect("write");
+    let before = s.cht.tree();
+    let mut cmd = s.cht.command();
+    cmd.env_remove("COUCHDB_PASSWORD").args(upgrade_args);
+    let line = crate::common::to_run(cmd.output().expect("run")).one_line_error();
+    assert!(line.contains("COUCHDB_PASSWORD"), "{line}");
+    assert_eq!(s.cht.tree(), before);
+    assert_eq!(ids(&s), ids_before);
+    assert!(running(&s.upgrade_container()));
+    std::fs::write(&env, &env_text).expect("write");
+
+    // Ctrl-C once the new files are written: the previous files come back, and the
+    // backup of the edited file goes with them.
+    let child = s
+        .cht
+        .command()
+        .args(upgrade_args)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn upgrade");
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while !std::fs::read_to_string(&core)
+        .expect("read")
+        .contains("cht-api:5.2.0")
+    {
+        assert!(std::time::Instant::now() < deadline, "upgrade never wrote");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let (out, _) = s.interrupt(child);
+    assert_eq!(
+        out.status.code(),
+        Some(130),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(std::fs::read_to_string(&core).expect("read"), edited);
+    assert!(!s.dir().join("backups").exists() || names_in(&s.dir().join("backups")).is_empty());
+    up(&s).ok();
+    assert_eq!(s.curl_https("/").0, "200");
+    let ls: serde_json::Value =
+        serde_json::from_str(&s.cht.run(&["--json", "ls"]).ok().stdout).expect("json");
+    assert_eq!(ls[0]["version"], "4.22.0");
+}
+
+/// The entries of a folder, sorted.
+fn names_in(dir: &std::path::Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .map(|d| {
+            d.flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    names.sort();
+    names
+}

@@ -528,6 +528,14 @@ fn bad_cli_input_table_one_line_non_zero_nothing_written() {
             "folder does not exist",
         ),
         (vec!["status"], "no projects in"),
+        (
+            vec!["adopt", "/nonexistent-helper.env"],
+            "/nonexistent-helper.env",
+        ),
+        (
+            vec!["upgrade", "nope", "--cht-version", "5.2.0"],
+            "no project named",
+        ),
     ];
     for (args, expect) in &table {
         let run = cht.run(args);
@@ -644,4 +652,237 @@ fn a_closed_pipe_ends_output_quietly_with_exit_0() {
     );
     assert_eq!(run.code, 0, "{run:#?}");
     assert_eq!(run.stderr, "", "{run:#?}");
+}
+
+#[test]
+fn env_values_read_the_same_in_compose_v1_and_v2_or_are_refused() {
+    use cht_dev::project::dotenv::EnvFile;
+    let values = [
+        "plain",
+        "pa$$word",
+        "a$b",
+        "$HOME",
+        "a\\$b",
+        "it's",
+        "say \"hi\"",
+        "back\\slash",
+        "sp ace #not a comment",
+        "ünïcödé",
+        "tab\there",
+        "two\nlines",
+        "it's\n\"quoted\"\\",
+    ];
+    let mut env = EnvFile::new();
+    let mut services = String::from("services:\n  s:\n    image: busybox\n    environment:\n");
+    for (i, value) in values.iter().enumerate() {
+        env.set(&format!("V{i}"), *value);
+        services.push_str(&format!("      V{i}: ${{V{i}}}\n"));
+    }
+    let dir = tempfile::tempdir().expect("tmp");
+    std::fs::write(dir.path().join(".env"), env.render(&[]).expect("portable")).expect("env");
+    std::fs::write(dir.path().join("docker-compose.yml"), services).expect("compose");
+    for cli in crate::common::composes() {
+        let run = cli.run(&["config"], dir.path());
+        assert_eq!(run.code, 0, "compose {}: {run:#?}", cli.label);
+        let doc: serde_json::Value = serde_saphyr::from_str(&run.stdout).expect("yaml");
+        for (i, value) in values.iter().enumerate() {
+            // `config` prints `$` doubled, as compose files spell a literal dollar.
+            let read = doc["services"]["s"]["environment"][format!("V{i}")]
+                .as_str()
+                .unwrap_or_default()
+                .replace("$$", "$");
+            assert_eq!(read, *value, "compose {} read V{i}", cli.label);
+        }
+    }
+    // No spelling carries `${` (v1 expands it in every spelling), nor both ' and $:
+    // refused with the variable's name.
+    for value in ["${HOME}", "it's $5"] {
+        env.set("BOTH", value);
+        let err = env.render(&[]).expect_err("refused");
+        assert!(err.to_string().contains("BOTH holds"), "{err}");
+    }
+}
+
+#[test]
+fn adopt_checks_the_helpers_values_like_flags_and_writes_nothing_when_refused() {
+    use crate::common::helper_project;
+    let user = tempfile::tempdir().expect("user home");
+    let cht = ChtDev::new().env("HOME", &user.path().display().to_string());
+    let held = TcpListener::bind((Ipv4Addr::UNSPECIFIED, 0)).expect("bind");
+    let busy = held.local_addr().expect("addr").port().to_string();
+    // A first adoption whose data stays in place, outside the home.
+    let first = helper_project(user.path(), "first", 21080, 21443);
+    cht.run(&["adopt", first.to_str().expect("utf8")]).ok();
+    let first_data = user.path().join(".medic/cht-docker/first-dir/couch");
+    let before = cht.tree();
+    let ca = cht.home().join("ca").display().to_string();
+    let nested = first_data.join("inner");
+    std::fs::create_dir_all(&nested).expect("mkdir");
+    let parent = user.path().parent().expect("parent").display().to_string();
+    let (nested, first_data) = (
+        nested.display().to_string(),
+        first_data.display().to_string(),
+    );
+    let rows: Vec<(&str, &str, &str)> = vec![
+        ("COUCHDB_DATA", "/", "the root folder"),
+        ("COUCHDB_DATA", &parent, "holds your home folder"),
+        ("COUCHDB_DATA", &ca, "overlaps the cht-dev home"),
+        (
+            "COUCHDB_DATA",
+            &first_data,
+            "overlaps the data folder of project \"first\"",
+        ),
+        (
+            "COUCHDB_DATA",
+            &nested,
+            "overlaps the data folder of project \"first\"",
+        ),
+        ("COUCHDB_DATA", "/tmp/a:/etc", "contains ':'"),
+        ("COUCHDB_DATA", "relative/couch", "not an absolute path"),
+        (
+            "COUCHDB_DATA",
+            "/nonexistent-cht-data",
+            "not an existing folder",
+        ),
+        ("NGINX_HTTP_PORT", "0", "1 to 65535"),
+        ("NGINX_HTTPS_PORT", "70000", "1 to 65535"),
+        ("NGINX_HTTP_PORT", "80x", "not a port number"),
+        ("NGINX_HTTPS_PORT", &busy, "is busy"),
+        ("NGINX_HTTP_PORT", "21080", "project \"first\" uses it"),
+        ("NGINX_HTTP_PORT", "22443", "give each its own"),
+        (
+            "DOCKER_CONFIG_PATH",
+            "/x\u{1b}[2J;rm -rf ~",
+            "control character",
+        ),
+        ("COUCHDB_USER", "me\u{7}", "control character"),
+        ("COUCHDB_PASSWORD", "pa${HOME}ss", "holds ${"),
+        ("COUCHDB_PASSWORD", "it's $5", "holds both ' and $"),
+    ];
+    for (key, value, expect) in &rows {
+        let file = helper_project(user.path(), "second", 22080, 22443);
+        let text = std::fs::read_to_string(&file).expect("env");
+        let line = |l: &str| {
+            if l.starts_with(&format!("{key}=")) {
+                // Single quotes keep `$` and control characters as written.
+                format!("{key}='{}'", value.replace('\'', ""))
+            } else {
+                l.to_string()
+            }
+        };
+        let mut edited: Vec<String> = text.lines().map(line).collect();
+        if key.contains("PASSWORD") && value.contains('\'') {
+            edited.retain(|l| !l.starts_with("COUCHDB_PASSWORD="));
+            edited.push("COUCHDB_PASSWORD=\"it's $5\"".into());
+        }
+        std::fs::write(&file, edited.join("\n") + "\n").expect("write");
+        let run = cht.run(&["adopt", file.to_str().expect("utf8")]);
+        let error = run.one_line_error();
+        assert!(
+            error.contains("cannot adopt") && error.contains(expect),
+            "{key}={value:?}: {error}"
+        );
+        assert!(!error.contains('\u{1b}'), "{error}");
+        assert_eq!(cht.tree(), before, "{key}={value:?} changed the home");
+    }
+    // A registry read back from the helper's files is checked like --image-registry.
+    let file = helper_project(user.path(), "third", 23080, 23443);
+    let core = user
+        .path()
+        .join(".medic/cht-docker/third-dir/compose/cht-core.yml");
+    std::fs::write(
+        &core,
+        "services:\n  api:\n    image: \"r.io\\\"\\n    privileged: true\\n    x: \\\"y/cht-api:4.22.0\"\n",
+    )
+    .expect("write");
+    let error = cht
+        .run(&["adopt", file.to_str().expect("utf8")])
+        .one_line_error();
+    assert!(error.contains("registry"), "{error}");
+    assert_eq!(cht.tree(), before);
+    // --copy-data refuses a link leading out of the data folder, and leaves nothing.
+    let file = helper_project(user.path(), "fourth", 24080, 24443);
+    let data = user.path().join(".medic/cht-docker/fourth-dir/couch");
+    std::os::unix::fs::symlink(cht.home().join("ca/ca-key.pem"), data.join("leak")).expect("link");
+    let error = cht
+        .run(&["adopt", file.to_str().expect("utf8"), "--copy-data"])
+        .one_line_error();
+    assert!(error.contains("leading out of the folder"), "{error}");
+    assert_eq!(cht.tree(), before);
+    // The printed advice quotes what it took from the file for the shell.
+    std::fs::remove_file(data.join("leak")).expect("rm");
+    let text = std::fs::read_to_string(&file).expect("env");
+    let text = text.replace("DOCKER_CONFIG_PATH=", "DOCKER_CONFIG_PATH='/x/a b;id' #");
+    std::fs::write(&file, text).expect("write");
+    let run = cht
+        .run(&["adopt", file.to_str().expect("utf8"), "--copy-data"])
+        .ok();
+    assert!(
+        run.stdout.contains("docker compose -p 'a b;id' down"),
+        "{run:#?}"
+    );
+    assert!(
+        cht.project("fourth")
+            .join("couchdb/helper-marker")
+            .is_file()
+    );
+}
+
+#[test]
+fn concurrent_inits_never_share_ports() {
+    let cht = ChtDev::new();
+    let children: Vec<_> = (0..8)
+        .map(|i| {
+            cht.command()
+                .args(["init", &format!("p{i}")])
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .expect("spawn init")
+        })
+        .collect();
+    for child in children {
+        let out = child.wait_with_output().expect("wait");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let mut ports: Vec<String> = (0..8)
+        .flat_map(|i| {
+            let dir = cht.project(&format!("p{i}"));
+            [
+                env_get(&dir, "NGINX_HTTP_PORT"),
+                env_get(&dir, "NGINX_HTTPS_PORT"),
+            ]
+        })
+        .collect();
+    ports.sort();
+    ports.dedup();
+    assert_eq!(ports.len(), 16, "{ports:?}");
+}
+
+#[test]
+fn what_a_killed_command_left_is_removed_by_the_next_one() {
+    let cht = ChtDev::new();
+    cht.run(&["init", "kept"]).ok();
+    // What a killed `init` leaves: a staging folder holding a password, named by its pid.
+    let mut gone = std::process::Command::new("true").spawn().expect("spawn");
+    let dead = gone.id();
+    gone.wait().expect("wait");
+    let stale = cht.home().join(format!(".staging-p-{dead}"));
+    std::fs::create_dir(&stale).expect("mkdir");
+    std::fs::write(stale.join(".env"), "COUCHDB_PASSWORD=secret\n").expect("write");
+    let half = cht.project("kept").join(format!(".env.new-{dead}"));
+    std::fs::write(&half, "COUCHDB_PASSWORD=secret\n").expect("write");
+    // A live process's staging folder is its work in progress: left alone.
+    let live = cht
+        .home()
+        .join(format!(".staging-q-{}", std::process::id()));
+    std::fs::create_dir(&live).expect("mkdir");
+    let ls = cht.run(&["ls"]).ok();
+    assert!(ls.stdout.contains("kept"), "{ls:#?}");
+    assert!(!stale.exists() && !half.exists());
+    assert!(live.is_dir());
 }

@@ -281,37 +281,11 @@ fn upgrade_4x_to_5x_keeps_data_refuses_downgrades_and_rolls_back_on_failure() {
     assert_eq!(std::fs::read_to_string(&marker).expect("marker"), "keep");
 }
 
-/// Lays out a project as the bash Docker Helper leaves it: `NAME.env` and
-/// `~/.medic/cht-docker/NAME-dir/{couch,compose}`; returns the env file's path.
-fn helper_project(user_home: &Path, name: &str, http: u16, https: u16) -> std::path::PathBuf {
-    let dir = user_home.join(format!(".medic/cht-docker/{name}-dir"));
-    std::fs::create_dir_all(dir.join("couch")).expect("couch");
-    std::fs::create_dir_all(dir.join("compose")).expect("compose");
-    std::fs::write(dir.join("couch/helper-marker"), "from the helper").expect("marker");
-    std::fs::write(
-        dir.join("compose/cht-core.yml"),
-        format!(
-            "services:\n  api:\n    image: {}/cht-api:4.22.0\n",
-            crate::common::engine::REGISTRY
-        ),
-    )
-    .expect("compose");
-    let env = format!(
-        "NGINX_HTTP_PORT={http}\nNGINX_HTTPS_PORT={https}\nCOUCHDB_USER=medic\nCOUCHDB_PASSWORD=password\n\
-         CHT_COMPOSE_PROJECT_NAME={name}\nDOCKER_CONFIG_PATH={d}\nCOUCHDB_SECRET=0123456789abcdef0123456789abcdef\n\
-         COUCHDB_UUID=fedcba9876543210fedcba9876543210\nCOUCHDB_DATA={d}/couch\nCHT_COMPOSE_PATH={d}/compose\nCHT_NETWORK={name}-cht-net\n",
-        d = dir.display()
-    );
-    let file = user_home.join(format!("{name}.env"));
-    std::fs::write(&file, env).expect("env");
-    file
-}
-
 #[test]
 fn adopt_keeps_the_helpers_ports_credentials_and_data_in_place() {
     let s = Stack::new("adopt");
     let user = tempfile::tempdir().expect("home");
-    let env_file = helper_project(user.path(), &s.name, s.http, s.https);
+    let env_file = crate::common::helper_project(user.path(), &s.name, s.http, s.https);
     let run = s.cht.run(&["adopt", env_file.to_str().expect("utf8")]).ok();
     assert!(run.stdout.contains("adopted"), "{run:#?}");
     let env = std::fs::read_to_string(s.dir().join(".env")).expect("env");
@@ -349,7 +323,7 @@ fn adopt_keeps_the_helpers_ports_credentials_and_data_in_place() {
         copied.one_line_error().contains("is busy"),
         "the ports belong to the first adoption: {copied:#?}"
     );
-    let other = helper_project(user.path(), "second", s.http + 1, s.https + 1);
+    let other = crate::common::helper_project(user.path(), "second", s.http + 1, s.https + 1);
     s.cht
         .run(&["adopt", other.to_str().expect("utf8"), "--copy-data"])
         .ok();

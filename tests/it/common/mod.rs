@@ -294,3 +294,29 @@ pub fn chromium(home: &Path, url: &str) -> String {
     }
     last
 }
+
+/// Lays out a project as the bash Docker Helper leaves it: `NAME.env` and
+/// `~/.medic/cht-docker/NAME-dir/{couch,compose}`; returns the env file's path.
+pub fn helper_project(user_home: &Path, name: &str, http: u16, https: u16) -> std::path::PathBuf {
+    let dir = user_home.join(format!(".medic/cht-docker/{name}-dir"));
+    std::fs::create_dir_all(dir.join("couch")).expect("couch");
+    std::fs::create_dir_all(dir.join("compose")).expect("compose");
+    std::fs::write(dir.join("couch/helper-marker"), "from the helper").expect("marker");
+    std::fs::write(
+        dir.join("compose/cht-core.yml"),
+        format!(
+            "services:\n  api:\n    image: {}/cht-api:4.22.0\n",
+            engine::REGISTRY
+        ),
+    )
+    .expect("compose");
+    let env = format!(
+        "NGINX_HTTP_PORT={http}\nNGINX_HTTPS_PORT={https}\nCOUCHDB_USER=medic\nCOUCHDB_PASSWORD=password\n\
+         CHT_COMPOSE_PROJECT_NAME={name}\nDOCKER_CONFIG_PATH={d}\nCOUCHDB_SECRET=0123456789abcdef0123456789abcdef\n\
+         COUCHDB_UUID=fedcba9876543210fedcba9876543210\nCOUCHDB_DATA={d}/couch\nCHT_COMPOSE_PATH={d}/compose\nCHT_NETWORK={name}-cht-net\n",
+        d = dir.display()
+    );
+    let file = user_home.join(format!("{name}.env"));
+    std::fs::write(&file, env).expect("env");
+    file
+}
