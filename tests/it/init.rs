@@ -886,3 +886,36 @@ fn what_a_killed_command_left_is_removed_by_the_next_one() {
     assert!(!stale.exists() && !half.exists());
     assert!(live.is_dir());
 }
+
+#[test]
+fn ca_advice_quotes_the_home_for_the_shell() {
+    let cht = ChtDev::new();
+    let home = cht.scratch().join("my home");
+    let run = crate::common::to_run(
+        std::process::Command::new(env!("CARGO_BIN_EXE_cht-dev"))
+            .arg("--home")
+            .arg(&home)
+            .arg("ca")
+            .env("NO_COLOR", "1")
+            .output()
+            .expect("run"),
+    );
+    let quoted = format!("'{}'", home.join("ca/ca.pem").display());
+    let step = run
+        .stdout
+        .lines()
+        .find(|l| l.contains("sudo cp"))
+        .unwrap_or_else(|| panic!("no sudo cp advice: {run:#?}"))
+        .to_string();
+    assert!(
+        step.contains(&format!("sudo cp {quoted} /usr/local/share")),
+        "{step}"
+    );
+    // What the shell makes of the advice is the file itself.
+    let out = std::process::Command::new("/bin/sh")
+        .arg("-c")
+        .arg(format!("cat {quoted}"))
+        .output()
+        .expect("sh");
+    assert!(String::from_utf8_lossy(&out.stdout).contains("BEGIN CERTIFICATE"));
+}
