@@ -44,6 +44,10 @@ pub struct Cli {
     #[arg(long, global = true)]
     pub json: bool,
 
+    /// Print every engine call with its start and end on stderr afterwards (where the time goes)
+    #[arg(long, global = true)]
+    pub timings: bool,
+
     /// What to do.
     #[command(subcommand)]
     pub command: Command,
@@ -469,7 +473,8 @@ impl Cli {
             (false, true) => Mode::Quiet,
             (false, false) => Mode::Human,
         };
-        let settings = Settings::new(self.home.clone(), Printer::from_env(mode));
+        let settings =
+            Settings::new(self.home.clone(), Printer::from_env(mode)).with_timings(self.timings);
         let action = match &self.command {
             Command::Up(args) => Action::Up(UpRequest {
                 name: args.name.clone(),

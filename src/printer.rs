@@ -131,6 +131,12 @@ impl Printer {
         }
     }
 
+    /// Prints a line on stderr whatever the mode: for what the user asked for on stderr
+    /// (`--timings`), which must not mix into stdout's data or JSON.
+    pub fn always_warn(&self, line: &str) {
+        let _ = writeln!(std::io::stderr().lock(), "{line}");
+    }
+
     /// Prints a JSON document (always shown, always uncoloured).
     pub fn json(&self, value: &impl serde::Serialize) -> Result<()> {
         let text = serde_json::to_string_pretty(value)

@@ -2,6 +2,7 @@
 
 use std::path::PathBuf;
 
+use crate::docker::timeline::Timeline;
 use crate::error::Result;
 use crate::home::Home;
 use crate::printer::Printer;
@@ -13,12 +14,24 @@ pub struct Settings {
     home_flag: Option<PathBuf>,
     /// The output printer: it owns the output mode (human, quiet, JSON).
     pub printer: Printer,
+    /// Where engine calls are recorded with their start and end (`--timings`), if anywhere.
+    pub timeline: Option<Timeline>,
 }
 
 impl Settings {
     /// Settings from the global `--home` flag and a printer.
     pub fn new(home_flag: Option<PathBuf>, printer: Printer) -> Self {
-        Settings { home_flag, printer }
+        Settings {
+            home_flag,
+            printer,
+            timeline: None,
+        }
+    }
+
+    /// These settings, recording engine calls when `on` (`--timings`).
+    pub fn with_timings(mut self, on: bool) -> Self {
+        self.timeline = on.then(Timeline::new);
+        self
     }
 
     /// The resolved home (`--home`, `CHT_DEV_HOME`, or the platform data dir), cleared of

@@ -137,9 +137,9 @@ async fn upgrade_check(engine: &Engine, project: &Project) -> Result<Check> {
 }
 
 /// Runs every check.
-pub async fn checks(home: &Home) -> Result<Vec<Check>> {
+pub async fn checks(settings: &Settings, home: &Home) -> Result<Vec<Check>> {
     let mut out = Vec::new();
-    let engine = match Engine::connect().await {
+    let engine = match super::engine::connect(settings).await {
         Ok(engine) => {
             let version = engine
                 .server_version()
@@ -381,7 +381,7 @@ impl Report for Doctor {
 /// Runs every check.
 pub fn run(settings: &Settings) -> Result<Doctor> {
     let home = settings.home()?;
-    let checks = super::engine::block_on(checks(&home))?;
+    let checks = super::engine::block_on(checks(settings, &home))?;
     Ok(Doctor {
         ok: !checks.iter().any(|c| c.verdict == Verdict::Fail),
         checks,

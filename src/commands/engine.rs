@@ -2,8 +2,43 @@
 
 use std::future::Future;
 
+use crate::docker::Engine;
+use crate::docker::timeline::{Call, Span};
 use crate::error::{Error, Result};
 use crate::home::Home;
+use crate::settings::Settings;
+
+/// Connects to the engine, recording into the settings' timeline (`--timings`), if any.
+pub async fn connect(settings: &Settings) -> Result<Engine> {
+    let span = Span::open(settings.timeline.as_ref(), || {
+        "connect and negotiate".into()
+    });
+    let engine = Engine::connect().await?;
+    drop(span);
+    Ok(match &settings.timeline {
+        Some(t) => engine.with_timeline(t.clone()),
+        None => engine,
+    })
+}
+
+/// The timeline as lines for stderr: each call's start and end in milliseconds and what
+/// it was, in start order.
+pub fn timeline_lines(calls: &[Call]) -> Vec<String> {
+    let mut lines = vec![format!(
+        "timings ({} engine calls and steps, ms from start):",
+        calls.len()
+    )];
+    lines.extend(calls.iter().map(|c| {
+        format!(
+            "{:>8.1} {:>8.1} {:>7.1}  {}",
+            c.start_ms,
+            c.end_ms,
+            c.end_ms - c.start_ms,
+            c.what
+        )
+    }));
+    lines
+}
 
 /// Runs `work` on a fresh Tokio runtime, abandoning it promptly on Ctrl-C.
 pub fn block_on<T>(work: impl Future<Output = Result<T>>) -> Result<T> {

@@ -2,7 +2,6 @@
 
 use std::io::{BufRead, IsTerminal, Write};
 
-use crate::docker::Engine;
 use crate::error::{Error, Result};
 use crate::printer::{Printer, Report};
 use crate::project::Project;
@@ -72,7 +71,7 @@ pub fn stop(settings: &Settings, name: Option<&str>) -> Result<Stopped> {
     let _lock = crate::project::lock(&home, &name)?;
     let reporter = report::for_terminal(settings.printer.is_quiet());
     let count = super::engine::block_on(async {
-        let engine = Engine::connect().await?;
+        let engine = super::engine::connect(settings).await?;
         teardown::stop(&engine, &project.name, reporter.as_ref()).await
     })?;
     Ok(Stopped {
@@ -89,7 +88,7 @@ pub fn down(settings: &Settings, name: Option<&str>) -> Result<Down> {
     let _lock = crate::project::lock(&home, &name)?;
     let reporter = report::for_terminal(settings.printer.is_quiet());
     super::engine::block_on(async {
-        let engine = Engine::connect().await?;
+        let engine = super::engine::connect(settings).await?;
         teardown::down(&engine, &project, reporter.as_ref()).await
     })?;
     Ok(Down {
@@ -132,7 +131,7 @@ pub fn destroy(settings: &Settings, name: &str, yes: bool) -> Result<Destroyed> 
     let lock = crate::project::lock(&home, name)?;
     let reporter = report::for_terminal(settings.printer.is_quiet());
     super::engine::block_on(async {
-        let engine = Engine::connect().await?;
+        let engine = super::engine::connect(settings).await?;
         teardown::down(&engine, &project, reporter.as_ref()).await?;
         teardown::remove_volumes(&engine, name, reporter.as_ref()).await
     })?;

@@ -49,7 +49,7 @@ pub fn rows(settings: &Settings) -> Result<Vec<Row>> {
         Vec::new()
     } else {
         super::engine::block_on(async {
-            let Ok(engine) = crate::docker::Engine::connect().await else {
+            let Ok(engine) = super::engine::connect(settings).await else {
                 return Ok(vec![
                     "unknown (engine unreachable)".to_string();
                     projects.len()

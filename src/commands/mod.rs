@@ -80,8 +80,20 @@ pub enum Action {
     },
 }
 
-/// Runs one resolved command.
+/// Runs one resolved command; with `--timings`, then prints its engine calls on stderr
+/// (whether it succeeded or not).
 pub fn run(settings: &Settings, action: &Action) -> Result<()> {
+    let result = dispatch(settings, action);
+    if let Some(timeline) = &settings.timeline {
+        for line in engine::timeline_lines(&timeline.calls()) {
+            settings.printer.always_warn(&line);
+        }
+    }
+    result
+}
+
+/// Runs one resolved command.
+fn dispatch(settings: &Settings, action: &Action) -> Result<()> {
     let p = &settings.printer;
     match action {
         Action::Up(req) => p.report(&up::run(settings, req)?),

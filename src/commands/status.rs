@@ -4,7 +4,6 @@ use futures_util::StreamExt;
 use futures_util::stream::select_all;
 
 use crate::docker::ContainerState;
-use crate::docker::Engine;
 use crate::error::{Error, Result};
 use crate::printer::{Printer, Report};
 use crate::project::Project;
@@ -31,7 +30,7 @@ pub fn status(settings: &Settings, name: Option<&str>) -> Result<Status> {
     let name = super::engine::pick_existing(&home, name, "status")?;
     let project = Project::load(&home, &name)?;
     let rows = super::engine::block_on(async {
-        let engine = Engine::connect().await?;
+        let engine = super::engine::connect(settings).await?;
         stack_status::status(&engine, &project).await
     })?;
     Ok(Status {
@@ -108,7 +107,7 @@ pub fn logs(settings: &Settings, req: &LogsRequest) -> Result<()> {
     let p = settings.printer;
     let json = settings.printer.is_json();
     super::engine::block_on(async {
-        let engine = Engine::connect().await?;
+        let engine = super::engine::connect(settings).await?;
         let all = containers(&engine, &project.name).await?;
         let chosen: Vec<_> = match service {
             Some(s) => all.iter().filter(|c| c.service == s).collect(),

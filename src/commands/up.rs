@@ -2,7 +2,6 @@
 
 use std::time::{Duration, Instant};
 
-use crate::docker::Engine;
 use crate::error::Result;
 use crate::printer::{Printer, Report, Tone};
 use crate::project::{self, InitOptions, Project};
@@ -102,7 +101,7 @@ pub fn run(settings: &Settings, req: &UpRequest) -> Result<Up> {
     let p = &settings.printer;
     let started = Instant::now();
     super::engine::block_on(async {
-        let engine = Engine::connect().await?;
+        let engine = super::engine::connect(settings).await?;
         let name = super::engine::pick(&home, req.name.as_deref(), "up")?
             .unwrap_or_else(|| DEFAULT_NAME.to_string());
         let exists = home.project_dir(&name).join(".env").is_file();

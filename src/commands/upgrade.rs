@@ -7,7 +7,6 @@ use std::time::Duration;
 
 use time::OffsetDateTime;
 
-use crate::docker::Engine;
 use crate::error::{Error, Result};
 use crate::fsutil;
 use crate::printer::{Printer, Report};
@@ -170,7 +169,7 @@ pub fn run(settings: &Settings, req: &UpgradeRequest) -> Result<Upgraded> {
         cert_replaced: false,
     };
     let result = super::engine::block_on(async {
-        let engine = Engine::connect().await?;
+        let engine = super::engine::connect(settings).await?;
         // The upgrade service's compose must not read the files half-way through: it
         // stops first, and `up` starts it again last.
         teardown::pause_upgrade_service(&engine, &project.name, reporter.as_ref()).await?;

@@ -2,6 +2,7 @@
 //! operation into cht-dev's, and plain data types so nothing else imports bollard.
 
 pub mod labels;
+pub mod timeline;
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
@@ -22,6 +23,7 @@ use bollard::query_parameters::{
 };
 use futures_util::{Stream, StreamExt};
 
+use self::timeline::{Span, Timeline};
 use crate::error::EngineFailure::{self, Conflict, NotFound, NotModified};
 use crate::error::{Error, Result};
 
@@ -35,6 +37,8 @@ pub struct Engine {
     docker: Docker,
     /// The address it talks to, for messages.
     host: String,
+    /// Where calls are recorded with their start and end (`--timings`), if anywhere.
+    timeline: Option<Timeline>,
 }
 
 /// A container as listed by the engine.
@@ -355,11 +359,33 @@ impl Engine {
             .await
             .map_err(|_| unreachable("no answer within 10 s".into()))?
             .map_err(|e| unreachable(e.to_string()))?;
-        Ok(Engine { docker, host })
+        Ok(Engine {
+            docker,
+            host,
+            timeline: None,
+        })
+    }
+
+    /// This client, recording every call it makes into `timeline` from now on.
+    pub fn with_timeline(mut self, timeline: Timeline) -> Engine {
+        self.timeline = Some(timeline);
+        self
+    }
+
+    /// The timeline calls are recorded into, if any.
+    pub fn timeline(&self) -> Option<&Timeline> {
+        self.timeline.as_ref()
+    }
+
+    /// Opens a span for one call, recorded when it ends; `what` is built only when
+    /// recording.
+    fn span(&self, what: impl FnOnce() -> String) -> Span<'_> {
+        Span::open(self.timeline.as_ref(), what)
     }
 
     /// The engine's own version, e.g. "20.10.24".
     pub async fn server_version(&self) -> Result<String> {
+        let _span = self.span(|| "version".into());
         let v = self
             .docker
             .version()
@@ -388,6 +414,7 @@ impl Engine {
 
     /// All containers (running or not) carrying every `label=value` given.
     pub async fn containers(&self, labels: &[(&str, &str)]) -> Result<Vec<ContainerInfo>> {
+        let _span = self.span(|| format!("list containers {labels:?}"));
         let filters: HashMap<String, Vec<String>> = HashMap::from([(
             "label".to_string(),
             labels.iter().map(|(k, v)| format!("{k}={v}")).collect(),
@@ -456,6 +483,7 @@ impl Engine {
 
     /// The local image `image`, or `None` when it is not present.
     pub async fn image(&self, image: &str) -> Result<Option<ImageInfo>> {
+        let _span = self.span(|| format!("inspect image {image}"));
         let inspect = self
             .docker
             .inspect_image(image)
@@ -471,6 +499,7 @@ impl Engine {
     /// Runs `job` to its end (at most `limit`), returns its exit code and output, and
     /// removes its container whatever happened.
     pub async fn run_to_end(&self, job: &OneOff, limit: Duration) -> Result<Finished> {
+        let _span = self.span(|| format!("run one-off {}", job.name));
         let body = ContainerCreateBody {
             image: Some(job.image.clone()),
             entrypoint: Some(job.entrypoint.clone()),
@@ -500,6 +529,7 @@ impl Engine {
     /// Creates a container called `name` from `body`; returns its id. A name already in use
     /// is [`Error::NameTaken`].
     async fn create_named(&self, name: &str, body: ContainerCreateBody) -> Result<String> {
+        let _span = self.span(|| format!("create container {name}"));
         let options = CreateContainerOptions {
             name: Some(name.to_string()),
             ..Default::default()
@@ -518,6 +548,7 @@ impl Engine {
 
     /// Starts a created container, waits for it to stop, and reads its output.
     async fn start_wait_collect(&self, id: &str, name: &str) -> Result<Finished> {
+        let _span = self.span(|| format!("wait for and read {name}"));
         self.start(id, name).await?;
         let mut waiting = self.docker.wait_container(
             id,
@@ -559,6 +590,7 @@ impl Engine {
 
     /// Pulls exactly `image` (one tag, never all), reporting progress events.
     pub async fn pull(&self, image: &str, on_event: &(dyn Fn(PullEvent) + Sync)) -> Result<()> {
+        let _span = self.span(|| format!("pull {image}"));
         let (from_image, tag) = split_reference(image);
         let options = CreateImageOptions {
             from_image: Some(from_image),
@@ -589,6 +621,7 @@ impl Engine {
         &self,
         filters: HashMap<String, Vec<String>>,
     ) -> Result<Vec<bollard::models::Network>> {
+        let _span = self.span(|| format!("list networks {filters:?}"));
         self.docker
             .list_networks(Some(ListNetworksOptions {
                 filters: Some(filters),
@@ -640,6 +673,7 @@ impl Engine {
         driver: Option<&str>,
         labels: &BTreeMap<String, String>,
     ) -> Result<bool> {
+        let _span = self.span(|| format!("ensure network {name}"));
         let same = self.networks_named(name).await?;
         if !same.is_empty() {
             self.remove_duplicates(name, &same).await?;
@@ -652,12 +686,14 @@ impl Engine {
             ..Default::default()
         };
         // Created meanwhile by compose or a parallel cht-dev: fine.
+        let creating = self.span(|| format!("create network {name}"));
         let created = self
             .docker
             .create_network(request)
             .await
             .map_err(self.fail(format!("create network {name}")))
             .tolerate(&[Conflict])?;
+        drop(creating);
         let same = self.networks_named(name).await?;
         self.remove_duplicates(name, &same).await?;
         Ok(created.is_some())
@@ -669,6 +705,7 @@ impl Engine {
         name: &str,
         labels: &BTreeMap<String, String>,
     ) -> Result<bool> {
+        let _span = self.span(|| format!("ensure volume {name}"));
         let found = self
             .docker
             .inspect_volume(name)
@@ -705,6 +742,7 @@ impl Engine {
 
     /// Names of the volumes carrying `label=value`.
     pub async fn volumes(&self, label: &str, value: &str) -> Result<Vec<String>> {
+        let _span = self.span(|| format!("list volumes {label}={value}"));
         let filters = Self::label_filter(label, value);
         let list = self
             .docker
@@ -725,6 +763,7 @@ impl Engine {
 
     /// Removes the network(s) called `name`; a missing one is not an error.
     pub async fn remove_network(&self, name: &str) -> Result<()> {
+        let _span = self.span(|| format!("remove network {name}"));
         for id in self.networks_named(name).await? {
             self.docker
                 .remove_network(&id)
@@ -737,6 +776,7 @@ impl Engine {
 
     /// Removes a volume; a missing one is not an error.
     pub async fn remove_volume(&self, name: &str) -> Result<()> {
+        let _span = self.span(|| format!("remove volume {name}"));
         self.docker
             .remove_volume(name, None::<bollard::query_parameters::RemoveVolumeOptions>)
             .await
@@ -831,6 +871,7 @@ impl Engine {
 
     /// Starts a container (already running is fine).
     pub async fn start(&self, id: &str, name: &str) -> Result<()> {
+        let _span = self.span(|| format!("start container {name}"));
         self.docker
             .start_container(id, None::<bollard::query_parameters::StartContainerOptions>)
             .await
@@ -841,6 +882,7 @@ impl Engine {
 
     /// Stops a container, waiting up to `grace` seconds before killing it.
     pub async fn stop(&self, id: &str, name: &str, grace: i32) -> Result<()> {
+        let _span = self.span(|| format!("stop container {name}"));
         let options = StopContainerOptions {
             t: Some(grace),
             ..Default::default()
@@ -855,6 +897,7 @@ impl Engine {
 
     /// Removes a container, running or not (its named volumes stay).
     pub async fn remove(&self, id: &str, name: &str) -> Result<()> {
+        let _span = self.span(|| format!("remove container {name}"));
         let options = RemoveContainerOptions {
             force: true,
             ..Default::default()
@@ -870,6 +913,7 @@ impl Engine {
 
     /// Extracts a tar archive into `dir` of a container (works on created, stopped containers and their volumes).
     pub async fn upload(&self, id: &str, name: &str, dir: &str, tar: Vec<u8>) -> Result<()> {
+        let _span = self.span(|| format!("copy files into {name}:{dir}"));
         let options = UploadToContainerOptions {
             path: dir.to_string(),
             ..Default::default()
@@ -882,6 +926,7 @@ impl Engine {
 
     /// Runs `cmd` in a running container and returns its exit code and output.
     pub async fn exec(&self, id: &str, name: &str, cmd: &[&str]) -> Result<(i64, String)> {
+        let _span = self.span(|| format!("exec in {name}"));
         let fail = || self.fail(format!("run {:?} in {name}", cmd.join(" ")));
         let exec = self
             .docker

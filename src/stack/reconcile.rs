@@ -4,13 +4,13 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use futures_util::future::try_join_all;
+use futures_util::FutureExt;
+use futures_util::future::{BoxFuture, Shared};
 
 use super::STOP_GRACE;
 use super::compose_hash::ComposeHashes;
 use super::load::Stacks;
 use super::model::{ServiceSpec, Stack};
-use super::status::containers;
 use crate::docker::{
     ContainerConfig, ContainerInfo, ContainerState, Engine, ImageInfo, Published, Restart,
     VolumeMount, labels,
@@ -153,21 +153,20 @@ pub(crate) fn container_config(
     }
 }
 
-/// Whether `stack`'s containers are exactly what `desired` keeps: one keepable container
-/// per service and nothing else (no orphan, no leftover of a recreate cut short).
-pub(crate) async fn is_settled(engine: &Engine, stack: &Stack, desired: &Desired) -> Result<bool> {
-    let list = engine
-        .containers(&[(labels::PROJECT, &stack.project)])
-        .await?;
+/// Whether `stack`'s containers (among `list`, every container of the project) are
+/// exactly what `desired` keeps: one keepable container per service and nothing else (no
+/// orphan, no leftover of a recreate cut short).
+pub(crate) fn is_settled(list: &[ContainerInfo], stack: &Stack, desired: &Desired) -> bool {
+    let mine: Vec<&ContainerInfo> = list.iter().filter(|c| c.project == stack.project).collect();
     let keepers = stack
         .services
         .values()
         .filter(|spec| {
-            list.iter()
+            mine.iter()
                 .any(|c| c.service == spec.name && desired.keeps(spec, c))
         })
         .count();
-    Ok(keepers == stack.services.len() && list.len() == keepers)
+    keepers == stack.services.len() && mine.len() == keepers
 }
 
 /// Labels for a container of `stack`'s `spec`.
@@ -268,6 +267,7 @@ fn tls_dir(stack: &Stack, spec: &ServiceSpec) -> Option<String> {
 }
 
 /// A container ready to be started (or already running), from [`prepare`].
+#[derive(Debug, Clone)]
 pub(crate) struct Prepared {
     /// Engine id.
     id: String,
@@ -277,18 +277,27 @@ pub(crate) struct Prepared {
     running: bool,
 }
 
-/// Brings one stack's containers to match its files, without starting anything: keeps
-/// matching ones, removes orphans and changed ones, creates what is missing, and puts the
-/// certificate into nginx's volume before nginx first starts (or reloads it when renewed).
-pub(crate) async fn prepare(
-    engine: &Engine,
-    project: &Project,
-    role: &str,
-    stack: &Stack,
-    desired: &Desired,
+/// One service's container being prepared: awaited by its start, so each service starts
+/// as soon as its own container is ready and its dependencies have started, not when
+/// every container is. (Shared futures need a cloneable output: errors are shared behind
+/// an `Arc`.)
+pub(crate) type Preparing<'a> = Shared<BoxFuture<'a, std::result::Result<Prepared, Arc<Error>>>>;
+
+/// Brings one stack's containers to match its files, without starting anything: removes
+/// orphans now, and returns per service the work that keeps a matching container or
+/// removes a changed one and creates what is missing, putting the certificate into nginx's
+/// volume before nginx first starts (or reloading it when renewed). That work runs when
+/// [`start_in_order`] awaits it.
+#[allow(clippy::too_many_arguments)]
+pub(crate) async fn prepare<'a>(
+    engine: &'a Engine,
+    project: &'a Project,
+    role: &'a str,
+    stack: &'a Stack,
+    desired: &'a Desired,
     cert_changed: bool,
-    reporter: &dyn Reporter,
-) -> Result<BTreeMap<String, Prepared>> {
+    reporter: &'a dyn Reporter,
+) -> Result<BTreeMap<String, Preparing<'a>>> {
     let existing = engine
         .containers(&[(labels::PROJECT, &stack.project)])
         .await?;
@@ -305,75 +314,105 @@ pub(crate) async fn prepare(
             }
         }
     }
-    let prepared = try_join_all(stack.services.values().map(|spec| {
-        let current = by_service.get(&spec.name).cloned().unwrap_or_default();
-        async move {
-            let labels = container_labels(&project.name, role, stack, spec, desired);
-            // The one container compose would keep; any other (an outdated one, or one
-            // compose left renamed `<id>_<name>` by a recreate cut short) goes.
-            let keep = current.iter().find(|c| desired.keeps(spec, c)).cloned();
-            for c in current
-                .iter()
-                .filter(|c| Some(&c.id) != keep.as_ref().map(|k| &k.id))
-            {
-                // Gracefully, as compose recreates: CouchDB flushes its files on SIGTERM.
-                if c.state.is_running() {
-                    engine.stop(&c.id, &c.name, STOP_GRACE).await?;
-                }
-                engine.remove(&c.id, &c.name).await?;
-                reporter.step(&format!("removed outdated container {}", c.name));
-            }
-            let (id, running) = match keep {
-                Some(c) => (c.id.clone(), c.state.is_running()),
-                None => {
-                    for m in spec.mounts.iter().filter(|m| m.bind) {
-                        // Made as the user, so `destroy` can remove it later; the engine
-                        // would make it (as root) otherwise.
-                        let _ = std::fs::create_dir_all(&m.source);
-                    }
-                    match engine
-                        .create_container(&container_config(spec, &labels))
-                        .await
-                    {
-                        Ok(id) => {
-                            reporter.step(&format!("created container {}", spec.container_name));
-                            (id, false)
-                        }
-                        // The upgrade service's compose (booting now) made it meanwhile.
-                        Err(Error::NameTaken { .. }) => {
-                            let c = made_meanwhile(engine, stack, spec, desired, &labels, reporter)
-                                .await?;
-                            (c.id.clone(), c.state.is_running())
-                        }
-                        Err(e) => return Err(e),
-                    }
-                }
-            };
-            if let Some(dir) = tls_dir(stack, spec)
-                && (!running || cert_changed)
-            {
-                engine
-                    .upload(&id, &spec.container_name, &dir, certs::cert_tar(project)?)
-                    .await?;
-                if running {
-                    let (code, out) = engine
-                        .exec(&id, &spec.container_name, &["nginx", "-s", "reload"])
-                        .await?;
-                    if code != 0 {
-                        return Err(Error::engine(
-                            format!("reload nginx in {}", spec.container_name),
-                            out.trim(),
-                        ));
-                    }
-                    reporter.step("reloaded nginx with the new certificate");
-                }
-            }
-            let name = spec.container_name.clone();
-            Ok::<_, Error>((spec.name.clone(), Prepared { id, name, running }))
+    Ok(stack
+        .services
+        .values()
+        .map(|spec| {
+            let current = by_service.get(&spec.name).cloned().unwrap_or_default();
+            let work = prepare_one(
+                engine,
+                project,
+                role,
+                stack,
+                spec,
+                desired,
+                current,
+                cert_changed,
+                reporter,
+            );
+            let work: BoxFuture<'a, _> = Box::pin(async move { work.await.map_err(Arc::new) });
+            (spec.name.clone(), work.shared())
+        })
+        .collect())
+}
+
+/// One service of [`prepare`]: `current` are its containers now.
+#[allow(clippy::too_many_arguments)]
+async fn prepare_one(
+    engine: &Engine,
+    project: &Project,
+    role: &str,
+    stack: &Stack,
+    spec: &ServiceSpec,
+    desired: &Desired,
+    current: Vec<ContainerInfo>,
+    cert_changed: bool,
+    reporter: &dyn Reporter,
+) -> Result<Prepared> {
+    let labels = container_labels(&project.name, role, stack, spec, desired);
+    // The one container compose would keep; any other (an outdated one, or one compose
+    // left renamed `<id>_<name>` by a recreate cut short) goes.
+    let keep = current.iter().find(|c| desired.keeps(spec, c)).cloned();
+    for c in current
+        .iter()
+        .filter(|c| Some(&c.id) != keep.as_ref().map(|k| &k.id))
+    {
+        // Gracefully, as compose recreates: CouchDB flushes its files on SIGTERM.
+        if c.state.is_running() {
+            engine.stop(&c.id, &c.name, STOP_GRACE).await?;
         }
-    }))
-    .await?;
-    Ok(prepared.into_iter().collect())
+        engine.remove(&c.id, &c.name).await?;
+        reporter.step(&format!("removed outdated container {}", c.name));
+    }
+    let (id, running) = match keep {
+        Some(c) => (c.id.clone(), c.state.is_running()),
+        None => {
+            for m in spec.mounts.iter().filter(|m| m.bind) {
+                // Made as the user, so `destroy` can remove it later; the engine would
+                // make it (as root) otherwise.
+                let _ = std::fs::create_dir_all(&m.source);
+            }
+            match engine
+                .create_container(&container_config(spec, &labels))
+                .await
+            {
+                Ok(id) => {
+                    reporter.step(&format!("created container {}", spec.container_name));
+                    (id, false)
+                }
+                // The upgrade service's compose (booting now) made it meanwhile.
+                Err(Error::NameTaken { .. }) => {
+                    let c = made_meanwhile(engine, stack, spec, desired, &labels, reporter).await?;
+                    (c.id.clone(), c.state.is_running())
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    };
+    if let Some(dir) = tls_dir(stack, spec)
+        && (!running || cert_changed)
+    {
+        engine
+            .upload(&id, &spec.container_name, &dir, certs::cert_tar(project)?)
+            .await?;
+        if running {
+            let (code, out) = engine
+                .exec(&id, &spec.container_name, &["nginx", "-s", "reload"])
+                .await?;
+            if code != 0 {
+                return Err(Error::engine(
+                    format!("reload nginx in {}", spec.container_name),
+                    out.trim(),
+                ));
+            }
+            reporter.step("reloaded nginx with the new certificate");
+        }
+    }
+    Ok(Prepared {
+        id,
+        name: spec.container_name.clone(),
+        running,
+    })
 }
 
 /// Settles a name conflict on create: when the taken name belongs to this project's
@@ -418,42 +457,67 @@ async fn made_meanwhile(
     Ok(made)
 }
 
-/// Starts a stack's prepared containers in `depends_on` order: each service starts as
-/// soon as the services it depends on have started, independent ones together.
-pub(crate) async fn start_in_order(
-    engine: &Engine,
-    stack: &Stack,
-    prepared: &BTreeMap<String, Prepared>,
-    reporter: &dyn Reporter,
+/// When a stack may start, and who to tell once all its starts are under way: what
+/// orders the upgrade service after CHT.
+#[derive(Default)]
+pub(crate) struct Sequence<'a> {
+    /// Awaited before any start; `false` means "do not start" (the stack before failed).
+    pub after: Option<Shared<BoxFuture<'a, bool>>>,
+    /// Told once every service's start has been sent (or was not needed).
+    pub issued: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+/// Starts a stack's containers in `depends_on` order, each as soon as its own container is
+/// prepared and the services it depends on have started; independent ones together.
+pub(crate) async fn start_in_order<'a>(
+    engine: &'a Engine,
+    stack: &'a Stack,
+    prepared: BTreeMap<String, Preparing<'a>>,
+    sequence: Sequence<'a>,
+    reporter: &'a dyn Reporter,
 ) -> Result<()> {
-    use futures_util::FutureExt;
-    use futures_util::future::{BoxFuture, Shared};
     /// A service's start, awaited by every service that depends on it.
-    /// (Shared futures need a cloneable output: the error is shared behind an `Arc`.)
-    type Started<'a> = Shared<BoxFuture<'a, Result<(), Arc<Error>>>>;
+    type Started<'a> = Shared<BoxFuture<'a, std::result::Result<(), Arc<Error>>>>;
     let waves = stack.start_order().map_err(|reason| Error::Compose {
         file: stack.project.clone(),
         reason,
     })?;
-    let mut started: BTreeMap<String, Started<'_>> = BTreeMap::new();
+    let pending = Arc::new(std::sync::atomic::AtomicUsize::new(prepared.len()));
+    let issued = Arc::new(std::sync::Mutex::new(sequence.issued));
+    let mut started: BTreeMap<String, Started<'a>> = BTreeMap::new();
     for service in waves.into_iter().flatten() {
-        let deps: Vec<Started<'_>> = stack.services[&service]
+        let deps: Vec<Started<'a>> = stack.services[&service]
             .depends_on
             .iter()
             .filter_map(|d| started.get(d).cloned())
             .collect();
-        let container = prepared.get(&service);
-        let future = async move {
+        let own = prepared.get(&service).cloned();
+        let after = sequence.after.clone();
+        let (pending, issued) = (pending.clone(), issued.clone());
+        let future: BoxFuture<'a, _> = Box::pin(async move {
+            let container = match own {
+                Some(work) => Some(work.await?),
+                None => None,
+            };
             futures_util::future::try_join_all(deps).await?;
+            if let Some(after) = after
+                && !after.await
+            {
+                return Ok(());
+            }
+            // The last start under way tells whoever waits for this stack.
+            if pending.fetch_sub(1, std::sync::atomic::Ordering::SeqCst) == 1
+                && let Some(tell) = issued.lock().ok().and_then(|mut t| t.take())
+            {
+                let _ = tell.send(());
+            }
             if let Some(c) = container.filter(|c| !c.running) {
                 engine.start(&c.id, &c.name).await.map_err(Arc::new)?;
                 reporter.step(&format!("started {}", c.name));
             }
             Ok(())
-        }
-        .boxed()
-        .shared();
-        started.insert(service, future);
+        });
+        started.insert(service, future.shared());
     }
     futures_util::future::try_join_all(started.into_values())
         .await
@@ -468,8 +532,8 @@ pub(crate) async fn start_in_order(
 
 /// Fails clearly, before anything is made, when a port the project publishes is taken
 /// by something other than the project's own running container.
-pub(crate) async fn check_published_ports(
-    engine: &Engine,
+pub(crate) fn check_published_ports(
+    list: &[ContainerInfo],
     project: &Project,
     stacks: &Stacks,
 ) -> Result<()> {
@@ -477,11 +541,10 @@ pub(crate) async fn check_published_ports(
     // those are replaced, so they count as free: running ones, and ones a command cut short
     // left created, paused or being removed (the engine may bind their ports meanwhile).
     // Only an exited or dead container holds nothing.
-    let running: Vec<(String, String)> = containers(engine, &project.name)
-        .await?
-        .into_iter()
+    let running: Vec<(String, String)> = list
+        .iter()
         .filter(|c| !matches!(c.state, ContainerState::Exited | ContainerState::Dead))
-        .map(|c| (c.project, c.service))
+        .map(|c| (c.project.clone(), c.service.clone()))
         .collect();
     for stack in [&stacks.cht, &stacks.upgrade] {
         for spec in stack.services.values() {

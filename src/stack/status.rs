@@ -32,17 +32,20 @@ pub struct ServiceState {
 /// Every container of a cht-dev project, found by label: cht-dev's own, and compose's
 /// project labels (containers compose made after an in-app upgrade carry only those).
 pub async fn containers(engine: &Engine, name: &str) -> Result<Vec<ContainerInfo>> {
-    let mut all: BTreeMap<String, ContainerInfo> = BTreeMap::new();
     let upgrade = upgrade_project(name);
-    for (key, value) in [
-        (labels::CHT_DEV_PROJECT, name),
-        (labels::PROJECT, name),
-        (labels::PROJECT, upgrade.as_str()),
-    ] {
-        for c in engine.containers(&[(key, value)]).await? {
-            all.insert(c.id.clone(), c);
-        }
-    }
+    // Three label filters (the engine ANDs labels within one call), asked at once.
+    let (own, cht, upgrades) = futures_util::future::try_join3(
+        engine.containers(&[(labels::CHT_DEV_PROJECT, name)]),
+        engine.containers(&[(labels::PROJECT, name)]),
+        engine.containers(&[(labels::PROJECT, upgrade.as_str())]),
+    )
+    .await?;
+    let all: BTreeMap<String, ContainerInfo> = own
+        .into_iter()
+        .chain(cht)
+        .chain(upgrades)
+        .map(|c| (c.id.clone(), c))
+        .collect();
     let mut list: Vec<ContainerInfo> = all.into_values().collect();
     list.sort_by(|a, b| a.name.cmp(&b.name));
     Ok(list)
@@ -62,6 +65,11 @@ pub(crate) async fn status_with(
     stacks: Option<&Stacks>,
 ) -> Result<Vec<ServiceState>> {
     let list = containers(engine, &project.name).await?;
+    Ok(rows_of(&list, stacks))
+}
+
+/// [`status_with`] for containers already listed.
+pub(crate) fn rows_of(list: &[ContainerInfo], stacks: Option<&Stacks>) -> Vec<ServiceState> {
     let mut rows = Vec::new();
     let mut seen = Vec::new();
     if let Some(stacks) = stacks {
@@ -84,7 +92,7 @@ pub(crate) async fn status_with(
     {
         rows.push(row(&c.service, &c.project, Some(c), &c.image));
     }
-    Ok(rows)
+    rows
 }
 
 impl ServiceState {

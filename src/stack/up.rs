@@ -4,15 +4,18 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use futures_util::FutureExt;
+
 use super::compose_hash::{self, Learned, UpgradeService};
 use super::images::{PullPolicy, ensure_images};
 use super::load::{Stacks, load};
 use super::readiness::wait_ready;
 use super::reconcile::{
-    Desired, check_published_ports, ensure_resources, is_settled, prepare, start_in_order,
+    Desired, Sequence, check_published_ports, ensure_resources, is_settled, prepare, start_in_order,
 };
-use super::status::{ServiceState, status_with};
+use super::status::{ServiceState, containers, rows_of, status_with};
 use super::teardown::pause_upgrade_service;
+use crate::docker::timeline::Span;
 use crate::docker::{Engine, ImageInfo, labels};
 use crate::error::Result;
 use crate::home::Home;
@@ -63,6 +66,19 @@ async fn learn_compose_hashes(
     compose_hash::learn(engine, project, &UpgradeService { spec, image }).await
 }
 
+/// Makes the networks and volumes both stacks declare, one stack after the other: both
+/// declare the same network, and older engines would create two networks of one name if
+/// asked at once.
+async fn ensure_both_resources(
+    engine: &Engine,
+    project: &Project,
+    stacks: &Stacks,
+    reporter: &dyn Reporter,
+) -> Result<()> {
+    ensure_resources(engine, &project.name, &stacks.cht, reporter).await?;
+    ensure_resources(engine, &project.name, &stacks.upgrade, reporter).await
+}
+
 /// The one line said when compose's hashes are unknown.
 pub fn unknown_hashes_note(why: &str) -> String {
     format!(
@@ -82,23 +98,44 @@ pub async fn up(
     opts: &UpOptions,
     reporter: &dyn Reporter,
 ) -> Result<UpOutcome> {
+    let step = |what: &'static str| Span::open(engine.timeline(), || format!("up: {what}"));
+    let loading = step("read files, check the certificate");
     let stacks = load(project)?;
     let renewed = certs::renew_certificate(home, project)?;
+    drop(loading);
     let cert_changed = renewed || opts.cert_replaced;
     if renewed {
         reporter.step("reissued the project certificate (expiring, or the LAN address changed)");
     }
-    check_published_ports(engine, project, &stacks).await?;
-    let images = ensure_images(engine, &stacks, opts.pull, reporter).await?;
+    let checking = step("list containers, check ports and images");
+    let (before, images) = futures_util::future::try_join(
+        containers(engine, &project.name),
+        ensure_images(engine, &stacks, opts.pull, reporter),
+    )
+    .await?;
+    check_published_ports(&before, project, &stacks)?;
+    drop(checking);
+    // Every service running: its network and volumes exist (the engine removes neither
+    // while a container uses it), so only a change needs them checked.
+    let all_running = [&stacks.cht, &stacks.upgrade].iter().all(|stack| {
+        stack.services.values().all(|spec| {
+            before.iter().any(|c| {
+                c.project == stack.project && c.service == spec.name && c.state.is_running()
+            })
+        })
+    });
     // Learning compose's hashes (a one-off container unless cached) overlaps with the
     // network and volumes, which it does not need.
     let (learned, ()) = futures_util::future::try_join(
-        async { Ok(learn_compose_hashes(engine, project, &stacks, &images).await) },
         async {
-            // One after the other: both stacks declare the same network, and older engines
-            // would create two networks of one name if asked at once.
-            ensure_resources(engine, &project.name, &stacks.cht, reporter).await?;
-            ensure_resources(engine, &project.name, &stacks.upgrade, reporter).await
+            let _learning = step("learn compose hashes");
+            Ok(learn_compose_hashes(engine, project, &stacks, &images).await)
+        },
+        async {
+            if all_running {
+                return Ok(());
+            }
+            ensure_both_resources(engine, project, &stacks, reporter).await
         },
     )
     .await?;
@@ -111,12 +148,34 @@ pub async fn up(
         }
     };
     let cht_target = Desired::of(&stacks.cht, &images, compose);
+    let upgrade_target = Desired::of(&stacks.upgrade, &images, None);
+    let cht_settled = is_settled(&before, &stacks.cht, &cht_target);
+    if all_running
+        && cht_settled
+        && is_settled(&before, &stacks.upgrade, &upgrade_target)
+        && !cert_changed
+    {
+        // Nothing to change: what runs is what the files say.
+        if opts.wait {
+            let _waiting = step("wait until ready");
+            let ca = CaFiles::of(home).cert;
+            wait_ready(engine, project, &ca, &stacks, opts.timeout, reporter).await?;
+        }
+        return Ok(UpOutcome {
+            services: rows_of(&before, Some(&stacks)),
+            notes,
+        });
+    }
+    if all_running {
+        ensure_both_resources(engine, project, &stacks, reporter).await?;
+    }
     // The upgrade service's compose must not act while CHT's containers change: it
     // stops, and starts again last.
-    if !is_settled(engine, &stacks.cht, &cht_target).await? {
+    if !cht_settled {
         pause_upgrade_service(engine, &project.name, reporter).await?;
     }
     let upgrade_target = Desired::of(&stacks.upgrade, &images, None);
+    let preparing = step("list containers, remove orphans");
     let (cht, upgrade) = futures_util::future::try_join(
         prepare(
             engine,
@@ -138,19 +197,39 @@ pub async fn up(
         ),
     )
     .await?;
-    start_in_order(engine, &stacks.cht, &cht, reporter).await?;
-    // The upgrade service runs compose on CHT's files as it boots: only now, with every
-    // CHT container in place, labelled and started, does that change nothing.
-    let start_upgrade = start_in_order(engine, &stacks.upgrade, &upgrade, reporter);
+    drop(preparing);
+    // The upgrade service runs compose on CHT's files as it boots, so it starts only once
+    // every CHT container is in place and labelled, and every CHT start is under way: its
+    // compose then keeps them all (one still starting, it starts again, harmlessly).
+    let (tell, told) = tokio::sync::oneshot::channel();
+    let cht_started = async {
+        let _starting = step("create and start CHT in dependency order");
+        let cht_sequence = Sequence {
+            after: None,
+            issued: Some(tell),
+        };
+        start_in_order(engine, &stacks.cht, cht, cht_sequence, reporter).await
+    };
+    let upgrade_after: futures_util::future::BoxFuture<'_, bool> =
+        Box::pin(async { told.await.is_ok() });
+    let upgrade_sequence = Sequence {
+        after: Some(upgrade_after.shared()),
+        issued: None,
+    };
+    let upgrade_started =
+        start_in_order(engine, &stacks.upgrade, upgrade, upgrade_sequence, reporter);
     if opts.wait {
         let ca = CaFiles::of(home).cert;
-        futures_util::future::try_join(
-            start_upgrade,
-            wait_ready(engine, project, &ca, &stacks, opts.timeout, reporter),
-        )
-        .await?;
+        // Probes start once nginx has started: a connection the engine's port proxy takes
+        // before the container's network is up waits a TCP retransmit (1 s) to get through.
+        let ready = async {
+            cht_started.await?;
+            let _waiting = step("wait until ready");
+            wait_ready(engine, project, &ca, &stacks, opts.timeout, reporter).await
+        };
+        futures_util::future::try_join(ready, upgrade_started).await?;
     } else {
-        start_upgrade.await?;
+        futures_util::future::try_join(cht_started, upgrade_started).await?;
     }
     Ok(UpOutcome {
         services: status_with(engine, project, Some(&stacks)).await?,

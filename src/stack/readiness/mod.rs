@@ -5,9 +5,13 @@ pub mod probe;
 
 use std::time::{Duration, Instant};
 
+use futures_util::StreamExt;
+use futures_util::stream::FuturesUnordered;
+
 use self::probe::{Seen, Tls, WaitFor};
 use super::load::Stacks;
 use super::status::containers;
+use crate::docker::timeline::Span;
 use crate::docker::{ContainerState, Engine};
 use crate::error::{Error, Result};
 use crate::project::Project;
@@ -15,6 +19,9 @@ use crate::report::Reporter;
 
 /// How often readiness probes run while waiting.
 const POLL: Duration = Duration::from_millis(25);
+
+/// The most probes of one condition in flight at once.
+const PROBES_IN_FLIGHT: usize = 4;
 
 /// How often container states are refreshed while waiting.
 const STATE_POLL: Duration = Duration::from_millis(250);
@@ -61,22 +68,45 @@ pub(crate) async fn wait_ready(
     };
     let conditions = readiness(project)?;
     let started = Instant::now();
-    let mut pending: Vec<(WaitFor, String)> =
-        conditions.into_iter().map(|c| (c, String::new())).collect();
+    // Per condition: whether it held, why not yet, and its probes in flight. A probe can
+    // hang (a port published before the server behind it listens), so a new one starts
+    // every tick while up to PROBES_IN_FLIGHT are pending: one slow probe never holds
+    // readiness back.
+    let mut ready = vec![false; conditions.len()];
+    let mut why = vec![String::new(); conditions.len()];
+    let mut in_flight = vec![0usize; conditions.len()];
+    let mut probes = FuturesUnordered::new();
     let mut states = String::new();
     let mut last_states = Instant::now() - STATE_POLL;
     loop {
-        let mut still = Vec::new();
-        for (condition, _) in pending {
-            match condition.check(&tls).await {
-                Seen::Ready => {}
-                Seen::NotYet(why) => still.push((condition, why)),
+        for (i, condition) in conditions.iter().enumerate() {
+            if ready[i] || in_flight[i] >= PROBES_IN_FLIGHT {
+                continue;
             }
+            in_flight[i] += 1;
+            let tls = &tls;
+            probes.push(async move {
+                let _probing = Span::open(engine.timeline(), || format!("probe {condition}"));
+                (i, condition.check(tls).await)
+            });
         }
-        pending = still;
-        if pending.is_empty() {
-            reporter.finish();
-            return Ok(());
+        let tick = tokio::time::sleep(POLL);
+        tokio::pin!(tick);
+        loop {
+            tokio::select! {
+                Some((i, seen)) = probes.next() => {
+                    in_flight[i] -= 1;
+                    match seen {
+                        Seen::Ready => ready[i] = true,
+                        Seen::NotYet(reason) => why[i] = reason,
+                    }
+                }
+                () = &mut tick => break,
+            }
+            if ready.iter().all(|r| *r) {
+                reporter.finish();
+                return Ok(());
+            }
         }
         if last_states.elapsed() >= STATE_POLL {
             last_states = Instant::now();
@@ -95,12 +125,19 @@ pub(crate) async fn wait_ready(
                 .collect::<Vec<_>>()
                 .join(", ");
         }
-        reporter.status(&format!("waiting: {states} | {}", pending[0].1));
+        let first_pending = (0..conditions.len()).find(|i| !ready[*i]).unwrap_or(0);
+        reporter.status(&format!("waiting: {states} | {}", why[first_pending]));
         if started.elapsed() >= timeout {
             reporter.finish();
+            let pending: Vec<(WaitFor, String)> = conditions
+                .iter()
+                .zip(&why)
+                .zip(&ready)
+                .filter(|(_, r)| !**r)
+                .map(|((c, w), _)| (c.clone(), w.clone()))
+                .collect();
             return Err(not_ready(engine, project, stacks, timeout, &pending).await);
         }
-        tokio::time::sleep(POLL).await;
     }
 }
 

@@ -30,6 +30,15 @@ pub enum WaitFor {
     },
 }
 
+impl std::fmt::Display for WaitFor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            WaitFor::HttpRedirect { port } => write!(f, "http://localhost:{port}/ -> 301"),
+            WaitFor::HttpsApi { port, path } => write!(f, "https://localhost:{port}{path}"),
+        }
+    }
+}
+
 /// What a probe saw.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Seen {
