@@ -38,21 +38,48 @@ const ROLE: &str = "compose-hash";
 const LIMIT: Duration = Duration::from_secs(60);
 
 /// The one-off's script: the upgrade service's file discovery, then the hashes. It needs
-/// only `sh`, `ls` and `docker compose`, as the upgrade-service image has them. Exit codes
-/// 91 to 93 name what the image lacks or the folder holds.
+/// only `sh`, `ls`, `mkdir`, `cat` and `docker compose`, as the upgrade-service image has
+/// them. Exit codes 91 to 93 name what the image lacks or the folder holds.
+///
+/// Each compose run costs a process start and a parse, so they run at once: the check of
+/// each file (`config -q`, as the service's discovery does), the version, and the hashes of
+/// all files together. When every file passes, those hashes are the answer; otherwise the
+/// hashes are asked again for the files that passed.
 const SCRIPT: &str = r#"p="$CHT_COMPOSE_PROJECT_NAME"
 command -v docker >/dev/null 2>&1 || { echo "the image has no docker CLI" >&2; exit 91; }
-v=$(docker compose version --short 2>/dev/null) || { echo "the image has no docker compose" >&2; exit 92; }
+d=/tmp/cht-dev-compose-hash
+mkdir -p "$d"
+files() { LC_ALL=C ls -A /docker-compose; }
 set --
-for f in $(LC_ALL=C ls -A /docker-compose); do
+n=0
+for f in $(files); do
   [ -f "/docker-compose/$f" ] || continue
-  if docker compose -p "$p" -f "/docker-compose/$f" config -q >/dev/null 2>&1; then
-    set -- "$@" -f "/docker-compose/$f"
-  fi
+  n=$((n+1))
+  set -- "$@" -f "/docker-compose/$f"
+  ( docker compose -p "$p" -f "/docker-compose/$f" config -q >/dev/null 2>&1 && : > "$d/ok$n" ) &
+done
+( docker compose version --short > "$d/version" 2>/dev/null ) &
+if [ "$n" -gt 0 ]; then
+  docker compose -p "$p" "$@" config --hash '*' > "$d/all" 2> "$d/all.err"
+  echo $? > "$d/rc"
+fi
+wait
+[ -s "$d/version" ] || { echo "the image has no docker compose" >&2; exit 92; }
+set --
+i=0
+every=yes
+for f in $(files); do
+  [ -f "/docker-compose/$f" ] || continue
+  i=$((i+1))
+  if [ -e "$d/ok$i" ]; then set -- "$@" -f "/docker-compose/$f"; else every=no; fi
 done
 [ "$#" -gt 0 ] || { echo "no file in /docker-compose is a valid compose file" >&2; exit 93; }
-echo "compose-version $v"
-docker compose -p "$p" "$@" config --hash '*'
+echo "compose-version $(cat "$d/version")"
+if [ "$every" = yes ] && [ "$i" = "$n" ] && [ "$(cat "$d/rc")" = 0 ]; then
+  cat "$d/all"
+else
+  docker compose -p "$p" "$@" config --hash '*'
+fi
 "#;
 
 /// What the upgrade service's compose computes for the CHT services.
