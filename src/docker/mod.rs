@@ -895,6 +895,21 @@ impl Engine {
         Ok(())
     }
 
+    /// Sends SIGKILL to a container's processes and returns once it is sent (the kernel
+    /// ends them at once; the engine's own cleanup goes on). One not running is fine.
+    pub async fn kill(&self, id: &str, name: &str) -> Result<()> {
+        let _span = self.span(|| format!("kill container {name}"));
+        let options = bollard::query_parameters::KillContainerOptions {
+            signal: "SIGKILL".into(),
+        };
+        self.docker
+            .kill_container(id, Some(options))
+            .await
+            .map_err(self.fail(format!("kill container {name}")))
+            .tolerate(&[NotFound, Conflict])?;
+        Ok(())
+    }
+
     /// Removes a container, running or not (its named volumes stay).
     pub async fn remove(&self, id: &str, name: &str) -> Result<()> {
         let _span = self.span(|| format!("remove container {name}"));

@@ -59,21 +59,41 @@ pub async fn stop(engine: &Engine, name: &str, reporter: &dyn Reporter) -> Resul
 }
 
 /// Removes every container and network of the project; volumes, data and files stay.
-/// Containers are stopped gracefully first (SIGTERM, then SIGKILL after 10 s), as compose
-/// does, the upgrade service before the rest. Containers are found by label, so one that
-/// compose left renamed halfway through a recreate (`<id>_<project>-<service>-1`) goes too.
+/// The upgrade service goes first: it keeps no data and its container goes, so it is
+/// killed (node as PID 1 ignores SIGTERM, so a grace would only wait), which ends its
+/// compose at once; its removal then runs alongside CHT's. CHT's containers are stopped
+/// gracefully (SIGTERM, then SIGKILL after 10 s), as compose does. Containers are found by
+/// label, so one that compose left renamed halfway through a recreate
+/// (`<id>_<project>-<service>-1`) goes too.
 pub async fn down(engine: &Engine, project: &Project, reporter: &dyn Reporter) -> Result<()> {
-    for (group, grace) in upgrade_first(&project.name, containers(engine, &project.name).await?) {
-        try_join_all(group.iter().map(|c| async move {
-            if c.state.is_running() {
-                engine.stop(&c.id, &c.name, grace).await?;
+    let [(upgrade, _), (cht, grace)] =
+        upgrade_first(&project.name, containers(engine, &project.name).await?);
+    try_join_all(
+        upgrade
+            .iter()
+            .filter(|c| c.state.is_running())
+            .map(|c| engine.kill(&c.id, &c.name)),
+    )
+    .await?;
+    let remove = |c: &ContainerInfo, stop: Option<i32>| {
+        let (id, name) = (c.id.clone(), c.name.clone());
+        let running = c.state.is_running();
+        async move {
+            if let (true, Some(grace)) = (running, stop) {
+                engine.stop(&id, &name, grace).await?;
             }
-            engine.remove(&c.id, &c.name).await?;
-            reporter.step(&format!("removed {}", c.name));
+            engine.remove(&id, &name).await?;
+            reporter.step(&format!("removed {name}"));
             Ok::<(), Error>(())
-        }))
-        .await?;
-    }
+        }
+    };
+    try_join_all(
+        upgrade
+            .iter()
+            .map(|c| remove(c, None))
+            .chain(cht.iter().map(|c| remove(c, Some(grace)))),
+    )
+    .await?;
     let mut networks = engine
         .networks(labels::CHT_DEV_PROJECT, &project.name)
         .await?;

@@ -3,6 +3,7 @@
 
 pub mod probe;
 
+use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
@@ -77,6 +78,7 @@ pub(crate) async fn wait_ready(
     let mut in_flight = vec![0usize; conditions.len()];
     let mut probes = FuturesUnordered::new();
     let mut states = String::new();
+    let mut seen_down: BTreeMap<String, ContainerState> = BTreeMap::new();
     let mut last_states = Instant::now() - STATE_POLL;
     loop {
         for (i, condition) in conditions.iter().enumerate() {
@@ -111,6 +113,13 @@ pub(crate) async fn wait_ready(
         if last_states.elapsed() >= STATE_POLL {
             last_states = Instant::now();
             let list = containers(engine, &project.name).await?;
+            // A service seen down once during the wait counts as troubled on timeout,
+            // even when a restart policy has it running at that very moment.
+            for c in list.iter().filter(|c| c.project == project.name) {
+                if !matches!(c.state, ContainerState::Running | ContainerState::Created) {
+                    seen_down.insert(c.service.clone(), c.state);
+                }
+            }
             states = stacks
                 .cht
                 .services
@@ -136,7 +145,7 @@ pub(crate) async fn wait_ready(
                 .filter(|(_, r)| !**r)
                 .map(|((c, w), _)| (c.clone(), w.clone()))
                 .collect();
-            return Err(not_ready(engine, project, stacks, timeout, &pending).await);
+            return Err(not_ready(engine, project, stacks, timeout, &pending, &seen_down).await);
         }
     }
 }
@@ -149,6 +158,7 @@ async fn not_ready(
     stacks: &Stacks,
     timeout: Duration,
     pending: &[(WaitFor, String)],
+    seen_down: &BTreeMap<String, ContainerState>,
 ) -> Error {
     let list = containers(engine, &project.name).await.unwrap_or_default();
     let mut details = Vec::new();
@@ -157,7 +167,13 @@ async fn not_ready(
         let found = list
             .iter()
             .find(|c| &c.service == service && c.project == project.name);
-        let state = found.map_or("missing", |c| c.state.as_str());
+        let state = match found.map(|c| c.state) {
+            None => "missing",
+            Some(ContainerState::Running) => seen_down
+                .get(service)
+                .map_or(ContainerState::Running.as_str(), |s| s.as_str()),
+            Some(s) => s.as_str(),
+        };
         if state != ContainerState::Running.as_str() {
             troubled.push(format!("{service} ({state})"));
             details.push(format!(
