@@ -485,24 +485,33 @@ pub(crate) async fn start_in_order<'a>(
     let pending = Arc::new(std::sync::atomic::AtomicUsize::new(prepared.len()));
     let issued = Arc::new(std::sync::Mutex::new(sequence.issued));
     let mut started: BTreeMap<String, Started<'a>> = BTreeMap::new();
+    let mut made: BTreeMap<String, Preparing<'a>> = BTreeMap::new();
     for service in waves.into_iter().flatten() {
         let deps: Vec<Started<'a>> = stack.services[&service]
             .depends_on
             .iter()
             .filter_map(|d| started.get(d).cloned())
             .collect();
-        let own = prepared.get(&service).cloned();
-        // Containers are made in dependency order too: the engine makes one faster with
-        // fewer at once, and the first services start while the others are being made.
+        // Containers are made in dependency order too (a service's once its dependencies'
+        // are made): the engine makes one faster with fewer at once, and the first
+        // services start while the others are being made.
         let deps_made: Vec<Preparing<'a>> = stack.services[&service]
             .depends_on
             .iter()
-            .filter_map(|d| prepared.get(d).cloned())
+            .filter_map(|d| made.get(d).cloned())
             .collect();
+        let own = prepared.get(&service).cloned().map(|work| {
+            let in_order: BoxFuture<'a, _> = Box::pin(async move {
+                futures_util::future::try_join_all(deps_made).await?;
+                work.await
+            });
+            let in_order = in_order.shared();
+            made.insert(service.clone(), in_order.clone());
+            in_order
+        });
         let after = sequence.after.clone();
         let (pending, issued) = (pending.clone(), issued.clone());
         let future: BoxFuture<'a, _> = Box::pin(async move {
-            futures_util::future::try_join_all(deps_made).await?;
             let container = match own {
                 Some(work) => Some(work.await?),
                 None => None,
