@@ -13,6 +13,19 @@ fn up(s: &Stack) -> crate::common::Run {
         .run(&["up", &s.name, "--pull", "never", "--timeout", "60"])
 }
 
+/// Removes `COUCHDB_PASSWORD` from the project's `.env`; returns the file as it was.
+fn drop_password(s: &Stack) -> String {
+    let path = s.dir().join(".env");
+    let text = std::fs::read_to_string(&path).expect("read .env");
+    let without: String = text
+        .lines()
+        .filter(|l| !l.starts_with("COUCHDB_PASSWORD="))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    std::fs::write(&path, without).expect("write .env");
+    text
+}
+
 /// Container ids of the project by name, to tell recreated containers from kept ones.
 fn ids(s: &Stack) -> Vec<String> {
     let mut out = docker_names(&[
@@ -126,14 +139,7 @@ fn two_ups_at_once_never_make_two_stacks() {
 fn a_dropped_password_is_named_and_nothing_starts() {
     let s = Stack::new("nopw");
     s.init();
-    let env_path = s.dir().join(".env");
-    let text = std::fs::read_to_string(&env_path).expect("read");
-    let without: String = text
-        .lines()
-        .filter(|l| !l.starts_with("COUCHDB_PASSWORD="))
-        .map(|l| format!("{l}\n"))
-        .collect();
-    std::fs::write(&env_path, without).expect("write");
+    drop_password(&s);
     let mut cmd = s.cht.command();
     cmd.env_remove("COUCHDB_PASSWORD")
         .args(["up", &s.name, "--pull", "never"]);
@@ -346,14 +352,7 @@ fn a_failed_or_interrupted_upgrade_leaves_the_files_and_containers_as_they_were(
     // Files that would not load (a setting gone): refused before anything is touched,
     // the upgrade service included.
     let ids_before = ids(&s);
-    let env = s.dir().join(".env");
-    let env_text = std::fs::read_to_string(&env).expect("env");
-    let without: String = env_text
-        .lines()
-        .filter(|l| !l.starts_with("COUCHDB_PASSWORD="))
-        .map(|l| format!("{l}\n"))
-        .collect();
-    std::fs::write(&env, without).expect("write");
+    let env_text = drop_password(&s);
     let before = s.cht.tree();
     let mut cmd = s.cht.command();
     cmd.env_remove("COUCHDB_PASSWORD").args(upgrade_args);
@@ -362,7 +361,7 @@ fn a_failed_or_interrupted_upgrade_leaves_the_files_and_containers_as_they_were(
     assert_eq!(s.cht.tree(), before);
     assert_eq!(ids(&s), ids_before);
     assert!(running(&s.upgrade_container()));
-    std::fs::write(&env, &env_text).expect("write");
+    std::fs::write(s.dir().join(".env"), &env_text).expect("write");
 
     // Ctrl-C once the new files are written: the previous files come back, and the
     // backup of the edited file goes with them.
