@@ -8,6 +8,7 @@ use clap::{Args, CommandFactory, Parser, Subcommand};
 
 use crate::commands::adopt::AdoptRequest;
 use crate::commands::export::ExportRequest;
+use crate::commands::snapshot::RestoreRequest;
 use crate::commands::status::LogsRequest;
 use crate::commands::up::UpRequest;
 use crate::commands::upgrade::UpgradeRequest;
@@ -118,6 +119,10 @@ Examples:
     /// Export a project for another platform
     #[command(subcommand)]
     Export(ExportCommand),
+
+    /// Consistent copies of a project's CouchDB data: create, list, restore, remove
+    #[command(subcommand)]
+    Snapshot(SnapshotCommand),
 
     /// Check what `up` depends on: engine, ports, disk, CA, LAN address (non-zero exit if something blocks it)
     #[command(after_help = "\
@@ -247,6 +252,83 @@ Examples:
   cht-dev export kubernetes my-app --out k8s/
   cht-dev export kubernetes my-app --out k8s/ --namespace my-app --host cht.example.org --helm-values values.yaml")]
     Kubernetes(ExportArgs),
+}
+
+/// What `snapshot` does.
+#[derive(Debug, Clone, Subcommand)]
+pub enum SnapshotCommand {
+    /// Copy the CouchDB data (Nouveau's index too), stopping CouchDB and its writers only for the copy
+    #[command(after_help = "\
+Examples:
+  cht-dev snapshot create my-app                          labelled with the date and time
+  cht-dev snapshot create my-app --label before-upgrade")]
+    Create(SnapshotCreateArgs),
+
+    /// List a project's snapshots with their CHT version, date and size
+    #[command(after_help = "\
+Examples:
+  cht-dev snapshot ls my-app
+  cht-dev snapshot ls my-app --json")]
+    Ls(SnapshotLsArgs),
+
+    /// Replace the project's CouchDB data with a snapshot (asks first; --yes in scripts)
+    #[command(after_help = "\
+Examples:
+  cht-dev snapshot restore my-app before-upgrade
+  cht-dev snapshot restore my-app before-upgrade --yes")]
+    Restore(SnapshotRestoreArgs),
+
+    /// Remove a snapshot
+    #[command(after_help = "\
+Examples:
+  cht-dev snapshot rm my-app before-upgrade")]
+    Rm(SnapshotLabelArgs),
+}
+
+/// Arguments of `snapshot create`.
+#[derive(Debug, Clone, Args)]
+pub struct SnapshotCreateArgs {
+    /// Project name
+    pub name: String,
+
+    /// The snapshot's name [default: the date and time, e.g. 2026-11-23T01-30-05Z]
+    #[arg(long)]
+    pub label: Option<String>,
+}
+
+/// Arguments of `snapshot ls`.
+#[derive(Debug, Clone, Args)]
+pub struct SnapshotLsArgs {
+    /// Project name
+    pub name: String,
+}
+
+/// Arguments naming one snapshot.
+#[derive(Debug, Clone, Args)]
+pub struct SnapshotLabelArgs {
+    /// Project name
+    pub name: String,
+
+    /// The snapshot's label (see `cht-dev snapshot ls NAME`)
+    pub label: String,
+}
+
+/// Arguments of `snapshot restore`.
+#[derive(Debug, Clone, Args)]
+pub struct SnapshotRestoreArgs {
+    /// Project name
+    pub name: String,
+
+    /// The snapshot's label (see `cht-dev snapshot ls NAME`)
+    pub label: String,
+
+    /// Replace the data without asking
+    #[arg(long)]
+    pub yes: bool,
+
+    /// Seconds to wait for the stack to be ready again, when it runs
+    #[arg(long, default_value_t = 300, value_name = "SECONDS")]
+    pub timeout: u64,
 }
 
 /// Arguments of `export kubernetes`.
@@ -496,6 +578,25 @@ impl Cli {
                     helm_values: args.helm_values.clone(),
                 })
             }
+            Command::Snapshot(SnapshotCommand::Create(args)) => Action::SnapshotCreate {
+                name: args.name.clone(),
+                label: args.label.clone(),
+            },
+            Command::Snapshot(SnapshotCommand::Ls(args)) => Action::SnapshotLs {
+                name: args.name.clone(),
+            },
+            Command::Snapshot(SnapshotCommand::Restore(args)) => {
+                Action::SnapshotRestore(RestoreRequest {
+                    name: args.name.clone(),
+                    label: args.label.clone(),
+                    yes: args.yes,
+                    timeout: Duration::from_secs(args.timeout),
+                })
+            }
+            Command::Snapshot(SnapshotCommand::Rm(args)) => Action::SnapshotRm {
+                name: args.name.clone(),
+                label: args.label.clone(),
+            },
             Command::Adopt(args) => Action::Adopt(AdoptRequest {
                 env_file: args.env_file.clone(),
                 name: args.name.clone(),
@@ -725,6 +826,41 @@ mod tests {
                     pull: PullPolicy::Always,
                     timeout: Duration::from_secs(300),
                 }),
+            ),
+            (
+                &["snapshot", "create", "app"],
+                Action::SnapshotCreate {
+                    name: "app".into(),
+                    label: None,
+                },
+            ),
+            (
+                &["snapshot", "ls", "app"],
+                Action::SnapshotLs { name: "app".into() },
+            ),
+            (
+                &[
+                    "snapshot",
+                    "restore",
+                    "app",
+                    "before",
+                    "--yes",
+                    "--timeout",
+                    "9",
+                ],
+                Action::SnapshotRestore(RestoreRequest {
+                    name: "app".into(),
+                    label: "before".into(),
+                    yes: true,
+                    timeout: Duration::from_secs(9),
+                }),
+            ),
+            (
+                &["snapshot", "rm", "app", "before"],
+                Action::SnapshotRm {
+                    name: "app".into(),
+                    label: "before".into(),
+                },
             ),
             (
                 &["adopt", "x.env", "--copy-data"],

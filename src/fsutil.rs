@@ -92,18 +92,31 @@ pub fn create_dir_mode(path: &Path, mode: u32) -> Result<()> {
 /// FIFOs, sockets and devices, naming the path. The caller copies into a staging folder, so
 /// a refusal or failure part-way leaves nothing it keeps. Returns the bytes copied.
 pub fn copy_tree(from: &Path, to: &Path) -> Result<u64> {
-    let root = fs::canonicalize(from).map_err(Error::io("resolve", from))?;
-    copy_into(&root, &root, to)
+    copy_tree_with(from, to, &|_| {})
 }
 
-/// One folder of [`copy_tree`]: `dir` (under the canonical `root`) into `to`.
-fn copy_into(root: &Path, dir: &Path, to: &Path) -> Result<u64> {
+/// [`copy_tree`], telling `progress` the bytes copied so far after each file.
+pub fn copy_tree_with(from: &Path, to: &Path, progress: &dyn Fn(u64)) -> Result<u64> {
+    let root = fs::canonicalize(from).map_err(Error::io("resolve", from))?;
+    let mut done = 0;
+    copy_into(&root, &root, to, &mut done, progress)?;
+    Ok(done)
+}
+
+/// One folder of [`copy_tree_with`]: `dir` (under the canonical `root`) into `to`, adding
+/// the bytes copied to `done`.
+fn copy_into(
+    root: &Path,
+    dir: &Path,
+    to: &Path,
+    done: &mut u64,
+    progress: &dyn Fn(u64),
+) -> Result<()> {
     let refuse = |path: &Path, why: &str| Error::Io {
         action: "copy",
         path: path.to_path_buf(),
         source: std::io::Error::other(why.to_string()),
     };
-    let mut bytes = 0;
     for entry in fs::read_dir(dir).map_err(Error::io("read", dir))? {
         let entry = entry.map_err(Error::io("read", dir))?;
         let (src, dst) = (entry.path(), to.join(entry.file_name()));
@@ -126,11 +139,12 @@ fn copy_into(root: &Path, dir: &Path, to: &Path) -> Result<u64> {
             std::os::unix::fs::symlink(&relative, &dst).map_err(Error::io("create", &dst))?;
         } else if kind.is_dir() {
             fs::create_dir(&dst).map_err(Error::io("create folder", &dst))?;
-            bytes += copy_into(root, &src, &dst)?;
+            copy_into(root, &src, &dst, done, progress)?;
             fs::set_permissions(&dst, meta.permissions())
                 .map_err(Error::io("set permissions of", &dst))?;
         } else if kind.is_file() {
-            bytes += fs::copy(&src, &dst).map_err(Error::io("copy", &src))?;
+            *done += fs::copy(&src, &dst).map_err(Error::io("copy", &src))?;
+            progress(*done);
         } else {
             return Err(refuse(
                 &src,
@@ -138,7 +152,49 @@ fn copy_into(root: &Path, dir: &Path, to: &Path) -> Result<u64> {
             ));
         }
     }
-    Ok(bytes)
+    Ok(())
+}
+
+/// Swaps two folders atomically (`renameat2` with `RENAME_EXCHANGE`): readers see one
+/// or the other, never neither. Where the file system cannot exchange, two renames with
+/// the first undone if the second fails.
+pub fn exchange(a: &Path, b: &Path) -> Result<()> {
+    use std::os::unix::ffi::OsStrExt;
+    let c = |p: &Path| {
+        std::ffi::CString::new(p.as_os_str().as_bytes())
+            .map_err(|e| Error::io("use", p)(std::io::Error::other(e)))
+    };
+    let (ca, cb) = (c(a)?, c(b)?);
+    // SAFETY: both paths are valid NUL-terminated strings that outlive the call.
+    let rc = unsafe {
+        libc::renameat2(
+            libc::AT_FDCWD,
+            ca.as_ptr(),
+            libc::AT_FDCWD,
+            cb.as_ptr(),
+            libc::RENAME_EXCHANGE,
+        )
+    };
+    if rc == 0 {
+        return Ok(());
+    }
+    let e = std::io::Error::last_os_error();
+    if !matches!(e.raw_os_error(), Some(libc::EINVAL) | Some(libc::ENOSYS)) {
+        return Err(Error::io("swap", a)(e));
+    }
+    let aside = a.with_file_name(format!(
+        ".{}.aside-{}",
+        a.file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default(),
+        std::process::id()
+    ));
+    fs::rename(a, &aside).map_err(Error::io("move", a))?;
+    if let Err(e) = fs::rename(b, a) {
+        let _ = fs::rename(&aside, a);
+        return Err(Error::io("move", b)(e));
+    }
+    fs::rename(&aside, b).map_err(Error::io("move", &aside))
 }
 
 /// Whether process `pid` may still be running (it exists, maybe as another user's).

@@ -1,5 +1,6 @@
 //! The `cht-dev` binary: runs the command line and turns errors into exit codes.
 
+use std::io::Write;
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
@@ -7,7 +8,7 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(cht_dev::Error::Help(text)) => {
             // --help and --version: in full, on stdout.
-            print!("{text}");
+            let _ = write!(std::io::stdout().lock(), "{text}");
             ExitCode::SUCCESS
         }
         // The reader went away (`cht-dev versions | head -1`): nothing more to say.
@@ -15,7 +16,12 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         Err(e) => {
-            eprintln!("{} {e}", cht_dev::printer::error_label());
+            // A closed stderr must not turn the exit code into a panic's.
+            let _ = writeln!(
+                std::io::stderr().lock(),
+                "{} {e}",
+                cht_dev::printer::error_label()
+            );
             ExitCode::from(e.exit_code())
         }
     }

@@ -59,6 +59,17 @@ pub fn block_on<T>(work: impl Future<Output = Result<T>>) -> Result<T> {
     })
 }
 
+/// Runs blocking `work` (a long copy, an archive) on a thread of its own, so Ctrl-C still
+/// ends the command at once with [`Error::Interrupted`]; the abandoned work ends with the
+/// process, and what it left half-written is swept by the next command.
+pub fn blocking<T: Send + 'static>(work: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {
+    block_on(async {
+        tokio::task::spawn_blocking(work)
+            .await
+            .map_err(|e| Error::engine("run a background copy", e.to_string()))?
+    })
+}
+
 /// Resolves an optional project name: the named one, else the only project in the
 /// home; `None` when the home has no project at all.
 pub fn pick(home: &Home, name: Option<&str>, command: &'static str) -> Result<Option<String>> {

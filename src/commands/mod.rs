@@ -17,6 +17,7 @@ pub mod export;
 pub mod init;
 pub mod lifecycle;
 pub mod ls;
+pub mod snapshot;
 pub mod status;
 pub mod trust;
 pub mod up;
@@ -58,6 +59,27 @@ pub enum Action {
     Adopt(adopt::AdoptRequest),
     /// `export kubernetes`.
     ExportKubernetes(export::ExportRequest),
+    /// `snapshot create`.
+    SnapshotCreate {
+        /// The project.
+        name: String,
+        /// The label, if given.
+        label: Option<String>,
+    },
+    /// `snapshot ls`.
+    SnapshotLs {
+        /// The project.
+        name: String,
+    },
+    /// `snapshot restore`.
+    SnapshotRestore(snapshot::RestoreRequest),
+    /// `snapshot rm`.
+    SnapshotRm {
+        /// The project.
+        name: String,
+        /// The snapshot.
+        label: String,
+    },
     /// `doctor`.
     Doctor,
     /// `init`.
@@ -105,6 +127,12 @@ fn dispatch(settings: &Settings, action: &Action) -> Result<()> {
         Action::Upgrade(req) => p.report(&upgrade::run(settings, req)?),
         Action::Adopt(req) => p.report(&adopt::run(settings, req)?),
         Action::ExportKubernetes(req) => p.report(&export::run(settings, req)?),
+        Action::SnapshotCreate { name, label } => {
+            p.report(&snapshot::create(settings, name, label.as_deref())?)
+        }
+        Action::SnapshotLs { name } => p.report(&snapshot::ls(settings, name)?),
+        Action::SnapshotRestore(req) => p.report(&snapshot::restore(settings, req)?),
+        Action::SnapshotRm { name, label } => p.report(&snapshot::rm(settings, name, label)?),
         Action::Doctor => {
             let doctor = doctor::run(settings)?;
             p.report(&doctor)?;

@@ -1,5 +1,6 @@
 //! A cht-dev project: its folder, settings and generated files.
 
+pub mod archives;
 pub mod backups;
 pub mod certs;
 pub mod compose;

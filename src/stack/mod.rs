@@ -10,6 +10,7 @@ pub mod load;
 pub mod model;
 pub mod readiness;
 pub mod reconcile;
+pub mod snapshot;
 pub mod status;
 pub mod teardown;
 pub mod up;

@@ -348,3 +348,188 @@ fn adopt_keeps_the_helpers_ports_credentials_and_data_in_place() {
         .one_line_error();
     assert!(line.contains("lacks NGINX_HTTP_PORT"), "{line}");
 }
+
+#[test]
+fn snapshots_copy_the_data_consistently_and_restore_it_while_running() {
+    let s = Stack::new("snap");
+    s.up(&[]).ok();
+    let data = s.dir().join("couchdb");
+    std::fs::write(data.join("user-marker"), "keep").expect("marker");
+    let name = s.name.as_str();
+    let made = s
+        .cht
+        .run(&["snapshot", "create", name, "--label", "before"])
+        .ok();
+    assert!(
+        made.stdout.contains("snapshot before (CHT 5.2.0"),
+        "{made:#?}"
+    );
+    assert!(made.stdout.contains("stopped for"), "{made:#?}");
+    assert_eq!(
+        s.curl_https("/").0,
+        "200",
+        "the stack is back after the copy"
+    );
+    let ls: serde_json::Value =
+        serde_json::from_str(&s.cht.run(&["--json", "snapshot", "ls", name]).ok().stdout)
+            .expect("json");
+    let snaps = ls["snapshots"].as_array().expect("list");
+    assert_eq!(snaps.len(), 1, "{ls}");
+    assert_eq!(snaps[0]["cht_version"], "5.2.0");
+    assert!(snaps[0]["bytes"].as_u64().unwrap_or(0) > 0, "{ls}");
+    assert_eq!(
+        crate::common::mode(&s.dir().join("snapshots/before.tar.gz")),
+        0o600
+    );
+
+    // The data is lost; a restore while running brings it back, and the stack ready.
+    for entry in std::fs::read_dir(&data).expect("read").flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            std::fs::remove_dir_all(&path).expect("rm");
+        } else {
+            std::fs::remove_file(&path).expect("rm");
+        }
+    }
+    let refused = s.cht.run(&["snapshot", "restore", name, "before"]);
+    assert!(
+        refused.one_line_error().contains("--yes"),
+        "no terminal, no --yes: {refused:#?}"
+    );
+    assert!(!data.join("user-marker").exists());
+    s.cht
+        .run(&["snapshot", "restore", name, "before", "--yes"])
+        .ok();
+    assert_eq!(
+        std::fs::read_to_string(data.join("user-marker")).expect("marker is back"),
+        "keep"
+    );
+    assert!(data.join("standin-marker").is_file());
+    assert_eq!(s.curl_https("/").0, "200", "ready again after the restore");
+
+    // A snapshot of a newer CHT release is refused.
+    s.cht
+        .run(&["snapshot", "create", name, "--label", "newer"])
+        .ok();
+    let sidecar = s.dir().join("snapshots/newer.json");
+    let text = std::fs::read_to_string(&sidecar).expect("sidecar");
+    std::fs::write(&sidecar, text.replace("\"5.2.0\"", "\"9.9.9\"")).expect("write");
+    let line = s
+        .cht
+        .run(&["snapshot", "restore", name, "newer", "--yes"])
+        .one_line_error();
+    assert!(line.contains("newer than"), "{line}");
+
+    // A snapshot that fails part-way leaves no archive, and the stack runs again.
+    let fifo = data.join("a-fifo");
+    let made = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .expect("mkfifo");
+    assert!(made.success());
+    let line = s
+        .cht
+        .run(&["snapshot", "create", name, "--label", "broken"])
+        .error_after_progress();
+    assert!(line.contains("not a file, folder or link"), "{line}");
+    std::fs::remove_file(&fifo).expect("rm fifo");
+    let left: Vec<String> = std::fs::read_dir(s.dir().join("snapshots"))
+        .expect("read")
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.contains("broken"))
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
+    assert_eq!(s.curl_https("/").0, "200");
+
+    // Bad labels and unknown snapshots are one clear line each; rm removes.
+    let line = s
+        .cht
+        .run(&["snapshot", "create", name, "--label", "../x"])
+        .one_line_error();
+    assert!(line.contains("invalid snapshot label"), "{line}");
+    let line = s
+        .cht
+        .run(&["snapshot", "restore", name, "nope", "--yes"])
+        .one_line_error();
+    assert!(line.contains("its snapshots: before, newer"), "{line}");
+    s.cht.run(&["snapshot", "rm", name, "newer"]).ok();
+    let ls = s.cht.run(&["snapshot", "ls", name]).ok();
+    assert!(
+        ls.stdout.contains("before") && !ls.stdout.contains("newer"),
+        "{ls:#?}"
+    );
+}
+
+#[test]
+fn ctrl_c_during_a_snapshot_starts_couchdb_again_and_leaves_no_archive() {
+    use std::io::BufRead;
+    let s = Stack::new("snapint");
+    s.up(&[]).ok();
+    // Enough data that the copy is still under way when the interrupt lands.
+    let big = s.dir().join("couchdb/big.couch");
+    let file = std::fs::File::create(&big).expect("create");
+    file.set_len(0).expect("len");
+    drop(file);
+    let zeros = std::process::Command::new("dd")
+        .args(["if=/dev/zero", "bs=1M", "count=600"])
+        .arg(format!("of={}", big.display()))
+        .output()
+        .expect("dd");
+    assert!(zeros.status.success(), "{zeros:?}");
+    let mut child = s
+        .cht
+        .command()
+        .args(["snapshot", "create", &s.name, "--label", "big"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn snapshot");
+    let stderr = child.stderr.take().expect("stderr");
+    let mut seen = Vec::new();
+    for line in std::io::BufReader::new(stderr).lines() {
+        let line = line.expect("line");
+        let copying = line.starts_with("copying");
+        seen.push(line);
+        if copying {
+            break;
+        }
+    }
+    let kill = std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(kill.success());
+    let status = child.wait().expect("wait");
+    assert_eq!(status.code(), Some(130), "{seen:?}");
+    for service in ["api", "sentinel", "couchdb", "nouveau"] {
+        let name = format!("{}-{service}-1", s.name);
+        let state =
+            crate::common::engine::docker_names(&["inspect", "-f", "{{.State.Running}}", &name]);
+        assert_eq!(state, ["true"], "{name} was left stopped: {seen:?}");
+    }
+    let listed = s.cht.run(&["--json", "snapshot", "ls", &s.name]).ok();
+    assert!(!listed.stdout.contains("\"big\""), "{listed:#?}");
+    std::fs::remove_file(&big).expect("rm big");
+    // What the interrupted command left is swept, and the label is free.
+    s.cht
+        .run(&["snapshot", "create", &s.name, "--label", "big"])
+        .ok();
+    let left: Vec<String> = std::fs::read_dir(s.dir().join("snapshots"))
+        .expect("read")
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(
+        left,
+        ["big.json", "big.tar.gz"]
+            .map(String::from)
+            .to_vec()
+            .iter()
+            .filter(|n| left.contains(n))
+            .cloned()
+            .collect::<Vec<_>>()
+    );
+    assert_eq!(left.len(), 2, "{left:?}");
+    assert_eq!(s.curl_https("/").0, "200");
+}

@@ -1,0 +1,337 @@
+//! A project's CouchDB snapshots: compressed archives in `<project>/snapshots/`, each with a
+//! JSON sidecar naming its CHT version, time and sizes. An archive appears only once it is
+//! whole (written under a hidden name, then renamed), and its sidecar only after it, so a
+//! snapshot that fails part-way leaves nothing listed.
+
+use std::fs::File;
+use std::io::{BufWriter, Read, Write};
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+
+use super::Project;
+use crate::error::{Error, Result};
+use crate::fsutil;
+
+/// The folder of a project's snapshots, relative to the project folder.
+pub const DIR: &str = "snapshots";
+/// The longest label.
+const MAX_LABEL: usize = 64;
+
+/// What a snapshot holds, as its sidecar records it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SnapshotInfo {
+    /// Its name within the project.
+    pub label: String,
+    /// The CHT release whose data it holds.
+    pub cht_version: String,
+    /// When it was taken (UTC, RFC 3339).
+    pub created: String,
+    /// The archive's size in bytes.
+    pub bytes: u64,
+    /// The data's size in bytes before compression.
+    pub data_bytes: u64,
+    /// How the copy was made consistent, for people.
+    pub method: String,
+}
+
+/// Checks a snapshot label: 1 to 64 of letters, digits, `.`, `_` and `-`, not starting with
+/// `.` or `-` (so it is a plain file name and never an option).
+pub fn check_label(label: &str) -> Result<()> {
+    let ok = !label.is_empty()
+        && label.len() <= MAX_LABEL
+        && !label.starts_with(['.', '-'])
+        && label
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::BadOption(format!(
+            "invalid snapshot label {label:?}: use 1 to {MAX_LABEL} letters, digits, '.', '_' or '-', not starting with '.' or '-'"
+        )))
+    }
+}
+
+/// The default label: the time, e.g. `2026-11-23T01-30-05Z` (no `:`, so it is a file name
+/// everywhere).
+pub fn default_label(now: OffsetDateTime) -> String {
+    format!(
+        "{:04}-{:02}-{:02}T{:02}-{:02}-{:02}Z",
+        now.year(),
+        u8::from(now.month()),
+        now.day(),
+        now.hour(),
+        now.minute(),
+        now.second()
+    )
+}
+
+/// The snapshots folder of `project`.
+pub fn folder(project: &Project) -> PathBuf {
+    project.path(DIR)
+}
+
+/// The archive of `label`.
+fn archive_path(project: &Project, label: &str) -> PathBuf {
+    folder(project).join(format!("{label}.tar.gz"))
+}
+
+/// The sidecar of `label`.
+fn sidecar_path(project: &Project, label: &str) -> PathBuf {
+    folder(project).join(format!("{label}.json"))
+}
+
+/// The project's snapshots, oldest first; archives without a readable sidecar (or the
+/// reverse) are not snapshots and are skipped.
+pub fn list(project: &Project) -> Result<Vec<SnapshotInfo>> {
+    let dir = folder(project);
+    let entries = match std::fs::read_dir(&dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(Error::io("read", &dir)(e)),
+    };
+    let mut found: Vec<SnapshotInfo> = entries
+        .flatten()
+        .filter_map(|e| {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let label = name.strip_suffix(".json")?;
+            check_label(label).ok()?;
+            let text = std::fs::read_to_string(e.path()).ok()?;
+            let info: SnapshotInfo = serde_json::from_str(&text).ok()?;
+            (info.label == label && archive_path(project, label).is_file()).then_some(info)
+        })
+        .collect();
+    found.sort_by(|a, b| (&a.created, &a.label).cmp(&(&b.created, &b.label)));
+    Ok(found)
+}
+
+/// The snapshot called `label`, or an error naming the ones there are.
+pub fn find(project: &Project, label: &str) -> Result<SnapshotInfo> {
+    check_label(label)?;
+    let all = list(project)?;
+    if let Some(info) = all.iter().find(|i| i.label == label) {
+        return Ok(info.clone());
+    }
+    let known = if all.is_empty() {
+        format!(
+            "it has none; take one with `cht-dev snapshot create {}`",
+            project.name
+        )
+    } else {
+        format!(
+            "its snapshots: {}",
+            all.iter()
+                .map(|i| i.label.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        )
+    };
+    Err(Error::BadOption(format!(
+        "{} has no snapshot {label:?}; {known}",
+        project.name
+    )))
+}
+
+/// Refuses a label already taken.
+pub fn check_free(project: &Project, label: &str) -> Result<()> {
+    check_label(label)?;
+    if archive_path(project, label).exists() || sidecar_path(project, label).exists() {
+        return Err(Error::BadOption(format!(
+            "{} already has a snapshot {label:?}; pick another --label or remove it with `cht-dev snapshot rm {} {label}`",
+            project.name, project.name
+        )));
+    }
+    Ok(())
+}
+
+/// Writes the folder `data` (a consistent copy of the data) as the archive of
+/// `info.label`, then its sidecar; returns `info` with the archive's size. `progress` hears
+/// the bytes read so far. On failure nothing is left behind.
+pub fn write(
+    project: &Project,
+    data: &Path,
+    mut info: SnapshotInfo,
+    progress: &dyn Fn(u64),
+) -> Result<SnapshotInfo> {
+    check_free(project, &info.label)?;
+    let dir = folder(project);
+    fsutil::create_dir_mode(&dir, fsutil::PRIVATE_DIR)?;
+    let target = archive_path(project, &info.label);
+    let tmp = dir.join(format!(".{}.tar.gz.new-{}", info.label, std::process::id()));
+    let written = (|| -> Result<u64> {
+        let file = File::create(&tmp).map_err(Error::io("create", &tmp))?;
+        fsutil::set_mode(&tmp, fsutil::PRIVATE)?;
+        let gz = flate2::write::GzEncoder::new(BufWriter::new(file), flate2::Compression::fast());
+        let mut tar = tar::Builder::new(gz);
+        tar.follow_symlinks(false);
+        let mut counted = 0;
+        append_tree(&mut tar, data, Path::new("data"), &mut counted, progress)?;
+        let gz = tar.into_inner().map_err(Error::io("write", &tmp))?;
+        let file = gz.finish().map_err(Error::io("write", &tmp))?;
+        let file = file
+            .into_inner()
+            .map_err(|e| Error::io("write", &tmp)(e.into_error()))?;
+        file.sync_all().map_err(Error::io("sync", &tmp))?;
+        Ok(file.metadata().map_err(Error::io("inspect", &tmp))?.len())
+    })();
+    match written {
+        Ok(bytes) => info.bytes = bytes,
+        Err(e) => {
+            let _ = std::fs::remove_file(&tmp);
+            return Err(e);
+        }
+    }
+    if let Err(e) = std::fs::rename(&tmp, &target) {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(Error::io("move into place", &target)(e));
+    }
+    let text = serde_json::to_string_pretty(&info).map_err(|e| Error::BadOption(e.to_string()))?;
+    if let Err(e) = fsutil::replace(
+        &sidecar_path(project, &info.label),
+        (text + "\n").as_bytes(),
+        fsutil::PRIVATE,
+    ) {
+        let _ = std::fs::remove_file(&target);
+        return Err(e);
+    }
+    Ok(info)
+}
+
+/// Adds the tree `dir` to `tar` under `name`, files, folders and links as they are.
+fn append_tree<W: Write>(
+    tar: &mut tar::Builder<W>,
+    dir: &Path,
+    name: &Path,
+    counted: &mut u64,
+    progress: &dyn Fn(u64),
+) -> Result<()> {
+    tar.append_dir(name, dir)
+        .map_err(Error::io("archive", dir))?;
+    let mut entries: Vec<_> = std::fs::read_dir(dir)
+        .map_err(Error::io("read", dir))?
+        .collect::<std::io::Result<_>>()
+        .map_err(Error::io("read", dir))?;
+    entries.sort_by_key(std::fs::DirEntry::file_name);
+    for entry in entries {
+        let path = entry.path();
+        let inner = name.join(entry.file_name());
+        let kind = entry.file_type().map_err(Error::io("inspect", &path))?;
+        if kind.is_dir() {
+            append_tree(tar, &path, &inner, counted, progress)?;
+        } else {
+            if kind.is_file() {
+                *counted += entry.metadata().map_or(0, |m| m.len());
+                progress(*counted);
+            }
+            tar.append_path_with_name(&path, &inner)
+                .map_err(Error::io("archive", &path))?;
+        }
+    }
+    Ok(())
+}
+
+/// Unpacks the archive of `label` into `into` (a new, empty folder): the data folder as it
+/// was, with modes (and owners, when run as root). Entries never land outside `into`.
+pub fn extract(project: &Project, label: &str, into: &Path, progress: &dyn Fn(u64)) -> Result<()> {
+    let path = archive_path(project, label);
+    let file = File::open(&path).map_err(Error::io("open", &path))?;
+    let reading = CountingRead {
+        inner: std::io::BufReader::new(file),
+        count: 0,
+        progress,
+    };
+    let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(reading));
+    archive.set_preserve_permissions(true);
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    archive.set_preserve_ownerships(unsafe { libc::geteuid() } == 0);
+    archive.set_overwrite(false);
+    for entry in archive.entries().map_err(Error::io("read", &path))? {
+        let mut entry = entry.map_err(Error::io("read", &path))?;
+        let name = entry.path().map_err(Error::io("read", &path))?.into_owned();
+        let Ok(rest) = name.strip_prefix("data") else {
+            return Err(Error::io("read", &path)(std::io::Error::other(format!(
+                "it holds {} outside data/: not a cht-dev snapshot",
+                name.display()
+            ))));
+        };
+        if rest.as_os_str().is_empty() {
+            continue;
+        }
+        // unpack_in refuses entries that would leave `into` (`..`, absolute paths).
+        let unpacked = entry
+            .unpack_in(into)
+            .map_err(Error::io("unpack", &into.join(rest)))?;
+        if !unpacked {
+            return Err(Error::io("unpack", &path)(std::io::Error::other(format!(
+                "{} would land outside the data folder",
+                name.display()
+            ))));
+        }
+    }
+    // The entries were unpacked under `into/data`: lift them one level.
+    let inner = into.join("data");
+    if inner.is_dir() {
+        for entry in std::fs::read_dir(&inner).map_err(Error::io("read", &inner))? {
+            let entry = entry.map_err(Error::io("read", &inner))?;
+            let to = into.join(entry.file_name());
+            std::fs::rename(entry.path(), &to).map_err(Error::io("move", &to))?;
+        }
+        std::fs::remove_dir(&inner).map_err(Error::io("remove", &inner))?;
+    }
+    Ok(())
+}
+
+/// A reader that counts the bytes through it and reports them.
+struct CountingRead<'a, R> {
+    /// Where the bytes come from.
+    inner: R,
+    /// Bytes so far.
+    count: u64,
+    /// Told the running count now and then.
+    progress: &'a dyn Fn(u64),
+}
+
+impl<R: Read> Read for CountingRead<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        let before = self.count;
+        self.count += n as u64;
+        if before >> 22 != self.count >> 22 {
+            (self.progress)(self.count);
+        }
+        Ok(n)
+    }
+}
+
+/// Removes the snapshot `label` (sidecar first, so it is never listed half-removed).
+pub fn remove(project: &Project, label: &str) -> Result<()> {
+    find(project, label)?;
+    for path in [sidecar_path(project, label), archive_path(project, label)] {
+        match std::fs::remove_file(&path) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(Error::io("remove", &path)(e)),
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn labels_are_plain_file_names() {
+        for good in ["before-upgrade", "2026-11-23T01-30-05Z", "v5.2.0_a"] {
+            assert!(check_label(good).is_ok(), "{good}");
+        }
+        for bad in ["", ".hidden", "-x", "a/b", "a:b", "a b", &"x".repeat(65)] {
+            assert!(check_label(bad).is_err(), "{bad}");
+        }
+        let label = default_label(time::macros::datetime!(2026-11-23 01:02:03 UTC));
+        assert_eq!(label, "2026-11-23T01-02-03Z");
+        assert!(check_label(&label).is_ok());
+    }
+}
