@@ -40,18 +40,31 @@ pub fn timeline_lines(calls: &[Call]) -> Vec<String> {
     lines
 }
 
+/// A fresh Tokio runtime: two workers, or the calling thread alone.
+fn runtime(workers: bool) -> Result<tokio::runtime::Runtime> {
+    let mut builder = if workers {
+        let mut b = tokio::runtime::Builder::new_multi_thread();
+        b.worker_threads(2);
+        b
+    } else {
+        tokio::runtime::Builder::new_current_thread()
+    };
+    builder.enable_all().build().map_err(|e| Error::Io {
+        action: "start the async runtime for",
+        path: "cht-dev".into(),
+        source: e,
+    })
+}
+
+/// Runs `work` to its end on a fresh runtime, Ctrl-C or not: for putting things back
+/// (starting again what a command stopped), which must not be cut short.
+pub fn block_on_to_end<T>(work: impl Future<Output = Result<T>>) -> Result<T> {
+    runtime(false)?.block_on(work)
+}
+
 /// Runs `work` on a fresh Tokio runtime, abandoning it promptly on Ctrl-C.
 pub fn block_on<T>(work: impl Future<Output = Result<T>>) -> Result<T> {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .map_err(|e| Error::Io {
-            action: "start the async runtime for",
-            path: "cht-dev".into(),
-            source: e,
-        })?;
-    runtime.block_on(async {
+    runtime(true)?.block_on(async {
         tokio::select! {
             result = work => result,
             _ = tokio::signal::ctrl_c() => Err(Error::Interrupted),

@@ -1,7 +1,5 @@
 //! `cht-dev stop`, `down` and `destroy`: taking a project's containers away, by label.
 
-use std::io::{BufRead, IsTerminal, Write};
-
 use crate::error::{Error, Result};
 use crate::printer::{Printer, Report};
 use crate::project::Project;
@@ -97,33 +95,18 @@ pub fn down(settings: &Settings, name: Option<&str>) -> Result<Down> {
     })
 }
 
-/// Asks on the terminal whether to destroy `name`; refuses without a terminal.
-fn confirm(name: &str, dir: &std::path::Path) -> Result<bool> {
-    if !std::io::stdin().is_terminal() {
-        return Err(Error::NotConfirmed(format!(
-            "destroy deletes {name}'s CouchDB data and files and needs confirmation: run it in a terminal or pass --yes"
-        )));
-    }
-    let mut err = std::io::stderr().lock();
-    let _ = write!(
-        err,
-        "destroy {name}: delete its containers, volumes and {} (CouchDB data included)? Type the project name to confirm: ",
-        dir.display()
-    );
-    let _ = err.flush();
-    let mut answer = String::new();
-    std::io::stdin()
-        .lock()
-        .read_line(&mut answer)
-        .map_err(Error::Output)?;
-    Ok(answer.trim() == name)
-}
-
 /// `destroy`: everything: containers, network, volumes and the project folder.
 pub fn destroy(settings: &Settings, name: &str, yes: bool) -> Result<Destroyed> {
     let home = settings.home()?;
     let project = Project::load(&home, name)?;
-    if !yes && !confirm(name, &project.dir)? {
+    let question = format!(
+        "destroy {name}: delete its containers, volumes and {} (CouchDB data included)?",
+        project.dir.display()
+    );
+    let refusal = format!(
+        "destroy deletes {name}'s CouchDB data and files and needs confirmation: run it in a terminal or pass --yes"
+    );
+    if !yes && !super::confirm_by_name(&question, name, refusal)? {
         return Err(Error::NotConfirmed(format!(
             "{name} was not destroyed (the name did not match)"
         )));

@@ -177,6 +177,24 @@ pub fn tidy_compose_folder(project: &Project) -> Result<Vec<String>> {
     Ok(notes)
 }
 
+/// Asks `question` on the terminal and whether the user typed `name` to confirm; without
+/// a terminal on stdin, refuses with `refusal` (commands never prompt in CI).
+pub fn confirm_by_name(question: &str, name: &str, refusal: String) -> Result<bool> {
+    use std::io::{BufRead, IsTerminal, Write};
+    if !std::io::stdin().is_terminal() {
+        return Err(crate::error::Error::NotConfirmed(refusal));
+    }
+    let mut err = std::io::stderr().lock();
+    let _ = write!(err, "{question} Type the project name to confirm: ");
+    let _ = err.flush();
+    let mut answer = String::new();
+    std::io::stdin()
+        .lock()
+        .read_line(&mut answer)
+        .map_err(crate::error::Error::Output)?;
+    Ok(answer.trim() == name)
+}
+
 /// Formats rows as left-aligned columns separated by two spaces (no trailing blanks).
 pub fn table(rows: &[Vec<String>]) -> Vec<String> {
     let columns = rows.iter().map(Vec::len).max().unwrap_or(0);

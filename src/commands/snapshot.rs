@@ -96,15 +96,7 @@ fn with_data_quiet<T: Send + 'static>(
         .then(|| stopped_at.get().map(|t| t.elapsed()))
         .flatten();
     if !quiesced.stopped.is_empty() || quiesced.upgrade_paused {
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .map_err(|e| Error::Io {
-                action: "start the async runtime for",
-                path: "cht-dev".into(),
-                source: e,
-            })?;
-        runtime.block_on(async {
+        super::engine::block_on_to_end(async {
             let engine = super::engine::connect(settings).await?;
             resume(&engine, project, &quiesced).await
         })?;
@@ -338,29 +330,6 @@ pub fn rm(settings: &Settings, name: &str, label: &str) -> Result<SnapshotDone> 
     })
 }
 
-/// Asks on the terminal whether to replace the data; refuses without a terminal.
-fn confirm(name: &str, label: &str, data: &std::path::Path) -> Result<bool> {
-    use std::io::{BufRead, IsTerminal, Write};
-    if !std::io::stdin().is_terminal() {
-        return Err(Error::NotConfirmed(format!(
-            "snapshot restore replaces {name}'s CouchDB data and needs confirmation: run it in a terminal or pass --yes"
-        )));
-    }
-    let mut err = std::io::stderr().lock();
-    let _ = write!(
-        err,
-        "restore {label} into {name}: replace everything in {} with the snapshot? Type the project name to confirm: ",
-        data.display()
-    );
-    let _ = err.flush();
-    let mut answer = String::new();
-    std::io::stdin()
-        .lock()
-        .read_line(&mut answer)
-        .map_err(Error::Output)?;
-    Ok(answer.trim() == name)
-}
-
 /// `snapshot restore`: unpacks the snapshot beside the data folder, then, with CouchDB and
 /// its writers stopped, swaps the two folders in one step; the old data goes once the swap
 /// is done. A failure before the swap leaves the data as it was.
@@ -376,7 +345,17 @@ pub fn restore(settings: &Settings, req: &RestoreRequest) -> Result<SnapshotDone
         )));
     }
     let data = data_folder(&project);
-    if !req.yes && !confirm(&req.name, &req.label, &data)? {
+    let question = format!(
+        "restore {} into {}: replace everything in {} with the snapshot?",
+        req.label,
+        req.name,
+        data.display()
+    );
+    let refusal = format!(
+        "snapshot restore replaces {}'s CouchDB data and needs confirmation: run it in a terminal or pass --yes",
+        req.name
+    );
+    if !req.yes && !super::confirm_by_name(&question, &req.name, refusal)? {
         return Err(Error::NotConfirmed(format!(
             "{}'s data was not replaced (the name did not match)",
             req.name
