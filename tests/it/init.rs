@@ -785,6 +785,24 @@ fn adopt_checks_the_helpers_values_like_flags_and_writes_nothing_when_refused() 
         assert!(!error.contains('\u{1b}'), "{error}");
         assert_eq!(cht.tree(), before, "{key}={value:?} changed the home");
     }
+    // A clustered helper project (one data folder per node) cannot be mapped: said so.
+    let file = helper_project(user.path(), "cluster", 25080, 25443);
+    let text = std::fs::read_to_string(&file).expect("env");
+    let clustered: String = text
+        .lines()
+        .filter(|l| !l.starts_with("COUCHDB_DATA="))
+        .map(|l| format!("{l}\n"))
+        .chain([
+            "DB1_DATA=/srv/db1\n".to_string(),
+            "DB2_DATA=/srv/db2\n".to_string(),
+        ])
+        .collect();
+    std::fs::write(&file, clustered).expect("write");
+    let error = cht
+        .run(&["adopt", file.to_str().expect("utf8")])
+        .one_line_error();
+    assert!(error.contains("clustered (three-node CouchDB)"), "{error}");
+    assert_eq!(cht.tree(), before);
     // A registry read back from the helper's files is checked like --image-registry.
     let file = helper_project(user.path(), "third", 23080, 23443);
     let core = user
