@@ -10,9 +10,10 @@ use time::OffsetDateTime;
 
 use crate::error::{Error, Result};
 use crate::fsutil;
+use crate::home::Home;
 use crate::printer::{Printer, Report};
 use crate::project::archives::{self, SnapshotInfo};
-use crate::project::{self, Project};
+use crate::project::{self, Project, versions};
 use crate::report;
 use crate::settings::Settings;
 use crate::stack::load::load;
@@ -48,26 +49,17 @@ const READY_AFTER_COPY: Duration = Duration::from_secs(300);
 /// Waits until the project serves again after its services were started again.
 fn wait_ready_again(
     settings: &Settings,
+    home: &Home,
     project: &Project,
     timeout: Duration,
     reporter: &dyn report::Reporter,
 ) -> Result<()> {
     let stacks = load(project)?;
-    let ca = CaFiles::of(&settings.home()?).cert;
+    let ca = CaFiles::of(home).cert;
     super::engine::block_on(async {
         let engine = super::engine::connect(settings).await?;
         wait_ready(&engine, project, &ca, &stacks, timeout, reporter).await
     })
-}
-
-/// `a.b.c` as numbers, for ordering releases.
-fn semver(v: &str) -> (u64, u64, u64) {
-    let mut parts = v.split('.').map(|p| p.parse::<u64>().unwrap_or(0));
-    (
-        parts.next().unwrap_or(0),
-        parts.next().unwrap_or(0),
-        parts.next().unwrap_or(0),
-    )
 }
 
 /// Takes the data folder out of use (when the project runs), runs `work` on a thread of
@@ -76,6 +68,7 @@ fn semver(v: &str) -> (u64, u64, u64) {
 /// `work`'s result and how long the services were stopped (`None` when nothing ran).
 fn with_data_quiet<T: Send + 'static>(
     settings: &Settings,
+    home: &Home,
     project: &Project,
     ready_within: Duration,
     reporter: &dyn report::Reporter,
@@ -103,7 +96,7 @@ fn with_data_quiet<T: Send + 'static>(
         // Serving again before saying anything else, failure included (not after Ctrl-C:
         // the user asked to stop).
         if !matches!(outcome, Err(Error::Interrupted)) && !quiesced.stopped.is_empty() {
-            wait_ready_again(settings, project, ready_within, reporter)?;
+            wait_ready_again(settings, home, project, ready_within, reporter)?;
         }
     }
     Ok((outcome?, stopped_for))
@@ -187,6 +180,7 @@ pub fn create(settings: &Settings, name: &str, label: Option<&str>) -> Result<Sn
     let (from, to) = (data.clone(), copy.clone());
     let (data_bytes, stopped_for) = with_data_quiet(
         settings,
+        &home,
         &project,
         READY_AFTER_COPY,
         reporter.as_ref(),
@@ -338,7 +332,7 @@ pub fn restore(settings: &Settings, req: &RestoreRequest) -> Result<SnapshotDone
     let project = Project::load(&home, &req.name)?;
     let info = archives::find(&project, &req.label)?;
     let current = project.cht_version()?;
-    if semver(&info.cht_version) > semver(&current) {
+    if versions::order(&info.cht_version) > versions::order(&current) {
         return Err(Error::BadOption(format!(
             "snapshot {} holds CHT {} data, newer than {}'s {current}: upgrade the project first (`cht-dev upgrade {} --cht-version {}`)",
             info.label, info.cht_version, req.name, req.name, info.cht_version
@@ -389,6 +383,7 @@ pub fn restore(settings: &Settings, req: &RestoreRequest) -> Result<SnapshotDone
     let (from, to) = (data.clone(), staging.path().to_path_buf());
     let (_, stopped_for) = with_data_quiet(
         settings,
+        &home,
         &project,
         req.timeout,
         reporter.as_ref(),

@@ -35,16 +35,6 @@ pub struct UpgradeRequest {
     pub timeout: Duration,
 }
 
-/// `a.b.c` as numbers, for ordering releases.
-fn semver(v: &str) -> (u64, u64, u64) {
-    let mut parts = v.split('.').map(|p| p.parse::<u64>().unwrap_or(0));
-    (
-        parts.next().unwrap_or(0),
-        parts.next().unwrap_or(0),
-        parts.next().unwrap_or(0),
-    )
-}
-
 /// Replaces a file's contents atomically.
 fn replace(path: &std::path::Path, contents: &str) -> Result<()> {
     fsutil::replace(path, contents.as_bytes(), fsutil::PUBLIC)
@@ -134,7 +124,7 @@ pub fn run(settings: &Settings, req: &UpgradeRequest) -> Result<Upgraded> {
     let target = versions::find(&req.version)?;
     let _lock = project::lock(&home, &req.name)?;
     let current = project.cht_version()?;
-    if semver(target.version) < semver(&current) && !req.force {
+    if versions::order(target.version) < versions::order(&current) && !req.force {
         return Err(Error::BadOption(format!(
             "{} runs {current}; {} is older (a downgrade can break CouchDB data): pass --force to do it anyway",
             req.name, target.version

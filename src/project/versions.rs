@@ -75,6 +75,17 @@ pub fn latest() -> ChtVersion {
     ChtVersion { version, family }
 }
 
+/// `a.b.c` as numbers, for ordering releases (a part that is not a number counts as 0),
+/// e.g. to refuse a downgrade or a snapshot of a newer release.
+pub fn order(version: &str) -> (u64, u64, u64) {
+    let mut parts = version.split('.').map(|p| p.parse::<u64>().unwrap_or(0));
+    (
+        parts.next().unwrap_or(0),
+        parts.next().unwrap_or(0),
+        parts.next().unwrap_or(0),
+    )
+}
+
 /// Looks up a release by tag (a leading `v` is accepted).
 pub fn find(version: &str) -> Result<ChtVersion> {
     let wanted = version.strip_prefix('v').unwrap_or(version);
