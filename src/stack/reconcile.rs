@@ -415,6 +415,10 @@ async fn prepare_one(
     })
 }
 
+/// How long a container name held by no container of the project is watched for an
+/// in-flight create of the project to finish.
+const NAME_HOLDER_WAIT: std::time::Duration = std::time::Duration::from_secs(3);
+
 /// Settles a name conflict on create: when the taken name belongs to this project's
 /// service (compose in the booting upgrade service made it at the same moment), keeps it
 /// if compose would, else replaces it once; a container outside the project is an error.
@@ -426,19 +430,27 @@ async fn made_meanwhile(
     labels: &BTreeMap<String, String>,
     reporter: &dyn Reporter,
 ) -> Result<ContainerInfo> {
-    let taken = || Error::NameTaken {
-        name: spec.container_name.clone(),
+    // The name may be held by a create still under way in the engine (one an interrupted
+    // command sent just before it ended): it is listed once that create is done, so the
+    // listing is asked again for a while before the holder counts as outside the project.
+    let deadline = std::time::Instant::now() + NAME_HOLDER_WAIT;
+    let other = loop {
+        let theirs = engine
+            .containers(&[
+                (labels::PROJECT, &stack.project),
+                (labels::SERVICE, &spec.name),
+            ])
+            .await?;
+        if let Some(c) = theirs.into_iter().find(|c| c.name == spec.container_name) {
+            break c;
+        }
+        if std::time::Instant::now() >= deadline {
+            return Err(Error::NameTaken {
+                name: spec.container_name.clone(),
+            });
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     };
-    let theirs = engine
-        .containers(&[
-            (labels::PROJECT, &stack.project),
-            (labels::SERVICE, &spec.name),
-        ])
-        .await?;
-    let other = theirs
-        .into_iter()
-        .find(|c| c.name == spec.container_name)
-        .ok_or_else(taken)?;
     if desired.keeps(spec, &other) {
         return Ok(other);
     }

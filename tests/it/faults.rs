@@ -409,3 +409,30 @@ fn names_in(dir: &std::path::Path) -> Vec<String> {
     names.sort();
     names
 }
+
+#[test]
+fn a_container_name_held_outside_the_project_is_named_after_a_short_wait() {
+    let s = Stack::new("foreign");
+    s.init();
+    // A container of no compose project holding nginx's name: never the project's.
+    let holder = format!("{}-nginx-1", s.name);
+    let made = std::process::Command::new("docker")
+        .args([
+            "create",
+            "--name",
+            &holder,
+            &format!("{REGISTRY}/cht-nginx:5.2.0"),
+        ])
+        .output()
+        .expect("docker create");
+    assert!(made.status.success(), "{made:?}");
+    let run = up(&s);
+    let _ = std::process::Command::new("docker")
+        .args(["rm", "-f", &holder])
+        .output();
+    let line = run.error_after_progress();
+    assert!(
+        line.contains("taken by a container outside this project") && line.contains(&holder),
+        "{line}"
+    );
+}
