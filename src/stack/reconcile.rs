@@ -475,8 +475,36 @@ async fn made_meanwhile(
 pub(crate) struct Sequence<'a> {
     /// Awaited before any start; `false` means "do not start" (the stack before failed).
     pub after: Option<Shared<BoxFuture<'a, bool>>>,
-    /// Told once every service's start has been sent (or was not needed).
+    /// Told once every service's start has been sent (or was not needed) and every start
+    /// but the last one sent has finished: what waits is then sure to find every container
+    /// running but, at most, the last one still starting.
     pub issued: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+/// How far a stack's starts are, for [`Sequence::issued`].
+struct StartProgress {
+    /// Services whose start is not sent yet.
+    unsent: usize,
+    /// Services whose start has not finished yet.
+    unfinished: usize,
+    /// Who to tell, until told.
+    tell: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+impl StartProgress {
+    /// Applies `change`, then tells once every start is sent and all but the last finished.
+    fn note(progress: &std::sync::Mutex<StartProgress>, change: impl FnOnce(&mut StartProgress)) {
+        let Ok(mut p) = progress.lock() else {
+            return;
+        };
+        change(&mut p);
+        if p.unsent == 0
+            && p.unfinished <= 1
+            && let Some(tell) = p.tell.take()
+        {
+            let _ = tell.send(());
+        }
+    }
 }
 
 /// Starts a stack's containers in `depends_on` order, each as soon as its own container is
@@ -494,8 +522,11 @@ pub(crate) async fn start_in_order<'a>(
         file: stack.project.clone(),
         reason,
     })?;
-    let pending = Arc::new(std::sync::atomic::AtomicUsize::new(prepared.len()));
-    let issued = Arc::new(std::sync::Mutex::new(sequence.issued));
+    let progress = Arc::new(std::sync::Mutex::new(StartProgress {
+        unsent: prepared.len(),
+        unfinished: prepared.len(),
+        tell: sequence.issued,
+    }));
     let mut started: BTreeMap<String, Started<'a>> = BTreeMap::new();
     let mut made: BTreeMap<String, Preparing<'a>> = BTreeMap::new();
     for service in waves.into_iter().flatten() {
@@ -522,7 +553,7 @@ pub(crate) async fn start_in_order<'a>(
             in_order
         });
         let after = sequence.after.clone();
-        let (pending, issued) = (pending.clone(), issued.clone());
+        let progress = progress.clone();
         let future: BoxFuture<'a, _> = Box::pin(async move {
             let container = match own {
                 Some(work) => Some(work.await?),
@@ -534,16 +565,12 @@ pub(crate) async fn start_in_order<'a>(
             {
                 return Ok(());
             }
-            // The last start under way tells whoever waits for this stack.
-            if pending.fetch_sub(1, std::sync::atomic::Ordering::SeqCst) == 1
-                && let Some(tell) = issued.lock().ok().and_then(|mut t| t.take())
-            {
-                let _ = tell.send(());
-            }
+            StartProgress::note(&progress, |p| p.unsent -= 1);
             if let Some(c) = container.filter(|c| !c.running) {
                 engine.start(&c.id, &c.name).await.map_err(Arc::new)?;
                 reporter.step(&format!("started {}", c.name));
             }
+            StartProgress::note(&progress, |p| p.unfinished -= 1);
             Ok(())
         });
         started.insert(service, future.shared());

@@ -199,8 +199,9 @@ pub async fn up(
     .await?;
     drop(preparing);
     // The upgrade service runs compose on CHT's files as it boots, so it starts only once
-    // every CHT container is in place and labelled, and every CHT start is under way: its
-    // compose then keeps them all (one still starting, it starts again, harmlessly).
+    // every CHT container is in place and labelled and has started, but for the last start
+    // (nginx's), which runs beside it: its compose then keeps them all (nginx still
+    // starting, it starts it again, harmlessly).
     let (tell, told) = tokio::sync::oneshot::channel();
     let cht_started = async {
         let _starting = step("create and start CHT in dependency order");
