@@ -469,7 +469,7 @@ async fn made_meanwhile(
     Ok(made)
 }
 
-/// When a stack may start, and who to tell once all its starts are under way: what
+/// When a stack may start, and who to tell once its starts are (nearly) done: what
 /// orders the upgrade service after CHT.
 #[derive(Default)]
 pub(crate) struct Sequence<'a> {
