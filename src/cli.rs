@@ -207,6 +207,10 @@ pub struct ProjectArgs {
     /// The key of --cert-file (PEM, PKCS#8, unencrypted)
     #[arg(long, value_name = "FILE", requires = "cert_file")]
     pub key_file: Option<PathBuf>,
+
+    /// CouchDB nodes: 1, or 3 for upstream's three-node cluster [default: 1]
+    #[arg(long, value_name = "N")]
+    pub couchdb_nodes: Option<u32>,
 }
 
 /// Arguments of `init`.
@@ -497,6 +501,7 @@ impl ProjectArgs {
             || !self.hosts.is_empty()
             || self.domain.is_some()
             || self.cert_file.is_some()
+            || self.couchdb_nodes.is_some()
     }
 
     /// The init options these arguments ask for, for project `name`.
@@ -511,6 +516,7 @@ impl ProjectArgs {
             domain: self.domain.clone(),
             cert_file: self.cert_file.clone(),
             key_file: self.key_file.clone(),
+            couchdb_nodes: self.couchdb_nodes,
         }
     }
 }
@@ -779,6 +785,19 @@ mod tests {
                         name: "app".into(),
                         hosts: vec!["a.local".into(), "10.0.0.2".into()],
                         http_port: Some(8080),
+                        ..InitOptions::default()
+                    },
+                    init_given: true,
+                    ..up_defaults.clone()
+                }),
+            ),
+            (
+                &["up", "app", "--couchdb-nodes", "3"],
+                Action::Up(UpRequest {
+                    name: Some("app".into()),
+                    init: InitOptions {
+                        name: "app".into(),
+                        couchdb_nodes: Some(3),
                         ..InitOptions::default()
                     },
                     init_given: true,

@@ -96,7 +96,7 @@ impl Home {
         crate::fsutil::sweep_leftovers(&self.root);
         for name in self.folders_holding(".env").unwrap_or_default() {
             let dir = self.project_dir(&name);
-            for sub in ["", "compose", "certs", "snapshots"] {
+            for sub in ["", "compose", "certs", "couchdb", "snapshots"] {
                 crate::fsutil::sweep_leftovers(&dir.join(sub));
             }
         }

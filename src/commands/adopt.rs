@@ -78,15 +78,15 @@ pub fn run(settings: &Settings, req: &AdoptRequest) -> Result<AdoptReport> {
             ..InitOptions::default()
         },
     )?;
-    // The helper's clustered layout keeps one data folder per node (DB1_DATA...): cht-dev
-    // renders only the single node, so it cannot take such a project over yet.
+    // A clustered .env keeps one data folder per node (DB1_DATA...). The helper makes
+    // single-node projects only, so such a file is not one adopt can map to settings.
     if ["DB1_DATA", "DB2_DATA", "DB3_DATA"]
         .iter()
         .any(|k| env.get(k).is_some_and(|v| !v.is_empty()))
         && env.get("COUCHDB_DATA").is_none_or(str::is_empty)
     {
         return Err(bad(
-            "it is a clustered (three-node CouchDB) helper project, with one data folder per node (DB1_DATA...); cht-dev runs a single CouchDB node and cannot take it over".into(),
+            "it is a clustered (three-node CouchDB) project, with one data folder per node (DB1_DATA...), and adopt maps only the Docker Helper's single-node projects: make a cluster with `cht-dev init NAME --couchdb-nodes 3`".into(),
         ));
     }
     let missing: Vec<&str> = REQUIRED

@@ -9,6 +9,7 @@ use serde_json::{Value, json};
 use crate::error::{Error, Result};
 use crate::fsutil;
 use crate::printer::{Printer, Report};
+use crate::project::layout::Layout;
 use crate::project::versions::{self, Family};
 use crate::project::{Project, render};
 use crate::settings::Settings;
@@ -124,6 +125,37 @@ fn dns_label(name: &str) -> String {
     name.replace('_', "-").trim_matches('-').to_string()
 }
 
+/// An env var taken from the CouchDB servers config map.
+fn config_env(name: &str) -> Value {
+    json!({ "name": name, "valueFrom": { "configMapKeyRef": { "name": "couchdb-servers-configmap", "key": name } } })
+}
+
+/// The Kubernetes services of the CouchDB nodes: `couchdb`, or the chart's `couchdb-1`..
+/// for a cluster.
+fn couchdb_names(layout: Layout) -> Vec<String> {
+    match layout {
+        Layout::Single => vec!["couchdb".into()],
+        Layout::Cluster => (1..=layout.nodes())
+            .map(|n| format!("couchdb-{n}"))
+            .collect(),
+    }
+}
+
+/// The servers config map's data, as the chart writes it: every node's address, and for a
+/// cluster the node the others take admins from and the peers the first one joins.
+fn servers_config(layout: Layout, svc_dns: &dyn Fn(&str) -> String) -> Value {
+    let names = couchdb_names(layout);
+    let all: Vec<String> = names.iter().map(|n| svc_dns(n)).collect();
+    match layout {
+        Layout::Single => json!({ "COUCHDB_SERVERS": all.join(",") }),
+        Layout::Cluster => json!({
+            "COUCHDB_SERVERS": all.join(","),
+            "COUCHDB_SYNC_ADMINS_NODE": all[0],
+            "CLUSTER_PEER_IPS": all[1..].join(","),
+        }),
+    }
+}
+
 /// Runs `export kubernetes`.
 pub fn run(settings: &Settings, req: &ExportRequest) -> Result<Exported> {
     let home = settings.home()?;
@@ -154,7 +186,12 @@ pub fn run(settings: &Settings, req: &ExportRequest) -> Result<Exported> {
     let image = |svc: &str| format!("{registry}/cht-{svc}:{}", version.version);
     let get = |k: &str| project.env.get(k).unwrap_or_default().to_string();
     let (user, password) = (get("COUCHDB_USER"), get("COUCHDB_PASSWORD"));
-    let data = get("COUCHDB_DATA");
+    let layout = project.layout()?;
+    let folders = project.data_folders()?;
+    let paths: Vec<String> = folders
+        .iter()
+        .map(|f| f.path.display().to_string())
+        .collect();
     let node = crate::net::hostname().unwrap_or_else(|| "<node name>".into());
     let svc_dns = |s: &str| format!("{s}.{namespace}.svc.cluster.local");
     std::fs::create_dir_all(&req.out).map_err(Error::io("create", &req.out))?;
@@ -186,7 +223,7 @@ pub fn run(settings: &Settings, req: &ExportRequest) -> Result<Exported> {
                 "apiVersion": "v1",
                 "kind": "ConfigMap",
                 "metadata": { "name": "couchdb-servers-configmap", "namespace": namespace },
-                "data": { "COUCHDB_SERVERS": svc_dns("couchdb") },
+                "data": servers_config(layout, &svc_dns),
             }),
         ],
     )?;
@@ -215,12 +252,12 @@ pub fn run(settings: &Settings, req: &ExportRequest) -> Result<Exported> {
         ],
     )?;
     written.push("roles.yaml");
-    let mut services = vec![
-        service(
-            "couchdb",
-            "couchdb",
-            &[("couchdb-service", 5984), ("epmd", 4369), ("erlang", 9100)],
-        ),
+    let couchdb_ports = [("couchdb-service", 5984), ("epmd", 4369), ("erlang", 9100)];
+    let mut services: Vec<Value> = couchdb_names(layout)
+        .iter()
+        .map(|name| service(name, name, &couchdb_ports))
+        .collect();
+    services.extend([
         service("api", "api", &[("api", 5988)]),
         service("haproxy", "haproxy", &[("haproxy", 5984)]),
         service(
@@ -228,42 +265,65 @@ pub fn run(settings: &Settings, req: &ExportRequest) -> Result<Exported> {
             "upgrade-service",
             &[("upgrade-service", 5008)],
         ),
-    ];
-    match version.family {
-        Family::V4 => services.push(service(
+    ]);
+    // As the compose files have it: the healthcheck in 4.x, and in 5.x beside a cluster.
+    let healthcheck = version.family == Family::V4 || layout == Layout::Cluster;
+    if healthcheck {
+        services.push(service(
             "healthcheck",
             "healthcheck",
             &[("healthcheck", 5555)],
-        )),
-        Family::V5 => services.push(service("nouveau", "nouveau", &[("nouveau", 5987)])),
+        ));
+    }
+    if version.family == Family::V5 {
+        services.push(service("nouveau", "nouveau", &[("nouveau", 5987)]));
     }
     write_yaml(&out("services.yaml"), &services)?;
     written.push("services.yaml");
 
-    // CouchDB keeps its data where the compose project had it: a hostPath on this node.
-    let host_volume =
-        json!([{ "name": "local-volume", "hostPath": { "path": data, "type": "Directory" } }]);
-    let couchdb = deployment(
-        "couchdb",
-        "cht-couchdb",
-        json!({
-            "name": "cht-couchdb",
-            "image": image("couchdb"),
-            "env": [
+    // CouchDB keeps its data where the compose project had it: a hostPath on this node,
+    // one per CouchDB node.
+    let host_volume = |path: &str| json!([{ "name": "local-volume", "hostPath": { "path": path, "type": "Directory" } }]);
+    let couchdb: Vec<Value> = couchdb_names(layout)
+        .iter()
+        .zip(&paths)
+        .enumerate()
+        .map(|(i, (name, path))| {
+            let mut env_list = Vec::new();
+            if layout == Layout::Cluster && i > 0 {
+                env_list.push(config_env("COUCHDB_SYNC_ADMINS_NODE"));
+            }
+            env_list.extend([
                 env("COUCHDB_LOG_LEVEL", "info"),
                 secret_env("COUCHDB_PASSWORD"),
                 secret_env("COUCHDB_SECRET"),
                 secret_env("COUCHDB_USER"),
                 secret_env("COUCHDB_UUID"),
-                env("SVC_NAME", &svc_dns("couchdb")),
-            ],
-            "ports": [{ "containerPort": 5984 }],
-            "volumeMounts": [{ "mountPath": "/opt/couchdb/data", "name": "local-volume" }],
-        }),
-        &node,
-        json!({ "volumes": host_volume }),
-    );
-    write_yaml(&out("couchdb.yaml"), &[couchdb])?;
+                env("SVC_NAME", &svc_dns(name)),
+            ]);
+            if layout == Layout::Cluster {
+                env_list.push(env("NODE_COUNT", &layout.nodes().to_string()));
+                if i == 0 {
+                    env_list.push(config_env("CLUSTER_PEER_IPS"));
+                }
+            }
+            let container = format!("cht-{name}");
+            deployment(
+                name,
+                &container,
+                json!({
+                    "name": container,
+                    "image": image("couchdb"),
+                    "env": env_list,
+                    "ports": [{ "containerPort": 5984 }],
+                    "volumeMounts": [{ "mountPath": "/opt/couchdb/data", "name": "local-volume" }],
+                }),
+                &node,
+                json!({ "volumes": host_volume(path) }),
+            )
+        })
+        .collect();
+    write_yaml(&out("couchdb.yaml"), &couchdb)?;
     written.push("couchdb.yaml");
     let haproxy = deployment(
         "haproxy",
@@ -273,7 +333,7 @@ pub fn run(settings: &Settings, req: &ExportRequest) -> Result<Exported> {
             "image": image("haproxy"),
             "env": [
                 secret_env("COUCHDB_PASSWORD"),
-                json!({ "name": "COUCHDB_SERVERS", "valueFrom": { "configMapKeyRef": { "name": "couchdb-servers-configmap", "key": "COUCHDB_SERVERS" } } }),
+                config_env("COUCHDB_SERVERS"),
                 secret_env("COUCHDB_USER"),
                 env("HAPROXY_IP", "0.0.0.0"),
                 env("HAPROXY_PORT", "5984"),
@@ -286,43 +346,42 @@ pub fn run(settings: &Settings, req: &ExportRequest) -> Result<Exported> {
     );
     write_yaml(&out("haproxy.yaml"), &[haproxy])?;
     written.push("haproxy.yaml");
-    match version.family {
-        Family::V4 => {
-            let healthcheck = deployment(
-                "healthcheck",
-                "cht-haproxy-healthcheck",
-                json!({
-                    "name": "cht-haproxy-healthcheck",
-                    "image": image("haproxy-healthcheck"),
-                    "env": [
-                        secret_env("COUCHDB_PASSWORD"),
-                        json!({ "name": "COUCHDB_SERVERS", "valueFrom": { "configMapKeyRef": { "name": "couchdb-servers-configmap", "key": "COUCHDB_SERVERS" } } }),
-                        secret_env("COUCHDB_USER"),
-                    ],
-                    "ports": [{ "containerPort": 5555 }],
-                }),
-                &node,
-                json!({}),
-            );
-            write_yaml(&out("healthcheck.yaml"), &[healthcheck])?;
-            written.push("healthcheck.yaml");
-        }
-        Family::V5 => {
-            let nouveau = deployment(
-                "nouveau",
-                "cht-couchdb-nouveau",
-                json!({
-                    "name": "cht-couchdb-nouveau",
-                    "image": image("couchdb-nouveau"),
-                    "ports": [{ "containerPort": 5987 }],
-                    "volumeMounts": [{ "mountPath": "/data/nouveau", "name": "local-volume", "subPath": "nouveau" }],
-                }),
-                &node,
-                json!({ "volumes": host_volume }),
-            );
-            write_yaml(&out("nouveau.yaml"), &[nouveau])?;
-            written.push("nouveau.yaml");
-        }
+    if healthcheck {
+        let healthcheck = deployment(
+            "healthcheck",
+            "cht-haproxy-healthcheck",
+            json!({
+                "name": "cht-haproxy-healthcheck",
+                "image": image("haproxy-healthcheck"),
+                "env": [
+                    secret_env("COUCHDB_PASSWORD"),
+                    config_env("COUCHDB_SERVERS"),
+                    secret_env("COUCHDB_USER"),
+                ],
+                "ports": [{ "containerPort": 5555 }],
+            }),
+            &node,
+            json!({}),
+        );
+        write_yaml(&out("healthcheck.yaml"), &[healthcheck])?;
+        written.push("healthcheck.yaml");
+    }
+    if version.family == Family::V5 {
+        // Nouveau's index lives in the (first) node's data folder, as in compose.
+        let nouveau = deployment(
+            "nouveau",
+            "cht-couchdb-nouveau",
+            json!({
+                "name": "cht-couchdb-nouveau",
+                "image": image("couchdb-nouveau"),
+                "ports": [{ "containerPort": 5987 }],
+                "volumeMounts": [{ "mountPath": "/data/nouveau", "name": "local-volume", "subPath": "nouveau" }],
+            }),
+            &node,
+            json!({ "volumes": host_volume(&paths[0]) }),
+        );
+        write_yaml(&out("nouveau.yaml"), &[nouveau])?;
+        written.push("nouveau.yaml");
     }
     let api = deployment(
         "api",
@@ -383,7 +442,18 @@ pub fn run(settings: &Settings, req: &ExportRequest) -> Result<Exported> {
     written.push("ingress.yaml");
 
     if let Some(values) = &req.helm_values {
-        let doc = json!({
+        // The chart's keys for where CouchDB runs: one node for everything, or (clustered)
+        // each CouchDB node pinned to a Kubernetes node; here all on this machine, which
+        // holds every node's data.
+        let nodes = match layout {
+            Layout::Single => json!({ "single_node_deploy": node }),
+            Layout::Cluster => Value::Object(
+                (1..=layout.nodes())
+                    .map(|n| (format!("node-{n}"), json!(node)))
+                    .collect(),
+            ),
+        };
+        let mut doc = json!({
             "project_name": project.name,
             "namespace": namespace,
             "cht_image_tag": version.version,
@@ -397,7 +467,7 @@ pub fn run(settings: &Settings, req: &ExportRequest) -> Result<Exported> {
                 "password": password,
                 "secret": get("COUCHDB_SECRET"),
                 "uuid": get("COUCHDB_UUID"),
-                "clusteredCouchEnabled": false,
+                "clusteredCouchEnabled": layout == Layout::Cluster,
                 "couchdb_node_storage_size": "100Gi",
             },
             "couchdb_data": {
@@ -405,10 +475,22 @@ pub fn run(settings: &Settings, req: &ExportRequest) -> Result<Exported> {
                 "dataPathOnDiskForCouchDB": "",
                 "partition": "0",
             },
-            "local_storage": { "preExistingDiskPath-1": data },
-            "nodes": { "single_node_deploy": node },
+            "local_storage": paths
+                .iter()
+                .enumerate()
+                .map(|(i, p)| (format!("preExistingDiskPath-{}", i + 1), json!(p)))
+                .collect::<serde_json::Map<_, _>>(),
+            "nodes": nodes,
             "ingress": { "host": host },
         });
+        if layout == Layout::Cluster
+            && let Some(map) = doc.as_object_mut()
+        {
+            map.insert(
+                "clusteredCouch".into(),
+                json!({ "noOfCouchDBNodes": layout.nodes() }),
+            );
+        }
         // It holds the password: private from the first byte.
         let yaml = serde_saphyr::to_string(&doc).map_err(|e| Error::Render {
             file: values.display().to_string(),
@@ -428,7 +510,7 @@ pub fn run(settings: &Settings, req: &ExportRequest) -> Result<Exported> {
         helm_values: req.helm_values.as_ref().map(|v| v.display().to_string()),
         version: version.version,
         node: node.to_string(),
-        data: data.to_string(),
+        data: paths.join(", "),
     })
 }
 

@@ -32,6 +32,8 @@ pub struct Initialized {
     pub ca: String,
     /// Whether this call made the CA.
     pub ca_created: bool,
+    /// How many CouchDB nodes it runs (1, or 3 for upstream's cluster).
+    pub couchdb_nodes: u32,
     /// The three compose files.
     #[serde(skip)]
     pub files: [String; 3],
@@ -52,9 +54,10 @@ impl From<&project::Created> for Initialized {
             certificate_names: created.names.iter().map(ToString::to_string).collect(),
             ca: created.ca.cert.display().to_string(),
             ca_created: created.ca_created,
+            couchdb_nodes: created.layout.nodes(),
             files: [
                 render::CORE_FILE,
-                render::COUCHDB_FILE,
+                created.layout.couchdb_file(),
                 render::UPGRADE_FILE,
             ]
             .map(|f| project.path(f).display().to_string()),
@@ -73,8 +76,13 @@ pub fn run(settings: &Settings, opts: &InitOptions) -> Result<Initialized> {
 
 impl Report for Initialized {
     fn human(&self, p: &Printer) -> Result<()> {
+        let nodes = if self.couchdb_nodes == 1 {
+            String::new()
+        } else {
+            format!(", {} CouchDB nodes", self.couchdb_nodes)
+        };
         p.info(format!(
-            "{} project {} (CHT {}) in {}",
+            "{} project {} (CHT {}{nodes}) in {}",
             p.paint(Tone::Good, "created"),
             p.paint(Tone::Strong, &self.project),
             self.version,

@@ -13,6 +13,7 @@ use crate::fsutil;
 use crate::home::Home;
 use crate::printer::{Printer, Report};
 use crate::project::archives::{self, SnapshotInfo};
+use crate::project::layout::{DataFolder, Layout};
 use crate::project::{self, Project, versions};
 use crate::report;
 use crate::settings::Settings;
@@ -34,13 +35,21 @@ pub struct RestoreRequest {
     pub timeout: Duration,
 }
 
-/// The project's CouchDB data folder (an adopted project's may lie outside it).
-fn data_folder(project: &Project) -> PathBuf {
-    project
-        .env
-        .get("COUCHDB_DATA")
-        .filter(|d| !d.is_empty())
-        .map_or_else(|| project.path("couchdb"), PathBuf::from)
+/// The project's CouchDB data folders, one per node (an adopted project's may lie outside
+/// the project folder), each an existing folder.
+fn data_folders(project: &Project) -> Result<Vec<DataFolder>> {
+    let folders = project.data_folders()?;
+    if let Some(missing) = folders.iter().find(|f| !f.path.is_dir()) {
+        return Err(Error::BrokenProject {
+            name: project.name.clone(),
+            reason: format!(
+                "its CouchDB data folder {} ({}) does not exist",
+                missing.path.display(),
+                missing.var
+            ),
+        });
+    }
+    Ok(folders)
 }
 
 /// How long `snapshot create` waits for the stack to be ready again after the copy.
@@ -150,8 +159,8 @@ fn size(bytes: u64) -> String {
     }
 }
 
-/// `snapshot create`: copies the data folder with CouchDB and its writers stopped only for
-/// the copy, starts them again, then compresses the copy into the archive.
+/// `snapshot create`: copies the data folders (every node's) with CouchDB and its writers
+/// stopped only for the copy, starts them again, then compresses the copy into the archive.
 pub fn create(settings: &Settings, name: &str, label: Option<&str>) -> Result<SnapshotCreated> {
     let home = settings.home()?;
     let project = Project::load(&home, name)?;
@@ -162,37 +171,46 @@ pub fn create(settings: &Settings, name: &str, label: Option<&str>) -> Result<Sn
     );
     archives::check_free(&project, &label)?;
     let version = project.cht_version()?;
-    let data = data_folder(&project);
-    if !data.is_dir() {
-        return Err(Error::BrokenProject {
-            name: name.to_string(),
-            reason: format!("its CouchDB data folder {} does not exist", data.display()),
-        });
-    }
+    let layout = project.layout()?;
+    let folders = data_folders(&project)?;
     let folder = archives::folder(&project);
     fsutil::create_dir_mode(&folder, fsutil::PRIVATE_DIR)?;
     let staging = fsutil::Staging::new(&folder, &label)?;
-    let copy = staging.path().join("data");
-    std::fs::create_dir(&copy).map_err(Error::io("create folder", &copy))?;
+    let copy = staging.path().to_path_buf();
     let reporter: Arc<dyn report::Reporter> =
         report::for_terminal(settings.printer.is_quiet()).into();
-    let copying = progress_to(&reporter, format!("copying {}", data.display()));
-    let (from, to) = (data.clone(), copy.clone());
+    let copying = progress_to(&reporter, format!("copying {}", shown(&folders)));
+    let (from, to) = (folders.clone(), copy.clone());
     let (data_bytes, stopped_for) = with_data_quiet(
         settings,
         &home,
         &project,
         READY_AFTER_COPY,
         reporter.as_ref(),
-        move || fsutil::copy_tree_with(&from, &to, &copying),
+        move || {
+            // One running total across the folders, for one progress line.
+            let mut before = 0;
+            for folder in &from {
+                let into = to.join(folder.name);
+                std::fs::create_dir(&into).map_err(Error::io("create folder", &into))?;
+                before +=
+                    fsutil::copy_tree_with(&folder.path, &into, &|done| copying(before + done))?;
+            }
+            Ok(before)
+        },
     )?;
+    let what = if folders.len() == 1 {
+        "the data folder was"
+    } else {
+        "the data folders were"
+    };
     let method = match stopped_for {
         Some(d) => format!(
-            "consistent: {} stopped for {:.2} s while the data folder was copied, then started again",
-            stopped_services(),
+            "consistent: {} stopped for {:.2} s while {what} copied, then started again",
+            stopped_services(layout),
             d.as_secs_f64()
         ),
-        None => "consistent: nothing was running while the data folder was copied".to_string(),
+        None => format!("consistent: nothing was running while {what} copied"),
     };
     let info = SnapshotInfo {
         label,
@@ -205,14 +223,17 @@ pub fn create(settings: &Settings, name: &str, label: Option<&str>) -> Result<Sn
         bytes: 0,
         data_bytes,
         method,
+        couchdb_nodes: layout.nodes(),
     };
     let compressing = progress_to(
         &reporter,
         format!("compressing {} of data", size(data_bytes)),
     );
     let archived = project.clone();
-    let written =
-        super::engine::blocking(move || archives::write(&archived, &copy, info, &compressing))?;
+    let names: Vec<&'static str> = folders.iter().map(|f| f.name).collect();
+    let written = super::engine::blocking(move || {
+        archives::write(&archived, &copy, &names, info, &compressing)
+    })?;
     reporter.finish();
     drop(staging);
     Ok(SnapshotCreated {
@@ -227,11 +248,19 @@ pub fn create(settings: &Settings, name: &str, label: Option<&str>) -> Result<Sn
 }
 
 /// The services [`with_data_quiet`] stops, for people.
-fn stopped_services() -> String {
-    crate::stack::snapshot::QUIET
+fn stopped_services(layout: Layout) -> String {
+    let couchdb = match layout {
+        Layout::Single => "CouchDB".to_string(),
+        Layout::Cluster => format!("CouchDB's {} nodes", layout.nodes()),
+    };
+    format!("API, Sentinel, {couchdb} and Nouveau (where it runs)")
+}
+
+/// The data folders' paths, for people.
+fn shown(folders: &[DataFolder]) -> String {
+    folders
         .iter()
-        .flat_map(|g| g.iter())
-        .copied()
+        .map(|f| f.path.display().to_string())
         .collect::<Vec<_>>()
         .join(", ")
 }
@@ -324,9 +353,10 @@ pub fn rm(settings: &Settings, name: &str, label: &str) -> Result<SnapshotDone> 
     })
 }
 
-/// `snapshot restore`: unpacks the snapshot beside the data folder, then, with CouchDB and
-/// its writers stopped, swaps the two folders in one step; the old data goes once the swap
-/// is done. A failure before the swap leaves the data as it was.
+/// `snapshot restore`: unpacks the snapshot beside each data folder, then, with CouchDB
+/// and its writers stopped, swaps each folder with its unpacked copy in one step; the old
+/// data goes once the swaps are done. A failure before the swaps leaves the data as it
+/// was; a swap that fails swaps back the ones done.
 pub fn restore(settings: &Settings, req: &RestoreRequest) -> Result<SnapshotDone> {
     let home = settings.home()?;
     let project = Project::load(&home, &req.name)?;
@@ -338,12 +368,23 @@ pub fn restore(settings: &Settings, req: &RestoreRequest) -> Result<SnapshotDone
             info.label, info.cht_version, req.name, req.name, info.cht_version
         )));
     }
-    let data = data_folder(&project);
+    let layout = project.layout()?;
+    if info.couchdb_nodes != layout.nodes() {
+        let theirs = Layout::from_nodes(info.couchdb_nodes)
+            .map_or("another CouchDB layout", |l| l.describe());
+        return Err(Error::BadOption(format!(
+            "snapshot {} holds the data of {theirs}, and {} runs {}: restore it into a project with the same number of CouchDB nodes",
+            info.label,
+            req.name,
+            layout.describe()
+        )));
+    }
+    let folders = data_folders(&project)?;
     let question = format!(
         "restore {} into {}: replace everything in {} with the snapshot?",
         req.label,
         req.name,
-        data.display()
+        shown(&folders)
     );
     let refusal = format!(
         "snapshot restore replaces {}'s CouchDB data and needs confirmation: run it in a terminal or pass --yes",
@@ -356,46 +397,109 @@ pub fn restore(settings: &Settings, req: &RestoreRequest) -> Result<SnapshotDone
         )));
     }
     let _lock = project::lock(&home, &req.name)?;
-    let parent = data.parent().ok_or_else(|| Error::BrokenProject {
-        name: req.name.clone(),
-        reason: format!("its CouchDB data folder {} has no parent", data.display()),
-    })?;
-    // Beside the data folder, so the swap is one rename on one file system; once swapped,
-    // the staging folder holds the old data and goes when dropped.
-    let staging = fsutil::Staging::new(parent, "restore")?;
+    // Beside each data folder, so each swap is one rename on one file system; once
+    // swapped, a staging folder holds the old data and goes when dropped.
+    let mut stagings = Vec::new();
+    for folder in &folders {
+        let parent = folder.path.parent().ok_or_else(|| Error::BrokenProject {
+            name: req.name.clone(),
+            reason: format!(
+                "its CouchDB data folder {} has no parent",
+                folder.path.display()
+            ),
+        })?;
+        // Named per folder: a cluster's node folders share one parent.
+        stagings.push(fsutil::Staging::new(
+            parent,
+            &format!("restore-{}", folder.name),
+        )?);
+    }
     let reporter: Arc<dyn report::Reporter> =
         report::for_terminal(settings.printer.is_quiet()).into();
     let unpacking = progress_to(&reporter, "unpacking, read".to_string());
-    let (unpacked, label, into) = (
-        project.clone(),
-        info.label.clone(),
-        staging.path().to_path_buf(),
-    );
-    super::engine::blocking(move || archives::extract(&unpacked, &label, &into, &unpacking))?;
-    if let Ok(meta) = std::fs::metadata(&data) {
-        use std::os::unix::fs::{MetadataExt, PermissionsExt};
-        let _ = std::fs::set_permissions(
-            staging.path(),
-            std::fs::Permissions::from_mode(meta.mode() & 0o7777),
-        );
-        let _ = std::os::unix::fs::chown(staging.path(), Some(meta.uid()), Some(meta.gid()));
+    let targets: Vec<(&'static str, PathBuf)> = folders
+        .iter()
+        .zip(&stagings)
+        .map(|(f, s)| (f.name, s.path().to_path_buf()))
+        .collect();
+    let (unpacked, label) = (project.clone(), info.label.clone());
+    super::engine::blocking(move || {
+        let targets: Vec<(&str, &std::path::Path)> =
+            targets.iter().map(|(n, p)| (*n, p.as_path())).collect();
+        archives::extract(&unpacked, &label, &targets, &unpacking)
+    })?;
+    for (folder, staging) in folders.iter().zip(&stagings) {
+        if let Ok(meta) = std::fs::metadata(&folder.path) {
+            use std::os::unix::fs::{MetadataExt, PermissionsExt};
+            let _ = std::fs::set_permissions(
+                staging.path(),
+                std::fs::Permissions::from_mode(meta.mode() & 0o7777),
+            );
+            let _ = std::os::unix::fs::chown(staging.path(), Some(meta.uid()), Some(meta.gid()));
+        }
     }
-    let (from, to) = (data.clone(), staging.path().to_path_buf());
+    let pairs: Vec<(PathBuf, PathBuf)> = folders
+        .iter()
+        .zip(&stagings)
+        .map(|(f, s)| (f.path.clone(), s.path().to_path_buf()))
+        .collect();
     let (_, stopped_for) = with_data_quiet(
         settings,
         &home,
         &project,
         req.timeout,
         reporter.as_ref(),
-        move || fsutil::exchange(&from, &to),
+        move || exchange_all(&pairs),
     )?;
     let running = stopped_for.is_some();
     reporter.finish();
-    drop(staging);
+    drop(stagings);
     Ok(SnapshotDone {
         project: req.name.clone(),
         label: req.label.clone(),
         action: "restored",
         running,
     })
+}
+
+/// Swaps each pair of folders; when one swap fails, swaps back those already done, so the
+/// data folders are either all restored or all as they were.
+fn exchange_all(pairs: &[(PathBuf, PathBuf)]) -> Result<()> {
+    for (done, (data, staged)) in pairs.iter().enumerate() {
+        if let Err(e) = fsutil::exchange(data, staged) {
+            for (data, staged) in pairs[..done].iter().rev() {
+                // A swap back of folders just swapped on the same file system.
+                let _ = fsutil::exchange(data, staged);
+            }
+            return Err(e);
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_failed_swap_puts_back_the_swaps_done() {
+        let tmp = tempfile::tempdir().expect("tmp");
+        let dir = |n: &str| tmp.path().join(n);
+        for (folder, file) in [("data-1", "old"), ("new-1", "new"), ("data-2", "old")] {
+            std::fs::create_dir(dir(folder)).expect("mkdir");
+            std::fs::write(dir(folder).join("f"), file).expect("write");
+        }
+        // The second staged folder is missing: its swap fails after the first one's.
+        let pairs = [(dir("data-1"), dir("new-1")), (dir("data-2"), dir("new-2"))];
+        assert!(exchange_all(&pairs).is_err());
+        let read = |folder: &str| std::fs::read_to_string(dir(folder).join("f")).expect("read");
+        assert_eq!(read("data-1"), "old");
+        assert_eq!(read("new-1"), "new");
+        assert_eq!(read("data-2"), "old");
+        std::fs::create_dir(dir("new-2")).expect("mkdir");
+        std::fs::write(dir("new-2").join("f"), "new").expect("write");
+        exchange_all(&pairs).expect("swaps");
+        assert_eq!(read("data-1"), "new");
+        assert_eq!(read("data-2"), "new");
+    }
 }

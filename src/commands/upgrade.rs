@@ -137,6 +137,7 @@ pub fn run(settings: &Settings, req: &UpgradeRequest) -> Result<Upgraded> {
         version: target,
         registry: registry.as_deref(),
         project_dir: &project.dir,
+        layout: project.layout()?,
     })?;
     check_rendered(&project, &files)?;
     let rewritten: Vec<&render::RenderedFile> = files

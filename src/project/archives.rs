@@ -34,6 +34,14 @@ pub struct SnapshotInfo {
     pub data_bytes: u64,
     /// How the copy was made consistent, for people.
     pub method: String,
+    /// How many CouchDB nodes' data it holds (sidecars from before clusters hold one).
+    #[serde(default = "one_node")]
+    pub couchdb_nodes: u32,
+}
+
+/// The node count of a sidecar written before cht-dev ran clusters.
+fn one_node() -> u32 {
+    1
 }
 
 /// Checks a snapshot label: 1 to 64 of letters, digits, `.`, `_` and `-`, not starting with
@@ -146,12 +154,14 @@ pub fn check_free(project: &Project, label: &str) -> Result<()> {
     Ok(())
 }
 
-/// Writes the folder `data` (a consistent copy of the data) as the archive of
-/// `info.label`, then its sidecar; returns `info` with the archive's size. `progress` hears
-/// the bytes read so far. On failure nothing is left behind.
+/// Writes the folders `names` of `root` (a consistent copy of each data folder, named as
+/// [`DataFolder::name`](super::layout::DataFolder) says) as the archive of `info.label`,
+/// then its sidecar; returns `info` with the archive's size. `progress` hears the bytes
+/// read so far. On failure nothing is left behind.
 pub fn write(
     project: &Project,
-    data: &Path,
+    root: &Path,
+    names: &[&str],
     mut info: SnapshotInfo,
     progress: &dyn Fn(u64),
 ) -> Result<SnapshotInfo> {
@@ -167,7 +177,15 @@ pub fn write(
         let mut tar = tar::Builder::new(gz);
         tar.follow_symlinks(false);
         let mut counted = 0;
-        append_tree(&mut tar, data, Path::new("data"), &mut counted, progress)?;
+        for name in names {
+            append_tree(
+                &mut tar,
+                &root.join(name),
+                Path::new(name),
+                &mut counted,
+                progress,
+            )?;
+        }
         let gz = tar.into_inner().map_err(Error::io("write", &tmp))?;
         let file = gz.finish().map_err(Error::io("write", &tmp))?;
         let file = file
@@ -232,9 +250,17 @@ fn append_tree<W: Write>(
     Ok(())
 }
 
-/// Unpacks the archive of `label` into `into` (a new, empty folder): the data folder as it
-/// was, with modes (and owners, when run as root). Entries never land outside `into`.
-pub fn extract(project: &Project, label: &str, into: &Path, progress: &dyn Fn(u64)) -> Result<()> {
+/// Unpacks the archive of `label`: each data folder it holds (`name`, see
+/// [`write`]) into the new, empty folder `targets` pairs with that name, as it was, with
+/// modes (and owners, when run as root). Entries never land outside their target; an
+/// entry under a name without a target is refused, and so is an archive that lacks a
+/// target's folder (its data would be restored as nothing).
+pub fn extract(
+    project: &Project,
+    label: &str,
+    targets: &[(&str, &Path)],
+    progress: &dyn Fn(u64),
+) -> Result<()> {
     let path = archive_path(project, label);
     let file = File::open(&path).map_err(Error::io("open", &path))?;
     let reading = CountingRead {
@@ -247,16 +273,24 @@ pub fn extract(project: &Project, label: &str, into: &Path, progress: &dyn Fn(u6
     // SAFETY: geteuid has no preconditions and cannot fail.
     archive.set_preserve_ownerships(unsafe { libc::geteuid() } == 0);
     archive.set_overwrite(false);
+    let mut seen = vec![false; targets.len()];
     for entry in archive.entries().map_err(Error::io("read", &path))? {
         let mut entry = entry.map_err(Error::io("read", &path))?;
         let name = entry.path().map_err(Error::io("read", &path))?.into_owned();
-        let Ok(rest) = name.strip_prefix("data") else {
+        let Some((index, rest, into)) = targets
+            .iter()
+            .enumerate()
+            .find_map(|(i, (top, into))| Some((i, name.strip_prefix(top).ok()?, *into)))
+        else {
+            let tops: Vec<&str> = targets.iter().map(|(t, _)| *t).collect();
             return Err(Error::io("read", &path)(std::io::Error::other(format!(
-                "it holds {} outside data/: not a cht-dev snapshot",
-                name.display()
+                "it holds {} outside {}/: not a snapshot of this project's CouchDB layout",
+                name.display(),
+                tops.join("/, ")
             ))));
         };
         if rest.as_os_str().is_empty() {
+            seen[index] = true;
             continue;
         }
         // unpack_in refuses entries that would leave `into` (`..`, absolute paths).
@@ -270,9 +304,22 @@ pub fn extract(project: &Project, label: &str, into: &Path, progress: &dyn Fn(u6
             ))));
         }
     }
-    // The entries were unpacked under `into/data`: lift them one level.
-    let inner = into.join("data");
-    if inner.is_dir() {
+    if let Some((top, _)) = targets
+        .iter()
+        .zip(&seen)
+        .find(|(_, seen)| !**seen)
+        .map(|(t, _)| t)
+    {
+        return Err(Error::io("read", &path)(std::io::Error::other(format!(
+            "it holds no {top}/ folder: not a snapshot of this project's CouchDB layout"
+        ))));
+    }
+    // Each target's entries were unpacked under `into/<name>`: lift them one level.
+    for (top, into) in targets {
+        let inner = into.join(top);
+        if !inner.is_dir() {
+            continue;
+        }
         for entry in std::fs::read_dir(&inner).map_err(Error::io("read", &inner))? {
             let entry = entry.map_err(Error::io("read", &inner))?;
             let to = into.join(entry.file_name());
@@ -321,6 +368,91 @@ pub fn remove(project: &Project, label: &str) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A project in `dir` with nothing but a name.
+    fn project_in(dir: &Path) -> Project {
+        Project {
+            name: "p".into(),
+            dir: dir.to_path_buf(),
+            env: super::super::dotenv::EnvFile::new(),
+        }
+    }
+
+    /// A sidecar for `label`.
+    fn info(label: &str, nodes: u32) -> SnapshotInfo {
+        SnapshotInfo {
+            label: label.into(),
+            cht_version: "5.2.0".into(),
+            created: "2026-11-23T00:00:00Z".into(),
+            bytes: 0,
+            data_bytes: 0,
+            method: "test".into(),
+            couchdb_nodes: nodes,
+        }
+    }
+
+    #[test]
+    fn every_node_round_trips_and_a_missing_or_foreign_folder_is_refused() {
+        let tmp = tempfile::tempdir().expect("tmp");
+        let project = project_in(tmp.path());
+        let copy = tmp.path().join("copy");
+        let names = ["node-1", "node-2", "node-3"];
+        for name in names {
+            std::fs::create_dir_all(copy.join(name).join("shards")).expect("mkdir");
+            std::fs::write(copy.join(name).join("shards/db.couch"), name).expect("write");
+        }
+        let written = write(&project, &copy, &names, info("three", 3), &|_| {}).expect("write");
+        assert!(written.bytes > 0);
+        assert_eq!(list(&project).expect("list")[0].couchdb_nodes, 3);
+        let targets: Vec<PathBuf> = names
+            .iter()
+            .map(|n| tmp.path().join(format!("out-{n}")))
+            .collect();
+        for t in &targets {
+            std::fs::create_dir(t).expect("mkdir");
+        }
+        let pairs: Vec<(&str, &Path)> = names
+            .iter()
+            .copied()
+            .zip(targets.iter().map(PathBuf::as_path))
+            .collect();
+        extract(&project, "three", &pairs, &|_| {}).expect("extract");
+        for (name, t) in &pairs {
+            assert_eq!(
+                std::fs::read_to_string(t.join("shards/db.couch")).expect("read"),
+                *name
+            );
+        }
+        // Two targets only: the third folder is foreign to them.
+        let fresh = tmp.path().join("fresh");
+        std::fs::create_dir(&fresh).expect("mkdir");
+        let err = extract(
+            &project,
+            "three",
+            &[("node-1", &fresh), ("node-2", &fresh)],
+            &|_| {},
+        )
+        .expect_err("refused")
+        .to_string();
+        assert!(err.contains("outside node-1/, node-2/"), "{err}");
+        // A one-folder snapshot lacks the second folder of a two-folder restore.
+        write(&project, &copy, &["node-1"], info("one", 1), &|_| {}).expect("write");
+        let (a, b) = (tmp.path().join("a"), tmp.path().join("b"));
+        for t in [&a, &b] {
+            std::fs::create_dir(t).expect("mkdir");
+        }
+        let err = extract(&project, "one", &[("node-1", &a), ("node-2", &b)], &|_| {})
+            .expect_err("refused")
+            .to_string();
+        assert!(err.contains("holds no node-2/ folder"), "{err}");
+    }
+
+    #[test]
+    fn sidecars_from_before_clusters_hold_one_node() {
+        let old = r#"{"label":"a","cht_version":"5.2.0","created":"x","bytes":1,"data_bytes":1,"method":"m"}"#;
+        let parsed: SnapshotInfo = serde_json::from_str(old).expect("parse");
+        assert_eq!(parsed.couchdb_nodes, 1);
+    }
 
     #[test]
     fn labels_are_plain_file_names() {

@@ -5,6 +5,7 @@ pub mod backups;
 pub mod certs;
 pub mod compose;
 pub mod dotenv;
+pub mod layout;
 pub mod name;
 pub mod ports;
 pub mod render;
@@ -13,6 +14,7 @@ pub mod versions;
 use std::path::{Path, PathBuf};
 
 use self::dotenv::EnvFile;
+use self::layout::{DataFolder, Layout};
 use self::render::RenderInput;
 use self::versions::ChtVersion;
 use crate::error::{Error, Result};
@@ -50,6 +52,8 @@ pub struct InitOptions {
     pub cert_file: Option<PathBuf>,
     /// The key of `cert_file` (PEM, PKCS#8).
     pub key_file: Option<PathBuf>,
+    /// CouchDB nodes, 1 or 3 (upstream's cluster) [default: 1].
+    pub couchdb_nodes: Option<u32>,
 }
 
 /// `.env` variable: the project's public domain name.
@@ -66,6 +70,8 @@ pub struct Form {
     pub hosts: Vec<SanName>,
     /// The user's own certificate and key, PEM, already checked.
     pub own_cert: Option<(String, String)>,
+    /// How CouchDB runs.
+    pub layout: Layout,
 }
 
 /// The options of `init`, checked and resolved, before anything is written.
@@ -85,6 +91,8 @@ struct Checked {
     own_cert: Option<(String, String)>,
     /// The public domain.
     domain: Option<String>,
+    /// How CouchDB runs.
+    layout: Layout,
 }
 
 /// An existing project, read from its folder.
@@ -105,6 +113,8 @@ pub struct Created {
     pub project: Project,
     /// The release it runs.
     pub version: ChtVersion,
+    /// How it runs CouchDB.
+    pub layout: Layout,
     /// The home CA's files.
     pub ca: CaFiles,
     /// Whether the CA was made by this call.
@@ -240,11 +250,15 @@ pub fn check_form(opts: &InitOptions) -> Result<Form> {
             }
         }
     }
+    let layout = opts
+        .couchdb_nodes
+        .map_or(Ok(Layout::Single), Layout::from_nodes)?;
     let own_cert = own_certificate(opts)?;
     Ok(Form {
         version,
         hosts,
         own_cert,
+        layout,
     })
 }
 
@@ -275,7 +289,7 @@ fn check(home: &Home, opts: &InitOptions) -> Result<Checked> {
     if let Some((_, key)) = &form.own_cert {
         tls::refuse_ca_key(key, &CaFiles::of(home))?;
     }
-    let (version, hosts, own_cert) = (form.version, form.hosts, form.own_cert);
+    let (version, hosts, own_cert, layout) = (form.version, form.hosts, form.own_cert, form.layout);
     let dir = home.project_dir(&opts.name);
     if dir.exists() {
         return Err(Error::ProjectExists {
@@ -297,6 +311,7 @@ fn check(home: &Home, opts: &InitOptions) -> Result<Checked> {
             .domain
             .as_deref()
             .map(|d| d.trim_end_matches('.').to_ascii_lowercase()),
+        layout,
     })
 }
 
@@ -387,17 +402,17 @@ pub fn check_data_folder(home: &Home, raw: &str) -> std::result::Result<PathBuf,
         ));
     }
     for name in names(home).unwrap_or_default() {
-        let Some(theirs) = Project::load(home, &name)
-            .ok()
-            .and_then(|p| p.env.get("COUCHDB_DATA").map(|d| canonical(Path::new(d))))
-        else {
+        let Ok(project) = Project::load(home, &name) else {
             continue;
         };
-        if nested(&data, &theirs) {
-            return Err(format!(
-                "it overlaps the data folder of project {name:?} ({})",
-                theirs.display()
-            ));
+        for folder in project.data_folders().unwrap_or_default() {
+            let theirs = canonical(&folder.path);
+            if nested(&data, &theirs) {
+                return Err(format!(
+                    "it overlaps the data folder of project {name:?} ({})",
+                    theirs.display()
+                ));
+            }
         }
     }
     Ok(data)
@@ -460,7 +475,13 @@ fn create_with(home: &Home, opts: &InitOptions, adopted: Option<&Adopted>) -> Re
     env.set("COUCHDB_PASSWORD", random_alnum(PASSWORD_LEN));
     env.set("COUCHDB_SECRET", random_hex16());
     env.set("COUCHDB_UUID", random_hex16());
-    env.set("COUCHDB_DATA", format!("{dir_str}/couchdb"));
+    for (_, var, relative) in checked.layout.data_vars() {
+        env.set(var, format!("{dir_str}/{relative}"));
+    }
+    if checked.layout == Layout::Cluster {
+        env.set("COUCHDB_SERVERS", checked.layout.couchdb_servers());
+        env.set(layout::NODES_VAR, checked.layout.nodes().to_string());
+    }
     env.set("CHT_COMPOSE_PROJECT_NAME", checked.name.clone());
     env.set("CHT_COMPOSE_PATH", format!("{dir_str}/compose"));
     env.set("DOCKER_CONFIG_PATH", format!("{dir_str}/compose"));
@@ -497,6 +518,7 @@ fn create_with(home: &Home, opts: &InitOptions, adopted: Option<&Adopted>) -> Re
         version: checked.version,
         registry: checked.registry.as_deref(),
         project_dir: &checked.dir,
+        layout: checked.layout,
     })?;
 
     let header = [
@@ -510,6 +532,9 @@ fn create_with(home: &Home, opts: &InitOptions, adopted: Option<&Adopted>) -> Re
     let root = staging.path();
     for sub in ["compose", "certs", "couchdb"] {
         fsutil::create_dir_mode(&root.join(sub), fsutil::SHARED_DIR)?;
+    }
+    for (_, _, relative) in checked.layout.data_vars() {
+        fsutil::create_dir_mode(&root.join(relative), fsutil::SHARED_DIR)?;
     }
     if let Some(from) = adopted.and_then(|a| a.copy_data.as_deref()) {
         fsutil::copy_tree(from, &root.join("couchdb"))?;
@@ -548,6 +573,7 @@ fn create_with(home: &Home, opts: &InitOptions, adopted: Option<&Adopted>) -> Re
             env,
         },
         version: checked.version,
+        layout: checked.layout,
         ca: ca_files,
         ca_created,
         names,
@@ -746,11 +772,58 @@ impl Project {
         Ok(registry)
     }
 
+    /// How the project runs CouchDB, from `.env` (absent: a single node). The value is
+    /// cht-dev's own, so anything but `1` or `3` is a damaged project.
+    pub fn layout(&self) -> Result<Layout> {
+        match self.env.get(layout::NODES_VAR).map(str::trim) {
+            None | Some("" | "1") => Ok(Layout::Single),
+            Some("3") => Ok(Layout::Cluster),
+            Some(other) => Err(Error::BrokenProject {
+                name: self.name.clone(),
+                reason: format!(
+                    "{} in {} is {other:?}; it must be 1 or 3",
+                    layout::NODES_VAR,
+                    self.path(".env").display()
+                ),
+            }),
+        }
+    }
+
+    /// The CouchDB data folders on the host, one per node, as `.env` names them (a folder
+    /// left out of `.env` is the project's own default, as in the compose files).
+    pub fn data_folders(&self) -> Result<Vec<DataFolder>> {
+        Ok(self
+            .layout()?
+            .data_vars()
+            .iter()
+            .map(|&(name, var, relative)| DataFolder {
+                name,
+                var,
+                path: self
+                    .env
+                    .get(var)
+                    .filter(|d| !d.is_empty())
+                    .map_or_else(|| self.path(relative), PathBuf::from),
+            })
+            .collect())
+    }
+
+    /// The compose files cht-dev reads in `compose/`: CHT Core's and the layout's CouchDB
+    /// file.
+    pub fn compose_files(&self) -> Result<[&'static str; 2]> {
+        Ok([
+            render::CORE_FILE.trim_start_matches("compose/"),
+            self.layout()?.couchdb_file_name(),
+        ])
+    }
+
     /// Files in `compose/` besides the two cht-dev reads: the upgrade service runs every
     /// valid compose file there too, so each is worth a word to the user.
     pub fn extra_compose_files(&self) -> Vec<String> {
-        let known =
-            [render::CORE_FILE, render::COUCHDB_FILE].map(|f| f.trim_start_matches("compose/"));
+        let known = self.compose_files().unwrap_or([
+            render::CORE_FILE.trim_start_matches("compose/"),
+            render::COUCHDB_FILE.trim_start_matches("compose/"),
+        ]);
         let mut extra: Vec<String> = std::fs::read_dir(self.path("compose"))
             .map(|entries| {
                 entries

@@ -5,6 +5,7 @@ use std::path::Path;
 use sha2::{Digest, Sha256};
 
 use super::compose::ComposeFile;
+use super::layout::Layout;
 use super::versions::{ChtVersion, Family};
 use crate::error::{Error, Result};
 
@@ -21,6 +22,8 @@ mod templates {
     pub const HEALTHCHECK: &str = include_str!("../../compose-templates/healthcheck-service.yml");
     /// CouchDB single node, both families.
     pub const COUCHDB: &str = include_str!("../../compose-templates/cht-couchdb.yml");
+    /// CouchDB as upstream's three-node cluster, both families.
+    pub const CLUSTER: &str = include_str!("../../compose-templates/cht-couchdb-clustered.yml");
     /// The 5.x Nouveau service block.
     pub const NOUVEAU: &str = include_str!("../../compose-templates/nouveau-service.yml");
     /// The upgrade service.
@@ -41,6 +44,8 @@ pub struct RenderInput<'a> {
     pub registry: Option<&'a str>,
     /// The project's absolute folder.
     pub project_dir: &'a Path,
+    /// How CouchDB runs.
+    pub layout: Layout,
 }
 
 /// One rendered file: its path relative to the project folder and its text.
@@ -65,8 +70,10 @@ pub enum Marker {
 
 /// Relative path of the CHT Core compose file.
 pub const CORE_FILE: &str = "compose/cht-core.yml";
-/// Relative path of the CouchDB compose file.
+/// Relative path of the single-node CouchDB compose file.
 pub const COUCHDB_FILE: &str = "compose/cht-couchdb.yml";
+/// Relative path of the three-node CouchDB compose file (upstream's name for it).
+pub const CLUSTER_FILE: &str = "compose/cht-couchdb-clustered.yml";
 /// Relative path of the upgrade service compose file.
 pub const UPGRADE_FILE: &str = "upgrade-service.yml";
 
@@ -179,17 +186,32 @@ pub fn marker(contents: &str) -> Marker {
     }
 }
 
-/// Renders the three compose files of a project and checks each parses.
+/// Renders the three compose files of a project (the CouchDB one as its layout names it)
+/// and checks each parses.
 pub fn render(input: &RenderInput<'_>) -> Result<Vec<RenderedFile>> {
     let registry = registry(input);
     let dir = input.project_dir.to_str().ok_or_else(|| Error::Render {
         file: "compose files".into(),
         reason: "the project folder is not valid UTF-8".into(),
     })?;
-    let couchdb_data = format!("{dir}/couchdb");
+    let data = |relative: &str| format!("{dir}/{relative}");
     let compose_dir = format!("{dir}/compose");
     let upgrade_image = upgrade_image(input.registry);
     let v4 = input.version.family == Family::V4;
+    let cluster = input.layout == Layout::Cluster;
+    let couch_file = input.layout.couchdb_file();
+    // Nouveau keeps its index inside the (first) node's data folder.
+    let nouveau_data = if cluster {
+        format!("${{DB1_DATA:-{}}}", data("couchdb/node-1"))
+    } else {
+        format!("${{COUCHDB_DATA:-{}}}", data("couchdb"))
+    };
+    let (db1, db2, db3) = (
+        data("couchdb/node-1"),
+        data("couchdb/node-2"),
+        data("couchdb/node-3"),
+    );
+    let couchdb_data = data("couchdb");
     let common = [
         ("registry", registry.as_str()),
         ("version", input.version.version),
@@ -198,15 +220,25 @@ pub fn render(input: &RenderInput<'_>) -> Result<Vec<RenderedFile>> {
         ("project", input.project),
         ("upgrade_image", upgrade_image.as_str()),
     ];
-    let block = |file: &str, template: &str, wanted: bool| -> Result<String> {
-        if wanted {
-            fill(file, template, &common)
-        } else {
-            Ok(String::new())
+    let block = |file: &str, template: &str, wanted: bool, servers: &str| -> Result<String> {
+        if !wanted {
+            return Ok(String::new());
         }
+        let mut values = common.to_vec();
+        values.push(("nouveau_data", &nouveau_data));
+        values.push(("couchdb_servers", servers));
+        fill(file, template, &values)
     };
-    let healthcheck = block(CORE_FILE, templates::HEALTHCHECK, v4)?;
-    let nouveau = block(COUCHDB_FILE, templates::NOUVEAU, !v4)?;
+    // Upstream: 4.x runs the healthcheck from cht-core.yml; 5.x only beside a cluster,
+    // from the clustered CouchDB file, where it watches the three nodes.
+    let healthcheck = block(CORE_FILE, templates::HEALTHCHECK, v4, "couchdb")?;
+    let cluster_healthcheck = block(
+        couch_file,
+        templates::HEALTHCHECK,
+        cluster && !v4,
+        &Layout::Cluster.couchdb_servers(),
+    )?;
+    let nouveau = block(couch_file, templates::NOUVEAU, !v4, "")?;
     let mut core_values = common.to_vec();
     core_values.push(("healthcheck_service", &healthcheck));
     core_values.push((
@@ -215,7 +247,15 @@ pub fn render(input: &RenderInput<'_>) -> Result<Vec<RenderedFile>> {
     ));
     let mut couch_values = common.to_vec();
     couch_values.push(("nouveau_service", &nouveau));
-    couch_values.push(("nouveau_title", if v4 { "" } else { " with Nouveau" }));
+    couch_values.push(("healthcheck_service", &cluster_healthcheck));
+    couch_values.push((
+        "nouveau_title",
+        match (v4, cluster) {
+            (true, _) => "",
+            (false, false) => " with Nouveau",
+            (false, true) => " with Nouveau and the HAProxy healthcheck",
+        },
+    ));
     couch_values.push((
         "couchdb_depends_on",
         if v4 {
@@ -224,12 +264,19 @@ pub fn render(input: &RenderInput<'_>) -> Result<Vec<RenderedFile>> {
             "\n    depends_on:\n      - nouveau"
         },
     ));
+    couch_values.extend([
+        ("db1_data", db1.as_str()),
+        ("db2_data", db2.as_str()),
+        ("db3_data", db3.as_str()),
+    ]);
+    let couch_template = if cluster {
+        templates::CLUSTER
+    } else {
+        templates::COUCHDB
+    };
     let files = [
         (CORE_FILE, fill(CORE_FILE, templates::CORE, &core_values)?),
-        (
-            COUCHDB_FILE,
-            fill(COUCHDB_FILE, templates::COUCHDB, &couch_values)?,
-        ),
+        (couch_file, fill(couch_file, couch_template, &couch_values)?),
         (
             UPGRADE_FILE,
             fill(UPGRADE_FILE, templates::UPGRADE, &common)?,
@@ -254,13 +301,58 @@ mod tests {
 
     /// Renders `version` for a fixed project path, for stable snapshots.
     fn render_for(version: &str, registry: Option<&str>) -> Vec<RenderedFile> {
+        render_layout(version, registry, Layout::Single)
+    }
+
+    /// [`render_for`] with the CouchDB layout given.
+    fn render_layout(version: &str, registry: Option<&str>, layout: Layout) -> Vec<RenderedFile> {
         let input = RenderInput {
             project: "demo",
             version: versions::find(version).expect("known"),
             registry,
             project_dir: Path::new("/home/user/.local/share/cht-dev/demo"),
+            layout,
         };
         render(&input).expect("renders")
+    }
+
+    #[test]
+    fn snapshot_clustered() {
+        for version in ["4.22.0", "5.2.0"] {
+            let files = render_layout(version, None, Layout::Cluster);
+            assert_eq!(files[1].path, CLUSTER_FILE);
+            insta::assert_snapshot!(
+                format!("{version}-clustered-{}", files[1].path.replace('/', "_")),
+                files[1].contents
+            );
+            // Only the CouchDB file differs from the single node's.
+            let single = render_for(version, None);
+            assert_eq!(files[0], single[0]);
+            assert_eq!(files[2], single[2]);
+        }
+    }
+
+    #[test]
+    fn clustered_services_follow_upstream() {
+        let nodes = ["couchdb-1.local", "couchdb-2.local", "couchdb-3.local"];
+        let files = render_layout("4.22.0", None, Layout::Cluster);
+        let couch = ComposeFile::parse("couch", &files[1].contents).expect("parse");
+        assert_eq!(couch.services.keys().collect::<Vec<_>>(), nodes);
+        let files = render_layout("5.2.0", None, Layout::Cluster);
+        let core = ComposeFile::parse("core", &files[0].contents).expect("parse");
+        let couch = ComposeFile::parse("couch", &files[1].contents).expect("parse");
+        assert!(!core.services.contains_key("healthcheck"));
+        let mut want = nodes.to_vec();
+        want.extend(["nouveau", "healthcheck"]);
+        assert_eq!(couch.services.keys().collect::<Vec<_>>(), want);
+        let text = &files[1].contents;
+        assert!(text.contains(
+            "${DB1_DATA:-/home/user/.local/share/cht-dev/demo/couchdb/node-1}/nouveau:/data/nouveau"
+        ));
+        assert!(
+            text.contains("${COUCHDB_SERVERS:-couchdb-1.local,couchdb-2.local,couchdb-3.local}")
+        );
+        assert_eq!(text.matches("cht-credentials:/opt/couchdb").count(), 1);
     }
 
     #[test]

@@ -11,7 +11,8 @@ use crate::project::{Project, render};
 /// The two compose projects of a cht-dev project: CHT itself and the upgrade service.
 #[derive(Debug, Clone)]
 pub struct Stacks {
-    /// CHT: `compose/cht-core.yml` + `compose/cht-couchdb.yml`, compose project `<NAME>`.
+    /// CHT: `compose/cht-core.yml` + the layout's CouchDB file (`cht-couchdb.yml` or
+    /// `cht-couchdb-clustered.yml`), compose project `<NAME>`.
     pub cht: Stack,
     /// The upgrade service: `upgrade-service.yml`, compose project `<NAME>-upgrade`.
     pub upgrade: Stack,
@@ -49,7 +50,7 @@ pub fn load_in(project: &Project, root: &std::path::Path) -> Result<Stacks> {
         &host,
     )?;
     let compose_dir = root.join("compose");
-    let files = ["cht-core.yml".into(), "cht-couchdb.yml".into()];
+    let files = project.compose_files()?.map(std::path::PathBuf::from);
     let cht = match compose_hash::find_upgrade_service(upgrade.services.values()) {
         Some(service) => {
             let seen = &service.env;

@@ -1,4 +1,4 @@
-//! Taking CouchDB's data folder out of use for the shortest time, for a consistent copy or
+//! Taking CouchDB's data folders (one per node) out of use for the shortest time, for a consistent copy or
 //! a restore, and bringing the services back.
 //!
 //! CouchDB's own documentation allows copying its files while it runs only in a careful
@@ -18,11 +18,23 @@ use super::teardown::pause_upgrade_service;
 use crate::docker::{ContainerInfo, Engine, labels};
 use crate::error::{Error, Result};
 use crate::project::Project;
+use crate::project::layout::is_couchdb;
 use crate::report::Reporter;
 
-/// The services stopped, in the order they stop: writers through CouchDB first, then the
-/// services that write the data folder. They start again in the reverse order.
-pub const QUIET: [&[&str]; 2] = [&["api", "sentinel"], &["couchdb", "nouveau"]];
+/// How many groups [`quiet_group`] sorts services into.
+const GROUPS: usize = 2;
+
+/// The group a service stops in, `None` when it keeps running: writers through CouchDB
+/// (API, Sentinel) stop first, then the services that write the data folders (every
+/// CouchDB node, Nouveau). They start again in the reverse order.
+pub fn quiet_group(service: &str) -> Option<usize> {
+    match service {
+        "api" | "sentinel" => Some(0),
+        "nouveau" => Some(1),
+        s if is_couchdb(s) => Some(1),
+        _ => None,
+    }
+}
 
 /// What [`quiesce`] stopped, recorded as it goes, so whatever happens next (an error,
 /// Ctrl-C) [`resume`] starts exactly that again.
@@ -34,7 +46,7 @@ pub struct Quiesced {
     pub stopped: Vec<ContainerInfo>,
 }
 
-/// Stops the upgrade service and the services of [`QUIET`] that run, recording each in
+/// Stops the upgrade service and the services [`quiet_group`] names that run, recording each in
 /// `record` as soon as it is stopped.
 pub async fn quiesce(
     engine: &Engine,
@@ -48,12 +60,12 @@ pub async fn quiesce(
         r.upgrade_paused = true;
     }
     let list = containers(engine, &project.name).await?;
-    for group in QUIET {
+    for group in 0..GROUPS {
         let running: Vec<&ContainerInfo> = list
             .iter()
             .filter(|c| {
                 c.project == project.name
-                    && group.contains(&c.service.as_str())
+                    && quiet_group(&c.service) == Some(group)
                     && c.state.is_running()
             })
             .collect();
@@ -71,15 +83,15 @@ pub async fn quiesce(
     Ok(())
 }
 
-/// Starts again what [`quiesce`] stopped: CouchDB and Nouveau, then API and Sentinel, then
-/// the upgrade service.
+/// Starts again what [`quiesce`] stopped: the CouchDB nodes and Nouveau, then API and
+/// Sentinel, then the upgrade service.
 pub async fn resume(engine: &Engine, project: &Project, quiesced: &Quiesced) -> Result<()> {
-    for group in QUIET.iter().rev() {
+    for group in (0..GROUPS).rev() {
         try_join_all(
             quiesced
                 .stopped
                 .iter()
-                .filter(|c| group.contains(&c.service.as_str()))
+                .filter(|c| quiet_group(&c.service) == Some(group))
                 .map(|c| engine.start(&c.id, &c.name)),
         )
         .await?;
@@ -91,4 +103,26 @@ pub async fn resume(engine: &Engine, project: &Project, quiesced: &Quiesced) -> 
         try_join_all(upgrade.iter().map(|c| engine.start(&c.id, &c.name))).await?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_couchdb_node_stops_after_its_writers() {
+        for (service, group) in [
+            ("api", Some(0)),
+            ("sentinel", Some(0)),
+            ("couchdb", Some(1)),
+            ("couchdb-1.local", Some(1)),
+            ("couchdb-3.local", Some(1)),
+            ("nouveau", Some(1)),
+            ("haproxy", None),
+            ("healthcheck", None),
+            ("nginx", None),
+        ] {
+            assert_eq!(quiet_group(service), group, "{service}");
+        }
+    }
 }

@@ -2,6 +2,7 @@
 //! Each runs the real `cht-dev` binary; the engine tests run it against the real Docker
 //! engine with stand-in images and fail with a clear message when Docker is absent.
 
+mod cluster;
 mod coexist;
 mod common;
 mod engine;
