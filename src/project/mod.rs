@@ -964,6 +964,63 @@ mod tests {
     }
 
     #[test]
+    fn a_cluster_keeps_a_data_folder_per_node_and_its_layout_in_env() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let home = Home::at(dir.path()).expect("home");
+        let mut o = opts("trio");
+        o.couchdb_nodes = Some(3);
+        let mut project = create(&home, &o).expect("create").project;
+        assert_eq!(project.layout().expect("layout"), Layout::Cluster);
+        let folders = project.data_folders().expect("folders");
+        let names: Vec<(&str, &str)> = folders.iter().map(|f| (f.name, f.var)).collect();
+        assert_eq!(
+            names,
+            [
+                ("node-1", "DB1_DATA"),
+                ("node-2", "DB2_DATA"),
+                ("node-3", "DB3_DATA")
+            ]
+        );
+        for (n, folder) in folders.iter().enumerate() {
+            assert_eq!(
+                folder.path,
+                project.path(&format!("couchdb/node-{}", n + 1))
+            );
+            assert!(folder.path.is_dir());
+        }
+        assert_eq!(
+            project.compose_files().expect("files"),
+            ["cht-core.yml", "cht-couchdb-clustered.yml"]
+        );
+        assert!(project.path(render::CLUSTER_FILE).is_file());
+        assert!(!project.path(render::COUCHDB_FILE).exists());
+        // A folder inside any node's data folder is refused as another project's data.
+        let outside = tempfile::tempdir().expect("tmp");
+        std::fs::create_dir(outside.path().join("inner")).expect("mkdir");
+        project
+            .update_env(&[("DB2_DATA", &outside.path().display().to_string())])
+            .expect("edit");
+        let inner = outside.path().join("inner").display().to_string();
+        let err = check_data_folder(&home, &inner).expect_err("overlaps");
+        assert!(err.contains("project \"trio\""), "{err}");
+        // The layout is cht-dev's own setting: anything but 1 or 3 is a damaged project.
+        project
+            .update_env(&[(layout::NODES_VAR, "2")])
+            .expect("edit");
+        let err = project.layout().expect_err("refused").to_string();
+        assert!(
+            err.contains("CHT_DEV_COUCHDB_NODES") && err.contains("1 or 3"),
+            "{err}"
+        );
+        let single = create(&home, &opts("solo")).expect("create").project;
+        assert_eq!(single.layout().expect("layout"), Layout::Single);
+        assert_eq!(
+            single.data_folders().expect("folders")[0].path,
+            single.path("couchdb")
+        );
+    }
+
+    #[test]
     fn random_credentials_differ_and_are_url_safe() {
         let a = random_alnum(PASSWORD_LEN);
         assert_eq!(a.len(), PASSWORD_LEN);

@@ -379,6 +379,13 @@ fn three_couchdb_nodes_run_and_every_command_handles_them() {
     for node in NODES {
         assert!(human.stdout.contains(node), "{human:#?}");
     }
+    // logs takes a node's service name; an unknown one is named with the ones there are.
+    s.cmd("logs", &["couchdb-2.local", "--tail", "5"]).ok();
+    let line = s.cmd("logs", &["couchdb-4.local"]).one_line_error();
+    assert!(
+        line.contains("couchdb-4.local") && line.contains("couchdb-2.local"),
+        "{line}"
+    );
 
     // The upgrade service's compose at boot agrees with every container cht-dev made.
     let logs = s.wait_boots(1);
