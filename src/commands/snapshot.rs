@@ -189,14 +189,15 @@ pub fn create(settings: &Settings, name: &str, label: Option<&str>) -> Result<Sn
         reporter.as_ref(),
         move || {
             // One running total across the folders, for one progress line.
-            let mut before = 0;
+            let mut total = 0;
             for folder in &from {
                 let into = to.join(folder.name);
                 std::fs::create_dir(&into).map_err(Error::io("create folder", &into))?;
-                before +=
-                    fsutil::copy_tree_with(&folder.path, &into, &|done| copying(before + done))?;
+                let earlier = total;
+                total +=
+                    fsutil::copy_tree_with(&folder.path, &into, &|done| copying(earlier + done))?;
             }
-            Ok(before)
+            Ok(total)
         },
     )?;
     let what = if folders.len() == 1 {

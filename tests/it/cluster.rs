@@ -60,7 +60,23 @@ type Row = (
 #[test]
 fn clustered_files_give_upstreams_services_and_config_hashes() {
     let cht = ChtDev::new();
-    let rows: [Row; 4] = [
+    // Upstream's cluster template is byte-identical across 4.12.0..=4.22.0 and across
+    // 5.0.0..=5.2.0: each line's first and last release are compared.
+    let rows: [Row; 6] = [
+        (
+            "c412",
+            "4.12.0",
+            "3",
+            &["compose/cht-couchdb-clustered.yml"],
+            &[("4.x", "cht-couchdb-clustered.yml")],
+        ),
+        (
+            "c500",
+            "5.0.0",
+            "3",
+            &["compose/cht-couchdb-clustered.yml"],
+            &[("5.x", "cht-couchdb-clustered.yml")],
+        ),
         (
             "c4",
             "4.22.0",
