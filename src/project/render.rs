@@ -200,22 +200,22 @@ pub fn render(input: &RenderInput<'_>) -> Result<Vec<RenderedFile>> {
     let v4 = input.version.family == Family::V4;
     let cluster = input.layout == Layout::Cluster;
     let couch_file = input.layout.couchdb_file();
+    // Each data folder's default, as the layout names it: `{{couchdb_data}}`, or
+    // `{{db1_data}}`..`{{db3_data}}` in a cluster (the `.env` variable, lowercased).
+    let data_defaults: Vec<(String, String, &str)> = input
+        .layout
+        .data_vars()
+        .iter()
+        .map(|&(_, var, relative)| (var.to_ascii_lowercase(), data(relative), var))
+        .collect();
     // Nouveau keeps its index inside the (first) node's data folder.
-    let nouveau_data = if cluster {
-        format!("${{DB1_DATA:-{}}}", data("couchdb/node-1"))
-    } else {
-        format!("${{COUCHDB_DATA:-{}}}", data("couchdb"))
-    };
-    let (db1, db2, db3) = (
-        data("couchdb/node-1"),
-        data("couchdb/node-2"),
-        data("couchdb/node-3"),
-    );
-    let couchdb_data = data("couchdb");
+    let nouveau_data = data_defaults
+        .first()
+        .map(|(_, default, var)| format!("${{{var}:-{default}}}"))
+        .unwrap_or_default();
     let common = [
         ("registry", registry.as_str()),
         ("version", input.version.version),
-        ("couchdb_data", couchdb_data.as_str()),
         ("compose_dir", compose_dir.as_str()),
         ("project", input.project),
         ("upgrade_image", upgrade_image.as_str()),
@@ -264,11 +264,11 @@ pub fn render(input: &RenderInput<'_>) -> Result<Vec<RenderedFile>> {
             "\n    depends_on:\n      - nouveau"
         },
     ));
-    couch_values.extend([
-        ("db1_data", db1.as_str()),
-        ("db2_data", db2.as_str()),
-        ("db3_data", db3.as_str()),
-    ]);
+    couch_values.extend(
+        data_defaults
+            .iter()
+            .map(|(key, default, _)| (key.as_str(), default.as_str())),
+    );
     let couch_template = if cluster {
         templates::CLUSTER
     } else {
