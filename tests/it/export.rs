@@ -74,8 +74,35 @@ pub fn only_chart_keys(values: &serde_json::Value) {
     }
 }
 
+/// Asserts that every manifest in `out` passes `kubernetes-validate --strict` against
+/// Kubernetes 1.30's schemas (offline); returns their file names, sorted.
+pub fn validated_manifests(out: &Path) -> Vec<String> {
+    let validate = tool(
+        "kubernetes-validate",
+        "pip install kubernetes-validate (scripts/test.sh does)",
+    );
+    let mut files: Vec<String> = std::fs::read_dir(out)
+        .expect("out")
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    files.sort();
+    let mut args = ["--kubernetes-version", "1.30.0", "--strict"]
+        .map(String::from)
+        .to_vec();
+    args.extend(files.iter().map(|f| out.join(f).display().to_string()));
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let checked = run_tool(&validate, &args, Path::new("/"));
+    assert_eq!(checked.code, 0, "kubernetes-validate: {checked:#?}");
+    assert!(
+        !checked.stdout.contains("ERROR") && !checked.stderr.contains("ERROR"),
+        "{checked:#?}"
+    );
+    files
+}
+
 /// Parses a YAML file (one or more documents) into JSON values.
-fn yaml_docs(path: &Path) -> Vec<serde_json::Value> {
+pub fn yaml_docs(path: &Path) -> Vec<serde_json::Value> {
     let text = std::fs::read_to_string(path).expect("read");
     text.split("\n---\n")
         .map(|doc| {
@@ -106,10 +133,6 @@ fn manifests_validate_and_carry_the_project_over() {
     ])
     .ok();
     cht.run(&["init", "new", "--cht-version", "5.2.0"]).ok();
-    let validate = tool(
-        "kubernetes-validate",
-        "pip install kubernetes-validate (scripts/test.sh does)",
-    );
     for (name, version, extra, absent) in [
         ("old_one", "4.22.0", "healthcheck.yaml", "nouveau.yaml"),
         ("new", "5.2.0", "nouveau.yaml", "healthcheck.yaml"),
@@ -128,12 +151,7 @@ fn manifests_validate_and_carry_the_project_over() {
             ])
             .ok();
         assert!(run.stdout.contains("manifests"), "{run:#?}");
-        let mut files: Vec<String> = std::fs::read_dir(&out)
-            .expect("out")
-            .flatten()
-            .map(|e| e.file_name().to_string_lossy().into_owned())
-            .collect();
-        files.sort();
+        let files = validated_manifests(&out);
         for want in [
             "api.yaml",
             "couchdb.yaml",
@@ -150,17 +168,6 @@ fn manifests_validate_and_carry_the_project_over() {
             assert!(files.iter().any(|f| f == want), "{want} in {files:?}");
         }
         assert!(!files.iter().any(|f| f == absent), "{absent} in {files:?}");
-        let mut args = ["--kubernetes-version", "1.30.0", "--strict"]
-            .map(String::from)
-            .to_vec();
-        args.extend(files.iter().map(|f| out.join(f).display().to_string()));
-        let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        let checked = run_tool(&validate, &args, Path::new("/"));
-        assert_eq!(checked.code, 0, "kubernetes-validate: {checked:#?}");
-        assert!(
-            !checked.stdout.contains("ERROR") && !checked.stderr.contains("ERROR"),
-            "{checked:#?}"
-        );
 
         let password = env_value(&cht, name, "COUCHDB_PASSWORD");
         let data = env_value(&cht, name, "COUCHDB_DATA");

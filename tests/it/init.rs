@@ -268,6 +268,10 @@ fn bad_input_fails_with_one_line_and_writes_nothing() {
             vec!["init", "b", "--http-port", a_http.as_str()],
             "project \"a\" uses it",
         ),
+        (
+            vec!["init", "b", "--couchdb-nodes", "2"],
+            "--couchdb-nodes 2: CHT runs CouchDB as a single node or as upstream's three-node cluster; use 1 or 3",
+        ),
         (vec!["init", "a"], "already exists"),
         (
             vec!["init", "a", "--cht-version", "4.22.0"],

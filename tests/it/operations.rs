@@ -383,14 +383,7 @@ fn snapshots_copy_the_data_consistently_and_restore_it_while_running() {
     );
 
     // The data is lost; a restore while running brings it back, and the stack ready.
-    for entry in std::fs::read_dir(&data).expect("read").flatten() {
-        let path = entry.path();
-        if path.is_dir() {
-            std::fs::remove_dir_all(&path).expect("rm");
-        } else {
-            std::fs::remove_file(&path).expect("rm");
-        }
-    }
+    crate::common::empty_folder(&data);
     let refused = s.cht.run(&["snapshot", "restore", name, "before"]);
     assert!(
         refused.one_line_error().contains("--yes"),

@@ -249,6 +249,18 @@ pub fn composes() -> Vec<ComposeCli> {
     ]
 }
 
+/// Removes everything inside `dir`, keeping the folder itself (a lost data disk).
+pub fn empty_folder(dir: &Path) {
+    for entry in std::fs::read_dir(dir).expect("read").flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            std::fs::remove_dir_all(&path).expect("rm");
+        } else {
+            std::fs::remove_file(&path).expect("rm");
+        }
+    }
+}
+
 /// Runs an outside tool and returns its output.
 pub fn run_tool(program: &Path, args: &[&str], cwd: &Path) -> Run {
     let output = Command::new(program)
