@@ -155,32 +155,20 @@ fn copy_into(
     Ok(())
 }
 
-/// Swaps two folders atomically (`renameat2` with `RENAME_EXCHANGE`): readers see one
-/// or the other, never neither. Where the file system cannot exchange, two renames with
-/// the first undone if the second fails.
+/// Swaps two folders atomically where the platform and file system can (Linux
+/// `renameat2(RENAME_EXCHANGE)`, macOS `renamex_np(RENAME_SWAP)`): readers see one or the
+/// other, never neither. Where they cannot, two renames, with the first undone if the
+/// second fails.
 pub fn exchange(a: &Path, b: &Path) -> Result<()> {
-    use std::os::unix::ffi::OsStrExt;
-    let c = |p: &Path| {
-        std::ffi::CString::new(p.as_os_str().as_bytes())
-            .map_err(|e| Error::io("use", p)(std::io::Error::other(e)))
-    };
-    let (ca, cb) = (c(a)?, c(b)?);
-    // SAFETY: both paths are valid NUL-terminated strings that outlive the call.
-    let rc = unsafe {
-        libc::renameat2(
-            libc::AT_FDCWD,
-            ca.as_ptr(),
-            libc::AT_FDCWD,
-            cb.as_ptr(),
-            libc::RENAME_EXCHANGE,
-        )
-    };
-    if rc == 0 {
-        return Ok(());
-    }
-    let e = std::io::Error::last_os_error();
-    if !matches!(e.raw_os_error(), Some(libc::EINVAL) | Some(libc::ENOSYS)) {
-        return Err(Error::io("swap", a)(e));
+    exchange_with(a, b, atomic_swap)
+}
+
+/// [`exchange`] with the atomic swap given, so the fallback can be tested anywhere.
+fn exchange_with(a: &Path, b: &Path, swap: fn(&Path, &Path) -> std::io::Result<()>) -> Result<()> {
+    match swap(a, b) {
+        Ok(()) => return Ok(()),
+        Err(e) if !swap_unsupported(&e) => return Err(Error::io("swap", a)(e)),
+        Err(_) => {}
     }
     let aside = a.with_file_name(format!(
         ".{}.aside-{}",
@@ -195,6 +183,67 @@ pub fn exchange(a: &Path, b: &Path) -> Result<()> {
         return Err(Error::io("move", b)(e));
     }
     fs::rename(&aside, b).map_err(Error::io("move", &aside))
+}
+
+/// A path as the NUL-terminated string the system calls take.
+#[cfg(any(target_os = "linux", target_os = "macos"))]
+fn c_path(p: &Path) -> std::io::Result<std::ffi::CString> {
+    use std::os::unix::ffi::OsStrExt;
+    std::ffi::CString::new(p.as_os_str().as_bytes()).map_err(std::io::Error::other)
+}
+
+/// The kernel's atomic exchange of two paths.
+#[cfg(target_os = "linux")]
+fn atomic_swap(a: &Path, b: &Path) -> std::io::Result<()> {
+    let (ca, cb) = (c_path(a)?, c_path(b)?);
+    // SAFETY: both paths are valid NUL-terminated strings that outlive the call.
+    let rc = unsafe {
+        libc::renameat2(
+            libc::AT_FDCWD,
+            ca.as_ptr(),
+            libc::AT_FDCWD,
+            cb.as_ptr(),
+            libc::RENAME_EXCHANGE,
+        )
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
+    }
+}
+
+/// The kernel's atomic exchange of two paths (APFS and HFS+ support it).
+#[cfg(target_os = "macos")]
+fn atomic_swap(a: &Path, b: &Path) -> std::io::Result<()> {
+    let (ca, cb) = (c_path(a)?, c_path(b)?);
+    // SAFETY: both paths are valid NUL-terminated strings that outlive the call.
+    let rc = unsafe { libc::renamex_np(ca.as_ptr(), cb.as_ptr(), libc::RENAME_SWAP) };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
+    }
+}
+
+/// No atomic exchange on this platform: always the two-rename fallback.
+#[cfg(not(any(target_os = "linux", target_os = "macos")))]
+fn atomic_swap(_: &Path, _: &Path) -> std::io::Result<()> {
+    Err(std::io::ErrorKind::Unsupported.into())
+}
+
+/// Whether a failed atomic swap means "not on this system or file system" (fall back to
+/// two renames) rather than a real failure. Linux says `EINVAL` or `ENOSYS`; macOS says
+/// `ENOTSUP` (and `EINVAL` for a flag it does not know).
+fn swap_unsupported(e: &std::io::Error) -> bool {
+    #[cfg(unix)]
+    if matches!(
+        e.raw_os_error(),
+        Some(libc::EINVAL) | Some(libc::ENOSYS) | Some(libc::ENOTSUP)
+    ) {
+        return true;
+    }
+    e.kind() == std::io::ErrorKind::Unsupported
 }
 
 /// Whether process `pid` may still be running (it exists, maybe as another user's).
@@ -364,5 +413,65 @@ mod tests {
         fs::create_dir(&again).expect("mkdir");
         let err = copy_tree(&from, &again).expect_err("refused").to_string();
         assert!(err.contains("leak") && err.contains("leading out"), "{err}");
+    }
+
+    /// Two folders, `a` holding `a.txt` and `b` holding `b.txt`.
+    fn two_folders(dir: &Path) -> (PathBuf, PathBuf) {
+        let (a, b) = (dir.join("a"), dir.join("b"));
+        for (folder, file) in [(&a, "a.txt"), (&b, "b.txt")] {
+            fs::create_dir(folder).expect("mkdir");
+            fs::write(folder.join(file), file).expect("write");
+        }
+        (a, b)
+    }
+
+    /// The names in a folder, sorted.
+    fn names(dir: &Path) -> Vec<String> {
+        let mut names: Vec<String> = fs::read_dir(dir)
+            .expect("read")
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        names
+    }
+
+    #[test]
+    fn exchange_swaps_folders_through_the_kernel() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let (a, b) = two_folders(dir.path());
+        exchange(&a, &b).expect("swaps");
+        assert_eq!(names(&a), ["b.txt"]);
+        assert_eq!(names(&b), ["a.txt"]);
+        assert_eq!(names(dir.path()), ["a", "b"]);
+    }
+
+    #[test]
+    fn exchange_falls_back_to_renames_only_where_swaps_are_unsupported() {
+        let unsupported: [fn(&Path, &Path) -> std::io::Result<()>; 4] = [
+            |_, _| Err(std::io::Error::from_raw_os_error(libc::EINVAL)),
+            |_, _| Err(std::io::Error::from_raw_os_error(libc::ENOSYS)),
+            |_, _| Err(std::io::Error::from_raw_os_error(libc::ENOTSUP)),
+            |_, _| Err(std::io::ErrorKind::Unsupported.into()),
+        ];
+        for swap in unsupported {
+            let dir = tempfile::tempdir().expect("tmp");
+            let (a, b) = two_folders(dir.path());
+            exchange_with(&a, &b, swap).expect("two renames");
+            assert_eq!(names(&a), ["b.txt"]);
+            assert_eq!(names(&b), ["a.txt"]);
+            assert_eq!(names(dir.path()), ["a", "b"], "nothing set aside is left");
+        }
+        // A real failure (here: permission) is reported and nothing moves.
+        let dir = tempfile::tempdir().expect("tmp");
+        let (a, b) = two_folders(dir.path());
+        let err = exchange_with(&a, &b, |_, _| {
+            Err(std::io::Error::from_raw_os_error(libc::EACCES))
+        })
+        .expect_err("refused")
+        .to_string();
+        assert!(err.contains("swap") && err.contains("denied"), "{err}");
+        assert_eq!(names(&a), ["a.txt"]);
+        assert_eq!(names(&b), ["b.txt"]);
     }
 }

@@ -49,6 +49,21 @@ fn check(name: impl Into<String>, verdict: Verdict, detail: impl Into<String>) -
     }
 }
 
+/// Where Linux distributions' packages put Docker CLI plugins.
+#[cfg(not(target_os = "macos"))]
+const PLUGIN_DIRS: &[&str] = &[
+    "/usr/libexec/docker/cli-plugins",
+    "/usr/lib/docker/cli-plugins",
+    "/usr/local/lib/docker/cli-plugins",
+];
+/// Where Docker Desktop's bundle and Homebrew put Docker CLI plugins on macOS.
+#[cfg(target_os = "macos")]
+const PLUGIN_DIRS: &[&str] = &[
+    "/Applications/Docker.app/Contents/Resources/cli-plugins",
+    "/opt/homebrew/lib/docker/cli-plugins",
+    "/usr/local/lib/docker/cli-plugins",
+];
+
 /// Where a compose CLI is, if any (cht-dev itself never needs one).
 fn compose_cli() -> Option<PathBuf> {
     let mut candidates: Vec<PathBuf> = std::env::var_os("PATH")
@@ -61,11 +76,7 @@ fn compose_cli() -> Option<PathBuf> {
     if let Some(home) = directories::BaseDirs::new() {
         candidates.push(home.home_dir().join(".docker/cli-plugins/docker-compose"));
     }
-    for dir in [
-        "/usr/libexec/docker/cli-plugins",
-        "/usr/lib/docker/cli-plugins",
-        "/usr/local/lib/docker/cli-plugins",
-    ] {
+    for dir in PLUGIN_DIRS {
         candidates.push(Path::new(dir).join("docker-compose"));
     }
     candidates.into_iter().find(|p| p.is_file())
@@ -78,7 +89,9 @@ fn existing_ancestor(path: &Path) -> &Path {
         .unwrap_or(Path::new("/"))
 }
 
-/// Whether the system trust store (Debian/Ubuntu/Fedora bundles) holds the CA.
+/// Whether the system trust store (Debian/Ubuntu/Fedora bundles) holds the CA; `None`
+/// where there is no such bundle to read (the macOS keychain).
+#[cfg(not(target_os = "macos"))]
 pub fn system_trusts(ca_pem: &str) -> Option<bool> {
     let body: String = ca_pem.split_whitespace().collect();
     let bundles = [
@@ -90,6 +103,12 @@ pub fn system_trusts(ca_pem: &str) -> Option<bool> {
         .find_map(|b| std::fs::read_to_string(b).ok())?;
     let flat: String = bundle.split_whitespace().collect();
     Some(flat.contains(&body))
+}
+
+/// The macOS system store is the keychain, which has no bundle file to read.
+#[cfg(target_os = "macos")]
+pub fn system_trusts(_ca_pem: &str) -> Option<bool> {
+    None
 }
 
 /// What the upgrade service's next start (a reboot, an in-app upgrade) would do to the

@@ -11,12 +11,32 @@ use crate::settings::Settings;
 use crate::tls::{self, CaFiles};
 
 /// Where Debian-family systems take extra CA certificates from.
+#[cfg(not(target_os = "macos"))]
 const SYSTEM_DIR: &str = "/usr/local/share/ca-certificates";
 
-/// The NSS databases of this user: Chromium/Chrome's, and every Firefox profile's.
+/// How to install certutil, NSS's command-line tool, on macOS.
+#[cfg(target_os = "macos")]
+const CERTUTIL_INSTALL: &str = "brew install nss";
+/// How to install certutil, NSS's command-line tool, on Linux.
+#[cfg(not(target_os = "macos"))]
+const CERTUTIL_INSTALL: &str =
+    "apt-get install libnss3-tools (Debian/Ubuntu) or dnf install nss-tools (Fedora)";
+
+/// The NSS databases of this user. On Linux: Chromium/Chrome's shared one (made if
+/// missing) and every Firefox profile's. On macOS Chrome trusts the keychain, so only
+/// Firefox's profiles.
 fn nss_databases(user_home: &Path) -> Vec<PathBuf> {
-    let mut dbs = vec![user_home.join(".pki/nssdb")];
-    for base in [".mozilla/firefox", "snap/firefox/common/.mozilla/firefox"] {
+    #[cfg(target_os = "macos")]
+    let (mut dbs, firefox) = (
+        Vec::new(),
+        ["Library/Application Support/Firefox/Profiles"].as_slice(),
+    );
+    #[cfg(not(target_os = "macos"))]
+    let (mut dbs, firefox) = (
+        vec![user_home.join(".pki/nssdb")],
+        [".mozilla/firefox", "snap/firefox/common/.mozilla/firefox"].as_slice(),
+    );
+    for base in firefox {
         if let Ok(entries) = std::fs::read_dir(user_home.join(base)) {
             let mut profiles: Vec<PathBuf> = entries
                 .flatten()
@@ -47,11 +67,7 @@ fn tool(program: &str, args: &[&str], install: &str) -> Result<std::process::Out
 
 /// Runs certutil; a failure is an error naming what was being done and certutil's words.
 fn certutil(args: &[&str], doing: &str) -> Result<()> {
-    let out = tool(
-        "certutil",
-        args,
-        "apt-get install libnss3-tools (Debian/Ubuntu) or dnf install nss-tools (Fedora)",
-    )?;
+    let out = tool("certutil", args, CERTUTIL_INSTALL)?;
     if out.status.success() {
         return Ok(());
     }
@@ -79,16 +95,34 @@ fn user_home() -> Result<PathBuf> {
         .ok_or(Error::NoUserHome)
 }
 
-/// The system-store commands for this platform, as text to run by hand.
+/// The command that adds the CA to this platform's system store, as text to run by hand.
 fn system_hint(ca: &Path, name: &str) -> String {
     let ca = shell_word(&ca.display().to_string());
-    match std::env::consts::OS {
-        "macos" => format!(
+    #[cfg(target_os = "macos")]
+    let hint = {
+        let _ = name;
+        format!(
             "sudo security add-trusted-cert -d -r trustRoot -k /Library/Keychains/System.keychain {ca}"
-        ),
-        "windows" => format!("certutil -addstore -f ROOT {ca}"),
-        _ => format!("sudo cp {ca} {SYSTEM_DIR}/{name}.crt && sudo update-ca-certificates"),
-    }
+        )
+    };
+    #[cfg(not(target_os = "macos"))]
+    let hint = format!("sudo cp {ca} {SYSTEM_DIR}/{name}.crt && sudo update-ca-certificates");
+    hint
+}
+
+/// The command that takes the CA out of this platform's system store, as text.
+fn system_removal_hint(name: &str, sha256: &str) -> String {
+    #[cfg(target_os = "macos")]
+    let hint = {
+        let _ = name;
+        format!("sudo security delete-certificate -Z {sha256}")
+    };
+    #[cfg(not(target_os = "macos"))]
+    let hint = {
+        let _ = sha256;
+        format!("sudo rm {SYSTEM_DIR}/{name}.crt && sudo update-ca-certificates --fresh")
+    };
+    hint
 }
 
 /// The CA certificate, its store nickname and its SHA-256 in hex, making the CA if needed.
@@ -142,12 +176,8 @@ pub fn install(settings: &Settings, system: bool) -> Result<Trusted> {
 }
 
 /// Adds the CA to the Debian-family system store.
+#[cfg(not(target_os = "macos"))]
 fn system_install(ca: &Path, name: &str) -> Result<String> {
-    if std::env::consts::OS != "linux" {
-        return Err(Error::SystemStoreUnsupported {
-            hint: system_hint(ca, name),
-        });
-    }
     let target = Path::new(SYSTEM_DIR).join(format!("{name}.crt"));
     std::fs::create_dir_all(SYSTEM_DIR).map_err(Error::io("create", SYSTEM_DIR))?;
     std::fs::copy(ca, &target).map_err(|e| Error::Io {
@@ -162,7 +192,35 @@ fn system_install(ca: &Path, name: &str) -> Result<String> {
     Ok(target.display().to_string())
 }
 
+/// The macOS system store is the System keychain, changed by hand with `security`.
+#[cfg(target_os = "macos")]
+fn system_install(ca: &Path, name: &str) -> Result<String> {
+    Err(Error::SystemStoreUnsupported {
+        hint: system_hint(ca, name),
+    })
+}
+
+/// Takes the CA out of the Debian-family system store (gone already counts as done).
+#[cfg(not(target_os = "macos"))]
+fn system_uninstall(name: &str, _sha256: &str) -> Result<String> {
+    let target = Path::new(SYSTEM_DIR).join(format!("{name}.crt"));
+    if target.exists() {
+        std::fs::remove_file(&target).map_err(Error::io("remove", &target))?;
+    }
+    update_system_store()?;
+    Ok(target.display().to_string())
+}
+
+/// The macOS system store is the System keychain, changed by hand with `security`.
+#[cfg(target_os = "macos")]
+fn system_uninstall(name: &str, sha256: &str) -> Result<String> {
+    Err(Error::SystemStoreUnsupported {
+        hint: system_removal_hint(name, sha256),
+    })
+}
+
 /// Runs update-ca-certificates.
+#[cfg(not(target_os = "macos"))]
 fn update_system_store() -> Result<()> {
     let out = tool(
         "update-ca-certificates",
@@ -196,21 +254,17 @@ pub fn uninstall(settings: &Settings, system: bool) -> Result<Trusted> {
     }
     let name = system_name(&nick);
     let system_done = if system {
-        let target = Path::new(SYSTEM_DIR).join(format!("{name}.crt"));
-        if target.exists() {
-            std::fs::remove_file(&target).map_err(Error::io("remove", &target))?;
-        }
-        update_system_store()?;
-        Some(target.display().to_string())
+        Some(system_uninstall(&name, &sha256)?)
     } else {
         None
     };
-    let hint = match std::env::consts::OS {
-        "macos" => format!("sudo security delete-certificate -Z {sha256}"),
-        "windows" => format!("certutil -delstore ROOT \"{nick}\""),
-        _ => format!("sudo rm {SYSTEM_DIR}/{name}.crt && sudo update-ca-certificates --fresh"),
-    };
-    report("removed", &nick, &done, system_done, &hint)
+    report(
+        "removed",
+        &nick,
+        &done,
+        system_done,
+        &system_removal_hint(&name, &sha256),
+    )
 }
 
 /// What `ca install` or `ca uninstall` did.

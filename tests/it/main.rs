@@ -12,4 +12,5 @@ mod init;
 mod no_panic;
 mod operations;
 mod outputs;
+mod platforms;
 mod production;

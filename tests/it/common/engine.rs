@@ -94,10 +94,15 @@ pub struct Stack {
 impl Stack {
     /// A new project name and ports (nothing created yet).
     pub fn new(prefix: &str) -> Stack {
+        Stack::in_home(prefix, ChtDev::new())
+    }
+
+    /// A new project name and ports in the home given (nothing created yet).
+    pub fn in_home(prefix: &str, cht: ChtDev) -> Stack {
         standin_images();
         let (http, https) = free_ports();
         Stack {
-            cht: ChtDev::new(),
+            cht,
             name: unique(prefix),
             http,
             https,

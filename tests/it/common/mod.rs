@@ -9,8 +9,10 @@ use std::process::{Command, Output};
 
 /// A temporary cht-dev home and a way to run the binary in it.
 pub struct ChtDev {
-    /// The temporary folder; the home is `home/` inside it, not created up front.
+    /// The temporary folder; the home is [`ChtDev::home_rel`] inside it, not created up front.
     dir: tempfile::TempDir,
+    /// Where the home is inside `dir`.
+    home_rel: PathBuf,
     /// Extra environment for every run.
     envs: Vec<(String, String)>,
 }
@@ -67,8 +69,15 @@ impl Run {
 impl ChtDev {
     /// A fresh temporary home (not yet created on disk).
     pub fn new() -> ChtDev {
+        ChtDev::with_home("home")
+    }
+
+    /// A fresh temporary home at `rel` inside a temporary folder, e.g. a path with
+    /// spaces as macOS's data folder has (not yet created on disk).
+    pub fn with_home(rel: &str) -> ChtDev {
         ChtDev {
             dir: tempfile::tempdir().expect("temp dir"),
+            home_rel: PathBuf::from(rel),
             envs: Vec::new(),
         }
     }
@@ -81,7 +90,7 @@ impl ChtDev {
 
     /// The home folder passed with `--home`.
     pub fn home(&self) -> PathBuf {
-        self.dir.path().join("home")
+        self.dir.path().join(&self.home_rel)
     }
 
     /// A project's folder.
