@@ -2,8 +2,10 @@
 # Builds small local stand-ins for the CHT images, for tests and benchmarks on machines
 # that cannot pull from a registry:
 #   <registry>/cht-{couchdb,couchdb-nouveau,haproxy,haproxy-healthcheck,api,sentinel}:<version>
-#     FROM scratch + Debian's static busybox, serving HTTP on the service's port
-#     (the CouchDB one also appends a line to /opt/couchdb/data/standin-marker)
+#     FROM scratch + Debian's static busybox (its applets linked in /bin), serving HTTP on
+#     the service's port. The CouchDB one behaves as the real image's entrypoint does: as
+#     root it chowns /opt/couchdb/data to couchdb (5984:5984), folders 0755 and files 0644,
+#     then runs as couchdb and appends a line to /opt/couchdb/data/standin-marker
 #   <registry>/cht-nginx:<version>
 #     Debian's nginx-light binary and its shared libraries, configured like cht-nginx:
 #     :80 answers 301 to https, :443 serves /etc/nginx/private/{cert,key}.pem and
@@ -47,8 +49,10 @@ build() {
 }
 
 # --- busybox base ---------------------------------------------------------
-mkdir -p "$ctx/base/www/api"
+mkdir -p "$ctx/base/www/api" "$ctx/base/etc"
 cp "$busybox" "$ctx/base/busybox"
+printf 'root:x:0:0:root:/root:/bin/sh\ncouchdb:x:5984:5984:CouchDB:/opt/couchdb:/bin/sh\n' > "$ctx/base/etc/passwd"
+printf 'root:x:0:\ncouchdb:x:5984:\n' > "$ctx/base/etc/group"
 cat > "$ctx/base/www/index.html" <<'HTML'
 <!doctype html><html><head><title>CHT API stand-in</title></head>
 <body><h1>CHT API stand-in</h1><p>served by cht-dev's test images</p></body></html>
@@ -56,10 +60,12 @@ HTML
 cat > "$ctx/base/Dockerfile" <<'DOCKER'
 FROM scratch
 COPY busybox /bin/busybox
+RUN ["/bin/busybox", "--install", "-s", "/bin"]
 COPY www /www
+COPY etc /etc
 ENV PATH=/bin
 DOCKER
-build -t cht-dev-standin-base:1 "$ctx/base"
+build -t cht-dev-standin-base:2 "$ctx/base"
 
 # service name -> port
 declare -A ports=(
@@ -67,12 +73,29 @@ declare -A ports=(
   [api]=5988 [sentinel]=5003
 )
 
-build_service() { # tag port extra-shell
+build_service() { # tag port
   # Like the real services, stop promptly on SIGTERM (a shell as PID 1 would ignore it).
-  local tag=$1 port=$2 extra=$3
-  printf 'FROM cht-dev-standin-base:1\nENTRYPOINT ["/bin/busybox", "sh", "-c", "trap \x27exit 0\x27 TERM; %s /bin/busybox httpd -f -v -p %s -h /www & wait"]\n' \
-    "$extra" "$port" | build -t "$tag" -
+  local tag=$1 port=$2 script
+  script="trap 'exit 0' TERM; httpd -f -v -p $port -h /www & wait"
+  printf 'FROM cht-dev-standin-base:2\nENTRYPOINT ["/bin/sh", "-c", "%s"]\n' "$script" | build -t "$tag" -
 }
+
+# CouchDB: the real image's entrypoint, as far as data ownership goes (docker-entrypoint.sh
+# in apache/couchdb-docker): chown the data to couchdb, folders 0755, files 0644, then
+# drop to couchdb. What it writes from then on is 5984's.
+couchdb_entrypoint='trap "exit 0" TERM
+d=/opt/couchdb/data
+mkdir -p $d
+chown -R couchdb:couchdb $d
+find $d -type d ! -perm 0755 -exec chmod 0755 {} +
+find $d -type f ! -perm 0644 -exec chmod 0644 {} +
+su -s /bin/sh couchdb -c "echo started >> $d/standin-marker"
+su -s /bin/sh couchdb -c "exec httpd -f -v -p 5984 -h /www" &
+wait'
+mkdir -p "$ctx/couchdb"
+printf '%s\n' "$couchdb_entrypoint" > "$ctx/couchdb/entrypoint.sh"
+printf 'FROM cht-dev-standin-base:2\nCOPY entrypoint.sh /entrypoint.sh\nENTRYPOINT ["/bin/sh", "/entrypoint.sh"]\n' \
+  > "$ctx/couchdb/Dockerfile"
 
 # --- nginx ------------------------------------------------------------------
 root="$ctx/nginx/rootfs"
@@ -121,9 +144,11 @@ build -t cht-dev-standin-nginx:1 "$ctx/nginx"
 
 for version in "$@"; do
   for service in "${!ports[@]}"; do
-    extra=""
-    [ "$service" = couchdb ] && extra='echo started >> /opt/couchdb/data/standin-marker;'
-    build_service "$registry/cht-$service:$version" "${ports[$service]}" "$extra"
+    if [ "$service" = couchdb ]; then
+      build -t "$registry/cht-couchdb:$version" "$ctx/couchdb"
+    else
+      build_service "$registry/cht-$service:$version" "${ports[$service]}"
+    fi
   done
   docker tag cht-dev-standin-nginx:1 "$registry/cht-nginx:$version"
 done
@@ -191,6 +216,6 @@ build -t "$registry/cht-upgrade-service:latest" "$ctx/upgrade"
 # An upgrade service without compose, for the fallback when its hashes cannot be learned.
 printf 'FROM %s\nRUN ["/bin/busybox", "rm", "/usr/local/bin/docker", "/usr/libexec/docker/cli-plugins/docker-compose"]\nENTRYPOINT ["/bin/sh", "-c", "trap \x27exit 0\x27 TERM; httpd -f -v -p 5008 -h /www & wait"]\n' \
   "$registry/cht-upgrade-service:latest" | build -t "$registry/cht-upgrade-service:no-compose" -
-printf 'FROM cht-dev-standin-base:1\nENTRYPOINT ["/bin/busybox", "sh", "-c", "echo stand-in crashing on purpose >&2; exit 3"]\n' \
+printf 'FROM cht-dev-standin-base:2\nENTRYPOINT ["/bin/busybox", "sh", "-c", "echo stand-in crashing on purpose >&2; exit 3"]\n' \
   | build -t "$registry/cht-crash:latest" -
 echo "built stand-in images for $registry: $*"

@@ -31,6 +31,14 @@ if ! docker info >/dev/null 2>&1 && [ "$(id -u)" -eq 0 ]; then
   for _ in $(seq 1 30); do docker info >/dev/null 2>&1 && break; sleep 1; done
 fi
 
+# The non-root tests run cht-dev as an unprivileged member of the docker group, as CHT
+# developers run it.
+if [ "$(id -u)" -eq 0 ]; then
+  getent group docker >/dev/null || groupadd --system docker
+  id cht-dev-user >/dev/null 2>&1 || useradd --create-home --groups docker cht-dev-user
+  id -nG cht-dev-user | grep -qw docker || usermod -aG docker cht-dev-user
+fi
+
 # Docker Compose v2, as users and the CHT upgrade service run it: two versions that compute
 # different config hashes (trixie's 2.26.x inside the stand-in upgrade service, sid's 2.40.x
 # as a newer host compose), fetched from Debian without touching the system's apt sources.

@@ -49,6 +49,10 @@ pub struct Cli {
     #[arg(long, global = true)]
     pub timings: bool,
 
+    /// The docker context whose engine to use [default: DOCKER_HOST, DOCKER_CONTEXT, the docker CLI's current context, then the standard and well-known sockets]
+    #[arg(long, global = true, value_name = "NAME")]
+    pub context: Option<String>,
+
     /// What to do.
     #[command(subcommand)]
     pub command: Command,
@@ -561,8 +565,9 @@ impl Cli {
             (false, true) => Mode::Quiet,
             (false, false) => Mode::Human,
         };
-        let settings =
-            Settings::new(self.home.clone(), Printer::from_env(mode)).with_timings(self.timings);
+        let settings = Settings::new(self.home.clone(), Printer::from_env(mode))
+            .with_timings(self.timings)
+            .with_context(self.context.clone());
         let action = match &self.command {
             Command::Up(args) => Action::Up(UpRequest {
                 name: args.name.clone(),

@@ -182,6 +182,14 @@ pub enum Error {
         /// What is wrong, and how to fix it.
         reason: String,
     },
+    /// A docker context that names no usable engine.
+    #[error("docker context {context} cannot be used: {reason}")]
+    EngineContext {
+        /// The context's name.
+        context: String,
+        /// Why not.
+        reason: String,
+    },
     /// The Docker engine did not answer.
     #[error("cannot reach the Docker engine at {host}: is Docker running? ({reason})")]
     EngineUnreachable {
@@ -248,6 +256,47 @@ pub enum Error {
     SystemStoreUnsupported {
         /// The commands to run by hand.
         hint: String,
+    },
+    /// A port a rootless engine cannot publish.
+    #[error(
+        "{var} is {port}, below 1024, which a rootless engine cannot publish: set {var} in {env} to 1024 or above, or let users bind it: sudo sysctl net.ipv4.ip_unprivileged_port_start={port}"
+    )]
+    RootlessPort {
+        /// The `.env` variable.
+        var: &'static str,
+        /// The port.
+        port: u16,
+        /// The project's `.env`.
+        env: PathBuf,
+    },
+    /// A bind mount whose source is missing outside the project's folder.
+    #[error(
+        "service {service} mounts {path} at {target}, which does not exist: start what makes it (for a socket, its engine) or change the mount in the compose file"
+    )]
+    MissingMountSource {
+        /// The service.
+        service: String,
+        /// The missing source.
+        path: PathBuf,
+        /// Where it would be mounted.
+        target: String,
+    },
+    /// Files a container wrote as another user could not be changed, even through the
+    /// engine.
+    #[error(
+        "cannot {action} {path}: a container wrote it as another user (uid {owner}), and {reason}; as a last resort: {fallback}"
+    )]
+    ContainerOwned {
+        /// `remove` or `hand back`.
+        action: &'static str,
+        /// What was to be changed.
+        path: PathBuf,
+        /// Its owner's uid.
+        owner: u32,
+        /// Why the engine could not do it.
+        reason: String,
+        /// The command that does it by hand.
+        fallback: String,
     },
     /// A container name is taken: by a container outside the project, or by one another
     /// tool (compose in the upgrade service) made at the same moment.

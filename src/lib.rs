@@ -29,5 +29,6 @@ pub(crate) mod fsutil;
 pub(crate) mod net;
 pub mod printer;
 pub(crate) mod settings;
+pub(crate) mod shell;
 
 pub use error::{Error, Result};

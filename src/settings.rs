@@ -2,6 +2,7 @@
 
 use std::path::PathBuf;
 
+use crate::docker::endpoint::{self, Endpoint};
 use crate::docker::timeline::Timeline;
 use crate::error::Result;
 use crate::home::Home;
@@ -16,6 +17,8 @@ pub struct Settings {
     pub printer: Printer,
     /// Where engine calls are recorded with their start and end (`--timings`), if anywhere.
     pub timeline: Option<Timeline>,
+    /// The docker context named by `--context`, if any.
+    context: Option<String>,
 }
 
 impl Settings {
@@ -25,7 +28,20 @@ impl Settings {
             home_flag,
             printer,
             timeline: None,
+            context: None,
         }
+    }
+
+    /// These settings, using the docker context `name` (`--context`) when given.
+    pub fn with_context(mut self, name: Option<String>) -> Self {
+        self.context = name;
+        self
+    }
+
+    /// The engine to use, found as the docker CLI finds it (see [`endpoint::resolve`]).
+    pub fn endpoint(&self) -> Result<Endpoint> {
+        let surroundings = endpoint::Surroundings::of_process(self.context.as_deref());
+        endpoint::resolve(&surroundings, &|p| p.exists())
     }
 
     /// These settings, recording engine calls when `on` (`--timings`).

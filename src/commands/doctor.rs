@@ -9,7 +9,7 @@ use crate::printer::{Printer, Report, Tone};
 use crate::project::{Project, ports};
 use crate::settings::Settings;
 use crate::stack::status::containers;
-use crate::stack::up::{NextBoot, next_boot};
+use crate::stack::up::{NextBoot, missing_mount_sources, next_boot};
 use crate::tls::{self, CaFiles};
 
 /// Free space below which `up` is considered blocked.
@@ -111,6 +111,55 @@ pub fn system_trusts(_ca_pem: &str) -> Option<bool> {
     None
 }
 
+/// Whether every bind mount's source is there on the engine's machine (the upgrade
+/// service's engine socket above all), and whether that socket is this engine's.
+async fn mounts_check(engine: &Engine, project: &Project) -> Option<Check> {
+    let label = format!("mounts {}", project.name);
+    let stacks = crate::stack::load::load(project).ok()?;
+    let here = engine.facts().await.map(|f| f.runs_here()).unwrap_or(true);
+    if !here {
+        return None;
+    }
+    if let Some((service, path, target)) =
+        missing_mount_sources(project, &stacks).into_iter().next()
+    {
+        let e = Error::MissingMountSource {
+            service,
+            path: path.into(),
+            target,
+        };
+        return Some(check(label, Verdict::Fail, e.to_string()));
+    }
+    let socket = engine.endpoint().socket()?;
+    let mounted = stacks.upgrade.services.values().find_map(|s| {
+        s.mounts
+            .iter()
+            .find(|m| m.bind && m.target == crate::docker::endpoint::STANDARD_SOCKET)
+            .map(|m| m.source.clone())
+    })?;
+    let same = |a: &Path, b: &Path| match (a.canonicalize(), b.canonicalize()) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => a == b,
+    };
+    Some(if same(Path::new(&mounted), socket) {
+        check(
+            label,
+            Verdict::Ok,
+            format!("the upgrade service mounts this engine's socket {mounted}"),
+        )
+    } else {
+        check(
+            label,
+            Verdict::Warn,
+            format!(
+                "the upgrade service mounts {mounted}, not this engine's socket {}: `cht-dev up {}` mounts the right one",
+                socket.display(),
+                project.name
+            ),
+        )
+    })
+}
+
 /// What the upgrade service's next start (a reboot, an in-app upgrade) would do to the
 /// project's CHT containers, and which files in `compose/` it would run besides CHT's.
 async fn upgrade_check(engine: &Engine, project: &Project) -> Result<Check> {
@@ -160,18 +209,14 @@ pub async fn checks(settings: &Settings, home: &Home) -> Result<Vec<Check>> {
     let mut out = Vec::new();
     let engine = match super::engine::connect(settings).await {
         Ok(engine) => {
-            let version = engine
-                .server_version()
-                .await
-                .unwrap_or_else(|_| "unknown".into());
+            let (verdict, detail) = match engine.facts().await {
+                Ok(facts) => (Verdict::Ok, facts.to_string()),
+                Err(e) => (Verdict::Warn, format!("its facts could not be read: {e}")),
+            };
             out.push(check(
                 "engine",
-                Verdict::Ok,
-                format!(
-                    "{} answers: Docker {version}, API {}",
-                    engine.host(),
-                    engine.api_version()
-                ),
+                verdict,
+                format!("{} ({}) answers: {detail}", engine.host(), engine.source()),
             ));
             Some(engine)
         }
@@ -238,6 +283,7 @@ pub async fn checks(settings: &Settings, home: &Home) -> Result<Vec<Check>> {
             }
         }
         if let Some(engine) = &engine {
+            out.extend(mounts_check(engine, &project).await);
             out.push(upgrade_check(engine, &project).await?);
         }
         let label = format!("project {name}");

@@ -13,7 +13,7 @@ pub async fn connect(settings: &Settings) -> Result<Engine> {
     let span = Span::open(settings.timeline.as_ref(), || {
         "connect and negotiate".into()
     });
-    let engine = Engine::connect().await?;
+    let engine = Engine::connect_to(&settings.endpoint()?).await?;
     drop(span);
     Ok(match &settings.timeline {
         Some(t) => engine.with_timeline(t.clone()),
@@ -102,4 +102,17 @@ pub fn pick_existing(home: &Home, name: Option<&str>, command: &'static str) -> 
     pick(home, name, command)?.ok_or_else(|| Error::NoProjects {
         home: home.root().to_path_buf(),
     })
+}
+
+/// The image of the project's CouchDB service, for one-offs that change what CouchDB
+/// wrote as its own user: present wherever CouchDB has run. `None` when the files no
+/// longer load.
+pub fn data_image(project: &crate::project::Project) -> Option<String> {
+    let stacks = crate::stack::load::load(project).ok()?;
+    stacks
+        .cht
+        .services
+        .values()
+        .find(|s| crate::project::layout::is_couchdb(&s.name))
+        .map(|s| s.image.clone())
 }

@@ -5,7 +5,7 @@ use crate::printer::{Printer, Report};
 use crate::project::Project;
 use crate::report;
 use crate::settings::Settings;
-use crate::stack::teardown;
+use crate::stack::{owned, teardown};
 
 /// What `stop` did.
 #[derive(Debug, Clone, serde::Serialize)]
@@ -113,22 +113,23 @@ pub fn destroy(settings: &Settings, name: &str, yes: bool) -> Result<Destroyed> 
     }
     let lock = crate::project::lock(&home, name)?;
     let reporter = report::for_terminal(settings.printer.is_quiet());
+    let image = super::engine::data_image(&project);
     super::engine::block_on(async {
         let engine = super::engine::connect(settings).await?;
         teardown::down(&engine, &project, reporter.as_ref()).await?;
-        teardown::remove_volumes(&engine, name, reporter.as_ref()).await
-    })?;
-    std::fs::remove_dir_all(&project.dir).map_err(|e| {
-        let hint = if e.kind() == std::io::ErrorKind::PermissionDenied {
-            " (files made by containers may belong to another user: sudo rm -rf the folder)"
-        } else {
-            ""
-        };
-        Error::Io {
-            action: "remove",
-            path: project.dir.clone(),
-            source: std::io::Error::new(e.kind(), format!("{e}{hint}")),
-        }
+        teardown::remove_volumes(&engine, name, reporter.as_ref()).await?;
+        // `.env` goes last, and the compose files (which name the image the engine
+        // removes with) only once the engine has removed what containers own: a destroy that fails part-way leaves a project that `ls` lists
+        // and `destroy` finishes.
+        owned::remove_folder(
+            &engine,
+            name,
+            image.as_deref(),
+            &project.dir,
+            &["compose", crate::project::render::UPGRADE_FILE],
+            ".env",
+        )
+        .await
     })?;
     drop(lock);
     Ok(Destroyed {

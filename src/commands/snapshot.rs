@@ -18,6 +18,7 @@ use crate::project::{self, Project, versions};
 use crate::report;
 use crate::settings::Settings;
 use crate::stack::load::load;
+use crate::stack::owned;
 use crate::stack::readiness::wait_ready;
 use crate::stack::snapshot::{Quiesced, quiesce, resume};
 use crate::tls::CaFiles;
@@ -429,6 +430,12 @@ pub fn restore(settings: &Settings, req: &RestoreRequest) -> Result<SnapshotDone
             targets.iter().map(|(n, p)| (*n, p.as_path())).collect();
         archives::extract(&unpacked, &label, &targets, &unpacking)
     })?;
+    // The unpacked data goes back to the data folder's owner and mode. Where a container's
+    // user owns it (CouchDB's 5984) and this user is not root, through the engine.
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    let me = unsafe { libc::geteuid() };
+    let image = super::engine::data_image(&project);
+    let mut handovers = Vec::new();
     for (folder, staging) in folders.iter().zip(&stagings) {
         if let Ok(meta) = std::fs::metadata(&folder.path) {
             use std::os::unix::fs::{MetadataExt, PermissionsExt};
@@ -436,9 +443,21 @@ pub fn restore(settings: &Settings, req: &RestoreRequest) -> Result<SnapshotDone
                 staging.path(),
                 std::fs::Permissions::from_mode(meta.mode() & 0o7777),
             );
-            let _ = std::os::unix::fs::chown(staging.path(), Some(meta.uid()), Some(meta.gid()));
+            if meta.uid() != me && me != 0 {
+                handovers.push((
+                    staging.path().to_path_buf(),
+                    owned::Change::Own {
+                        uid: meta.uid(),
+                        gid: meta.gid(),
+                    },
+                ));
+            } else {
+                let _ =
+                    std::os::unix::fs::chown(staging.path(), Some(meta.uid()), Some(meta.gid()));
+            }
         }
     }
+    through_engine(settings, &req.name, image.as_deref(), &handovers)?;
     let pairs: Vec<(PathBuf, PathBuf)> = folders
         .iter()
         .zip(&stagings)
@@ -453,6 +472,19 @@ pub fn restore(settings: &Settings, req: &RestoreRequest) -> Result<SnapshotDone
         move || exchange_all(&pairs),
     )?;
     let running = stopped_for.is_some();
+    // The staging folders now hold the previous data, which may be a container user's.
+    let mut disposals = Vec::new();
+    for staging in &stagings {
+        match std::fs::remove_dir_all(staging.path()) {
+            Err(e) if owned::denied(&e) => {
+                disposals.push((staging.path().to_path_buf(), owned::Change::Remove))
+            }
+            _ => {}
+        }
+    }
+    if let Err(e) = through_engine(settings, &req.name, image.as_deref(), &disposals) {
+        reporter.step(&format!("the previous data was not removed: {e}"));
+    }
     reporter.finish();
     drop(stagings);
     Ok(SnapshotDone {
@@ -460,6 +492,33 @@ pub fn restore(settings: &Settings, req: &RestoreRequest) -> Result<SnapshotDone
         label: req.label.clone(),
         action: "restored",
         running,
+    })
+}
+
+/// Applies each change to its path through the engine, with the project's CouchDB image:
+/// for what a container's user owns and this user cannot change.
+fn through_engine(
+    settings: &Settings,
+    name: &str,
+    image: Option<&str>,
+    changes: &[(PathBuf, owned::Change)],
+) -> Result<()> {
+    if changes.is_empty() {
+        return Ok(());
+    }
+    let image = image.ok_or_else(|| Error::BrokenProject {
+        name: name.to_string(),
+        reason: "its compose files name no CouchDB image to change the data folders with".into(),
+    })?;
+    super::engine::block_on_to_end(async {
+        let engine = super::engine::connect(settings).await?;
+        for (path, change) in changes {
+            let (Some(parent), Some(entry)) = (path.parent(), path.file_name()) else {
+                continue;
+            };
+            owned::apply(&engine, name, image, parent, &[entry.to_owned()], *change).await?;
+        }
+        Ok(())
     })
 }
 

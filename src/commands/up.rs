@@ -2,7 +2,9 @@
 
 use std::time::{Duration, Instant};
 
-use crate::error::Result;
+use crate::docker::Engine;
+use crate::docker::endpoint;
+use crate::error::{Error, Result};
 use crate::printer::{Printer, Report, Tone};
 use crate::project::{self, InitOptions, Project};
 use crate::report;
@@ -95,6 +97,55 @@ impl Report for Up {
     }
 }
 
+/// The `.env` variable naming the socket the upgrade service mounts as its engine's.
+const SOCKET_VAR: &str = "CHT_DOCKER_SOCKET";
+
+/// Fits the project to the engine it runs on: the upgrade service mounts that engine's
+/// socket as the engine's machine sees it (a local engine's own socket; inside a VM, such
+/// as Docker Desktop's or Colima's, the standard one), a rootless engine gets no port below
+/// 1024, and an engine the upgrade service cannot reach is said.
+async fn fit_engine(engine: &Engine, project: &mut Project, notes: &mut Vec<String>) -> Result<()> {
+    let low: Vec<(&'static str, u16)> = [
+        ("NGINX_HTTP_PORT", project.http_port()),
+        ("NGINX_HTTPS_PORT", project.https_port()),
+    ]
+    .into_iter()
+    .filter_map(|(var, port)| port.filter(|p| *p < 1024).map(|p| (var, p)))
+    .collect();
+    let socket = engine.endpoint().socket().map(|s| s.display().to_string());
+    let standard = endpoint::STANDARD_SOCKET;
+    let facts = if !low.is_empty() || socket.as_deref().is_some_and(|s| s != standard) {
+        Some(engine.facts().await?)
+    } else {
+        None
+    };
+    if let (Some((var, port)), Some(true)) = (low.first(), facts.as_ref().map(|f| f.rootless)) {
+        return Err(Error::RootlessPort {
+            var,
+            port: *port,
+            env: project.path(".env"),
+        });
+    }
+    let wanted = match socket {
+        None => {
+            notes.push(format!(
+                "the upgrade service cannot mount an engine reached at {}, only a unix socket: in-app upgrades from the CHT admin app will not work",
+                engine.host()
+            ));
+            return Ok(());
+        }
+        Some(s) if facts.as_ref().is_some_and(|f| f.runs_here()) => s,
+        Some(_) => standard.to_string(),
+    };
+    if project.env.get(SOCKET_VAR).unwrap_or(standard) != wanted {
+        project.update_env(&[(SOCKET_VAR, &wanted)])?;
+        notes.push(format!(
+            "the upgrade service now mounts {wanted}, this engine's socket ({SOCKET_VAR} in .env)"
+        ));
+    }
+    Ok(())
+}
+
 /// Runs `up`.
 pub fn run(settings: &Settings, req: &UpRequest) -> Result<Up> {
     let home = settings.home()?;
@@ -141,7 +192,9 @@ pub fn run(settings: &Settings, req: &UpRequest) -> Result<Up> {
             }
             created.project
         };
+        let mut project = project;
         let mut notes = super::tidy_compose_folder(&project)?;
+        fit_engine(&engine, &mut project, &mut notes).await?;
         let reporter = report::for_terminal(p.is_quiet());
         let opts = UpOptions {
             pull: req.pull,

@@ -1,11 +1,11 @@
 //! The Docker Engine, through bollard: one private client whose errors are mapped per
 //! operation into cht-dev's, and plain data types so nothing else imports bollard.
 
+pub mod endpoint;
 pub mod labels;
 pub mod timeline;
 
 use std::collections::{BTreeMap, HashMap};
-use std::path::PathBuf;
 use std::time::Duration;
 
 use bollard::Docker;
@@ -23,6 +23,7 @@ use bollard::query_parameters::{
 };
 use futures_util::{Stream, StreamExt};
 
+use self::endpoint::Endpoint;
 use self::timeline::{Span, Timeline};
 use crate::error::EngineFailure::{self, Conflict, NotFound, NotModified};
 use crate::error::{Error, Result};
@@ -30,13 +31,49 @@ use crate::error::{Error, Result};
 /// How long one engine request may take before it counts as failed.
 const REQUEST_TIMEOUT: u64 = 120;
 
+/// Which engine answers, as `doctor` names it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct EngineFacts {
+    /// `Docker` or `Podman`.
+    pub product: &'static str,
+    /// Its version.
+    pub version: String,
+    /// The API version in use.
+    pub api: String,
+    /// Whether it runs without root (its containers' root is the user).
+    pub rootless: bool,
+    /// The name of the machine it runs on (a VM's, for Docker Desktop or Colima).
+    pub machine: String,
+}
+
+impl EngineFacts {
+    /// Whether it runs on this machine, so paths it mounts are this machine's paths.
+    pub fn runs_here(&self) -> bool {
+        let here = gethostname::gethostname();
+        here.to_string_lossy()
+            .trim()
+            .eq_ignore_ascii_case(self.machine.trim())
+    }
+}
+
+impl std::fmt::Display for EngineFacts {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mode = if self.rootless { "rootless" } else { "rootful" };
+        write!(
+            f,
+            "{} {}, API {}, {mode}",
+            self.product, self.version, self.api
+        )
+    }
+}
+
 /// A connected, version-negotiated engine client.
 #[derive(Debug, Clone)]
 pub struct Engine {
     /// The bollard client.
     docker: Docker,
-    /// The address it talks to, for messages.
-    host: String,
+    /// The address it talks to and what chose it, for messages.
+    endpoint: Endpoint,
     /// Where calls are recorded with their start and end (`--timings`), if anywhere.
     timeline: Option<Timeline>,
 }
@@ -227,6 +264,8 @@ pub struct OneOff {
     pub binds: Vec<String>,
     /// Labels, so an interrupted run can still be found and removed.
     pub labels: BTreeMap<String, String>,
+    /// The user to run as (`uid:gid`), instead of the image's.
+    pub user: Option<String>,
 }
 
 /// How a [`OneOff`] ended.
@@ -249,23 +288,6 @@ pub struct PullEvent {
     pub current: u64,
     /// Bytes in the layer.
     pub total: u64,
-}
-
-/// Which engine address to use: `DOCKER_HOST`, the standard socket, or Docker Desktop's.
-pub fn engine_host() -> String {
-    if let Some(host) = std::env::var("DOCKER_HOST").ok().filter(|h| !h.is_empty()) {
-        return host;
-    }
-    let standard = PathBuf::from("/var/run/docker.sock");
-    if !standard.exists()
-        && let Some(home) = directories::BaseDirs::new()
-    {
-        let desktop = home.home_dir().join(".docker/run/docker.sock");
-        if desktop.exists() {
-            return format!("unix://{}", desktop.display());
-        }
-    }
-    "unix:///var/run/docker.sock".to_string()
 }
 
 /// Whether a bollard error means the engine could not be reached at all.
@@ -339,7 +361,13 @@ fn message_of(e: &BollardError) -> String {
 impl Engine {
     /// Connects to the engine and negotiates the API version it speaks.
     pub async fn connect() -> Result<Engine> {
-        let host = engine_host();
+        let surroundings = endpoint::Surroundings::of_process(None);
+        Engine::connect_to(&endpoint::resolve(&surroundings, &|p| p.exists())?).await
+    }
+
+    /// Connects to the engine at `endpoint` and negotiates the API version.
+    pub async fn connect_to(endpoint: &Endpoint) -> Result<Engine> {
+        let host = endpoint.host.clone();
         let unreachable = |reason: String| Error::EngineUnreachable {
             host: host.clone(),
             reason,
@@ -350,9 +378,10 @@ impl Engine {
         } else if host.starts_with("tcp://") || host.starts_with("http://") {
             Docker::connect_with_http(&host, REQUEST_TIMEOUT, bollard::API_DEFAULT_VERSION)
         } else {
-            return Err(unreachable(
-                "only unix:// and tcp:// addresses are supported; fix DOCKER_HOST".into(),
-            ));
+            return Err(unreachable(format!(
+                "only unix:// and tcp:// addresses are supported (it came from {}); forward an ssh:// engine's socket with ssh -L and use unix://",
+                endpoint.source
+            )));
         }
         .map_err(|e| unreachable(e.to_string()))?;
         let docker = tokio::time::timeout(Duration::from_secs(10), docker.negotiate_version())
@@ -361,7 +390,7 @@ impl Engine {
             .map_err(|e| unreachable(e.to_string()))?;
         Ok(Engine {
             docker,
-            host,
+            endpoint: endpoint.clone(),
             timeline: None,
         })
     }
@@ -383,20 +412,65 @@ impl Engine {
         Span::open(self.timeline.as_ref(), what)
     }
 
-    /// The engine's own version, e.g. "20.10.24".
-    pub async fn server_version(&self) -> Result<String> {
-        let _span = self.span(|| "version".into());
-        let v = self
-            .docker
-            .version()
-            .await
-            .map_err(self.fail("read its version"))?;
-        Ok(v.version.unwrap_or_else(|| "unknown".into()))
+    /// Which engine answers: product, version, rootless or not, and the name of the
+    /// machine it runs on.
+    pub async fn facts(&self) -> Result<EngineFacts> {
+        let _span = self.span(|| "version and info".into());
+        let (version, info) = futures_util::future::try_join(
+            async {
+                self.docker
+                    .version()
+                    .await
+                    .map_err(self.fail("read its version"))
+            },
+            async {
+                self.docker
+                    .info()
+                    .await
+                    .map_err(self.fail("read its facts"))
+            },
+        )
+        .await?;
+        let podman = version
+            .components
+            .iter()
+            .flatten()
+            .find(|c| c.name == "Podman Engine");
+        let (product, number) = match podman {
+            Some(c) => ("Podman", c.version.clone()),
+            None => ("Docker", version.version.clone().unwrap_or_default()),
+        };
+        let rootless = info
+            .security_options
+            .iter()
+            .flatten()
+            .any(|o| o.split(',').any(|part| part == "name=rootless"));
+        Ok(EngineFacts {
+            product,
+            version: if number.is_empty() {
+                "unknown".into()
+            } else {
+                number
+            },
+            api: self.api_version(),
+            rootless,
+            machine: info.name.unwrap_or_default(),
+        })
     }
 
     /// The address this client talks to.
     pub fn host(&self) -> &str {
-        &self.host
+        &self.endpoint.host
+    }
+
+    /// What chose the address: a context, `DOCKER_HOST`, a socket found.
+    pub fn source(&self) -> &endpoint::Source {
+        &self.endpoint.source
+    }
+
+    /// The address and what chose it.
+    pub fn endpoint(&self) -> &Endpoint {
+        &self.endpoint
     }
 
     /// The API version in use after negotiation.
@@ -409,7 +483,7 @@ impl Engine {
     /// bollard error itself as the source.
     fn fail(&self, action: impl Into<String>) -> impl FnOnce(BollardError) -> Error + '_ {
         let action = action.into();
-        move |e| failure(&self.host, action, e)
+        move |e| failure(&self.endpoint.host, action, e)
     }
 
     /// All containers (running or not) carrying every `label=value` given.
@@ -504,6 +578,7 @@ impl Engine {
             image: Some(job.image.clone()),
             entrypoint: Some(job.entrypoint.clone()),
             cmd: Some(Vec::new()),
+            user: job.user.clone(),
             env: Some(job.env.iter().map(|(k, v)| format!("{k}={v}")).collect()),
             labels: Some(job.labels.clone().into_iter().collect()),
             host_config: Some(HostConfig {
@@ -987,7 +1062,7 @@ impl Engine {
             tail: tail.map_or_else(|| "all".to_string(), |n| n.to_string()),
             ..Default::default()
         };
-        let host = self.host.clone();
+        let host = self.endpoint.host.clone();
         self.docker.logs(id, Some(options)).map(move |item| {
             item.map(|chunk| chunk.to_string())
                 .map_err(|e| failure(&host, "read logs".into(), e))

@@ -293,6 +293,7 @@ pub async fn learn(engine: &Engine, project: &Project, service: &UpgradeService<
             (labels::CHT_DEV_PROJECT.to_string(), project.name.clone()),
             (labels::CHT_DEV_ROLE.to_string(), ROLE.to_string()),
         ]),
+        user: None,
     };
     let finished = match engine.run_to_end(&job, LIMIT).await {
         Ok(f) => f,

@@ -8,6 +8,7 @@ pub mod images;
 pub mod interpolate;
 pub mod load;
 pub mod model;
+pub mod owned;
 pub mod readiness;
 pub mod reconcile;
 pub mod snapshot;

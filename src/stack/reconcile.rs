@@ -2,6 +2,7 @@
 //! compose would keep or replace, the certificate in nginx's volume, and the start order.
 
 use std::collections::BTreeMap;
+use std::path::Path;
 use std::sync::Arc;
 
 use futures_util::FutureExt;
@@ -368,9 +369,19 @@ async fn prepare_one(
         Some(c) => (c.id.clone(), c.state.is_running()),
         None => {
             for m in spec.mounts.iter().filter(|m| m.bind) {
-                // Made as the user, so `destroy` can remove it later; the engine would
-                // make it (as root) otherwise.
-                let _ = std::fs::create_dir_all(&m.source);
+                // A missing folder of the project's is made as the user, so `destroy` can
+                // remove it without the engine. Inside a folder a container's user owns
+                // (Nouveau's in CouchDB's), the engine makes it, as compose would.
+                // `up` refused missing sources elsewhere before changing anything.
+                let source = Path::new(&m.source);
+                if !source.exists() && source.starts_with(&project.dir) {
+                    match std::fs::create_dir_all(source) {
+                        Err(e) if e.kind() != std::io::ErrorKind::PermissionDenied => {
+                            return Err(Error::io("create", source)(e));
+                        }
+                        _ => {}
+                    }
+                }
             }
             match engine
                 .create_container(&container_config(spec, &labels))

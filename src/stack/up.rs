@@ -17,7 +17,7 @@ use super::status::{ServiceState, containers, rows_of, status_with};
 use super::teardown::pause_upgrade_service;
 use crate::docker::timeline::Span;
 use crate::docker::{Engine, ImageInfo, labels};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::home::Home;
 use crate::project::{Project, certs, render};
 use crate::report::Reporter;
@@ -86,6 +86,43 @@ pub fn unknown_hashes_note(why: &str) -> String {
     )
 }
 
+/// The bind mounts whose source is missing outside the project's folder (the socket of an
+/// engine that is not there, say), as (service, source, target). Missing folders inside
+/// the project are made when needed.
+pub fn missing_mount_sources(project: &Project, stacks: &Stacks) -> Vec<(String, String, String)> {
+    let mut missing = Vec::new();
+    for stack in [&stacks.cht, &stacks.upgrade] {
+        for spec in stack.services.values() {
+            for m in spec.mounts.iter().filter(|m| m.bind) {
+                let source = std::path::Path::new(&m.source);
+                if !source.exists() && !source.starts_with(&project.dir) {
+                    missing.push((spec.name.clone(), m.source.clone(), m.target.clone()));
+                }
+            }
+        }
+    }
+    missing
+}
+
+/// Refuses, before anything changes, a bind mount whose source is missing outside the
+/// project's folder on the engine's machine: the engine would make a folder there as
+/// root. Only this machine can be looked at: an engine in a VM (Docker Desktop, Colima)
+/// has its own `/var/run/docker.sock`.
+async fn check_mount_sources(engine: &Engine, project: &Project, stacks: &Stacks) -> Result<()> {
+    let missing = missing_mount_sources(project, stacks);
+    let Some((service, path, target)) = missing.into_iter().next() else {
+        return Ok(());
+    };
+    if !engine.facts().await?.runs_here() {
+        return Ok(());
+    }
+    Err(Error::MissingMountSource {
+        service,
+        path: path.into(),
+        target,
+    })
+}
+
 /// Brings the project up: images, network, volumes, containers in order, certificates,
 /// then waits for readiness (unless `opts.wait` is false).
 ///
@@ -101,6 +138,7 @@ pub async fn up(
     let step = |what: &'static str| Span::open(engine.timeline(), || format!("up: {what}"));
     let loading = step("read files, check the certificate");
     let stacks = load(project)?;
+    check_mount_sources(engine, project, &stacks).await?;
     let renewed = certs::renew_certificate(home, project)?;
     drop(loading);
     let cert_changed = renewed || opts.cert_replaced;

@@ -80,6 +80,42 @@ fn one_missing_image_is_named_and_nothing_runs() {
 }
 
 #[test]
+fn a_missing_engine_socket_is_named_and_never_made_a_folder() {
+    // A mount of something outside the project that is not there (on a Podman host, say,
+    // a hand-written path to /var/run/docker.sock).
+    let s = Stack::new("sock");
+    s.init();
+    let socket = s.cht.scratch().join("no-engine/docker.sock");
+    let text = s.edit(
+        "upgrade-service.yml",
+        "${CHT_DOCKER_SOCKET:-/var/run/docker.sock}:",
+        &format!("{}:", socket.display()),
+    );
+    let line = up(&s).one_line_error();
+    assert_eq!(
+        line,
+        format!(
+            "error: service cht-upgrade-service mounts {} at /var/run/docker.sock, which does not exist: start what makes it (for a socket, its engine) or change the mount in the compose file",
+            socket.display()
+        )
+    );
+    assert!(!socket.exists() && !socket.parent().expect("parent").exists());
+    assert!(s.all_containers().is_empty(), "nothing was created");
+    let doctor = s.cht.run(&["doctor"]);
+    assert_ne!(doctor.code, 0, "{doctor:#?}");
+    assert!(
+        doctor.stdout.lines().any(|l| l.starts_with("FAIL  mounts ")
+            && l.contains(&format!(
+                "mounts {} at /var/run/docker.sock, which does not exist",
+                socket.display()
+            ))),
+        "{doctor:#?}"
+    );
+    std::fs::write(s.dir().join("upgrade-service.yml"), text).expect("put it back");
+    up(&s).ok();
+}
+
+#[test]
 fn a_container_removed_by_hand_is_the_only_one_recreated() {
     let s = Stack::new("rm");
     s.up(&[]).ok();

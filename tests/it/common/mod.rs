@@ -13,6 +13,8 @@ pub struct ChtDev {
     dir: tempfile::TempDir,
     /// Where the home is inside `dir`.
     home_rel: PathBuf,
+    /// The unprivileged user runs are made as, with the binary copied where it can run it.
+    user: Option<(User, PathBuf)>,
     /// Extra environment for every run.
     envs: Vec<(String, String)>,
 }
@@ -78,8 +80,28 @@ impl ChtDev {
         ChtDev {
             dir: tempfile::tempdir().expect("temp dir"),
             home_rel: PathBuf::from(rel),
+            user: None,
             envs: Vec::new(),
         }
+    }
+
+    /// A fresh temporary home whose runs are made as [`TEST_USER`], an unprivileged member
+    /// of the `docker` group, as CHT developers run cht-dev: the folder is theirs, and so
+    /// is `HOME`.
+    pub fn as_test_user() -> ChtDev {
+        let user = test_user();
+        let mut cht = ChtDev::with_home("home");
+        let bin = cht.dir.path().join("bin/cht-dev");
+        std::fs::create_dir_all(bin.parent().expect("bin folder")).expect("mkdir");
+        std::fs::copy(env!("CARGO_BIN_EXE_cht-dev"), &bin).expect("copy the binary");
+        let home = cht.dir.path().join("user-home");
+        std::fs::create_dir(&home).expect("mkdir");
+        for path in [cht.dir.path(), home.as_path()] {
+            std::os::unix::fs::chown(path, Some(user.uid), Some(user.gid)).expect("chown");
+        }
+        cht.envs.push(("HOME".into(), home.display().to_string()));
+        cht.user = Some((user, bin));
+        cht
     }
 
     /// Adds an environment variable to every run.
@@ -105,7 +127,17 @@ impl ChtDev {
 
     /// The binary, ready to run with `--home` and a clean colour environment.
     pub fn command(&self) -> Command {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_cht-dev"));
+        let mut cmd = match &self.user {
+            None => Command::new(env!("CARGO_BIN_EXE_cht-dev")),
+            Some((user, bin)) => {
+                let mut cmd = Command::new("setpriv");
+                cmd.args(["--reuid", &user.uid.to_string(), "--regid"])
+                    .arg(user.gid.to_string())
+                    .args(["--init-groups", "--"])
+                    .arg(bin);
+                cmd
+            }
+        };
         cmd.arg("--home").arg(self.home());
         cmd.env_remove("CHT_DEV_HOME").env("NO_COLOR", "1");
         for (k, v) in &self.envs {
@@ -127,6 +159,51 @@ impl ChtDev {
         walk(&self.home(), &self.home(), &mut out);
         out
     }
+}
+
+/// The unprivileged user the non-root tests run cht-dev as; `scripts/test.sh` makes it
+/// (as root: `useradd --create-home --groups docker cht-dev-user`).
+pub const TEST_USER: &str = "cht-dev-user";
+
+/// A user's ids.
+#[derive(Debug, Clone, Copy)]
+pub struct User {
+    /// Its uid.
+    pub uid: u32,
+    /// Its primary gid.
+    pub gid: u32,
+}
+
+/// [`TEST_USER`], checked to exist, to be unprivileged and in the `docker` group, and this
+/// process checked to be root (only root can run commands as it); panics with the fix.
+pub fn test_user() -> User {
+    let id = |flag: &str| {
+        let out = Command::new("id")
+            .args([flag, TEST_USER])
+            .output()
+            .expect("id");
+        assert!(
+            out.status.success(),
+            "the non-root tests need the user {TEST_USER} in the docker group: run bash scripts/test.sh as root, or useradd --create-home --groups docker {TEST_USER}"
+        );
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    };
+    let user = User {
+        uid: id("-u").parse().expect("uid"),
+        gid: id("-g").parse().expect("gid"),
+    };
+    assert_ne!(user.uid, 0, "{TEST_USER} must not be root");
+    assert!(
+        id("-Gn").split_whitespace().any(|g| g == "docker"),
+        "{TEST_USER} must be in the docker group: usermod -aG docker {TEST_USER}"
+    );
+    let me = Command::new("id").arg("-u").output().expect("id");
+    assert_eq!(
+        String::from_utf8_lossy(&me.stdout).trim(),
+        "0",
+        "the non-root tests run cht-dev as {TEST_USER} through setpriv, which needs root"
+    );
+    user
 }
 
 /// Converts a process output into a [`Run`].
