@@ -46,6 +46,17 @@ for suite in trixie sid; do
   bash scripts/compose-v2.sh "$suite" >/dev/null
 done
 
+# Second engines, each in its own namespaces over a cached debootstrap root (the host's
+# engine and firewall untouched): the core set of engine tests runs against each. Stopped
+# when the tests end.
+if [ "$(id -u)" -eq 0 ]; then
+  command -v debootstrap >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq debootstrap >/dev/null
+  trap 'bash scripts/engines.sh down docker28' EXIT
+  bash scripts/engines.sh up docker28 >/dev/null
+else
+  echo "note: not root, so the second engines are not started; their tests fail, saying so" >&2
+fi
+
 if [ ! -x .venv/bin/check-jsonschema ] || [ ! -x .venv/bin/kubernetes-validate ]; then
   python3 -m venv .venv
   .venv/bin/pip install -q --disable-pip-version-check check-jsonschema kubernetes-validate

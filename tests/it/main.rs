@@ -6,6 +6,7 @@ mod cluster;
 mod coexist;
 mod common;
 mod engine;
+mod engines;
 mod export;
 mod faults;
 mod init;

@@ -102,7 +102,12 @@ fn couchdb_writes(path: &std::path::Path, text: &str) {
 
 #[test]
 fn a_normal_user_runs_every_command_with_container_owned_data() {
-    let cht = ChtDev::as_test_user();
+    normal_user_journey(ChtDev::as_test_user());
+}
+
+/// A normal user's whole round, on the engine `cht` runs on: CouchDB owns its data there,
+/// and nothing the user cannot remove is ever left behind.
+pub fn normal_user_journey(cht: ChtDev) {
     let user = crate::common::test_user();
     let s = Stack::in_home("nonroot", cht);
     let name = s.name.as_str();
@@ -237,11 +242,18 @@ fn docker_cli(config: &std::path::Path, args: &[&str]) -> crate::common::Run {
 fn docker_contexts_choose_the_engine_as_the_docker_cli_does() {
     crate::common::engine::require_docker();
     let cht = ChtDev::new();
-    let config = cht.scratch().join("docker-config");
-    std::fs::create_dir(&config).expect("mkdir");
     // The engine's socket under another path, so only the context can lead there.
     let socket = cht.scratch().join("engine.sock");
     std::os::unix::fs::symlink(cht_dev::docker::endpoint::STANDARD_SOCKET, &socket).expect("link");
+    contexts_journey(cht, socket, true);
+}
+
+/// Contexts made and chosen by the real docker CLI lead cht-dev to the engine at `socket`
+/// (the one `cht` runs on), or to a missing one; `standard` says whether that engine is
+/// also the one on the standard socket (the `default` context).
+pub fn contexts_journey(cht: ChtDev, socket: std::path::PathBuf, standard: bool) {
+    let config = cht.scratch().join("docker-config");
+    std::fs::create_dir(&config).expect("mkdir");
     let host = format!("unix://{}", socket.display());
     let missing = format!("unix://{}", cht.scratch().join("missing.sock").display());
     // Contexts made and chosen by the real docker CLI.
@@ -340,6 +352,10 @@ fn docker_contexts_choose_the_engine_as_the_docker_cli_does() {
             && line.contains("docker context ls"),
         "{line}"
     );
+    if !standard {
+        s.cmd("destroy", &["--yes"]).ok();
+        return;
+    }
     // `--context default` is the engine without a context: the standard socket, which the
     // upgrade service mounts again.
     s.cht.run(&["--context", "default", "status", name]).ok();

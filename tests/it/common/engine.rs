@@ -58,6 +58,98 @@ pub fn standin_images() {
     std::fs::write(&stamp, want).expect("stamp");
 }
 
+/// The stand-in images' tags and ids on the engine `docker` talks to, sorted.
+fn standin_ids(mut docker: Command) -> Vec<String> {
+    lines_of(docker.args([
+        "images",
+        "--no-trunc",
+        "--filter",
+        &format!("reference={REGISTRY}/*"),
+        "--format",
+        "{{.Repository}}:{{.Tag}} {{.ID}}",
+    ]))
+}
+
+/// A second engine of `scripts/engines.sh`, in its own mount, network and pid namespaces.
+#[derive(Debug, Clone)]
+pub struct SecondEngine {
+    /// Its name for `scripts/engines.sh` (`docker28`).
+    pub name: &'static str,
+    /// Its `DOCKER_HOST`.
+    pub host: String,
+}
+
+impl SecondEngine {
+    /// The engine `name`, which must be up (`scripts/test.sh` starts it; a test never
+    /// does), with the stand-in images loaded into it; fails clearly otherwise.
+    pub fn require(name: &'static str) -> SecondEngine {
+        standin_images();
+        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let run = run_tool(
+            Path::new("/bin/bash"),
+            &["scripts/engines.sh", "host", name],
+            root,
+        );
+        assert_eq!(
+            run.code, 0,
+            "these tests need the engine {name}: start it with `bash scripts/engines.sh up {name}` (scripts/test.sh does): {run:#?}"
+        );
+        let host = run
+            .stdout
+            .trim()
+            .strip_prefix("DOCKER_HOST=")
+            .expect("DOCKER_HOST=... from engines.sh host")
+            .to_string();
+        let engine = SecondEngine { name, host };
+        let lock_path = root.join(format!("target/standin-images-{name}.lock"));
+        let lock = std::fs::File::create(&lock_path).expect("lock file");
+        lock.lock().expect("lock");
+        let want = standin_ids(Command::new("docker"));
+        if standin_ids(engine.docker()) != want {
+            let tags: Vec<&str> = want
+                .iter()
+                .filter_map(|l| l.split_whitespace().next())
+                .collect();
+            let mut save = Command::new("docker")
+                .arg("save")
+                .args(&tags)
+                .stdout(std::process::Stdio::piped())
+                .spawn()
+                .expect("docker save");
+            let load = engine
+                .docker()
+                .args(["load", "-q"])
+                .stdin(save.stdout.take().expect("save's output"))
+                .output()
+                .expect("docker load");
+            let saved = save.wait().expect("docker save");
+            assert!(
+                saved.success() && load.status.success(),
+                "loading the stand-in images into {name} failed: {}",
+                String::from_utf8_lossy(&load.stderr)
+            );
+        }
+        engine
+    }
+
+    /// The docker CLI, talking to this engine.
+    pub fn docker(&self) -> Command {
+        let mut docker = Command::new("docker");
+        docker.env("DOCKER_HOST", &self.host);
+        docker
+    }
+
+    /// A command run in this engine's network (its published ports on localhost), with
+    /// DOCKER_HOST naming it unless the command's environment sets it.
+    pub fn exec(&self, program: &std::ffi::OsStr) -> Command {
+        let mut cmd = Command::new("bash");
+        cmd.arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/engines.sh"))
+            .args(["exec", self.name])
+            .arg(program);
+        cmd
+    }
+}
+
 /// Two ports free on this machine right now.
 pub fn free_ports() -> (u16, u16) {
     let a = std::net::TcpListener::bind("0.0.0.0:0").expect("bind");
@@ -226,7 +318,9 @@ impl Stack {
 
     /// Everything the upgrade service's container has logged (stdout and stderr).
     pub fn upgrade_logs(&self) -> String {
-        let out = Command::new("docker")
+        let out = self
+            .cht
+            .docker()
             .args(["logs", &self.upgrade_container()])
             .output()
             .expect("docker logs");
@@ -258,7 +352,7 @@ impl Stack {
     /// The CHT project's containers as `name id`, sorted: equal lists mean nothing was
     /// recreated.
     pub fn ids(&self) -> Vec<String> {
-        docker_names(&[
+        self.cht.docker_names(&[
             "ps",
             "-a",
             "--no-trunc",
@@ -272,7 +366,9 @@ impl Stack {
     /// A label of a container.
     pub fn label(&self, container: &str, label: &str) -> String {
         let format = format!("{{{{index .Config.Labels \"{label}\"}}}}");
-        let out = Command::new("docker")
+        let out = self
+            .cht
+            .docker()
             .args(["inspect", "--format", &format, container])
             .output()
             .expect("docker inspect");
@@ -291,7 +387,7 @@ impl Stack {
 
     /// Container names carrying `label=value`, sorted.
     pub fn containers(&self, label: &str, value: &str) -> Vec<String> {
-        docker_names(&[
+        self.cht.docker_names(&[
             "ps",
             "-a",
             "--filter",
@@ -315,21 +411,24 @@ impl Stack {
     /// Whether the project's network (`<NAME>-cht-net`) exists.
     pub fn network_exists(&self) -> bool {
         let filter = format!("name=^{}-cht-net$", self.name);
-        !docker_names(&[
-            "network",
-            "ls",
-            "--filter",
-            &filter,
-            "--format",
-            "{{.Name}}",
-        ])
-        .is_empty()
+        !self
+            .cht
+            .docker_names(&[
+                "network",
+                "ls",
+                "--filter",
+                &filter,
+                "--format",
+                "{{.Name}}",
+            ])
+            .is_empty()
     }
 
     /// Volumes labelled as belonging to the project's compose project, sorted.
     pub fn volumes(&self) -> Vec<String> {
         let filter = format!("label=com.docker.compose.project={}", self.name);
-        docker_names(&["volume", "ls", "--filter", &filter, "--format", "{{.Name}}"])
+        self.cht
+            .docker_names(&["volume", "ls", "--filter", &filter, "--format", "{{.Name}}"])
     }
 
     /// GET over HTTPS with curl, trusting only the home CA; returns (status, body).
@@ -337,10 +436,9 @@ impl Stack {
         let curl = tool("curl", "apt-get install curl");
         let url = format!("https://localhost:{}{path}", self.https);
         let ca = self.ca();
-        let run = run_tool(
+        let run = self.cht.in_network(
             &curl,
             &["-sS", "--cacert", &ca, "-w", "\n%{http_code}", &url],
-            Path::new("/"),
         );
         assert_eq!(run.code, 0, "curl {url}: {run:#?}");
         let (body, status) = run.stdout.rsplit_once('\n').expect("status line");
@@ -351,12 +449,12 @@ impl Stack {
     pub fn curl_http_status(&self) -> String {
         let curl = tool("curl", "apt-get install curl");
         let url = format!("http://localhost:{}/", self.http);
-        run_tool(
-            &curl,
-            &["-s", "-o", "/dev/null", "-w", "%{http_code}", &url],
-            Path::new("/"),
-        )
-        .stdout
+        self.cht
+            .in_network(
+                &curl,
+                &["-s", "-o", "/dev/null", "-w", "%{http_code}", &url],
+            )
+            .stdout
     }
 }
 
@@ -370,7 +468,12 @@ impl Drop for Stack {
 
 /// Runs a docker CLI listing and returns its lines sorted.
 pub fn docker_names(args: &[&str]) -> Vec<String> {
-    let out = Command::new("docker").args(args).output().expect("docker");
+    lines_of(Command::new("docker").args(args))
+}
+
+/// Runs a docker CLI listing and returns its lines sorted.
+pub fn lines_of(command: &mut Command) -> Vec<String> {
+    let out = command.output().expect("docker");
     let mut names: Vec<String> = String::from_utf8_lossy(&out.stdout)
         .lines()
         .filter(|l| !l.is_empty())

@@ -15,6 +15,8 @@ pub struct ChtDev {
     home_rel: PathBuf,
     /// The unprivileged user runs are made as, with the binary copied where it can run it.
     user: Option<(User, PathBuf)>,
+    /// The second engine runs are made on, in its network, if not the host's.
+    engine: Option<engine::SecondEngine>,
     /// Extra environment for every run.
     envs: Vec<(String, String)>,
 }
@@ -81,6 +83,7 @@ impl ChtDev {
             dir: tempfile::tempdir().expect("temp dir"),
             home_rel: PathBuf::from(rel),
             user: None,
+            engine: None,
             envs: Vec::new(),
         }
     }
@@ -102,6 +105,39 @@ impl ChtDev {
         cht.envs.push(("HOME".into(), home.display().to_string()));
         cht.user = Some((user, bin));
         cht
+    }
+
+    /// These runs, on the second engine `e` and in its network.
+    pub fn on_engine(mut self, e: &engine::SecondEngine) -> ChtDev {
+        self.engine = Some(e.clone());
+        self
+    }
+
+    /// The docker CLI, talking to the engine runs are made on.
+    pub fn docker(&self) -> Command {
+        match &self.engine {
+            None => Command::new("docker"),
+            Some(e) => e.docker(),
+        }
+    }
+
+    /// A docker CLI listing on the engine runs are made on, its lines sorted.
+    pub fn docker_names(&self, args: &[&str]) -> Vec<String> {
+        engine::lines_of(self.docker().args(args))
+    }
+
+    /// Runs `program` (a client such as curl) where runs are made: in the second
+    /// engine's network when there is one.
+    pub fn in_network(&self, program: &Path, args: &[&str]) -> Run {
+        match &self.engine {
+            None => run_tool(program, args, Path::new("/")),
+            Some(e) => to_run(
+                e.exec(program.as_os_str())
+                    .args(args)
+                    .output()
+                    .expect("run in the engine's network"),
+            ),
+        }
     }
 
     /// Adds an environment variable to every run.
@@ -127,10 +163,14 @@ impl ChtDev {
 
     /// The binary, ready to run with `--home` and a clean colour environment.
     pub fn command(&self) -> Command {
+        let program = |p: &std::ffi::OsStr| match &self.engine {
+            None => Command::new(p),
+            Some(e) => e.exec(p),
+        };
         let mut cmd = match &self.user {
-            None => Command::new(env!("CARGO_BIN_EXE_cht-dev")),
+            None => program(std::ffi::OsStr::new(env!("CARGO_BIN_EXE_cht-dev"))),
             Some((user, bin)) => {
-                let mut cmd = Command::new("setpriv");
+                let mut cmd = program(std::ffi::OsStr::new("setpriv"));
                 cmd.args(["--reuid", &user.uid.to_string(), "--regid"])
                     .arg(user.gid.to_string())
                     .args(["--init-groups", "--"])

@@ -1,0 +1,153 @@
+#!/usr/bin/env bash
+# Second container engines for the tests, each in its own mount, network and pid namespace
+# over a Debian root made by debootstrap: the host's engine, firewall and apt sources are
+# never touched.
+#   scripts/engines.sh up NAME             start it (once); last line: DOCKER_HOST=unix:///...
+#   scripts/engines.sh exec NAME CMD...    run CMD with the host's files at the same paths and
+#                                          NAME's network (its published ports on localhost),
+#                                          with DOCKER_HOST set to NAME's socket
+#   scripts/engines.sh down NAME           stop it and everything it runs
+#   scripts/engines.sh host NAME           print its DOCKER_HOST (non-zero if it is not up)
+# NAME: docker28 (sid's Docker Engine 28.x). Needs root, debootstrap, unshare and nsenter.
+#
+# How: the root is made once with `debootstrap --variant=minbase` from the Debian archive
+# apt already uses, and cached in .cache/engines/NAME (git ignores it; CHT_DEV_CACHE moves
+# it). `unshare --mount --net --pid --fork` starts a shell that binds /proc, /sys, /dev and
+# the host's /tmp into the root, `pivot_root`s into it (chroot would let `exec` land in the
+# host's files), and runs the engine with its own data root, exec root, pid file and a
+# socket under /tmp/cht-dev-engines/NAME/, which the host sees at the same path. Its
+# bridge and NAT rules live in its own network namespace. Test homes live under /tmp, so
+# the paths compose files bind-mount are the same for the host, cht-dev and the engine.
+set -euo pipefail
+root_dir="$(cd "$(dirname "$0")/.." && pwd)"
+cache="${CHT_DEV_CACHE:-$root_dir/.cache}/engines"
+state_base=/tmp/cht-dev-engines
+say() { echo "engines.sh: $*" >&2; }
+die() { say "$*"; exit 1; }
+usage() { die "usage: engines.sh up|down|host NAME, or engines.sh exec NAME CMD..."; }
+
+[ "$#" -ge 2 ] || usage
+action=$1 name=$2
+shift 2
+case "$name" in
+  docker28) suite=sid packages=docker.io,iptables,iproute2,ca-certificates ;;
+  *) die "unknown engine $name: docker28" ;;
+esac
+state="$state_base/$name"
+socket="$state/docker.sock"
+host="unix://$socket"
+
+# Whether the engine answers on its socket.
+answers() {
+  [ -S "$socket" ] && curl -sf --max-time 5 --unix-socket "$socket" http://engine/_ping >/dev/null 2>&1
+}
+
+# The process whose namespaces are the engine's (the unshare process), if it runs.
+engine_pid() {
+  local pid
+  pid=$(cat "$state/pid" 2>/dev/null) || return 1
+  [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null && echo "$pid"
+}
+
+make_root() {
+  local rootfs=$1 mirror
+  [ -x "$rootfs/usr/sbin/dockerd" ] && return 0
+  command -v debootstrap >/dev/null || {
+    [ "$(id -u)" -eq 0 ] || die "needs debootstrap: sudo apt-get install debootstrap"
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq debootstrap >/dev/null
+  }
+  . /etc/os-release
+  mirror=$(apt-get indextargets --format '$(REPO_URI) $(RELEASE)' 'Created-By: Packages' 2>/dev/null \
+    | awk -v c="${VERSION_CODENAME:-}" '$2 == c { print $1; exit }')
+  [ -n "$mirror" ] || die "no Debian archive found in apt's sources to debootstrap from"
+  say "making a $suite root for $name in $rootfs (once; cached)"
+  rm -rf "$rootfs.new"
+  mkdir -p "$(dirname "$rootfs")"
+  if ! debootstrap --variant=minbase --include="$packages" "$suite" "$rootfs.new" "$mirror" \
+    > "$cache/$name-debootstrap.log" 2>&1; then
+    tail -5 "$cache/$name-debootstrap.log" >&2
+    die "debootstrap of $suite failed (log: $cache/$name-debootstrap.log)"
+  fi
+  rm -rf "$rootfs"
+  mv "$rootfs.new" "$rootfs"
+}
+
+up() {
+  [ "$(id -u)" -eq 0 ] || die "starting an engine needs root"
+  for tool in unshare nsenter pivot_root curl; do
+    command -v "$tool" >/dev/null || die "needs $tool"
+  done
+  if answers && engine_pid >/dev/null; then
+    echo "DOCKER_HOST=$host"
+    return 0
+  fi
+  down_quietly
+  local rootfs="$cache/$name"
+  make_root "$rootfs"
+  mkdir -p "$state"
+  chmod 755 "$state_base" "$state"
+  local gid
+  gid=$(getent group docker | cut -d: -f3) || gid=0
+  # The shell inside: PID 1 of the new pid namespace; it reaps, and its end ends all.
+  local inside="
+    set -e
+    ip link set lo up
+    mount --bind '$rootfs' '$rootfs'
+    mount -t proc proc '$rootfs/proc'
+    mount --rbind /sys '$rootfs/sys'
+    mount --rbind /dev '$rootfs/dev'
+    mount --rbind /tmp '$rootfs/tmp'
+    mkdir -p '$rootfs/.host'
+    cd '$rootfs'
+    pivot_root . .host
+    umount -l /.host
+    dockerd --data-root /var/lib/docker --exec-root /run/docker-exec \
+      --pidfile /run/dockerd.pid -H '$host' --group $gid \
+      --storage-driver overlay2 &
+    trap 'kill -TERM \$! 2>/dev/null; wait' TERM INT
+    wait
+  "
+  unshare --mount --net --pid --fork --kill-child=SIGTERM --propagation private \
+    bash -c "$inside" > "$state/engine.log" 2>&1 < /dev/null &
+  echo $! > "$state/pid"
+  for _ in $(seq 1 120); do
+    answers && break
+    engine_pid >/dev/null || { tail -20 "$state/engine.log" >&2; die "$name exited while starting"; }
+    sleep 0.5
+  done
+  answers || { tail -20 "$state/engine.log" >&2; die "$name did not answer within 60 s"; }
+  say "$name: $(curl -s --unix-socket "$socket" http://engine/version | grep -o '"Version":"[^"]*"' | head -1)"
+  echo "DOCKER_HOST=$host"
+}
+
+down_quietly() {
+  local pid
+  pid=$(engine_pid) || { rm -f "$state/pid"; return 0; }
+  # The namespace's PID 1 stops the engine and waits for it; unshare ends with it.
+  local init
+  init=$(pgrep -P "$pid" | head -1 || true)
+  kill -TERM "${init:-$pid}" 2>/dev/null || true
+  for _ in $(seq 1 60); do
+    kill -0 "$pid" 2>/dev/null || break
+    sleep 0.5
+  done
+  [ -z "$init" ] || kill -KILL "$init" 2>/dev/null || true
+  kill -KILL "$pid" 2>/dev/null || true
+  rm -f "$state/pid" "$socket"
+}
+
+case "$action" in
+  up) up ;;
+  down) down_quietly ;;
+  host)
+    answers || die "$name is not up: scripts/engines.sh up $name"
+    echo "DOCKER_HOST=$host"
+    ;;
+  exec)
+    [ "$#" -ge 1 ] || usage
+    answers || die "$name is not up: scripts/engines.sh up $name"
+    pid=$(engine_pid) || die "$name is not up: scripts/engines.sh up $name"
+    exec nsenter --net="/proc/$pid/ns/net" -- env DOCKER_HOST="${DOCKER_HOST-$host}" "$@"
+    ;;
+  *) usage ;;
+esac

@@ -1,0 +1,86 @@
+//! The core set of engine tests, run against each second engine of `scripts/engines.sh`
+//! (started by `scripts/test.sh`, each in its own namespaces): what CHT developers run
+//! beside Debian's Docker 20.10.
+
+use crate::common::ChtDev;
+use crate::common::engine::{SecondEngine, Stack};
+use crate::platforms::{contexts_journey, normal_user_journey};
+
+/// up, HTTPS through nginx, up again keeping every container, status, logs, the upgrade
+/// service's boot keeping every container, a snapshot round trip, stop, down, destroy.
+fn core_set(engine: &SecondEngine, product: &str) {
+    let s = Stack::in_home("core", ChtDev::new().on_engine(engine));
+    let name = s.name.as_str();
+    s.up(&[]).ok();
+    assert_eq!(s.curl_https("/").0, "200");
+    assert_eq!(s.curl_http_status(), "301");
+    let doctor = s.cht.run(&["doctor"]);
+    assert!(
+        doctor
+            .stdout
+            .contains(&format!("{} (DOCKER_HOST) answers: {product}", engine.host)),
+        "{doctor:#?}"
+    );
+
+    let ids = s.ids();
+    assert_eq!(ids.len(), 6, "{ids:?}");
+    s.up(&[]).ok();
+    assert_eq!(s.ids(), ids, "up again keeps every container");
+    let status = s.cmd("status", &["--json"]).ok();
+    let json: serde_json::Value = serde_json::from_str(&status.stdout).expect("json");
+    assert_eq!(json["state"], "running", "{json}");
+    let logs = s.cmd("logs", &["couchdb", "--tail", "5"]).ok();
+    assert!(logs.code == 0, "{logs:#?}");
+    let boot = s.wait_boots(1);
+    assert!(boot.contains("startup: done (exit 0)"), "{boot}");
+    assert_eq!(s.ids(), ids, "the upgrade service's boot kept them: {boot}");
+
+    let data = s.dir().join("couchdb");
+    std::fs::write(data.join("keep-me"), "data").expect("marker");
+    s.cht
+        .run(&["snapshot", "create", name, "--label", "core"])
+        .ok();
+    std::fs::remove_file(data.join("keep-me")).expect("rm");
+    s.cht
+        .run(&["snapshot", "restore", name, "core", "--yes"])
+        .ok();
+    assert!(data.join("keep-me").is_file());
+    assert_eq!(s.curl_https("/").0, "200");
+
+    s.cmd("stop", &[]).ok();
+    let status = s.cmd("status", &["--json"]).ok();
+    let json: serde_json::Value = serde_json::from_str(&status.stdout).expect("json");
+    assert_eq!(json["state"], "stopped", "{json}");
+    s.up(&[]).ok();
+    assert_eq!(s.curl_https("/").0, "200");
+    s.cmd("down", &[]).ok();
+    assert!(s.all_containers().is_empty());
+    assert!(!s.volumes().is_empty(), "down keeps volumes");
+    assert!(data.join("keep-me").is_file(), "down keeps data");
+    s.cmd("destroy", &["--yes"]).ok();
+    assert!(!s.dir().exists());
+    assert!(s.volumes().is_empty());
+    assert!(!s.network_exists());
+}
+
+#[test]
+fn docker28_runs_the_core_set() {
+    core_set(&SecondEngine::require("docker28"), "Docker 28.");
+}
+
+#[test]
+fn docker28_serves_a_normal_user_with_container_owned_data() {
+    let engine = SecondEngine::require("docker28");
+    normal_user_journey(ChtDev::as_test_user().on_engine(&engine));
+}
+
+#[test]
+fn docker28_is_reached_through_a_docker_context() {
+    let engine = SecondEngine::require("docker28");
+    let socket = engine
+        .host
+        .strip_prefix("unix://")
+        .expect("a unix socket")
+        .into();
+    contexts_journey(ChtDev::new().on_engine(&engine), socket, false);
+}
