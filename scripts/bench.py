@@ -7,7 +7,12 @@ docker-compose (v1), openssl, /usr/bin/time, the packages scripts/standin-images
 and apt-get/dpkg-deb for compose v2 (scripts/compose-v2.sh fetches Debian trixie's, the
 version the stand-in upgrade service carries, so the two composes agree on hashes).
 
-  scripts/bench.sh [--runs N] [--write BENCHMARKS.md]
+  scripts/bench.sh [--runs N] [--write BENCHMARKS.md] [--engine docker28]
+
+With --engine NAME the whole benchmark runs on a second engine of scripts/engines.sh (started
+if needed; needs root), inside its network namespace, and --write fills that engine's own
+block of BENCHMARKS.md: `up`, and `up` of an unchanged running stack, each against compose v2
+on the same engine.
 """
 import argparse
 import http.client
@@ -135,7 +140,15 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--runs", type=int, default=5)
     ap.add_argument("--write", metavar="FILE")
+    ap.add_argument("--engine", metavar="NAME", help="a second engine of scripts/engines.sh, e.g. docker28")
     args = ap.parse_args()
+    engines = os.path.join(ROOT, "scripts", "engines.sh")
+    if args.engine and os.environ.get("CHT_DEV_BENCH_ENGINE") != args.engine:
+        # Again, inside the engine's network (its ports on localhost) and talking to it.
+        run(["bash", engines, "up", args.engine])
+        os.execvp("bash", ["bash", engines, "exec", args.engine, "env",
+                           f"CHT_DEV_BENCH_ENGINE={args.engine}", sys.executable,
+                           os.path.abspath(__file__)] + sys.argv[1:])
     for tool in ("docker", "docker-compose", "openssl", "/usr/bin/time"):
         if not shutil.which(tool):
             sys.exit(f"missing {tool}")
@@ -320,7 +333,9 @@ def main():
     print()
     for name, value, target in rows:
         print(f"{name:<{width}}  {value:>9}  {target}")
-    if args.write:
+    if args.write and args.engine:
+        write_engine_block(args, med, ratio, v2)
+    elif args.write:
         docker_v = run(["docker", "version", "--format", "{{.Server.Version}} (API {{.Server.APIVersion}})"]).stdout.strip()
         compose_v = run(["docker-compose", "version", "--short"]).stdout.strip()
         compose_v2 = run([v2, "version", "--short"]).stdout.strip()
@@ -350,6 +365,41 @@ def main():
         with open(args.write, "w") as f:
             f.write(text)
         print(f"\nwrote {args.write}")
+
+
+def write_engine_block(args, med, ratio, v2):
+    """Writes (or replaces) the engine's own block of the benchmark file."""
+    docker_v = run(["docker", "version", "--format", "{{.Server.Version}} (API {{.Server.APIVersion}})"]).stdout.strip()
+    compose_v2 = run([v2, "version", "--short"]).stdout.strip()
+    start, end = f"<!-- bench:{args.engine}:start", f"<!-- bench:{args.engine}:end -->"
+    rows = [
+        ("`cht-dev up` (nothing to HTTPS-ready)", f"{med['cht_up']:.2f} s"),
+        ("compose v2 `up -d` + same readiness poll", f"{med['v2_up']:.2f} s"),
+        ("up / compose v2", ratio("cht_up", "v2_up")),
+        ("`cht-dev up` on a running, unchanged stack", f"{med['cht_again'] * 1000:.0f} ms"),
+        ("compose v2 `up -d` on it (CHT, then upgrade service)", f"{med['v2_again'] * 1000:.0f} ms"),
+        ("up again / compose v2", ratio("cht_again", "v2_again")),
+    ]
+    lines = [
+        f"{start} (written by scripts/bench.py --engine {args.engine}; edit outside these markers) -->",
+        f"On `{args.engine}` (`scripts/engines.sh`): Docker Engine {docker_v} in its own namespaces, "
+        f"compose v2 {compose_v2}, measured by `scripts/bench.sh --runs {args.runs} --engine {args.engine} "
+        f"--write BENCHMARKS.md` on {time.strftime('%Y-%m-%d')}, medians of {args.runs} alternating runs.",
+        "",
+        "| measure | median |",
+        "|---|---:|",
+    ] + [f"| {name} | {value} |" for name, value in rows] + [end]
+    block = "\n".join(lines)
+    with open(args.write) as f:
+        text = f.read()
+    pattern = re.escape(start) + r".*?" + re.escape(end)
+    if re.search(pattern, text, flags=re.S):
+        text = re.sub(pattern, lambda _: block, text, flags=re.S)
+    else:
+        text = text.rstrip("\n") + "\n\n" + block + "\n"
+    with open(args.write, "w") as f:
+        f.write(text)
+    print(f"\nwrote the {args.engine} block of {args.write}")
 
 
 if __name__ == "__main__":
