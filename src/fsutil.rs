@@ -267,11 +267,14 @@ fn leftover_pid(name: &str) -> Option<i32> {
 
 /// Removes from `dir` the staging folders and half-written files of cht-dev processes that
 /// are gone (killed part-way), which may hold passwords. Best effort: what cannot be
-/// removed stays for the next command; a live process's work is never touched.
-pub fn sweep_leftovers(dir: &Path) {
+/// removed stays for the next command; a live process's work is never touched. Returns
+/// what this user may not remove (files a container's user wrote, such as CouchDB data set
+/// aside by a killed restore), for a caller with an engine to remove.
+pub fn sweep_leftovers(dir: &Path) -> Vec<PathBuf> {
     let Ok(entries) = fs::read_dir(dir) else {
-        return;
+        return Vec::new();
     };
+    let mut denied = Vec::new();
     for entry in entries.flatten() {
         let name = entry.file_name();
         let Some(pid) = name.to_str().and_then(leftover_pid) else {
@@ -281,12 +284,17 @@ pub fn sweep_leftovers(dir: &Path) {
             continue;
         }
         let path = entry.path();
-        let _ = match entry.file_type() {
+        let removed = match entry.file_type() {
             Ok(t) if t.is_dir() => fs::remove_dir_all(&path),
             Ok(_) => fs::remove_file(&path),
             Err(_) => continue,
         };
+        if matches!(&removed, Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied) {
+            denied.push(path);
+        }
     }
+    denied.sort();
+    denied
 }
 
 /// A folder being filled before it is moved into place; removed on drop unless committed.

@@ -91,15 +91,22 @@ impl Home {
     }
 
     /// Removes what killed cht-dev processes left behind: staging folders in the home, and
-    /// half-written files in each project's folders.
+    /// half-written files in each project's folders (see [`Home::sweep_project`]).
     pub fn sweep_leftovers(&self) {
         crate::fsutil::sweep_leftovers(&self.root);
         for name in self.folders_holding(".env").unwrap_or_default() {
-            let dir = self.project_dir(&name);
-            for sub in ["", "compose", "certs", "couchdb", "snapshots"] {
-                crate::fsutil::sweep_leftovers(&dir.join(sub));
-            }
+            self.sweep_project(&name);
         }
+    }
+
+    /// Removes what killed cht-dev processes left in project `name`'s folders; returns
+    /// what this user may not remove (a container's user owns it).
+    pub fn sweep_project(&self, name: &str) -> Vec<PathBuf> {
+        let dir = self.project_dir(name);
+        ["", "compose", "certs", "couchdb", "snapshots"]
+            .iter()
+            .flat_map(|sub| crate::fsutil::sweep_leftovers(&dir.join(sub)))
+            .collect()
     }
 
     /// Names of the folders in this home that hold `file` (e.g. a project's `.env`), sorted.

@@ -5,11 +5,13 @@ use std::time::{Duration, Instant};
 use crate::docker::Engine;
 use crate::docker::endpoint;
 use crate::error::{Error, Result};
+use crate::home::Home;
 use crate::printer::{Printer, Report, Tone};
 use crate::project::{self, InitOptions, Project};
 use crate::report;
 use crate::settings::Settings;
 use crate::stack::images::PullPolicy;
+use crate::stack::owned;
 use crate::stack::status::ServiceState;
 use crate::stack::up::{self as stack_up, UpOptions};
 use crate::tls::CaFiles;
@@ -146,6 +148,36 @@ async fn fit_engine(engine: &Engine, project: &mut Project, notes: &mut Vec<Stri
     Ok(())
 }
 
+/// Removes, through the engine, what a killed command left in the project that a
+/// container's user owns (the previous data a killed `snapshot restore` had set aside),
+/// which the sweep of every command cannot remove; says so when it did.
+async fn sweep_owned_leftovers(
+    engine: &Engine,
+    home: &Home,
+    project: &Project,
+) -> Result<Option<String>> {
+    let stuck = home.sweep_project(&project.name);
+    if stuck.is_empty() {
+        return Ok(None);
+    }
+    let image = super::engine::data_image(project);
+    for path in &stuck {
+        let (Some(parent), Some(entry)) = (path.parent(), path.file_name()) else {
+            continue;
+        };
+        let names = [entry.to_owned()];
+        owned::remove_with(engine, &project.name, image.as_deref(), parent, &names).await?;
+    }
+    Ok(Some(format!(
+        "removed what an interrupted command left behind, owned by a container's user: {}",
+        stuck
+            .iter()
+            .map(|p| p.display().to_string())
+            .collect::<Vec<_>>()
+            .join(", ")
+    )))
+}
+
 /// Runs `up`.
 pub fn run(settings: &Settings, req: &UpRequest) -> Result<Up> {
     let home = settings.home()?;
@@ -195,6 +227,7 @@ pub fn run(settings: &Settings, req: &UpRequest) -> Result<Up> {
         let mut project = project;
         let mut notes = super::tidy_compose_folder(&project)?;
         fit_engine(&engine, &mut project, &mut notes).await?;
+        notes.extend(sweep_owned_leftovers(&engine, &home, &project).await?);
         let reporter = report::for_terminal(p.is_quiet());
         let opts = UpOptions {
             pull: req.pull,

@@ -160,6 +160,33 @@ pub async fn apply(
     Ok(())
 }
 
+/// Removes the entries `names` of `parent` through the engine with `image`; with no image
+/// known, an error naming them and the command that removes them by hand.
+pub async fn remove_with(
+    engine: &Engine,
+    project: &str,
+    image: Option<&str>,
+    parent: &Path,
+    names: &[OsString],
+) -> Result<()> {
+    let Some(first) = names.first() else {
+        return Ok(());
+    };
+    match image {
+        Some(image) => apply(engine, project, image, parent, names, Change::Remove).await,
+        None => {
+            let paths: Vec<PathBuf> = names.iter().map(|n| parent.join(n)).collect();
+            Err(Error::ContainerOwned {
+                action: "remove",
+                path: parent.join(first),
+                owner: std::fs::symlink_metadata(parent.join(first)).map_or(0, |m| m.uid()),
+                reason: "no image of the project is known to remove it with".into(),
+                fallback: Change::Remove.by_hand(&paths),
+            })
+        }
+    }
+}
+
 /// Removes the entries of `dir` other than `last` (each whole, through the engine when
 /// containers own them), then `last` and `dir` itself: until the very end, `last` is
 /// there (a project's `.env`, which is what makes it a project), so a removal that fails
@@ -184,24 +211,9 @@ pub async fn remove_folder(
         .filter(|n| n.as_os_str() != last)
         .partition(|n| keep_until_engine.iter().any(|k| n.as_os_str() == *k));
     let stuck = remove_entries(dir, &now)?;
-    if !stuck.is_empty() {
-        let paths: Vec<PathBuf> = stuck.iter().map(|n| dir.join(n)).collect();
-        let Some(image) = image else {
-            let owner = std::fs::symlink_metadata(&paths[0]).map_or(0, |m| m.uid());
-            return Err(Error::ContainerOwned {
-                action: "remove",
-                path: paths[0].clone(),
-                owner,
-                reason: "no image of the project is known to remove it with".into(),
-                fallback: Change::Remove.by_hand(&paths),
-            });
-        };
-        apply(engine, project, image, dir, &stuck, Change::Remove).await?;
-    }
+    remove_with(engine, project, image, dir, &stuck).await?;
     let stuck = remove_entries(dir, &later)?;
-    if let Some(image) = image.filter(|_| !stuck.is_empty()) {
-        apply(engine, project, image, dir, &stuck, Change::Remove).await?;
-    }
+    remove_with(engine, project, image, dir, &stuck).await?;
     let last = dir.join(last);
     match std::fs::remove_file(&last) {
         Err(e) if e.kind() != std::io::ErrorKind::NotFound => {

@@ -154,6 +154,27 @@ pub fn normal_user_journey(cht: ChtDev) {
     assert!(leftovers.is_empty(), "{leftovers:?}");
     assert_eq!(s.curl_https("/").0, "200");
 
+    // A restore killed after its swap leaves the previous data aside, CouchDB's, which no
+    // sweep by the user can remove: the next `up` removes it through the engine, and says so.
+    let mut child = std::process::Command::new("true").spawn().expect("spawn");
+    let dead = child.id();
+    child.wait().expect("wait");
+    let aside = s.dir().join(format!(".staging-restore-data-{dead}"));
+    std::fs::create_dir(&aside).expect("mkdir");
+    couchdb_writes(&aside.join("old.couch"), "old");
+    std::os::unix::fs::chown(&aside, Some(COUCHDB_UID), Some(COUCHDB_UID)).expect("chown");
+    s.cht.run(&["ls"]).ok();
+    assert!(aside.exists(), "the user's own sweep cannot remove it");
+    let again = s.up(&[]).ok();
+    assert!(
+        again.stderr.contains(&format!(
+            "note: removed what an interrupted command left behind, owned by a container's user: {}",
+            aside.display()
+        )),
+        "{again:#?}"
+    );
+    assert!(!aside.exists());
+
     // upgrade keeps the data; down keeps it too.
     s.cht
         .run(&["upgrade", name, "--cht-version", "5.2.0", "--timeout", "60"])
