@@ -112,14 +112,14 @@ pub fn system_trusts(_ca_pem: &str) -> Option<bool> {
 }
 
 /// Whether every bind mount's source is there on the engine's machine (the upgrade
-/// service's engine socket above all), and whether that socket is this engine's.
-async fn mounts_check(engine: &Engine, project: &Project) -> Option<Check> {
-    let label = format!("mounts {}", project.name);
-    let stacks = crate::stack::load::load(project).ok()?;
-    let here = engine.facts().await.map(|f| f.runs_here()).unwrap_or(true);
+/// service's engine socket above all), and whether that socket is this engine's; only for
+/// an engine that runs `here`, whose paths are this machine's.
+fn mounts_check(engine: &Engine, here: bool, project: &Project) -> Option<Check> {
     if !here {
         return None;
     }
+    let label = format!("mounts {}", project.name);
+    let stacks = crate::stack::load::load(project).ok()?;
     if let Some((service, path, target)) =
         missing_mount_sources(project, &stacks).into_iter().next()
     {
@@ -207,10 +207,15 @@ async fn upgrade_check(engine: &Engine, project: &Project) -> Result<Check> {
 /// Runs every check.
 pub async fn checks(settings: &Settings, home: &Home) -> Result<Vec<Check>> {
     let mut out = Vec::new();
+    // Whether the engine runs on this machine, so its paths are this machine's.
+    let mut here = true;
     let engine = match super::engine::connect(settings).await {
         Ok(engine) => {
             let (verdict, detail) = match engine.facts().await {
-                Ok(facts) => (Verdict::Ok, facts.to_string()),
+                Ok(facts) => {
+                    here = facts.runs_here();
+                    (Verdict::Ok, facts.to_string())
+                }
                 Err(e) => (Verdict::Warn, format!("its facts could not be read: {e}")),
             };
             out.push(check(
@@ -283,7 +288,7 @@ pub async fn checks(settings: &Settings, home: &Home) -> Result<Vec<Check>> {
             }
         }
         if let Some(engine) = &engine {
-            out.extend(mounts_check(engine, &project).await);
+            out.extend(mounts_check(engine, here, &project));
             out.push(upgrade_check(engine, &project).await?);
         }
         let label = format!("project {name}");

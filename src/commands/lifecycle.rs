@@ -119,8 +119,8 @@ pub fn destroy(settings: &Settings, name: &str, yes: bool) -> Result<Destroyed> 
         teardown::down(&engine, &project, reporter.as_ref()).await?;
         teardown::remove_volumes(&engine, name, reporter.as_ref()).await?;
         // `.env` goes last, and the compose files (which name the image the engine
-        // removes with) only once the engine has removed what containers own: a destroy that fails part-way leaves a project that `ls` lists
-        // and `destroy` finishes.
+        // removes with) only once the engine has removed what containers own: a destroy
+        // that fails part-way leaves a project that `ls` lists and `destroy` finishes.
         owned::remove_folder(
             &engine,
             name,

@@ -107,45 +107,62 @@ const SOCKET_VAR: &str = "CHT_DOCKER_SOCKET";
 /// as Docker Desktop's or Colima's, the standard one), a rootless engine gets no port below
 /// 1024, and an engine the upgrade service cannot reach is said.
 async fn fit_engine(engine: &Engine, project: &mut Project, notes: &mut Vec<String>) -> Result<()> {
-    let low: Vec<(&'static str, u16)> = [
+    let ports = [
         ("NGINX_HTTP_PORT", project.http_port()),
         ("NGINX_HTTPS_PORT", project.https_port()),
-    ]
-    .into_iter()
-    .filter_map(|(var, port)| port.filter(|p| *p < 1024).map(|p| (var, p)))
-    .collect();
+    ];
     let socket = engine.endpoint().socket().map(|s| s.display().to_string());
     let standard = endpoint::STANDARD_SOCKET;
-    let facts = if !low.is_empty() || socket.as_deref().is_some_and(|s| s != standard) {
+    let low = ports.iter().any(|(_, p)| p.is_some_and(|p| p < 1024));
+    let facts = if low || socket.as_deref().is_some_and(|s| s != standard) {
         Some(engine.facts().await?)
     } else {
         None
     };
-    if let (Some((var, port)), Some(true)) = (low.first(), facts.as_ref().map(|f| f.rootless)) {
+    if let Some((var, port)) = refused_port(&ports, facts.as_ref().is_some_and(|f| f.rootless)) {
         return Err(Error::RootlessPort {
             var,
-            port: *port,
+            port,
             env: project.path(".env"),
         });
     }
-    let wanted = match socket {
-        None => {
-            notes.push(format!(
-                "the upgrade service cannot mount an engine reached at {}, only a unix socket: in-app upgrades from the CHT admin app will not work",
-                engine.host()
-            ));
-            return Ok(());
-        }
-        Some(s) if facts.as_ref().is_some_and(|f| f.runs_here()) => s,
-        Some(_) => standard.to_string(),
+    let here = facts.as_ref().is_some_and(|f| f.runs_here());
+    let Some(wanted) = socket_to_mount(socket.as_deref(), here) else {
+        notes.push(format!(
+            "the upgrade service cannot mount an engine reached at {}, only a unix socket: in-app upgrades from the CHT admin app will not work",
+            engine.host()
+        ));
+        return Ok(());
     };
     if project.env.get(SOCKET_VAR).unwrap_or(standard) != wanted {
-        project.update_env(&[(SOCKET_VAR, &wanted)])?;
+        project.update_env(&[(SOCKET_VAR, wanted)])?;
         notes.push(format!(
             "the upgrade service now mounts {wanted}, this engine's socket ({SOCKET_VAR} in .env)"
         ));
     }
     Ok(())
+}
+
+/// The first port a rootless engine cannot publish (below 1024), with its variable.
+fn refused_port(
+    ports: &[(&'static str, Option<u16>)],
+    rootless: bool,
+) -> Option<(&'static str, u16)> {
+    ports
+        .iter()
+        .filter(|_| rootless)
+        .find_map(|(var, port)| port.filter(|p| *p < 1024).map(|p| (*var, p)))
+}
+
+/// The socket the upgrade service mounts: a local engine's own (`socket`); the standard one
+/// for an engine on another machine, a VM's, whose own socket is there; none for an engine
+/// reached over the network.
+fn socket_to_mount(socket: Option<&str>, runs_here: bool) -> Option<&str> {
+    match socket {
+        None => None,
+        Some(s) if runs_here => Some(s),
+        Some(_) => Some(endpoint::STANDARD_SOCKET),
+    }
 }
 
 /// Removes, through the engine, what a killed command left in the project that a
@@ -205,7 +222,7 @@ pub fn run(settings: &Settings, req: &UpRequest) -> Result<Up> {
         }
         let _lock = project::lock(&home, &name)?;
         let mut cert_replaced = false;
-        let project = if home.project_dir(&name).join(".env").is_file() {
+        let mut project = if home.project_dir(&name).join(".env").is_file() {
             let mut project = Project::load(&home, &name)?;
             if let Some((cert, key)) = &own_cert {
                 project.install_own_certificate(cert, key)?;
@@ -224,7 +241,6 @@ pub fn run(settings: &Settings, req: &UpRequest) -> Result<Up> {
             }
             created.project
         };
-        let mut project = project;
         let mut notes = super::tidy_compose_folder(&project)?;
         fit_engine(&engine, &mut project, &mut notes).await?;
         notes.extend(sweep_owned_leftovers(&engine, &home, &project).await?);
@@ -264,4 +280,40 @@ pub fn run(settings: &Settings, req: &UpRequest) -> Result<Up> {
             project: project.name,
         })
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_upgrade_service_mounts_the_socket_its_engine_sees() {
+        let rootless = "/run/user/1000/docker.sock";
+        assert_eq!(socket_to_mount(Some(rootless), true), Some(rootless));
+        assert_eq!(
+            socket_to_mount(Some("/Users/jo/.colima/default/docker.sock"), false),
+            Some("/var/run/docker.sock"),
+            "a VM's engine has its own standard socket"
+        );
+        assert_eq!(
+            socket_to_mount(None, true),
+            None,
+            "tcp:// cannot be mounted"
+        );
+    }
+
+    #[test]
+    fn only_rootless_engines_refuse_ports_below_1024() {
+        let ports = [
+            ("NGINX_HTTP_PORT", Some(80)),
+            ("NGINX_HTTPS_PORT", Some(443)),
+        ];
+        assert_eq!(refused_port(&ports, true), Some(("NGINX_HTTP_PORT", 80)));
+        assert_eq!(refused_port(&ports, false), None);
+        let high = [
+            ("NGINX_HTTP_PORT", Some(8080)),
+            ("NGINX_HTTPS_PORT", Some(8443)),
+        ];
+        assert_eq!(refused_port(&high, true), None);
+    }
 }
