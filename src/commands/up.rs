@@ -114,7 +114,14 @@ async fn fit_engine(engine: &Engine, project: &mut Project, notes: &mut Vec<Stri
     let socket = engine.endpoint().socket().map(|s| s.display().to_string());
     let standard = endpoint::STANDARD_SOCKET;
     let low = ports.iter().any(|(_, p)| p.is_some_and(|p| p < 1024));
-    let facts = if low || socket.as_deref().is_some_and(|s| s != standard) {
+    let mounted = project.env.get(SOCKET_VAR).unwrap_or(standard);
+    // Asking the engine (two calls) only when the answer can change something: an
+    // unchanged running stack's `up` stays at its floor.
+    let facts = if low
+        || socket
+            .as_deref()
+            .is_some_and(|s| s != standard && s != mounted)
+    {
         Some(engine.facts().await?)
     } else {
         None
@@ -126,7 +133,8 @@ async fn fit_engine(engine: &Engine, project: &mut Project, notes: &mut Vec<Stri
             env: project.path(".env"),
         });
     }
-    let here = facts.as_ref().is_some_and(|f| f.runs_here());
+    // Mounted already: it was found to run here when it was set.
+    let here = facts.as_ref().is_none_or(|f| f.runs_here());
     let Some(wanted) = socket_to_mount(socket.as_deref(), here) else {
         notes.push(format!(
             "the upgrade service cannot mount an engine reached at {}, only a unix socket: in-app upgrades from the CHT admin app will not work",
@@ -134,7 +142,7 @@ async fn fit_engine(engine: &Engine, project: &mut Project, notes: &mut Vec<Stri
         ));
         return Ok(());
     };
-    if project.env.get(SOCKET_VAR).unwrap_or(standard) != wanted {
+    if mounted != wanted {
         project.update_env(&[(SOCKET_VAR, wanted)])?;
         notes.push(format!(
             "the upgrade service now mounts {wanted}, this engine's socket ({SOCKET_VAR} in .env)"
