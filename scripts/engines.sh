@@ -8,7 +8,9 @@
 #                                          with DOCKER_HOST set to NAME's socket
 #   scripts/engines.sh down NAME           stop it and everything it runs
 #   scripts/engines.sh host NAME           print its DOCKER_HOST (non-zero if it is not up)
-# NAME: docker28 (sid's Docker Engine 28.x). Needs root, debootstrap, unshare and nsenter.
+# NAME: docker28 (sid's Docker Engine 28.x), or podman (trixie's Podman 5.4, `podman system
+# service` on its Docker-compatible API; runc, cgroupfs and file events, as this host's hybrid
+# cgroup layout needs). Needs root, debootstrap, unshare and nsenter.
 #
 # How: the root is made once with `debootstrap --variant=minbase` from the Debian archive
 # apt already uses, and cached in .cache/engines/NAME (git ignores it; CHT_DEV_CACHE moves
@@ -30,8 +32,15 @@ usage() { die "usage: engines.sh up|down|host NAME, or engines.sh exec NAME CMD.
 action=$1 name=$2
 shift 2
 case "$name" in
-  docker28) suite=sid packages=docker.io,iptables,iproute2,ca-certificates ;;
-  *) die "unknown engine $name: docker28" ;;
+  docker28)
+    suite=sid binary=/usr/sbin/dockerd
+    packages=docker.io,iptables,iproute2,ca-certificates
+    ;;
+  podman)
+    suite=trixie binary=/usr/bin/podman
+    packages=podman,runc,conmon,netavark,aardvark-dns,nftables,iptables,iproute2,catatonit,ca-certificates
+    ;;
+  *) die "unknown engine $name: docker28 or podman" ;;
 esac
 state="$state_base/$name"
 socket="$state/docker.sock"
@@ -51,7 +60,7 @@ engine_pid() {
 
 make_root() {
   local rootfs=$1 mirror
-  [ -x "$rootfs/usr/sbin/dockerd" ] && return 0
+  [ -x "$rootfs$binary" ] && return 0
   command -v debootstrap >/dev/null || {
     [ "$(id -u)" -eq 0 ] || die "needs debootstrap: sudo apt-get install debootstrap"
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq debootstrap >/dev/null
@@ -67,6 +76,11 @@ make_root() {
     > "$cache/$name-debootstrap.log" 2>&1; then
     tail -5 "$cache/$name-debootstrap.log" >&2
     die "debootstrap of $suite failed (log: $cache/$name-debootstrap.log)"
+  fi
+  if [ "$name" = podman ]; then
+    mkdir -p "$rootfs.new/etc/containers"
+    printf '[engine]\nruntime = "runc"\ncgroup_manager = "cgroupfs"\nevents_logger = "file"\n' \
+      > "$rootfs.new/etc/containers/containers.conf"
   fi
   rm -rf "$rootfs"
   mv "$rootfs.new" "$rootfs"
@@ -88,6 +102,15 @@ up() {
   chmod 755 "$state_base" "$state"
   local gid
   gid=$(getent group docker | cut -d: -f3) || gid=0
+  local start
+  case "$name" in
+    docker28)
+      start="dockerd --data-root /var/lib/docker --exec-root /run/docker-exec --pidfile /run/dockerd.pid -H '$host' --group $gid --storage-driver overlay2"
+      ;;
+    podman)
+      start="mount -t tmpfs tmpfs /run && exec podman system service --time=0 '$host'"
+      ;;
+  esac
   # The shell inside: PID 1 of the new pid namespace; it reaps, and its end ends all.
   local inside="
     set -e
@@ -101,9 +124,7 @@ up() {
     cd '$rootfs'
     pivot_root . .host
     umount -l /.host
-    dockerd --data-root /var/lib/docker --exec-root /run/docker-exec \
-      --pidfile /run/dockerd.pid -H '$host' --group $gid \
-      --storage-driver overlay2 &
+    ( $start ) &
     trap 'kill -TERM \$! 2>/dev/null; wait' TERM INT
     wait
   "

@@ -51,8 +51,9 @@ done
 # when the tests end.
 if [ "$(id -u)" -eq 0 ]; then
   command -v debootstrap >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq debootstrap >/dev/null
-  trap 'bash scripts/engines.sh down docker28' EXIT
+  trap 'bash scripts/engines.sh down docker28; bash scripts/engines.sh down podman' EXIT
   bash scripts/engines.sh up docker28 >/dev/null
+  bash scripts/engines.sh up podman >/dev/null
 else
   echo "note: not root, so the second engines are not started; their tests fail, saying so" >&2
 fi

@@ -84,3 +84,22 @@ fn docker28_is_reached_through_a_docker_context() {
         .into();
     contexts_journey(ChtDev::new().on_engine(&engine), socket, false);
 }
+
+#[test]
+fn podman_is_found_and_named_by_doctor() {
+    // What works on Podman so far; its core set waits on the log driver and nginx's DNS.
+    let engine = SecondEngine::require("podman");
+    let doctor = ChtDev::new().on_engine(&engine).run(&["doctor"]);
+    let line = doctor
+        .stdout
+        .lines()
+        .find(|l| l.contains(" engine "))
+        .unwrap_or_default()
+        .to_string();
+    assert!(
+        line.starts_with("ok ")
+            && line.contains(&format!("{} (DOCKER_HOST) answers: Podman 5.", engine.host))
+            && line.ends_with(", API 1.41, rootful"),
+        "{doctor:#?}"
+    );
+}
