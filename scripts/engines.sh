@@ -51,11 +51,14 @@ answers() {
   [ -S "$socket" ] && curl -sf --max-time 5 --unix-socket "$socket" http://engine/_ping >/dev/null 2>&1
 }
 
-# The process whose namespaces are the engine's (the unshare process), if it runs.
+# The process whose namespaces are the engine's (the unshare process), if it runs: a pid
+# file left from before a reboot may name another process, which is never signalled.
 engine_pid() {
   local pid
   pid=$(cat "$state/pid" 2>/dev/null) || return 1
-  [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null && echo "$pid"
+  [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null || return 1
+  tr '\0' ' ' < "/proc/$pid/cmdline" 2>/dev/null | grep -q "^unshare .*--kill-child" || return 1
+  echo "$pid"
 }
 
 make_root() {
