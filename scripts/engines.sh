@@ -133,10 +133,13 @@ up() {
   "
   unshare --mount --net --pid --fork --kill-child=SIGTERM --propagation private \
     bash -c "$inside" > "$state/engine.log" 2>&1 < /dev/null &
-  echo $! > "$state/pid"
+  local pid=$!
+  echo "$pid" > "$state/pid"
   for _ in $(seq 1 120); do
     answers && break
-    engine_pid >/dev/null || { tail -20 "$state/engine.log" >&2; die "$name exited while starting"; }
+    # (Not engine_pid: until the background shell has exec'd unshare, its command line is
+    # this script's.)
+    kill -0 "$pid" 2>/dev/null || { tail -20 "$state/engine.log" >&2; die "$name exited while starting"; }
     sleep 0.5
   done
   answers || { tail -20 "$state/engine.log" >&2; die "$name did not answer within 60 s"; }
