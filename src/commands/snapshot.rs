@@ -513,10 +513,7 @@ fn through_engine(
     super::engine::block_on_to_end(async {
         let engine = super::engine::connect(settings).await?;
         for (path, change) in changes {
-            let (Some(parent), Some(entry)) = (path.parent(), path.file_name()) else {
-                continue;
-            };
-            owned::apply(&engine, name, image, parent, &[entry.to_owned()], *change).await?;
+            owned::apply_to_path(&engine, name, Some(image), path, *change).await?;
         }
         Ok(())
     })

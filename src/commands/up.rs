@@ -187,11 +187,14 @@ async fn sweep_owned_leftovers(
     }
     let image = super::engine::data_image(project);
     for path in &stuck {
-        let (Some(parent), Some(entry)) = (path.parent(), path.file_name()) else {
-            continue;
-        };
-        let names = [entry.to_owned()];
-        owned::remove_with(engine, &project.name, image.as_deref(), parent, &names).await?;
+        owned::apply_to_path(
+            engine,
+            &project.name,
+            image.as_deref(),
+            path,
+            owned::Change::Remove,
+        )
+        .await?;
     }
     Ok(Some(format!(
         "removed what an interrupted command left behind, owned by a container's user: {}",

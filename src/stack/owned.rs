@@ -160,31 +160,49 @@ pub async fn apply(
     Ok(())
 }
 
-/// Removes the entries `names` of `parent` through the engine with `image`; with no image
-/// known, an error naming them and the command that removes them by hand.
-pub async fn remove_with(
+/// [`apply`] with the image as far as it is known: with none, an error naming the entries
+/// and the command that changes them by hand.
+pub async fn apply_with(
     engine: &Engine,
     project: &str,
     image: Option<&str>,
     parent: &Path,
     names: &[OsString],
+    change: Change,
 ) -> Result<()> {
     let Some(first) = names.first() else {
         return Ok(());
     };
     match image {
-        Some(image) => apply(engine, project, image, parent, names, Change::Remove).await,
+        Some(image) => apply(engine, project, image, parent, names, change).await,
         None => {
             let paths: Vec<PathBuf> = names.iter().map(|n| parent.join(n)).collect();
             Err(Error::ContainerOwned {
-                action: "remove",
+                action: change.action(),
                 path: parent.join(first),
                 owner: std::fs::symlink_metadata(parent.join(first)).map_or(0, |m| m.uid()),
-                reason: "no image of the project is known to remove it with".into(),
-                fallback: Change::Remove.by_hand(&paths),
+                reason: format!(
+                    "no image of the project is known to {} it with",
+                    change.action()
+                ),
+                fallback: change.by_hand(&paths),
             })
         }
     }
+}
+
+/// [`apply_with`] to one path, named whole (its folder is what the one-off mounts).
+pub async fn apply_to_path(
+    engine: &Engine,
+    project: &str,
+    image: Option<&str>,
+    path: &Path,
+    change: Change,
+) -> Result<()> {
+    let (Some(parent), Some(entry)) = (path.parent(), path.file_name()) else {
+        return Ok(());
+    };
+    apply_with(engine, project, image, parent, &[entry.to_owned()], change).await
 }
 
 /// Removes the entries of `dir` other than `last` (each whole, through the engine when
@@ -211,9 +229,9 @@ pub async fn remove_folder(
         .filter(|n| n.as_os_str() != last)
         .partition(|n| keep_until_engine.iter().any(|k| n.as_os_str() == *k));
     let stuck = remove_entries(dir, &now)?;
-    remove_with(engine, project, image, dir, &stuck).await?;
+    apply_with(engine, project, image, dir, &stuck, Change::Remove).await?;
     let stuck = remove_entries(dir, &later)?;
-    remove_with(engine, project, image, dir, &stuck).await?;
+    apply_with(engine, project, image, dir, &stuck, Change::Remove).await?;
     let last = dir.join(last);
     match std::fs::remove_file(&last) {
         Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
