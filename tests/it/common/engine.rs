@@ -150,14 +150,36 @@ impl SecondEngine {
     }
 }
 
-/// Two ports free on this machine right now.
+/// Two ports free on this machine right now, and never handed to another test of this
+/// run: the kernel gives a just-released ephemeral port out again, so two test processes
+/// could otherwise publish the same one. Each port is claimed by creating a file named
+/// after it (atomic across processes); claims older than an hour are from earlier runs.
 pub fn free_ports() -> (u16, u16) {
-    let a = std::net::TcpListener::bind("0.0.0.0:0").expect("bind");
-    let b = std::net::TcpListener::bind("0.0.0.0:0").expect("bind");
-    (
-        a.local_addr().expect("addr").port(),
-        b.local_addr().expect("addr").port(),
-    )
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/test-ports");
+    std::fs::create_dir_all(&dir).expect("ports folder");
+    let claim = || loop {
+        let port = std::net::TcpListener::bind("0.0.0.0:0")
+            .expect("bind")
+            .local_addr()
+            .expect("addr")
+            .port();
+        let file = dir.join(port.to_string());
+        let stale = std::fs::metadata(&file)
+            .and_then(|m| m.modified())
+            .is_ok_and(|t| t.elapsed().is_ok_and(|age| age.as_secs() > 3600));
+        if stale {
+            let _ = std::fs::remove_file(&file);
+        }
+        if std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&file)
+            .is_ok()
+        {
+            return port;
+        }
+    };
+    (claim(), claim())
 }
 
 /// A unique project name for this test process, of one length per prefix (so tables
