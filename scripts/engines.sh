@@ -143,6 +143,12 @@ up() {
     sleep 0.5
   done
   answers || { tail -20 "$state/engine.log" >&2; die "$name did not answer within 60 s"; }
+  if [ "$name" = podman ] && [ "$gid" != 0 ]; then
+    # As a rootful Podman's socket unit is set up for a group of users (SocketGroup=, as
+    # podman-docker users do): the docker group may use it, as it may use dockerd's.
+    chgrp "$gid" "$socket"
+    chmod 660 "$socket"
+  fi
   say "$name: $(curl -s --unix-socket "$socket" http://engine/version | grep -o '"Version":"[^"]*"' | head -1)"
   echo "DOCKER_HOST=$host"
 }

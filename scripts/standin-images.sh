@@ -9,7 +9,9 @@
 #   <registry>/cht-nginx:<version>
 #     Debian's nginx-light binary and its shared libraries, configured like cht-nginx:
 #     :80 answers 301 to https, :443 serves /etc/nginx/private/{cert,key}.pem and
-#     proxies to api:5988 through Docker's resolver 127.0.0.11
+#     proxies to api:5988 through Docker's resolver 127.0.0.11. Like the real image
+#     (nginx on Alpine) it has a busybox shell and awk, and the stream module (Debian's
+#     is a dynamic module, loaded by /etc/nginx/modules-enabled/*.conf)
 #   <registry>/cht-upgrade-service:latest
 #     busybox on :5008 plus a real Docker Compose v2 (Debian trixie's 2.26.x unless
 #     CHT_DEV_STANDIN_COMPOSE names another binary) behind a `docker compose` shim. At boot
@@ -28,8 +30,9 @@ shift
 
 busybox=/bin/busybox
 nginx=/usr/sbin/nginx
-for need in "$busybox" "$nginx"; do
-  [ -x "$need" ] || { echo "missing $need: apt-get install busybox-static nginx-light" >&2; exit 1; }
+stream=/usr/lib/nginx/modules/ngx_stream_module.so
+for need in "$busybox" "$nginx" "$stream"; do
+  [ -e "$need" ] || { echo "missing $need: apt-get install busybox-static nginx-light libnginx-mod-stream" >&2; exit 1; }
 done
 if ldd "$busybox" >/dev/null 2>&1; then
   echo "$busybox is not static: apt-get install busybox-static" >&2
@@ -99,9 +102,14 @@ printf 'FROM cht-dev-standin-base:2\nCOPY entrypoint.sh /entrypoint.sh\nENTRYPOI
 
 # --- nginx ------------------------------------------------------------------
 root="$ctx/nginx/rootfs"
-mkdir -p "$root/usr/sbin" "$root/etc/nginx/private" "$root/var/log/nginx" "$root/var/lib/nginx" "$root/run" "$root/tmp"
+mkdir -p "$root/usr/sbin" "$root/etc/nginx/private" "$root/var/log/nginx" "$root/var/lib/nginx" "$root/run" "$root/tmp" \
+  "$root/bin" "$root/usr/lib/nginx/modules" "$root/etc/nginx/modules-enabled"
+chmod 1777 "$root/tmp"
 cp "$nginx" "$root/usr/sbin/nginx"
-for lib in $(ldd "$nginx" | grep -o '/[^ ]*'); do
+cp "$busybox" "$root/bin/busybox"
+cp "$stream" "$root/usr/lib/nginx/modules/"
+echo "load_module $stream;" > "$root/etc/nginx/modules-enabled/50-mod-stream.conf"
+for lib in $(ldd "$nginx" "$stream" | awk '$2 == "=>" && $3 ~ /^\// {print $3} $1 ~ /^\// && $1 !~ /:$/ {print $1}' | sort -u); do
   mkdir -p "$root$(dirname "$lib")"
   cp -L "$lib" "$root$lib"
 done
@@ -136,6 +144,7 @@ CONF
 cat > "$ctx/nginx/Dockerfile" <<'DOCKER'
 FROM scratch
 COPY rootfs/ /
+RUN ["/bin/busybox", "--install", "-s", "/bin"]
 ENV PATH=/usr/sbin:/bin
 VOLUME /etc/nginx/private
 ENTRYPOINT ["/usr/sbin/nginx", "-g", "daemon off;"]

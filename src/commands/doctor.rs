@@ -160,6 +160,47 @@ fn mounts_check(engine: &Engine, here: bool, project: &Project) -> Option<Check>
     })
 }
 
+/// Whether the project's `.env` fits Podman (a log driver it has, the profile of the
+/// nginx-dns container), or still carries that profile on another engine; nothing to say
+/// for a project on Docker that never ran on Podman.
+fn fit_check(podman: bool, project: &Project) -> Option<Check> {
+    let label = format!("engine fit {}", project.name);
+    let driver = project.env.get(super::up::LOG_DRIVER_VAR);
+    let changes = super::up::engine_settings(podman, &project.name, &|var| project.env.get(var));
+    let said = changes
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join(" and ");
+    match (podman, changes.is_empty()) {
+        (true, true) => Some(check(
+            label,
+            Verdict::Ok,
+            format!(
+                "fits Podman: log driver {}, nginx-dns answers nginx at 127.0.0.11",
+                driver.unwrap_or_default()
+            ),
+        )),
+        (true, false) => Some(check(
+            label,
+            Verdict::Warn,
+            format!(
+                "does not fit Podman yet (it needs {said} in .env): `cht-dev up {}` sets them",
+                project.name
+            ),
+        )),
+        (false, true) => None,
+        (false, false) => Some(check(
+            label,
+            Verdict::Warn,
+            format!(
+                ".env keeps Podman's profile on an engine that is not Podman (it needs {said}): `cht-dev up {}` sets it",
+                project.name
+            ),
+        )),
+    }
+}
+
 /// What the upgrade service's next start (a reboot, an in-app upgrade) would do to the
 /// project's CHT containers, and which files in `compose/` it would run besides CHT's.
 async fn upgrade_check(engine: &Engine, project: &Project) -> Result<Check> {
@@ -209,11 +250,14 @@ pub async fn checks(settings: &Settings, home: &Home) -> Result<Vec<Check>> {
     let mut out = Vec::new();
     // Whether the engine runs on this machine, so its paths are this machine's.
     let mut here = true;
+    // Whether it is Podman, whose projects need settings of their own.
+    let mut podman = false;
     let engine = match super::engine::connect(settings).await {
         Ok(engine) => {
             let (verdict, detail) = match engine.facts().await {
                 Ok(facts) => {
                     here = facts.runs_here();
+                    podman = facts.product == "Podman";
                     (Verdict::Ok, facts.to_string())
                 }
                 Err(e) => (Verdict::Warn, format!("its facts could not be read: {e}")),
@@ -289,6 +333,7 @@ pub async fn checks(settings: &Settings, home: &Home) -> Result<Vec<Check>> {
         }
         if let Some(engine) = &engine {
             out.extend(mounts_check(engine, here, &project));
+            out.extend(fit_check(podman, &project));
             out.push(upgrade_check(engine, &project).await?);
         }
         let label = format!("project {name}");

@@ -174,6 +174,17 @@ pub struct ImageInfo {
     pub env: Vec<String>,
 }
 
+/// Podman's entry among the components its version answer lists (Docker has none).
+fn podman_component(
+    version: &bollard::models::SystemVersion,
+) -> Option<&bollard::models::SystemVersionComponents> {
+    version
+        .components
+        .iter()
+        .flatten()
+        .find(|c| c.name == "Podman Engine")
+}
+
 /// A long-running container as the engine is asked to make it: cht-dev's own vocabulary
 /// for the Engine API's create body (`stack` translates compose services into it).
 #[derive(Debug, Clone, Default)]
@@ -204,6 +215,9 @@ pub struct ContainerConfig {
     pub memory: Option<i64>,
     /// Networks joined (the first is the network mode), each with its aliases.
     pub networks: Vec<(String, Vec<String>)>,
+    /// Another network namespace to join instead of networks, as the engine names it:
+    /// `container:ID`, `host` or `none` (no hostname or networks then).
+    pub network_mode: Option<String>,
     /// Command override.
     pub command: Option<Vec<String>>,
     /// Entrypoint override.
@@ -412,6 +426,17 @@ impl Engine {
         Span::open(self.timeline.as_ref(), what)
     }
 
+    /// Whether the engine is Podman (asks only its version).
+    pub async fn is_podman(&self) -> Result<bool> {
+        let _span = self.span(|| "version".into());
+        let version = self
+            .docker
+            .version()
+            .await
+            .map_err(self.fail("read its version"))?;
+        Ok(podman_component(&version).is_some())
+    }
+
     /// Which engine answers: product, version, rootless or not, and the name of the
     /// machine it runs on.
     pub async fn facts(&self) -> Result<EngineFacts> {
@@ -431,12 +456,7 @@ impl Engine {
             },
         )
         .await?;
-        let podman = version
-            .components
-            .iter()
-            .flatten()
-            .find(|c| c.name == "Podman Engine");
-        let (product, number) = match podman {
+        let (product, number) = match podman_component(&version) {
             Some(c) => ("Podman", c.version.clone()),
             None => ("Docker", version.version.clone().unwrap_or_default()),
         };
@@ -909,9 +929,13 @@ impl Engine {
                     config: Some(options.clone().into_iter().collect()),
                 }),
             memory: config.memory,
-            network_mode: config.networks.first().map(|(n, _)| n.clone()),
+            network_mode: config
+                .network_mode
+                .clone()
+                .or_else(|| config.networks.first().map(|(n, _)| n.clone())),
             ..Default::default()
         };
+        let joins = config.network_mode.is_some();
         let endpoints: HashMap<String, EndpointSettings> = config
             .networks
             .iter()
@@ -927,7 +951,8 @@ impl Engine {
             .collect();
         let body = ContainerCreateBody {
             image: Some(config.image.clone()),
-            hostname: config.hostname.clone(),
+            // The engine refuses a hostname for a container in another's namespace.
+            hostname: config.hostname.clone().filter(|_| !joins),
             env: Some(config.env.clone()),
             labels: Some(config.labels.clone().into_iter().collect()),
             exposed_ports: Some(config.exposed.clone()),
@@ -942,6 +967,26 @@ impl Engine {
             ..Default::default()
         };
         self.create_named(&config.name, body).await
+    }
+
+    /// The network mode a container was made with (`container:ID` for one that joins
+    /// another's namespace); `None` when the container is gone.
+    pub async fn network_mode(&self, id: &str, name: &str) -> Result<Option<String>> {
+        let _span = self.span(|| format!("inspect container {name}"));
+        let inspect = self
+            .docker
+            .inspect_container(
+                id,
+                None::<bollard::query_parameters::InspectContainerOptions>,
+            )
+            .await
+            .map_err(self.fail(format!("inspect container {name}")))
+            .tolerate(&[NotFound])?;
+        Ok(inspect.map(|i| {
+            i.host_config
+                .and_then(|h| h.network_mode)
+                .unwrap_or_default()
+        }))
     }
 
     /// Starts a container (already running is fine).

@@ -382,7 +382,14 @@ mod tests {
         let couch = ComposeFile::parse("couch", &files[1].contents).expect("parse");
         assert_eq!(
             core.services.keys().collect::<Vec<_>>(),
-            ["haproxy", "healthcheck", "api", "sentinel", "nginx"]
+            [
+                "haproxy",
+                "healthcheck",
+                "api",
+                "sentinel",
+                "nginx",
+                "nginx-dns"
+            ]
         );
         assert_eq!(couch.services.keys().collect::<Vec<_>>(), ["couchdb"]);
         assert_eq!(

@@ -185,6 +185,11 @@ struct RawService {
     user: Option<String>,
     /// Working directory inside the container.
     working_dir: Option<String>,
+    /// Another network namespace to join: `service:NAME`, `host` or `none`.
+    network_mode: Option<String>,
+    /// The profiles that enable the service; none means always enabled.
+    #[serde(default)]
+    profiles: Vec<String>,
 }
 
 /// A top-level network or volume.
@@ -280,6 +285,18 @@ pub struct ServiceSpec {
     pub user: Option<String>,
     /// Working directory.
     pub working_dir: Option<String>,
+    /// The network namespace it joins instead of networks: `service:NAME` (that service's
+    /// container's, which it depends on), `host` or `none`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub network_mode: Option<String>,
+}
+
+impl ServiceSpec {
+    /// The service whose container's network namespace this one shares, if any, named as
+    /// `service:NAME`.
+    pub fn network_service(&self) -> Option<&str> {
+        self.network_mode.as_deref()?.strip_prefix("service:")
+    }
 }
 
 /// A named engine resource (network or volume) a stack needs.
@@ -418,6 +435,16 @@ fn parse_port(text: &str) -> Option<PortSpec> {
     }
 }
 
+/// Whether a service of `profiles` is enabled by `active` (COMPOSE_PROFILES: names
+/// separated by commas, `*` for all): one without profiles always is.
+fn enabled(profiles: &[String], active: &str) -> bool {
+    profiles.is_empty()
+        || active
+            .split(',')
+            .map(str::trim)
+            .any(|a| a == "*" || profiles.iter().any(|p| p == a))
+}
+
 impl Stack {
     /// Reads `files` (relative to `working_dir` or absolute) as compose project `project`,
     /// filling variables from `lookup` (what compose would see: for a file run on the host,
@@ -461,6 +488,9 @@ impl Stack {
         };
         let networks = resources(project, &raw.networks);
         let volumes = resources(project, &raw.volumes);
+        // Services of profiles COMPOSE_PROFILES does not name are left out, as compose does.
+        let profiles = lookup("COMPOSE_PROFILES").unwrap_or_default();
+        raw.services.retain(|_, s| enabled(&s.profiles, &profiles));
 
         let mut services = IndexMap::new();
         for (name, s) in &raw.services {
@@ -594,18 +624,35 @@ impl Stack {
                 })?),
                 None => None,
             };
-            let depends_on: Vec<String> =
+            let mut depends_on: Vec<String> =
                 s.depends_on.entries().into_iter().map(|(n, _)| n).collect();
+            // Sharing another service's network namespace needs its container first.
+            let shared = s
+                .network_mode
+                .as_deref()
+                .and_then(|m| m.strip_prefix("service:"));
+            if let Some(other) = shared
+                && !depends_on.iter().any(|d| d == other)
+            {
+                depends_on.push(other.to_string());
+            }
             for dep in &depends_on {
                 if !raw.services.contains_key(dep) {
                     return Err(bad(format!(
-                        "service {name} depends on {dep}, which is not defined"
+                        "service {name} depends on {dep}, which is not defined or not in an enabled profile (COMPOSE_PROFILES)"
                     )));
                 }
             }
+            if s.network_mode.is_some() && !s.networks.entries().is_empty() {
+                return Err(bad(format!(
+                    "service {name} sets both network_mode and networks; keep one"
+                )));
+            }
             let mut service_networks = Vec::new();
             let entries = s.networks.entries();
-            let entries = if entries.is_empty() && networks.contains_key("default") {
+            let entries = if s.network_mode.is_some() {
+                Vec::new()
+            } else if entries.is_empty() && networks.contains_key("default") {
                 vec![("default".to_string(), None)]
             } else {
                 entries
@@ -618,7 +665,7 @@ impl Stack {
                 aliases.extend(settings.map(|s| s.aliases).unwrap_or_default());
                 service_networks.push((net.name.clone(), aliases));
             }
-            if service_networks.is_empty() {
+            if service_networks.is_empty() && s.network_mode.is_none() {
                 return Err(bad(format!(
                     "service {name} joins no network; declare one (CHT services share cht-net)"
                 )));
@@ -657,6 +704,7 @@ impl Stack {
                     entrypoint: s.entrypoint.as_ref().map(Words::args),
                     user: s.user.clone(),
                     working_dir: s.working_dir.clone(),
+                    network_mode: s.network_mode.clone(),
                 },
             );
         }
@@ -670,6 +718,18 @@ impl Stack {
         };
         stack.start_order().map_err(bad)?;
         Ok(stack)
+    }
+
+    /// The service of this stack whose container's network namespace `spec` joins:
+    /// `service:NAME`, or `container:NAME` naming one of the stack's containers.
+    pub fn network_owner(&self, spec: &ServiceSpec) -> Option<&ServiceSpec> {
+        if let Some(service) = spec.network_service() {
+            return self.services.get(service);
+        }
+        let container = spec.network_mode.as_deref()?.strip_prefix("container:")?;
+        self.services
+            .values()
+            .find(|s| s.container_name == container)
     }
 
     /// Services grouped into waves: each wave depends only on earlier ones.
@@ -731,5 +791,80 @@ mod tests {
         assert_eq!(parse_bytes("100"), Some(100));
         assert_eq!(parse_bytes("1gb"), Some(1 << 30));
         assert_eq!(parse_bytes("lots"), None);
+    }
+
+    #[test]
+    fn profiles_enable_services() {
+        let podman = ["podman".to_string()];
+        assert!(enabled(&[], ""));
+        assert!(!enabled(&podman, ""));
+        assert!(enabled(&podman, "podman"));
+        assert!(enabled(&podman, "debug, podman"));
+        assert!(enabled(&podman, "*"));
+        assert!(!enabled(&podman, "podmanx"));
+    }
+
+    /// A compose file in a temporary folder, loaded with `vars` as the environment.
+    fn load_text(text: &str, vars: &[(&str, &str)]) -> Result<Stack> {
+        let dir = tempfile::tempdir().expect("tmp");
+        std::fs::write(dir.path().join("c.yml"), text).expect("write");
+        let vars: BTreeMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Stack::load("p", dir.path(), &["c.yml".into()], &|k| {
+            vars.get(k).cloned()
+        })
+    }
+
+    #[test]
+    fn a_sidecar_shares_its_services_network_namespace() {
+        let text = "services:\n  web:\n    image: w\n    networks: [net]\n  dns:\n    image: d\n    profiles: [podman]\n    network_mode: service:web\nnetworks:\n  net: {}\n";
+        let off = load_text(text, &[]).expect("loads");
+        assert_eq!(off.services.keys().collect::<Vec<_>>(), ["web"]);
+        let on = load_text(text, &[("COMPOSE_PROFILES", "podman")]).expect("loads");
+        let dns = &on.services["dns"];
+        assert_eq!(dns.network_service(), Some("web"));
+        assert_eq!(dns.depends_on, ["web"]);
+        assert!(dns.networks.is_empty());
+        assert_eq!(on.start_order().expect("order"), [["web"], ["dns"]]);
+        assert_eq!(on.network_owner(dns).map(|s| s.name.as_str()), Some("web"));
+        // By container name, as cht-dev's files say it (compose then hashes the file's
+        // words, not the container id it resolves).
+        let named = load_text(
+            &text.replace(
+                "network_mode: service:web",
+                "network_mode: container:p-web-1\n    depends_on: [web]",
+            ),
+            &[("COMPOSE_PROFILES", "podman")],
+        )
+        .expect("loads");
+        let dns = &named.services["dns"];
+        assert_eq!(dns.network_service(), None);
+        assert_eq!(
+            named.network_owner(dns).map(|s| s.name.as_str()),
+            Some("web")
+        );
+        assert!(named.network_owner(&named.services["web"]).is_none());
+        let both = text.replace(
+            "network_mode: service:web",
+            "network_mode: service:web\n    networks: [net]",
+        );
+        let err = load_text(&both, &[("COMPOSE_PROFILES", "podman")]).expect_err("both");
+        assert!(
+            err.to_string()
+                .contains("sets both network_mode and networks"),
+            "{err}"
+        );
+        let err = load_text(
+            &text.replace("service:web", "service:db"),
+            &[("COMPOSE_PROFILES", "*")],
+        )
+        .expect_err("undefined");
+        assert!(
+            err.to_string()
+                .contains("depends on db, which is not defined"),
+            "{err}"
+        );
     }
 }

@@ -83,10 +83,13 @@ impl Desired {
 
 /// The engine's description of the container for `spec`, with `labels`: exposed and
 /// published ports, bind mounts as binds (the engine makes a missing host folder, as
-/// compose does), named volumes as mounts, compose's restart policy words.
+/// compose does), named volumes as mounts, compose's restart policy words, and
+/// `network_mode` (see [`Joining::create`]) in place of networks when it joins another
+/// namespace.
 pub(crate) fn container_config(
     spec: &ServiceSpec,
     labels: &BTreeMap<String, String>,
+    network_mode: Option<String>,
 ) -> ContainerConfig {
     let mut exposed = spec.expose.clone();
     let published: Vec<Published> = spec
@@ -147,6 +150,7 @@ pub(crate) fn container_config(
             .map(|driver| (driver, spec.log_options.clone())),
         memory: spec.memory,
         networks: spec.networks.clone(),
+        network_mode,
         command: spec.command.clone(),
         entrypoint: spec.entrypoint.clone(),
         user: spec.user.clone(),
@@ -351,13 +355,30 @@ async fn prepare_one(
     reporter: &dyn Reporter,
 ) -> Result<Prepared> {
     let labels = container_labels(&project.name, role, stack, spec, desired);
+    let joining = engine_network_mode(engine, stack, spec).await?;
     // The one container compose would keep; any other (an outdated one, or one compose
-    // left renamed `<id>_<name>` by a recreate cut short) goes.
-    let keep = current.iter().find(|c| desired.keeps(spec, c)).cloned();
-    for c in current
+    // left renamed `<id>_<name>` by a recreate cut short) goes. One that joins another
+    // container's namespace stays only while that is the container it joined.
+    let mut keep = current.iter().find(|c| desired.keeps(spec, c)).cloned();
+    if let (
+        Some(c),
+        Some(Joining {
+            expect: Some(mode), ..
+        }),
+    ) = (&keep, &joining)
+        && engine.network_mode(&c.id, &c.name).await?.as_ref() != Some(mode)
+    {
+        keep = None;
+    }
+    let network_mode = joining.as_ref().map(|j| j.create.clone());
+    let outdated: Vec<&ContainerInfo> = current
         .iter()
         .filter(|c| Some(&c.id) != keep.as_ref().map(|k| &k.id))
-    {
+        .collect();
+    if !outdated.is_empty() {
+        remove_joiners(engine, stack, spec, reporter).await?;
+    }
+    for c in outdated {
         // Gracefully, as compose recreates: CouchDB flushes its files on SIGTERM.
         if c.state.is_running() {
             engine.stop(&c.id, &c.name, STOP_GRACE).await?;
@@ -384,7 +405,7 @@ async fn prepare_one(
                 }
             }
             match engine
-                .create_container(&container_config(spec, &labels))
+                .create_container(&container_config(spec, &labels, network_mode.clone()))
                 .await
             {
                 Ok(id) => {
@@ -393,7 +414,9 @@ async fn prepare_one(
                 }
                 // The upgrade service's compose (booting now) made it meanwhile.
                 Err(Error::NameTaken { .. }) => {
-                    let c = made_meanwhile(engine, stack, spec, desired, &labels, reporter).await?;
+                    let c =
+                        made_meanwhile(engine, stack, spec, desired, &labels, joining, reporter)
+                            .await?;
                     (c.id.clone(), c.state.is_running())
                 }
                 Err(e) => return Err(e),
@@ -426,6 +449,102 @@ async fn prepare_one(
     })
 }
 
+/// How `spec`'s container joins another network namespace: the engine network mode to
+/// make it with, and the mode the engine then reports while it is in the right one.
+#[derive(Debug, Clone, PartialEq)]
+struct Joining {
+    /// Given at create: `service:NAME` becomes `container:ID` of that service's current
+    /// container (as compose does); `container:NAME`, `host` and `none` stay as written
+    /// (the engine resolves a name).
+    create: String,
+    /// `container:ID` of the stack's container it must be in; the mode as written for
+    /// `host` and `none`; `None` for a container outside the stack.
+    expect: Option<String>,
+}
+
+/// [`Joining`] for `spec`, `None` for a container on networks. The container it joins is
+/// made before this one (the start order puts its service first).
+async fn engine_network_mode(
+    engine: &Engine,
+    stack: &Stack,
+    spec: &ServiceSpec,
+) -> Result<Option<Joining>> {
+    let Some(mode) = &spec.network_mode else {
+        return Ok(None);
+    };
+    if !mode.starts_with("service:") && !mode.starts_with("container:") {
+        return Ok(Some(Joining {
+            create: mode.clone(),
+            expect: Some(mode.clone()),
+        }));
+    }
+    let Some(owner) = stack.network_owner(spec) else {
+        return Ok(Some(Joining {
+            create: mode.clone(),
+            expect: None,
+        }));
+    };
+    let list = engine
+        .containers(&[
+            (labels::PROJECT, &stack.project),
+            (labels::SERVICE, &owner.name),
+        ])
+        .await?;
+    let Some(c) = list.into_iter().find(|c| c.name == owner.container_name) else {
+        return Err(Error::Compose {
+            file: stack.project.clone(),
+            reason: format!(
+                "service {} shares the network of service {}, which has no container",
+                spec.name, owner.name
+            ),
+        });
+    };
+    let id = format!("container:{}", c.id);
+    Ok(Some(Joining {
+        create: if spec.network_service().is_some() {
+            id.clone()
+        } else {
+            mode.clone()
+        },
+        expect: Some(id),
+    }))
+}
+
+/// Removes the containers that joined the network namespace of `spec`'s containers, before
+/// one of those goes: an engine may refuse to remove a container others depend on
+/// (Podman does), and a joiner left behind would keep a namespace nothing else uses.
+/// Their own preparation then makes them again in the new container's namespace.
+async fn remove_joiners(
+    engine: &Engine,
+    stack: &Stack,
+    spec: &ServiceSpec,
+    reporter: &dyn Reporter,
+) -> Result<()> {
+    for joiner in stack
+        .services
+        .values()
+        .filter(|s| stack.network_owner(s).is_some_and(|o| o.name == spec.name))
+    {
+        let list = engine
+            .containers(&[
+                (labels::PROJECT, &stack.project),
+                (labels::SERVICE, &joiner.name),
+            ])
+            .await?;
+        for c in list {
+            if c.state.is_running() {
+                engine.stop(&c.id, &c.name, STOP_GRACE).await?;
+            }
+            engine.remove(&c.id, &c.name).await?;
+            reporter.step(&format!(
+                "removed {}, which shares {}'s network, to make it again",
+                c.name, spec.name
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// How long a container name held by no container of the project is watched for an
 /// in-flight create of the project to finish.
 const NAME_HOLDER_WAIT: std::time::Duration = std::time::Duration::from_secs(3);
@@ -439,6 +558,7 @@ async fn made_meanwhile(
     spec: &ServiceSpec,
     desired: &Desired,
     labels: &BTreeMap<String, String>,
+    joining: Option<Joining>,
     reporter: &dyn Reporter,
 ) -> Result<ContainerInfo> {
     // The name may be held by a create still under way in the engine (one an interrupted
@@ -462,7 +582,11 @@ async fn made_meanwhile(
         }
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     };
-    if desired.keeps(spec, &other) {
+    let joined = match joining.as_ref().and_then(|j| j.expect.as_ref()) {
+        Some(mode) => engine.network_mode(&other.id, &other.name).await?.as_ref() == Some(mode),
+        None => true,
+    };
+    if joined && desired.keeps(spec, &other) {
         return Ok(other);
     }
     if other.state.is_running() {
@@ -471,7 +595,7 @@ async fn made_meanwhile(
     engine.remove(&other.id, &other.name).await?;
     reporter.step(&format!("removed outdated container {}", other.name));
     let id = engine
-        .create_container(&container_config(spec, labels))
+        .create_container(&container_config(spec, labels, joining.map(|j| j.create)))
         .await?;
     reporter.step(&format!("created container {}", spec.container_name));
     let mut made = other;

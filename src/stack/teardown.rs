@@ -87,13 +87,21 @@ pub async fn down(engine: &Engine, project: &Project, reporter: &dyn Reporter) -
             Ok::<(), Error>(())
         }
     };
+    // A container in another's network namespace goes before the rest: Podman refuses to
+    // remove a container others joined.
+    let modes = try_join_all(cht.iter().map(|c| engine.network_mode(&c.id, &c.name))).await?;
+    let (joiners, owners): (Vec<_>, Vec<_>) = cht
+        .iter()
+        .zip(modes)
+        .partition(|(_, mode)| mode.as_deref().is_some_and(|m| m.starts_with("container:")));
     try_join_all(
         upgrade
             .iter()
             .map(|c| remove(c, None))
-            .chain(cht.iter().map(|c| remove(c, Some(grace)))),
+            .chain(joiners.iter().map(|(c, _)| remove(c, Some(grace)))),
     )
     .await?;
+    try_join_all(owners.iter().map(|(c, _)| remove(c, Some(grace)))).await?;
     let mut networks = engine
         .networks(labels::CHT_DEV_PROJECT, &project.name)
         .await?;

@@ -8,10 +8,25 @@ use crate::platforms::{contexts_journey, normal_user_journey};
 
 /// up, HTTPS through nginx, up again keeping every container, status, logs, the upgrade
 /// service's boot keeping every container, a snapshot round trip, stop, down, destroy.
+/// On Podman, `up` fits the files to it once (saying so) and runs one more container,
+/// nginx-dns.
 fn core_set(engine: &SecondEngine, product: &str) {
+    let podman = product.starts_with("Podman");
     let s = Stack::in_home("core", ChtDev::new().on_engine(engine));
     let name = s.name.as_str();
-    s.up(&[]).ok();
+    let first = s.up(&[]).ok();
+    assert_eq!(
+        first.stderr.matches("this engine is Podman").count(),
+        usize::from(podman),
+        "{first:#?}"
+    );
+    if podman {
+        let env = std::fs::read_to_string(s.dir().join(".env")).expect(".env");
+        assert!(
+            env.contains("CHT_LOG_DRIVER=json-file") && env.contains("COMPOSE_PROFILES=podman"),
+            "{env}"
+        );
+    }
     assert_eq!(s.curl_https("/").0, "200");
     assert_eq!(s.curl_http_status(), "301");
     let doctor = s.cht.run(&["doctor"]);
@@ -21,10 +36,19 @@ fn core_set(engine: &SecondEngine, product: &str) {
             .contains(&format!("{} (DOCKER_HOST) answers: {product}", engine.host)),
         "{doctor:#?}"
     );
+    assert_eq!(
+        doctor.stdout.contains("fits Podman: log driver json-file"),
+        podman,
+        "{doctor:#?}"
+    );
 
     let ids = s.ids();
-    assert_eq!(ids.len(), 6, "{ids:?}");
-    s.up(&[]).ok();
+    assert_eq!(ids.len(), 6 + usize::from(podman), "{ids:?}");
+    let again = s.up(&[]).ok();
+    assert!(
+        !again.stderr.contains("this engine is"),
+        "said once: {again:#?}"
+    );
     assert_eq!(s.ids(), ids, "up again keeps every container");
     let status = s.cmd("status", &["--json"]).ok();
     let json: serde_json::Value = serde_json::from_str(&status.stdout).expect("json");
@@ -86,8 +110,12 @@ fn docker28_is_reached_through_a_docker_context() {
 }
 
 #[test]
-fn podman_is_found_and_named_by_doctor() {
-    // What works on Podman so far; its core set waits on the log driver and nginx's DNS.
+fn podman_runs_the_core_set() {
+    core_set(&SecondEngine::require("podman"), "Podman 5.");
+}
+
+#[test]
+fn podman_is_named_by_doctor() {
     let engine = SecondEngine::require("podman");
     let doctor = ChtDev::new().on_engine(&engine).run(&["doctor"]);
     let line = doctor
@@ -102,4 +130,10 @@ fn podman_is_found_and_named_by_doctor() {
             && line.ends_with(", API 1.41, rootful"),
         "{doctor:#?}"
     );
+}
+
+#[test]
+fn podman_serves_a_normal_user_with_container_owned_data() {
+    let engine = SecondEngine::require("podman");
+    normal_user_journey(ChtDev::as_test_user().on_engine(&engine));
 }
