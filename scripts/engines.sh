@@ -8,9 +8,10 @@
 #                                          with DOCKER_HOST set to NAME's socket
 #   scripts/engines.sh down NAME           stop it and everything it runs
 #   scripts/engines.sh host NAME           print its DOCKER_HOST (non-zero if it is not up)
-# NAME: docker28 (sid's Docker Engine 28.x), or podman (trixie's Podman 5.4, `podman system
+# NAME: docker28 (sid's Docker Engine 28.x), podman (trixie's Podman 5.4, `podman system
 # service` on its Docker-compatible API; runc, cgroupfs and file events, as this host's hybrid
-# cgroup layout needs). Needs root, debootstrap, unshare and nsenter.
+# cgroup layout needs), or podman-rootless (the same, run by the tests' unprivileged user,
+# cht-dev-user, as whom the tests run the CLI against it). Needs root, debootstrap, unshare and nsenter.
 #
 # How: the root is made once with `debootstrap --variant=minbase` from the Debian archive
 # apt already uses, and cached in .cache/engines/NAME (git ignores it; CHT_DEV_CACHE moves
@@ -36,12 +37,16 @@ case "$name" in
     suite=sid binary=/usr/sbin/dockerd
     packages=docker.io,iptables,iproute2,ca-certificates
     ;;
-  podman)
-    suite=trixie binary=/usr/bin/podman
-    packages=podman,runc,conmon,netavark,aardvark-dns,nftables,iptables,iproute2,catatonit,ca-certificates
+  podman|podman-rootless)
+    suite=trixie binary=/usr/bin/newuidmap
+    packages=podman,runc,conmon,netavark,aardvark-dns,nftables,iptables,iproute2,catatonit,ca-certificates,uidmap,passt
     ;;
-  *) die "unknown engine $name: docker28 or podman" ;;
+  *) die "unknown engine $name: docker28, podman or podman-rootless" ;;
 esac
+# Both Podmans run from one root (the rootless one keeps its storage in its own home).
+root_name=${name%-rootless}
+# The rootless engine's user: the tests' unprivileged user, as whom the CLI runs against it.
+rootless_user=cht-dev-user
 state="$state_base/$name"
 socket="$state/docker.sock"
 host="unix://$socket"
@@ -80,7 +85,7 @@ make_root() {
     tail -5 "$cache/$name-debootstrap.log" >&2
     die "debootstrap of $suite failed (log: $cache/$name-debootstrap.log)"
   fi
-  if [ "$name" = podman ]; then
+  if [ "$root_name" = podman ]; then
     mkdir -p "$rootfs.new/etc/containers"
     printf '[engine]\nruntime = "runc"\ncgroup_manager = "cgroupfs"\nevents_logger = "file"\n' \
       > "$rootfs.new/etc/containers/containers.conf"
@@ -99,7 +104,7 @@ up() {
     return 0
   fi
   down_quietly
-  local rootfs="$cache/$name"
+  local rootfs="$cache/$root_name"
   make_root "$rootfs"
   mkdir -p "$state"
   chmod 755 "$state_base" "$state"
@@ -112,6 +117,27 @@ up() {
       ;;
     podman)
       start="mount -t tmpfs tmpfs /run && exec podman system service --time=0 '$host'"
+      ;;
+    podman-rootless)
+      # As the user, with subordinate ids for its user namespace, its runtime folder under
+      # a fresh /run, and its storage in its own home. pasta (its network) copies an
+      # interface with a default route: one end of a veth pair, as this namespace has none (this
+      # kernel has no dummy interfaces).
+      local uid gid home
+      uid=$(id -u "$rootless_user") || die "no user $rootless_user: useradd --create-home --groups docker $rootless_user"
+      gid=$(id -g "$rootless_user")
+      home="$state/home"
+      mkdir -p "$home"
+      chown "$uid:$gid" "$state" "$home"
+      grep -q "^$rootless_user:" "$rootfs/etc/passwd" \
+        || echo "$rootless_user:x:$uid:$gid::$home:/bin/sh" >> "$rootfs/etc/passwd"
+      grep -q "^$rootless_user:" "$rootfs/etc/group" \
+        || echo "$rootless_user:x:$gid:" >> "$rootfs/etc/group"
+      echo "$rootless_user:200000:65536" > "$rootfs/etc/subuid"
+      echo "$rootless_user:200000:65536" > "$rootfs/etc/subgid"
+      start="mount -t tmpfs tmpfs /run && mkdir -p /run/user/$uid && chown $uid:$gid /run/user/$uid && chmod 700 /run/user/$uid \
+        && ip link add eth0 type veth peer name eth1 && ip addr add 10.77.0.2/24 dev eth0 && ip link set eth1 up && ip link set eth0 up && ip route add default via 10.77.0.1 \
+        && exec setpriv --reuid $uid --regid $gid --init-groups env HOME='$home' XDG_RUNTIME_DIR=/run/user/$uid podman system service --time=0 '$host'"
       ;;
   esac
   # The shell inside: PID 1 of the new pid namespace; it reaps, and its end ends all.

@@ -52,9 +52,10 @@ done
 # when the tests end.
 if [ "$(id -u)" -eq 0 ]; then
   command -v debootstrap >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq debootstrap >/dev/null
-  trap 'bash scripts/engines.sh down docker28; bash scripts/engines.sh down podman' EXIT
+  trap 'for e in docker28 podman podman-rootless; do bash scripts/engines.sh down $e; done' EXIT
   bash scripts/engines.sh up docker28 >/dev/null
   bash scripts/engines.sh up podman >/dev/null
+  bash scripts/engines.sh up podman-rootless >/dev/null
 else
   echo "note: not root, so the second engines are not started; their tests fail, saying so" >&2
 fi

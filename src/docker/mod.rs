@@ -76,6 +76,9 @@ pub struct Engine {
     endpoint: Endpoint,
     /// Where calls are recorded with their start and end (`--timings`), if anywhere.
     timeline: Option<Timeline>,
+    /// Whether it is Podman, from the version asked beside the negotiation (`None` when
+    /// that answer did not come).
+    podman: Option<bool>,
 }
 
 /// A container as listed by the engine.
@@ -398,14 +401,21 @@ impl Engine {
             )));
         }
         .map_err(|e| unreachable(e.to_string()))?;
-        let docker = tokio::time::timeout(Duration::from_secs(10), docker.negotiate_version())
-            .await
-            .map_err(|_| unreachable("no answer within 10 s".into()))?
-            .map_err(|e| unreachable(e.to_string()))?;
+        // Which engine answers is asked at the same time: Podman answers `/version` in
+        // ~50 ms, so a second round trip later would cost every `up` that much.
+        let product = docker.clone();
+        let (negotiated, version) = tokio::time::timeout(
+            Duration::from_secs(10),
+            futures_util::future::join(docker.negotiate_version(), product.version()),
+        )
+        .await
+        .map_err(|_| unreachable("no answer within 10 s".into()))?;
+        let docker = negotiated.map_err(|e| unreachable(e.to_string()))?;
         Ok(Engine {
             docker,
             endpoint: endpoint.clone(),
             timeline: None,
+            podman: version.ok().map(|v| podman_component(&v).is_some()),
         })
     }
 
@@ -426,8 +436,11 @@ impl Engine {
         Span::open(self.timeline.as_ref(), what)
     }
 
-    /// Whether the engine is Podman (asks only its version).
+    /// Whether the engine is Podman (known from connecting, else asked).
     pub async fn is_podman(&self) -> Result<bool> {
+        if let Some(podman) = self.podman {
+            return Ok(podman);
+        }
         let _span = self.span(|| "version".into());
         let version = self
             .docker

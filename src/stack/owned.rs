@@ -21,6 +21,15 @@ const ROLE: &str = "owned-files";
 /// How long one may take (a large CouchDB folder takes a while to remove).
 const LIMIT: Duration = Duration::from_secs(600);
 
+/// Hands the paths after `$1` (host uid) and `$2` (host gid) to that owner, as the
+/// container's user namespace names it.
+const OWN_SCRIPT: &str = r#"inside() { awk -v id="$1" '$2 <= id && id < $2 + $3 { print $1 + id - $2; found = 1; exit } END { if (!found) exit 1 }' "$2"; }
+u=$(inside "$1" /proc/self/uid_map) || { echo "uid $1 is not mapped into this engine's containers" >&2; exit 1; }
+g=$(inside "$2" /proc/self/gid_map) || { echo "gid $2 is not mapped into this engine's containers" >&2; exit 1; }
+shift 2
+exec chown -R "$u:$g" -- "$@"
+"#;
+
 /// What to do to the entries.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Change {
@@ -48,6 +57,24 @@ impl Change {
                     "--".into(),
                 ]
             }
+        }
+    }
+
+    /// The one-off's entrypoint, the mounted paths to follow. An owner is given as host
+    /// ids, which a rootless engine's containers see through their user namespace's map
+    /// (`/proc/self/uid_map`: inside, outside, count): the script turns them into the ids
+    /// inside (the same on a rootful engine), and fails on one the map lacks.
+    fn entrypoint(self) -> Vec<String> {
+        match self {
+            Change::Remove => self.command(),
+            Change::Own { uid, gid } => vec![
+                "/bin/sh".into(),
+                "-c".into(),
+                OWN_SCRIPT.into(),
+                "own".into(),
+                uid.to_string(),
+                gid.to_string(),
+            ],
         }
     }
 
@@ -127,7 +154,7 @@ pub async fn apply(
             let _ = engine.remove(&c.id, &c.name).await;
         }
     }
-    let mut entrypoint = change.command();
+    let mut entrypoint = change.entrypoint();
     entrypoint.extend(inside);
     let job = OneOff {
         name: format!("{project}-{ROLE}-{}", std::process::id()),

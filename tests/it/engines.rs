@@ -4,15 +4,15 @@
 
 use crate::common::ChtDev;
 use crate::common::engine::{SecondEngine, Stack};
-use crate::platforms::{contexts_journey, normal_user_journey};
+use crate::platforms::{COUCHDB_UID, contexts_journey, normal_user_journey};
 
 /// up, HTTPS through nginx, up again keeping every container, status, logs, the upgrade
 /// service's boot keeping every container, a snapshot round trip, stop, down, destroy.
 /// On Podman, `up` fits the files to it once (saying so) and runs one more container,
 /// nginx-dns.
-fn core_set(engine: &SecondEngine, product: &str) {
+fn core_set(engine: &SecondEngine, product: &str, cht: ChtDev) {
     let podman = product.starts_with("Podman");
-    let s = Stack::in_home("core", ChtDev::new().on_engine(engine));
+    let s = Stack::in_home("core", cht.on_engine(engine));
     let name = s.name.as_str();
     let first = s.up(&[]).ok();
     assert_eq!(
@@ -89,13 +89,17 @@ fn core_set(engine: &SecondEngine, product: &str) {
 
 #[test]
 fn docker28_runs_the_core_set() {
-    core_set(&SecondEngine::require("docker28"), "Docker 28.");
+    core_set(
+        &SecondEngine::require("docker28"),
+        "Docker 28.",
+        ChtDev::new(),
+    );
 }
 
 #[test]
 fn docker28_serves_a_normal_user_with_container_owned_data() {
     let engine = SecondEngine::require("docker28");
-    normal_user_journey(ChtDev::as_test_user().on_engine(&engine));
+    normal_user_journey(ChtDev::as_test_user().on_engine(&engine), COUCHDB_UID);
 }
 
 #[test]
@@ -111,7 +115,7 @@ fn docker28_is_reached_through_a_docker_context() {
 
 #[test]
 fn podman_runs_the_core_set() {
-    core_set(&SecondEngine::require("podman"), "Podman 5.");
+    core_set(&SecondEngine::require("podman"), "Podman 5.", ChtDev::new());
 }
 
 #[test]
@@ -135,5 +139,35 @@ fn podman_is_named_by_doctor() {
 #[test]
 fn podman_serves_a_normal_user_with_container_owned_data() {
     let engine = SecondEngine::require("podman");
-    normal_user_journey(ChtDev::as_test_user().on_engine(&engine));
+    normal_user_journey(ChtDev::as_test_user().on_engine(&engine), COUCHDB_UID);
+}
+
+/// Where rootless Podman's user namespace puts CouchDB's 5984: the user's subordinate ids
+/// start at 200000 (`scripts/engines.sh`) and hold container uids from 1 up.
+const ROOTLESS_COUCHDB_UID: u32 = 200_000 + COUCHDB_UID - 1;
+
+#[test]
+fn rootless_podman_runs_the_core_set_for_its_user() {
+    core_set(
+        &SecondEngine::require("podman-rootless"),
+        "Podman 5.",
+        ChtDev::as_test_user(),
+    );
+}
+
+#[test]
+fn rootless_podman_serves_its_user_with_container_owned_data() {
+    let engine = SecondEngine::require("podman-rootless");
+    let doctor = ChtDev::as_test_user().on_engine(&engine).run(&["doctor"]);
+    assert!(
+        doctor
+            .stdout
+            .contains(&format!("{} (DOCKER_HOST) answers: Podman 5.", engine.host))
+            && doctor.stdout.contains(", rootless"),
+        "{doctor:#?}"
+    );
+    normal_user_journey(
+        ChtDev::as_test_user().on_engine(&engine),
+        ROOTLESS_COUCHDB_UID,
+    );
 }

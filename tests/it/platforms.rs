@@ -69,7 +69,7 @@ fn a_home_whose_path_has_spaces_works_end_to_end() {
 }
 
 /// CouchDB's user in the real image, and in the stand-in.
-const COUCHDB_UID: u32 = 5984;
+pub const COUCHDB_UID: u32 = 5984;
 
 /// The owner of a path.
 fn owner(path: &std::path::Path) -> u32 {
@@ -94,20 +94,22 @@ fn not_owned_by(dir: &std::path::Path, uid: u32) -> Vec<String> {
     out
 }
 
-/// A file written into the data folder as CouchDB would write it: as 5984, 0644.
-fn couchdb_writes(path: &std::path::Path, text: &str) {
+/// A file written into the data folder as CouchDB would write it: as `uid` (5984, or what
+/// a rootless engine maps it to), 0644.
+fn couchdb_writes(path: &std::path::Path, text: &str, uid: u32) {
     std::fs::write(path, text).expect("write");
-    std::os::unix::fs::chown(path, Some(COUCHDB_UID), Some(COUCHDB_UID)).expect("chown");
+    std::os::unix::fs::chown(path, Some(uid), Some(uid)).expect("chown");
 }
 
 #[test]
 fn a_normal_user_runs_every_command_with_container_owned_data() {
-    normal_user_journey(ChtDev::as_test_user());
+    normal_user_journey(ChtDev::as_test_user(), COUCHDB_UID);
 }
 
-/// A normal user's whole round, on the engine `cht` runs on: CouchDB owns its data there,
-/// and nothing the user cannot remove is ever left behind.
-pub fn normal_user_journey(cht: ChtDev) {
+/// A normal user's whole round, on the engine `cht` runs on: CouchDB owns its data there
+/// (as host uid `couchdb_uid`: 5984, or where a rootless engine maps it), and nothing the
+/// user cannot remove is ever left behind.
+pub fn normal_user_journey(cht: ChtDev, couchdb_uid: u32) {
     let user = crate::common::test_user();
     let s = Stack::in_home("nonroot", cht);
     let name = s.name.as_str();
@@ -116,17 +118,17 @@ pub fn normal_user_journey(cht: ChtDev) {
     s.up(&["--cht-version", "4.22.0"]).ok();
     assert_eq!(s.curl_https("/").0, "200");
     let data = s.dir().join("couchdb");
-    assert_eq!(owner(&data), COUCHDB_UID, "CouchDB owns its data folder");
-    assert_eq!(owner(&data.join("standin-marker")), COUCHDB_UID);
-    couchdb_writes(&data.join("shard.couch"), "before");
+    assert_eq!(owner(&data), couchdb_uid, "CouchDB owns its data folder");
+    assert_eq!(owner(&data.join("standin-marker")), couchdb_uid);
+    couchdb_writes(&data.join("shard.couch"), "before", couchdb_uid);
 
     // A snapshot reads what CouchDB wrote; a restore puts it back as CouchDB's and leaves
     // nothing behind (the previous data is removed through the engine).
     s.cht
         .run(&["snapshot", "create", name, "--label", "before"])
         .ok();
-    couchdb_writes(&data.join("shard.couch"), "after");
-    couchdb_writes(&data.join("later.couch"), "later");
+    couchdb_writes(&data.join("shard.couch"), "after", couchdb_uid);
+    couchdb_writes(&data.join("later.couch"), "later", couchdb_uid);
     let restored = s
         .cht
         .run(&["snapshot", "restore", name, "before", "--yes"])
@@ -141,7 +143,7 @@ pub fn normal_user_journey(cht: ChtDev) {
     );
     assert!(!data.join("later.couch").exists());
     assert_eq!(
-        not_owned_by(&data, COUCHDB_UID),
+        not_owned_by(&data, couchdb_uid),
         Vec::<String>::new(),
         "restored data is CouchDB's again"
     );
@@ -161,8 +163,8 @@ pub fn normal_user_journey(cht: ChtDev) {
     child.wait().expect("wait");
     let aside = s.dir().join(format!(".staging-restore-data-{dead}"));
     std::fs::create_dir(&aside).expect("mkdir");
-    couchdb_writes(&aside.join("old.couch"), "old");
-    std::os::unix::fs::chown(&aside, Some(COUCHDB_UID), Some(COUCHDB_UID)).expect("chown");
+    couchdb_writes(&aside.join("old.couch"), "old", couchdb_uid);
+    std::os::unix::fs::chown(&aside, Some(couchdb_uid), Some(couchdb_uid)).expect("chown");
     s.cht.run(&["ls"]).ok();
     assert!(aside.exists(), "the user's own sweep cannot remove it");
     let again = s.up(&[]).ok();
@@ -191,8 +193,9 @@ pub fn normal_user_journey(cht: ChtDev) {
     let failed = s.cmd("destroy", &["--yes"]);
     let line = failed.error_after_progress();
     assert!(
-        line.contains("a container wrote it as another user (uid 5984)")
-            && line.contains("sudo rm -rf"),
+        line.contains(&format!(
+            "a container wrote it as another user (uid {couchdb_uid})"
+        )) && line.contains("sudo rm -rf"),
         "{line}"
     );
     let ls = s.cht.run(&["ls"]).ok();
@@ -216,7 +219,7 @@ pub fn normal_user_journey(cht: ChtDev) {
     };
     owner_of(&user_home, &format!("{}:{}", user.uid, user.gid));
     let couch = user_home.join(format!(".medic/cht-docker/{adoptee}-dir/couch"));
-    owner_of(&couch, "5984:5984");
+    owner_of(&couch, &format!("{couchdb_uid}:{couchdb_uid}"));
     s.cht
         .run(&["adopt", env_file.to_str().expect("utf8"), "--copy-data"])
         .ok();
@@ -228,7 +231,7 @@ pub fn normal_user_journey(cht: ChtDev) {
     s.cht
         .run(&["up", &adoptee, "--pull", "never", "--timeout", "60"])
         .ok();
-    assert_eq!(owner(&copy.join("helper-marker")), COUCHDB_UID);
+    assert_eq!(owner(&copy.join("helper-marker")), couchdb_uid);
     s.cht.run(&["destroy", &adoptee, "--yes"]).ok();
     assert!(
         couch.join("helper-marker").is_file(),

@@ -13,7 +13,7 @@ use self::probe::{Seen, Tls, WaitFor};
 use super::load::Stacks;
 use super::status::containers;
 use crate::docker::timeline::Span;
-use crate::docker::{ContainerState, Engine};
+use crate::docker::{ContainerState, Engine, labels};
 use crate::error::{Error, Result};
 use crate::project::Project;
 use crate::report::Reporter;
@@ -51,6 +51,43 @@ pub fn readiness(project: &Project) -> Result<Vec<WaitFor>> {
     ])
 }
 
+/// The service that answers nginx's lookups at 127.0.0.11 on engines without Docker's
+/// DNS server there (Podman), and the line it logs once it listens.
+const DNS_FORWARDER: (&str, &str) = ("nginx-dns", "nginx-dns: answering");
+
+/// Waits (until `deadline`) for the line `text` in the logs of `service`'s container.
+/// nginx asks its resolver once for a name and, if that query is lost (sent before the
+/// forwarder listens), asks again only 5 s later, so nothing may reach nginx before the
+/// forwarder says it listens. Gives up quietly at the deadline: the conditions then
+/// explain what is not ready.
+async fn wait_for_line(
+    engine: &Engine,
+    project: &Project,
+    (service, text): (&str, &str),
+    deadline: Instant,
+) -> Result<()> {
+    let _waiting = Span::open(engine.timeline(), || format!("wait for {service}: {text}"));
+    while Instant::now() < deadline {
+        let list = engine
+            .containers(&[
+                (labels::PROJECT, project.name.as_str()),
+                (labels::SERVICE, service),
+            ])
+            .await?;
+        if let Some(c) = list.first()
+            && engine
+                .last_logs(&c.id, LOG_LINES)
+                .await
+                .unwrap_or_default()
+                .contains(text)
+        {
+            return Ok(());
+        }
+        tokio::time::sleep(POLL).await;
+    }
+    Ok(())
+}
+
 /// Polls every condition until all hold or `timeout` passes; on timeout, explains
 /// which services are not running with their last log lines.
 pub(crate) async fn wait_ready(
@@ -69,6 +106,9 @@ pub(crate) async fn wait_ready(
     };
     let conditions = readiness(project)?;
     let started = Instant::now();
+    if stacks.cht.services.contains_key(DNS_FORWARDER.0) {
+        wait_for_line(engine, project, DNS_FORWARDER, started + timeout).await?;
+    }
     // Per condition: whether it held, why not yet, and its probes in flight. A probe can
     // hang (a port published before the server behind it listens), so a new one starts
     // every tick while up to PROBES_IN_FLIGHT are pending: one slow probe never holds
