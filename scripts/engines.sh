@@ -10,8 +10,9 @@
 #   scripts/engines.sh host NAME           print its DOCKER_HOST (non-zero if it is not up)
 # NAME: docker28 (sid's Docker Engine 28.x), podman (trixie's Podman 5.4, `podman system
 # service` on its Docker-compatible API; runc, cgroupfs and file events, as this host's hybrid
-# cgroup layout needs), or podman-rootless (the same, run by the tests' unprivileged user,
-# cht-dev-user, as whom the tests run the CLI against it). Needs root, debootstrap, unshare and nsenter.
+# cgroup layout needs), or docker28-rootless / podman-rootless (the same engines, run by the
+# tests' unprivileged user cht-dev-user, as whom the tests run the CLI against them). Needs
+# root, debootstrap, unshare and nsenter.
 #
 # How: the root is made once with `debootstrap --variant=minbase` from the Debian archive
 # apt already uses, and cached in .cache/engines/NAME (git ignores it; CHT_DEV_CACHE moves
@@ -33,17 +34,17 @@ usage() { die "usage: engines.sh up|down|host NAME, or engines.sh exec NAME CMD.
 action=$1 name=$2
 shift 2
 case "$name" in
-  docker28)
-    suite=sid binary=/usr/sbin/dockerd
-    packages=docker.io,iptables,iproute2,ca-certificates
+  docker28|docker28-rootless)
+    suite=sid binary=/usr/bin/rootlesskit
+    packages=docker.io,iptables,iproute2,ca-certificates,rootlesskit,uidmap,slirp4netns
     ;;
   podman|podman-rootless)
     suite=trixie binary=/usr/bin/newuidmap
     packages=podman,runc,conmon,netavark,aardvark-dns,nftables,iptables,iproute2,catatonit,ca-certificates,uidmap,passt
     ;;
-  *) die "unknown engine $name: docker28, podman or podman-rootless" ;;
+  *) die "unknown engine $name: docker28, docker28-rootless, podman or podman-rootless" ;;
 esac
-# Both Podmans run from one root (the rootless one keeps its storage in its own home).
+# A rootless engine runs from its rootful twin's root, keeping its storage in its own home.
 root_name=${name%-rootless}
 # The rootless engine's user: the tests' unprivileged user, as whom the CLI runs against it.
 rootless_user=cht-dev-user
@@ -118,11 +119,12 @@ up() {
     podman)
       start="mount -t tmpfs tmpfs /run && exec podman system service --time=0 '$host'"
       ;;
-    podman-rootless)
+    *-rootless)
       # As the user, with subordinate ids for its user namespace, its runtime folder under
-      # a fresh /run, and its storage in its own home. pasta (its network) copies an
-      # interface with a default route: one end of a veth pair, as this namespace has none (this
-      # kernel has no dummy interfaces).
+      # a fresh /run, and its storage in its own home. pasta (Podman's network) copies an
+      # interface with a default route: one end of a veth pair, as this namespace has none
+      # (this kernel has no dummy interfaces). Docker runs through dockerd-rootless.sh
+      # (rootlesskit, slirp4netns), as its rootless setup tool installs it.
       local uid gid home
       uid=$(id -u "$rootless_user") || die "no user $rootless_user: useradd --create-home --groups docker $rootless_user"
       gid=$(id -g "$rootless_user")
@@ -137,7 +139,12 @@ up() {
       echo "$rootless_user:200000:65536" > "$rootfs/etc/subgid"
       start="mount -t tmpfs tmpfs /run && mkdir -p /run/user/$uid && chown $uid:$gid /run/user/$uid && chmod 700 /run/user/$uid \
         && ip link add eth0 type veth peer name eth1 && ip addr add 10.77.0.2/24 dev eth0 && ip link set eth1 up && ip link set eth0 up && ip route add default via 10.77.0.1 \
-        && exec setpriv --reuid $uid --regid $gid --init-groups env HOME='$home' XDG_RUNTIME_DIR=/run/user/$uid podman system service --time=0 '$host'"
+        && exec setpriv --reuid $uid --regid $gid --init-groups env HOME='$home' XDG_RUNTIME_DIR=/run/user/$uid"
+      if [ "$root_name" = podman ]; then
+        start="$start podman system service --time=0 '$host'"
+      else
+        start="$start PATH=/usr/sbin:/usr/bin:/sbin:/bin /usr/share/docker.io/contrib/dockerd-rootless.sh -H '$host'"
+      fi
       ;;
   esac
   # The shell inside: PID 1 of the new pid namespace; it reaps, and its end ends all.

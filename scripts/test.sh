@@ -52,10 +52,11 @@ done
 # when the tests end.
 if [ "$(id -u)" -eq 0 ]; then
   command -v debootstrap >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq debootstrap >/dev/null
-  trap 'for e in docker28 podman podman-rootless; do bash scripts/engines.sh down $e; done' EXIT
-  bash scripts/engines.sh up docker28 >/dev/null
-  bash scripts/engines.sh up podman >/dev/null
-  bash scripts/engines.sh up podman-rootless >/dev/null
+  engines=(docker28 docker28-rootless podman podman-rootless)
+  trap 'for e in "${engines[@]}"; do bash scripts/engines.sh down "$e"; done' EXIT
+  for e in "${engines[@]}"; do
+    bash scripts/engines.sh up "$e" >/dev/null
+  done
 else
   echo "note: not root, so the second engines are not started; their tests fail, saying so" >&2
 fi

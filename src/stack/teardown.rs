@@ -2,7 +2,7 @@
 
 use futures_util::future::try_join_all;
 
-use super::load::{load, upgrade_project};
+use super::load::{Stacks, load, upgrade_project};
 use super::status::containers;
 use super::{STOP_GRACE, UPGRADE_GRACE};
 use crate::docker::{ContainerInfo, Engine, labels};
@@ -58,16 +58,62 @@ pub async fn stop(engine: &Engine, name: &str, reporter: &dyn Reporter) -> Resul
     Ok(count)
 }
 
+/// How many times `down` lists the project's containers again: a create the upgrade
+/// service's compose sent just before it was killed can land after a listing.
+const DOWN_ROUNDS: usize = 5;
+
 /// Removes every container and network of the project; volumes, data and files stay.
 /// The upgrade service goes first: it keeps no data and its container goes, so it is
 /// killed (node as PID 1 ignores SIGTERM, so a grace would only wait), which ends its
 /// compose at once; its removal then runs alongside CHT's. CHT's containers are stopped
 /// gracefully (SIGTERM, then SIGKILL after 10 s), as compose does. Containers are found by
 /// label, so one that compose left renamed halfway through a recreate
-/// (`<id>_<project>-<service>-1`) goes too.
+/// (`<id>_<project>-<service>-1`) goes too; the project is listed again until none is left
+/// (a create in flight when the upgrade service was killed lands later).
 pub async fn down(engine: &Engine, project: &Project, reporter: &dyn Reporter) -> Result<()> {
-    let [(upgrade, _), (cht, grace)] =
-        upgrade_first(&project.name, containers(engine, &project.name).await?);
+    let stacks = load(project).ok();
+    for _ in 0..DOWN_ROUNDS {
+        let list = containers(engine, &project.name).await?;
+        if list.is_empty() {
+            break;
+        }
+        remove_containers(engine, &project.name, list, stacks.as_ref(), reporter).await?;
+    }
+    let mut networks = engine
+        .networks(labels::CHT_DEV_PROJECT, &project.name)
+        .await?;
+    if let Some(stacks) = &stacks {
+        for stack in [&stacks.cht, &stacks.upgrade] {
+            networks.extend(
+                stack
+                    .networks
+                    .values()
+                    .filter(|n| !n.external)
+                    .map(|n| n.name.clone()),
+            );
+        }
+    }
+    networks.sort();
+    networks.dedup();
+    for net in networks {
+        engine.remove_network(&net).await?;
+    }
+    Ok(())
+}
+
+/// One round of [`down`]: the upgrade service's containers killed and removed, CHT's
+/// stopped and removed, those in another container's network namespace first (Podman
+/// refuses to remove a container others joined). Which those are is read from the files
+/// where they say (a service the files define without `network_mode` joins none), else
+/// asked of the engine.
+async fn remove_containers(
+    engine: &Engine,
+    name: &str,
+    list: Vec<ContainerInfo>,
+    stacks: Option<&Stacks>,
+    reporter: &dyn Reporter,
+) -> Result<()> {
+    let [(upgrade, _), (cht, grace)] = upgrade_first(name, list);
     try_join_all(
         upgrade
             .iter()
@@ -87,13 +133,20 @@ pub async fn down(engine: &Engine, project: &Project, reporter: &dyn Reporter) -
             Ok::<(), Error>(())
         }
     };
-    // A container in another's network namespace goes before the rest: Podman refuses to
-    // remove a container others joined.
-    let modes = try_join_all(cht.iter().map(|c| engine.network_mode(&c.id, &c.name))).await?;
-    let (joiners, owners): (Vec<_>, Vec<_>) = cht
-        .iter()
-        .zip(modes)
-        .partition(|(_, mode)| mode.as_deref().is_some_and(|m| m.starts_with("container:")));
+    let joined = try_join_all(cht.iter().map(|c| {
+        let plain = stacks
+            .and_then(|s| s.cht.services.get(&c.service))
+            .is_some_and(|spec| spec.network_mode.is_none());
+        async move {
+            if plain {
+                return Ok(false);
+            }
+            let mode = engine.network_mode(&c.id, &c.name).await?;
+            Ok::<bool, Error>(mode.is_some_and(|m| m.starts_with("container:")))
+        }
+    }))
+    .await?;
+    let (joiners, owners): (Vec<_>, Vec<_>) = cht.iter().zip(joined).partition(|(_, j)| *j);
     try_join_all(
         upgrade
             .iter()
@@ -102,25 +155,6 @@ pub async fn down(engine: &Engine, project: &Project, reporter: &dyn Reporter) -
     )
     .await?;
     try_join_all(owners.iter().map(|(c, _)| remove(c, Some(grace)))).await?;
-    let mut networks = engine
-        .networks(labels::CHT_DEV_PROJECT, &project.name)
-        .await?;
-    if let Ok(stacks) = load(project) {
-        for stack in [&stacks.cht, &stacks.upgrade] {
-            networks.extend(
-                stack
-                    .networks
-                    .values()
-                    .filter(|n| !n.external)
-                    .map(|n| n.name.clone()),
-            );
-        }
-    }
-    networks.sort();
-    networks.dedup();
-    for net in networks {
-        engine.remove_network(&net).await?;
-    }
     Ok(())
 }
 

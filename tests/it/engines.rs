@@ -171,3 +171,61 @@ fn rootless_podman_serves_its_user_with_container_owned_data() {
         ROOTLESS_COUCHDB_UID,
     );
 }
+
+#[test]
+fn rootless_docker_runs_the_core_set_for_its_user() {
+    core_set(
+        &SecondEngine::require("docker28-rootless"),
+        "Docker 28.",
+        ChtDev::as_test_user(),
+    );
+}
+
+#[test]
+fn rootless_docker_serves_its_user_with_container_owned_data() {
+    let engine = SecondEngine::require("docker28-rootless");
+    let doctor = ChtDev::as_test_user().on_engine(&engine).run(&["doctor"]);
+    assert!(
+        doctor.stdout.contains(&format!(
+            "{} (DOCKER_HOST) answers: Docker 28.",
+            engine.host
+        )) && doctor.stdout.contains(", rootless"),
+        "{doctor:#?}"
+    );
+    normal_user_journey(
+        ChtDev::as_test_user().on_engine(&engine),
+        ROOTLESS_COUCHDB_UID,
+    );
+
+    // A port below 1024 is refused before anything is made, with the reason and the fix.
+    let cht = ChtDev::as_test_user().on_engine(&engine);
+    cht.run(&[
+        "init",
+        "low",
+        "--image-registry",
+        crate::common::engine::REGISTRY,
+        "--https-port",
+        "443",
+        "--http-port",
+        "18099",
+    ])
+    .ok();
+    let up = cht.run(&["up", "low", "--pull", "never"]);
+    let line = up.error_after_progress();
+    assert!(
+        up.code == 1
+            && line.contains(
+                "NGINX_HTTPS_PORT is 443, below 1024, which a rootless engine cannot publish"
+            )
+            && line.contains("sudo sysctl net.ipv4.ip_unprivileged_port_start=443"),
+        "{up:#?}"
+    );
+    let made = crate::common::engine::lines_of(cht.docker().args([
+        "ps",
+        "-aq",
+        "--filter",
+        "label=com.docker.compose.project=low",
+    ]));
+    assert!(made.is_empty(), "{made:?}");
+    cht.run(&["destroy", "low", "--yes"]).ok();
+}
