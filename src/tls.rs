@@ -258,11 +258,20 @@ impl Ca {
     }
 }
 
-/// The names a project certificate covers: loopback, this machine's name and
-/// LAN addresses, then every `--host`, without repeats.
-pub fn project_names(hosts: &[SanName]) -> Vec<SanName> {
+/// The project's own loopback host name, `NAME.localhost` (`_` becomes `-`, which host
+/// names allow): browsers and curl send every `*.localhost` to the loopback address, and
+/// scope cookies by host, so projects side by side keep their logins apart.
+pub fn project_host(project: &str) -> String {
+    format!("{}.localhost", project.replace('_', "-"))
+}
+
+/// The names a project certificate covers: loopback (`localhost` and the project's own
+/// `NAME.localhost`), this machine's name and LAN addresses, then every `--host`, without
+/// repeats.
+pub fn project_names(project: &str, hosts: &[SanName]) -> Vec<SanName> {
     let mut names = vec![
         SanName::Dns("localhost".into()),
+        SanName::Dns(project_host(project)),
         SanName::Ip(IpAddr::from([127, 0, 0, 1])),
         SanName::Ip(IpAddr::from(std::net::Ipv6Addr::LOCALHOST)),
     ];
@@ -338,7 +347,7 @@ pub fn check_own_pair(cert_pem: &str, key_pem: &str, domain: Option<&str>) -> Re
     // nginx would serve it and its key would sit in nginx's volume: a CA's key must never.
     if cert.is_ca() {
         return Err(bad(
-            "it is a CA certificate (CA:TRUE), not a server certificate; give the certificate issued for your domain".into(),
+            "it is a CA certificate (CA:TRUE), not a server certificate; give the certificate issued for your domain (OpenSSL 3's `req -x509` makes CA:TRUE unless given -addext basicConstraints=critical,CA:FALSE), or leave out --cert-file to use the local CA".into(),
         ));
     }
     Ok(info)
@@ -509,10 +518,19 @@ mod tests {
     fn leaf_covers_names_serves_tls_and_is_short_lived() {
         let (_dir, files) = temp_ca();
         let ca = Ca::load(&files).expect("load");
-        let names = project_names(&[SanName::parse("cht.example.org").expect("host")]);
+        let names = project_names(
+            "my_app",
+            &[SanName::parse("cht.example.org").expect("host")],
+        );
         let leaf = ca.issue_leaf("demo", &names).expect("leaf");
         let info = inspect(&leaf.cert_pem).expect("inspect");
-        for want in ["localhost", "127.0.0.1", "::1", "cht.example.org"] {
+        for want in [
+            "localhost",
+            "my-app.localhost",
+            "127.0.0.1",
+            "::1",
+            "cht.example.org",
+        ] {
             assert!(
                 info.names.iter().any(|n| n == want),
                 "{want} in {:?}",

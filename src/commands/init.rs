@@ -20,7 +20,7 @@ pub struct Initialized {
     pub http_port: u16,
     /// nginx's HTTPS port.
     pub https_port: u16,
-    /// Its HTTPS URL on this machine.
+    /// Its HTTPS URL to use (the domain's, else its own `NAME.localhost`).
     pub url: Option<String>,
     /// The CouchDB admin user.
     pub user: Option<String>,
@@ -88,10 +88,11 @@ impl Report for Initialized {
             self.version,
             self.dir
         ))?;
-        p.info(format!(
-            "  https:       https://localhost:{}/",
-            self.https_port
-        ))?;
+        let url = self
+            .url
+            .clone()
+            .unwrap_or_else(|| format!("https://localhost:{}/", self.https_port));
+        p.info(format!("  https:       {url}"))?;
         p.info(format!(
             "  http:        http://localhost:{}/ (redirects to https)",
             self.http_port

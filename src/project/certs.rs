@@ -33,7 +33,7 @@ pub(crate) fn cert_tar(project: &Project) -> Result<Vec<u8>> {
 }
 
 /// Reissues the project certificate when it expires within 30 days or lacks a
-/// current LAN address; returns whether it did.
+/// current LAN address or the project's own `NAME.localhost`; returns whether it did.
 pub fn renew_certificate(home: &Home, project: &Project) -> Result<bool> {
     if project.own_cert() {
         // The user's own certificate: theirs to renew (`up --cert-file ... --key-file ...`).
@@ -47,7 +47,8 @@ pub fn renew_certificate(home: &Home, project: &Project) -> Result<bool> {
     let lan_missing = crate::net::lan_ipv4()
         .iter()
         .any(|ip| !info.names.contains(&ip.to_string()));
-    if !expiring && !lan_missing {
+    let host_missing = !info.names.contains(&tls::project_host(&project.name));
+    if !expiring && !lan_missing && !host_missing {
         return Ok(false);
     }
     let hosts = project
@@ -59,7 +60,8 @@ pub fn renew_certificate(home: &Home, project: &Project) -> Result<bool> {
         .map(SanName::parse)
         .collect::<Result<Vec<_>>>()?;
     let (files, _) = tls::ensure_ca(home)?;
-    let leaf = tls::Ca::load(&files)?.issue_leaf(&project.name, &tls::project_names(&hosts))?;
+    let leaf = tls::Ca::load(&files)?
+        .issue_leaf(&project.name, &tls::project_names(&project.name, &hosts))?;
     for (file, contents, mode) in [
         ("certs/key.pem", &leaf.key_pem, fsutil::PRIVATE),
         ("certs/cert.pem", &leaf.cert_pem, fsutil::PUBLIC),
@@ -90,7 +92,7 @@ mod tests {
         );
         let ca = tls::Ca::load(&CaFiles::of(&home)).expect("ca");
         let short = ca
-            .issue_leaf_for_days("renew", &tls::project_names(&[]), 10)
+            .issue_leaf_for_days("renew", &tls::project_names("renew", &[]), 10)
             .expect("leaf");
         std::fs::write(project.path("certs/cert.pem"), &short.cert_pem).expect("write");
         assert!(renew_certificate(&home, &project).expect("renew"));

@@ -462,7 +462,7 @@ fn create_with(home: &Home, opts: &InitOptions, adopted: Option<&Adopted>) -> Re
             (leaf, names)
         }
         None => {
-            let names = tls::project_names(&checked.hosts);
+            let names = tls::project_names(&checked.name, &checked.hosts);
             (ca.issue_leaf(&checked.name, &names)?, names)
         }
     };
@@ -645,7 +645,9 @@ impl Project {
         self.env.get(CERT_VAR) == Some("own")
     }
 
-    /// The URLs to show: the domain's (when set), localhost's, and each LAN address's.
+    /// The URLs to show, first the one to use: the domain's (when set), the project's own
+    /// `NAME.localhost` (when cht-dev made the certificate, which covers it), localhost's,
+    /// and each LAN address's.
     pub fn urls(&self) -> Vec<String> {
         let https = self.https_port().unwrap_or(443);
         let port = if https == 443 {
@@ -656,6 +658,9 @@ impl Project {
         let mut urls = Vec::new();
         if let Some(domain) = self.domain() {
             urls.push(format!("https://{domain}{port}/"));
+        }
+        if !self.own_cert() {
+            urls.push(format!("https://{}{port}/", tls::project_host(&self.name)));
         }
         urls.push(format!("https://localhost{port}/"));
         urls.extend(
@@ -706,9 +711,16 @@ impl Project {
         self.update_env(&[(CERT_VAR, "own")])
     }
 
-    /// The project's HTTPS URL on this machine.
+    /// The project's HTTPS URL to use: the first of [`Project::urls`], with the port
+    /// always written.
     pub fn url(&self) -> Option<String> {
-        self.https_port().map(|p| format!("https://localhost:{p}/"))
+        let port = self.https_port()?;
+        let host = match self.domain() {
+            Some(domain) => domain.to_string(),
+            None if self.own_cert() => "localhost".to_string(),
+            None => tls::project_host(&self.name),
+        };
+        Some(format!("https://{host}:{port}/"))
     }
 
     /// A path inside the project folder.

@@ -22,6 +22,18 @@ fn up_serves_https_through_nginx_and_keeps_data_through_stop_down_up_destroy() {
         up.stdout
             .contains(&format!("https://localhost:{}/", s.https))
     );
+    // The project's own host name comes first, and its certificate covers it.
+    let own = format!("{}.localhost", s.name);
+    let first_url = up
+        .stdout
+        .lines()
+        .find(|l| l.trim_start().starts_with("https://"));
+    assert_eq!(
+        first_url.map(str::trim),
+        Some(format!("https://{own}:{}/", s.https).as_str()),
+        "{up:#?}"
+    );
+    assert_eq!(s.curl_https_at(&own, "/").0, "200");
     assert!(
         up.stdout.contains("login:    medic / "),
         "the summary shows the login once: {up:#?}"
@@ -423,7 +435,7 @@ fn an_expiring_certificate_is_reissued_on_up_and_nginx_serves_the_new_one() {
     let home = cht_dev::home::Home::at(&s.cht.home()).expect("home");
     let ca = cht_dev::tls::Ca::load(&cht_dev::tls::CaFiles::of(&home)).expect("ca");
     let short = ca
-        .issue_leaf_for_days(&s.name, &cht_dev::tls::project_names(&[]), 10)
+        .issue_leaf_for_days(&s.name, &cht_dev::tls::project_names(&s.name, &[]), 10)
         .expect("leaf");
     std::fs::write(s.dir().join("certs/cert.pem"), &short.cert_pem).expect("cert");
     std::fs::write(s.dir().join("certs/key.pem"), &short.key_pem).expect("key");

@@ -215,10 +215,11 @@ fn two_projects_share_one_ca_and_never_collide() {
     assert_eq!(rows[0]["version"], "5.2.0");
     assert_eq!(rows[1]["name"], "b");
     assert_eq!(rows[1]["version"], "4.22.0");
-    assert_eq!(rows[1]["url"], format!("https://localhost:{}/", ports[3]));
+    // Each under its own host name, so their logins (cookies) stay apart.
+    assert_eq!(rows[1]["url"], format!("https://b.localhost:{}/", ports[3]));
     let table = cht.run(&["ls"]).ok().stdout;
     assert!(table.starts_with("NAME"), "{table}");
-    assert!(table.contains(&format!("https://localhost:{}/", ports[1])));
+    assert!(table.contains(&format!("https://a.localhost:{}/", ports[1])));
 }
 
 #[test]

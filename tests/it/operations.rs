@@ -37,11 +37,9 @@ fn every_command_speaks_json_and_errors_too() {
     let up = s.cht.run(&["up", name, "--pull", "never", "--json"]).ok();
     let up = json(&up);
     assert_eq!(up["https_port"], s.https);
-    assert!(
-        up["urls"][0]
-            .as_str()
-            .unwrap_or_default()
-            .starts_with("https://localhost:")
+    assert_eq!(
+        up["urls"][0].as_str().unwrap_or_default(),
+        format!("https://{name}.localhost:{}/", s.https)
     );
     assert_eq!(up["services"].as_array().map(Vec::len), Some(7));
     assert!(

@@ -244,7 +244,12 @@ fn bad_own_certificates_are_refused_before_anything_is_written() {
             ca_key.to_str().expect("utf8"),
         ])
         .one_line_error();
-    assert!(line.contains("CA certificate (CA:TRUE)"), "{line}");
+    assert!(
+        line.contains("CA certificate (CA:TRUE)")
+            && line.contains("-addext basicConstraints=critical,CA:FALSE")
+            && line.contains("leave out --cert-file to use the local CA"),
+        "{line}"
+    );
     let disguised = dir.join("disguised.pem");
     let made = run_tool(
         &openssl,
@@ -323,7 +328,7 @@ fn ports_80_and_443_are_accepted_when_free() {
         assert!(env.contains("NGINX_HTTP_PORT=80\n") && env.contains("NGINX_HTTPS_PORT=443\n"));
         let json: serde_json::Value =
             serde_json::from_str(&cht.run(&["--json", "ls"]).ok().stdout).expect("json");
-        assert_eq!(json[0]["url"], "https://localhost:443/");
+        assert_eq!(json[0]["url"], "https://web.localhost:443/");
     } else {
         assert!(run.one_line_error().contains("is busy"), "{run:#?}");
     }

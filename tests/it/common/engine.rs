@@ -455,8 +455,14 @@ impl Stack {
 
     /// GET over HTTPS with curl, trusting only the home CA; returns (status, body).
     pub fn curl_https(&self, path: &str) -> (String, String) {
+        self.curl_https_at("localhost", path)
+    }
+
+    /// [`Stack::curl_https`] to the host name `host` (curl sends `*.localhost` to the
+    /// loopback address itself).
+    pub fn curl_https_at(&self, host: &str, path: &str) -> (String, String) {
         let curl = tool("curl", "apt-get install curl");
-        let url = format!("https://localhost:{}{path}", self.https);
+        let url = format!("https://{host}:{}{path}", self.https);
         let ca = self.ca();
         let run = self.cht.in_network(
             &curl,
