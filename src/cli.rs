@@ -147,6 +147,13 @@ Examples:
       --key-file /etc/letsencrypt/live/cht.clinic.org/privkey.pem")]
     Init(InitArgs),
 
+    /// Open a project, or its Fauxton, in the default browser (xdg-open, or open on macOS)
+    #[command(after_help = "\
+Examples:
+  cht-dev open
+  cht-dev open my-app --fauxton")]
+    Open(OpenArgs),
+
     /// List projects with their version, ports and URL
     #[command(after_help = "\
 Examples:
@@ -447,6 +454,17 @@ pub struct LogsArgs {
 #[derive(Debug, Clone, Args)]
 pub struct LsArgs {}
 
+/// Arguments of `open`.
+#[derive(Debug, Clone, Args)]
+pub struct OpenArgs {
+    /// Project name [default: the only project]
+    pub name: Option<String>,
+
+    /// Open Fauxton, CouchDB's admin interface, instead of the app
+    #[arg(long)]
+    pub fauxton: bool,
+}
+
 /// Arguments of `versions`.
 #[derive(Debug, Clone, Args)]
 pub struct VersionsArgs {}
@@ -641,6 +659,10 @@ impl Cli {
             }),
             Command::Init(args) => Action::Init(args.project.to_options(&args.name)),
             Command::Ls(_) => Action::Ls,
+            Command::Open(args) => Action::Open {
+                name: args.name.clone(),
+                fauxton: args.fauxton,
+            },
             Command::Versions(_) => Action::Versions,
             Command::Ca(args) => match &args.action {
                 None => Action::Ca {
@@ -914,6 +936,13 @@ mod tests {
                 }),
             ),
             (&["ls"], Action::Ls),
+            (
+                &["open", "app", "--fauxton"],
+                Action::Open {
+                    name: Some("app".into()),
+                    fauxton: true,
+                },
+            ),
             (&["versions"], Action::Versions),
             (
                 &["ca", "--der", "ca.crt"],

@@ -17,6 +17,7 @@ pub mod export;
 pub mod init;
 pub mod lifecycle;
 pub mod ls;
+pub mod open;
 pub mod snapshot;
 pub mod status;
 pub mod trust;
@@ -86,6 +87,13 @@ pub enum Action {
     Init(InitOptions),
     /// `ls`.
     Ls,
+    /// `open`.
+    Open {
+        /// The project, if given.
+        name: Option<String>,
+        /// Fauxton rather than the app.
+        fauxton: bool,
+    },
     /// `versions`.
     Versions,
     /// `ca` (show the CA, optionally writing its DER form).
@@ -140,6 +148,9 @@ fn dispatch(settings: &Settings, action: &Action) -> Result<()> {
         }
         Action::Init(opts) => p.report(&init::run(settings, opts)?),
         Action::Ls => p.report(&ls::run(settings)?),
+        Action::Open { name, fauxton } => {
+            p.report(&open::run(settings, name.as_deref(), *fauxton)?)
+        }
         Action::Versions => p.report(&versions::run()),
         Action::Ca { der } => p.report(&ca::run(settings, der.as_deref())?),
         Action::Trust {

@@ -64,6 +64,10 @@ pub struct Up {
     pub login: Login,
     /// The home CA's certificate.
     pub ca: String,
+    /// Fauxton, CouchDB's admin interface.
+    pub fauxton: Option<String>,
+    /// A cht-conf command for this project, quoted for the shell.
+    pub cht_conf: Option<String>,
     /// Each service's state.
     pub services: Vec<ServiceState>,
     /// One-line notes (files moved, hashes unknown, ...).
@@ -92,6 +96,12 @@ impl Report for Up {
             "  login:    {} / {}",
             self.login.user, self.login.password
         ))?;
+        if let Some(fauxton) = &self.fauxton {
+            p.info(format!("  fauxton:  {fauxton}"))?;
+        }
+        if let Some(command) = &self.cht_conf {
+            p.info(format!("  cht-conf: {command}"))?;
+        }
         p.info(format!(
             "  local CA: {} (trust it once: cht-dev ca)",
             self.ca
@@ -360,6 +370,8 @@ pub fn run(settings: &Settings, req: &UpRequest) -> Result<Up> {
                     .to_string(),
             },
             ca: CaFiles::of(&home).cert.display().to_string(),
+            fauxton: project.fauxton_url(),
+            cht_conf: project.cht_conf_command(&CaFiles::of(&home).cert),
             services: outcome.services,
             notes,
             seconds: started.elapsed().as_secs_f64(),

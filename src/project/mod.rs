@@ -723,6 +723,42 @@ impl Project {
         Some(format!("https://{host}:{port}/"))
     }
 
+    /// Fauxton, CouchDB's admin interface, through nginx at [`Project::url`].
+    pub fn fauxton_url(&self) -> Option<String> {
+        self.url().map(|url| format!("{url}_utils/"))
+    }
+
+    /// A cht-conf command that reaches this project, quoted for a POSIX shell: the login in
+    /// the URL (percent-encoded), and, when the local CA signed the certificate, that CA for
+    /// node through `NODE_EXTRA_CA_CERTS` (`ca`), so TLS is verified rather than switched
+    /// off with `--accept-self-signed-certs`. The host is the domain's when set, else
+    /// `localhost`: node asks the system resolver, which knows no `*.localhost` on Debian
+    /// or macOS (browsers and curl resolve those themselves), and cht-conf keeps no cookies.
+    pub fn cht_conf_command(&self, ca: &Path) -> Option<String> {
+        use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
+        let port = self.https_port()?;
+        let host_port = format!("{}:{port}", self.domain().unwrap_or("localhost"));
+        let user = self.env.get("COUCHDB_USER").unwrap_or(DEFAULT_USER);
+        let password = self.env.get("COUCHDB_PASSWORD")?;
+        let login = format!(
+            "{}:{}",
+            utf8_percent_encode(user, NON_ALPHANUMERIC),
+            utf8_percent_encode(password, NON_ALPHANUMERIC)
+        );
+        let command = format!(
+            "cht {}",
+            crate::shell::shell_word(&format!("--url=https://{login}@{host_port}"))
+        );
+        Some(if self.own_cert() {
+            command
+        } else {
+            format!(
+                "NODE_EXTRA_CA_CERTS={} {command}",
+                crate::shell::shell_word(&ca.display().to_string())
+            )
+        })
+    }
+
     /// A path inside the project folder.
     pub fn path(&self, relative: &str) -> PathBuf {
         self.dir.join(relative)
@@ -891,6 +927,60 @@ mod tests {
         let staging = fsutil::Staging::new(dir.path(), "y").expect("staging");
         staging.commit(&dir.path().join("y")).expect("commit");
         assert!(dir.path().join("y").is_dir());
+    }
+
+    #[test]
+    fn urls_fauxton_and_cht_conf_name_the_projects_own_host() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let home = Home::at(dir.path()).expect("home");
+        let mut project = create(&home, &opts("my_app")).expect("create").project;
+        let port = project.https_port().expect("port");
+        let password = project.env.get("COUCHDB_PASSWORD").expect("pw").to_string();
+        assert_eq!(
+            project.url(),
+            Some(format!("https://my-app.localhost:{port}/"))
+        );
+        assert_eq!(
+            project.urls()[..2],
+            [
+                format!("https://my-app.localhost:{port}/"),
+                format!("https://localhost:{port}/")
+            ]
+        );
+        assert_eq!(
+            project.fauxton_url(),
+            Some(format!("https://my-app.localhost:{port}/_utils/"))
+        );
+        assert_eq!(
+            project.cht_conf_command(Path::new("/home/Jo Doe/ca.pem")),
+            Some(format!(
+                "NODE_EXTRA_CA_CERTS='/home/Jo Doe/ca.pem' cht --url=https://medic:{password}@localhost:{port}"
+            ))
+        );
+        // A login with characters a URL reserves is percent-encoded, then quoted.
+        project
+            .update_env(&[("COUCHDB_USER", "jo doe"), ("COUCHDB_PASSWORD", "p@ss'w")])
+            .expect("edit");
+        assert_eq!(
+            project.cht_conf_command(Path::new("/ca.pem")),
+            Some(format!(
+                "NODE_EXTRA_CA_CERTS=/ca.pem cht --url=https://jo%20doe:p%40ss%27w@localhost:{port}"
+            ))
+        );
+        // A domain comes first; an own certificate needs no extra CA.
+        project
+            .update_env(&[(DOMAIN_VAR, "cht.example.org"), (CERT_VAR, "own")])
+            .expect("edit");
+        assert_eq!(
+            project.url(),
+            Some(format!("https://cht.example.org:{port}/"))
+        );
+        assert!(
+            project
+                .cht_conf_command(Path::new("/ca.pem"))
+                .is_some_and(|c| c.starts_with("cht --url=https://")
+                    && c.ends_with(&format!("@cht.example.org:{port}")))
+        );
     }
 
     #[test]

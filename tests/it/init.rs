@@ -942,3 +942,61 @@ fn ca_advice_quotes_the_home_for_the_shell() {
         .expect("sh");
     assert!(String::from_utf8_lossy(&out.stdout).contains("BEGIN CERTIFICATE"));
 }
+
+#[test]
+fn open_hands_the_url_to_the_platforms_opener_or_says_it() {
+    // A stand-in xdg-open records what it was asked to open.
+    let scratch = tempfile::tempdir().expect("tmp");
+    let bin = scratch.path().join("bin");
+    std::fs::create_dir(&bin).expect("mkdir");
+    let record = scratch.path().join("opened");
+    std::fs::write(
+        bin.join("xdg-open"),
+        format!(
+            "#!/bin/sh\nprintf '%s\\n' \"$1\" >> '{}'\n",
+            record.display()
+        ),
+    )
+    .expect("write");
+    std::fs::set_permissions(
+        bin.join("xdg-open"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .expect("chmod");
+    let with_opener = ChtDev::new().env("PATH", &bin.display().to_string());
+    with_opener.run(&["init", "web_app"]).ok();
+    let ls: serde_json::Value =
+        serde_json::from_str(&with_opener.run(&["--json", "ls"]).ok().stdout).expect("json");
+    let port = ls[0]["https_port"].as_u64().expect("port");
+    let opened = with_opener.run(&["open", "--fauxton"]).ok();
+    let url = format!("https://web-app.localhost:{port}/_utils/");
+    assert!(
+        opened.stdout.contains(&format!("opened {url} (xdg-open)")),
+        "{opened:#?}"
+    );
+    // The opener runs on its own; wait for its line.
+    for _ in 0..50 {
+        if std::fs::read_to_string(&record).is_ok_and(|t| t.contains(&url)) {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert_eq!(
+        std::fs::read_to_string(&record).expect("opened"),
+        format!("{url}\n")
+    );
+
+    // Without an opener: the URL on stdout, and why on stderr; still a success.
+    let without = ChtDev::new().env("PATH", "/nonexistent");
+    without.run(&["init", "solo"]).ok();
+    let said = without.run(&["open", "solo"]).ok();
+    assert!(
+        said.stdout.trim().starts_with("https://solo.localhost:"),
+        "{said:#?}"
+    );
+    assert!(
+        said.stderr
+            .contains("no xdg-open here to open a browser with"),
+        "{said:#?}"
+    );
+}
