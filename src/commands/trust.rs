@@ -167,7 +167,7 @@ pub fn install(settings: &Settings, system: bool) -> Result<Trusted> {
         None
     };
     report(
-        "installed",
+        INSTALLED,
         &nick,
         &done,
         system_done,
@@ -267,6 +267,12 @@ pub fn uninstall(settings: &Settings, system: bool) -> Result<Trusted> {
     )
 }
 
+/// The action word of an install.
+const INSTALLED: &str = "installed";
+
+/// What a phone does with the CA, said after an install.
+const PHONES: &str = "phones: Chrome on Android trusts this CA once installed there (cht-dev ca --der); the CHT Android app never trusts a CA a user installed, only the system's, so for the app serve a publicly trusted certificate (--cert-file/--key-file)";
+
 /// What `ca install` or `ca uninstall` did.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct Trusted {
@@ -306,11 +312,15 @@ impl Report for Trusted {
             p.info(format!("{verb} {nick:?} in {db}"))?;
         }
         match (&self.system_store, &self.system_command) {
-            (Some(path), _) => p.info(format!("{verb} in the system store ({path})")),
+            (Some(path), _) => p.info(format!("{verb} in the system store ({path})"))?,
             (None, hint) => p.info(format!(
                 "system store (browsers that use it, curl, phones' tooling): {}",
                 hint.as_deref().unwrap_or_default()
-            )),
+            ))?,
         }
+        if self.action == INSTALLED {
+            p.info(PHONES)?;
+        }
+        Ok(())
     }
 }

@@ -354,6 +354,7 @@ fn versions_ca_and_completions() {
         "macOS",
         "Windows",
         "Android",
+        "the CHT Android app never trusts a CA a user installed",
         "update-ca-certificates",
     ] {
         assert!(out.contains(word), "{word} in {out}");

@@ -143,6 +143,11 @@ fn ca_install_makes_a_fresh_browser_trust_the_project_and_uninstall_undoes_it() 
         run.stdout.contains("update-ca-certificates"),
         "prints the system command: {run:#?}"
     );
+    assert!(
+        run.stdout
+            .contains("the CHT Android app never trusts a CA a user installed"),
+        "says the truth about phones: {run:#?}"
+    );
     let page = crate::common::chromium(user.path(), &url);
     assert!(
         page.contains("CHT API stand-in"),
