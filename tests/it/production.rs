@@ -209,9 +209,20 @@ fn bad_own_certificates_are_refused_before_anything_is_written() {
         assert!(line.contains(expect), "{args:?}: {line}");
         assert!(!cht.home().exists(), "{args:?} wrote into the home");
     }
-    // A generated certificate for a domain covers it, signed by the local CA.
-    cht.run(&["init", "gen", "--domain", "cht.example.test"])
+    // A generated certificate for a domain covers it, signed by the local CA; the URL
+    // printed first, by init and ls, is the domain's, which the certificate covers.
+    let init = cht
+        .run(&["init", "gen", "--domain", "cht.example.test"])
         .ok();
+    let ls: serde_json::Value =
+        serde_json::from_str(&cht.run(&["--json", "ls"]).ok().stdout).expect("json");
+    let port = ls[0]["https_port"].as_u64().expect("port");
+    let domain_url = format!("https://cht.example.test:{port}/");
+    assert!(
+        init.stdout.contains(&format!("https:       {domain_url}")),
+        "{init:#?}"
+    );
+    assert_eq!(ls[0]["url"], domain_url.as_str());
     let openssl = tool("openssl", "apt-get install openssl");
     let text = run_tool(
         &openssl,
