@@ -645,9 +645,20 @@ impl Project {
         self.env.get(CERT_VAR) == Some("own")
     }
 
-    /// The URLs to show, first the one to use: the domain's (when set), the project's own
-    /// `NAME.localhost` (when cht-dev made the certificate, which covers it), localhost's,
-    /// and each LAN address's.
+    /// The names the project is reached by on this machine, the one to use first: the
+    /// domain (when set), the project's own `NAME.localhost` (when cht-dev made the
+    /// certificate, which covers it), then `localhost`.
+    fn hosts(&self) -> Vec<String> {
+        let mut hosts: Vec<String> = self.domain().map(str::to_string).into_iter().collect();
+        if !self.own_cert() {
+            hosts.push(tls::project_host(&self.name));
+        }
+        hosts.push("localhost".into());
+        hosts
+    }
+
+    /// The URLs to show, first the one to use: each of [`Project::hosts`], then each LAN
+    /// address's.
     pub fn urls(&self) -> Vec<String> {
         let https = self.https_port().unwrap_or(443);
         let port = if https == 443 {
@@ -655,20 +666,15 @@ impl Project {
         } else {
             format!(":{https}")
         };
-        let mut urls = Vec::new();
-        if let Some(domain) = self.domain() {
-            urls.push(format!("https://{domain}{port}/"));
-        }
-        if !self.own_cert() {
-            urls.push(format!("https://{}{port}/", tls::project_host(&self.name)));
-        }
-        urls.push(format!("https://localhost{port}/"));
-        urls.extend(
-            crate::net::lan_ipv4()
-                .iter()
-                .map(|ip| format!("https://{ip}{port}/")),
-        );
-        urls
+        let lan = crate::net::lan_ipv4()
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>();
+        self.hosts()
+            .into_iter()
+            .chain(lan)
+            .map(|host| format!("https://{host}{port}/"))
+            .collect()
     }
 
     /// Sets `.env` variables in place, keeping every other line (comments, user edits) as is.
@@ -715,11 +721,7 @@ impl Project {
     /// always written.
     pub fn url(&self) -> Option<String> {
         let port = self.https_port()?;
-        let host = match self.domain() {
-            Some(domain) => domain.to_string(),
-            None if self.own_cert() => "localhost".to_string(),
-            None => tls::project_host(&self.name),
-        };
+        let host = self.hosts().into_iter().next()?;
         Some(format!("https://{host}:{port}/"))
     }
 

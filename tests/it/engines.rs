@@ -14,10 +14,18 @@ fn core_set(engine: &SecondEngine, product: &str, cht: ChtDev) {
     let podman = product.starts_with("Podman");
     let s = Stack::in_home("core", cht.on_engine(engine));
     let name = s.name.as_str();
-    let first = s.up(&[]).ok();
+    let first = s.up(&["--timings"]).ok();
     assert_eq!(
         first.stderr.matches("this engine is Podman").count(),
         usize::from(podman),
+        "{first:#?}"
+    );
+    // On Podman, readiness waits for nginx-dns to listen before it asks nginx anything.
+    assert_eq!(
+        first
+            .stderr
+            .contains("wait for nginx-dns: nginx-dns: answering"),
+        podman,
         "{first:#?}"
     );
     if podman {

@@ -51,27 +51,47 @@ pub fn readiness(project: &Project) -> Result<Vec<WaitFor>> {
     ])
 }
 
-/// The service that answers nginx's lookups at 127.0.0.11 on engines without Docker's
-/// DNS server there (Podman), and the line it logs once it listens.
-const DNS_FORWARDER: (&str, &str) = ("nginx-dns", "nginx-dns: answering");
+/// A line a service's container logs once it serves, awaited before any condition is
+/// probed: for a service others use before they can answer at all.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogGate {
+    /// The compose service.
+    pub service: &'static str,
+    /// The text its log shows once it serves.
+    pub text: &'static str,
+}
 
-/// Waits (until `deadline`) for the line `text` in the logs of `service`'s container.
-/// nginx asks its resolver once for a name and, if that query is lost (sent before the
-/// forwarder listens), asks again only 5 s later, so nothing may reach nginx before the
-/// forwarder says it listens. Gives up quietly at the deadline: the conditions then
-/// explain what is not ready.
+/// The gates of a project's stacks: nginx-dns (Podman's stand-in for Docker's DNS at
+/// 127.0.0.11), when the files run it. nginx asks its resolver once for a name and, if
+/// that query is lost (sent before the forwarder listens), asks again only 5 s later, so
+/// nothing may reach nginx before the forwarder says it listens.
+pub fn gates(stacks: &Stacks) -> Vec<LogGate> {
+    const DNS_FORWARDER: LogGate = LogGate {
+        service: "nginx-dns",
+        text: "nginx-dns: answering",
+    };
+    [DNS_FORWARDER]
+        .into_iter()
+        .filter(|g| stacks.cht.services.contains_key(g.service))
+        .collect()
+}
+
+/// Waits (until `deadline`) for `gate`'s line in the logs of its service's container.
+/// Gives up quietly at the deadline: the conditions then explain what is not ready.
 async fn wait_for_line(
     engine: &Engine,
     project: &Project,
-    (service, text): (&str, &str),
+    gate: &LogGate,
     deadline: Instant,
 ) -> Result<()> {
-    let _waiting = Span::open(engine.timeline(), || format!("wait for {service}: {text}"));
+    let _waiting = Span::open(engine.timeline(), || {
+        format!("wait for {}: {}", gate.service, gate.text)
+    });
     while Instant::now() < deadline {
         let list = engine
             .containers(&[
                 (labels::PROJECT, project.name.as_str()),
-                (labels::SERVICE, service),
+                (labels::SERVICE, gate.service),
             ])
             .await?;
         if let Some(c) = list.first()
@@ -79,7 +99,7 @@ async fn wait_for_line(
                 .last_logs(&c.id, LOG_LINES)
                 .await
                 .unwrap_or_default()
-                .contains(text)
+                .contains(gate.text)
         {
             return Ok(());
         }
@@ -106,8 +126,8 @@ pub(crate) async fn wait_ready(
     };
     let conditions = readiness(project)?;
     let started = Instant::now();
-    if stacks.cht.services.contains_key(DNS_FORWARDER.0) {
-        wait_for_line(engine, project, DNS_FORWARDER, started + timeout).await?;
+    for gate in gates(stacks) {
+        wait_for_line(engine, project, &gate, started + timeout).await?;
     }
     // Per condition: whether it held, why not yet, and its probes in flight. A probe can
     // hang (a port published before the server behind it listens), so a new one starts
