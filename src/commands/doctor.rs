@@ -167,11 +167,7 @@ fn fit_check(podman: bool, project: &Project) -> Option<Check> {
     let label = format!("engine fit {}", project.name);
     let driver = project.env.get(super::up::LOG_DRIVER_VAR);
     let changes = super::up::engine_settings(podman, &project.name, &|var| project.env.get(var));
-    let said = changes
-        .iter()
-        .map(|(k, v)| format!("{k}={v}"))
-        .collect::<Vec<_>>()
-        .join(" and ");
+    let said = super::up::said(&changes);
     match (podman, changes.is_empty()) {
         (true, true) => Some(check(
             label,
@@ -257,7 +253,7 @@ pub async fn checks(settings: &Settings, home: &Home) -> Result<Vec<Check>> {
             let (verdict, detail) = match engine.facts().await {
                 Ok(facts) => {
                     here = facts.runs_here();
-                    podman = facts.product == "Podman";
+                    podman = facts.is_podman();
                     (Verdict::Ok, facts.to_string())
                 }
                 Err(e) => (Verdict::Warn, format!("its facts could not be read: {e}")),

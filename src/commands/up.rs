@@ -159,18 +159,14 @@ async fn fit_engine(engine: &Engine, project: &mut Project, notes: &mut Vec<Stri
         Some(_) => {}
     }
     let podman = match &facts {
-        Some(f) => f.product == "Podman",
+        Some(f) => f.is_podman(),
         None => engine.is_podman().await?,
     };
     let changes = engine_settings(podman, &project.name, &|var| project.env.get(var));
     if !changes.is_empty() {
         let pairs: Vec<(&str, &str)> = changes.iter().map(|(k, v)| (*k, v.as_str())).collect();
         project.update_env(&pairs)?;
-        let said = changes
-            .iter()
-            .map(|(k, v)| format!("{k}={v}"))
-            .collect::<Vec<_>>()
-            .join(" and ");
+        let said = said(&changes);
         notes.push(if podman {
             format!(
                 "this engine is Podman, so .env now sets {said}: Podman has no `local` log driver, and its DNS server is not at 127.0.0.11, where nginx asks (the nginx-dns container answers there); compose and the upgrade service read the same settings"
@@ -180,6 +176,15 @@ async fn fit_engine(engine: &Engine, project: &mut Project, notes: &mut Vec<Stri
         });
     }
     Ok(())
+}
+
+/// [`engine_settings`]' changes as words: `A=1 and B=2`.
+pub(crate) fn said(changes: &[(&'static str, String)]) -> String {
+    changes
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join(" and ")
 }
 
 /// The `.env` variable naming the log driver of every CHT container.

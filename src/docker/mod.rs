@@ -47,6 +47,11 @@ pub struct EngineFacts {
 }
 
 impl EngineFacts {
+    /// Whether the engine is Podman.
+    pub fn is_podman(&self) -> bool {
+        self.product == PODMAN
+    }
+
     /// Whether it runs on this machine, so paths it mounts are this machine's paths.
     pub fn runs_here(&self) -> bool {
         let here = gethostname::gethostname();
@@ -176,6 +181,9 @@ pub struct ImageInfo {
     /// The image's own environment (`KEY=VALUE`), which every container of it starts with.
     pub env: Vec<String>,
 }
+
+/// The product name of Podman in [`EngineFacts`].
+const PODMAN: &str = "Podman";
 
 /// Podman's entry among the components its version answer lists (Docker has none).
 fn podman_component(
@@ -470,7 +478,7 @@ impl Engine {
         )
         .await?;
         let (product, number) = match podman_component(&version) {
-            Some(c) => ("Podman", c.version.clone()),
+            Some(c) => (PODMAN, c.version.clone()),
             None => ("Docker", version.version.clone().unwrap_or_default()),
         };
         let rootless = info

@@ -163,14 +163,16 @@ fn rootless_podman_runs_the_core_set_for_its_user() {
     );
 }
 
-#[test]
-fn rootless_podman_serves_its_user_with_container_owned_data() {
-    let engine = SecondEngine::require("podman-rootless");
+/// A rootless engine's round for its user: `doctor` names it (`product`) and says it is
+/// rootless, then the normal-user round with CouchDB's data where the user namespace puts
+/// it. Returns the engine, for checks of its own.
+fn rootless_round(name: &'static str, product: &str) -> SecondEngine {
+    let engine = SecondEngine::require(name);
     let doctor = ChtDev::as_test_user().on_engine(&engine).run(&["doctor"]);
     assert!(
         doctor
             .stdout
-            .contains(&format!("{} (DOCKER_HOST) answers: Podman 5.", engine.host))
+            .contains(&format!("{} (DOCKER_HOST) answers: {product}", engine.host))
             && doctor.stdout.contains(", rootless"),
         "{doctor:#?}"
     );
@@ -178,6 +180,12 @@ fn rootless_podman_serves_its_user_with_container_owned_data() {
         ChtDev::as_test_user().on_engine(&engine),
         ROOTLESS_COUCHDB_UID,
     );
+    engine
+}
+
+#[test]
+fn rootless_podman_serves_its_user_with_container_owned_data() {
+    rootless_round("podman-rootless", "Podman 5.");
 }
 
 #[test]
@@ -191,19 +199,7 @@ fn rootless_docker_runs_the_core_set_for_its_user() {
 
 #[test]
 fn rootless_docker_serves_its_user_with_container_owned_data() {
-    let engine = SecondEngine::require("docker28-rootless");
-    let doctor = ChtDev::as_test_user().on_engine(&engine).run(&["doctor"]);
-    assert!(
-        doctor.stdout.contains(&format!(
-            "{} (DOCKER_HOST) answers: Docker 28.",
-            engine.host
-        )) && doctor.stdout.contains(", rootless"),
-        "{doctor:#?}"
-    );
-    normal_user_journey(
-        ChtDev::as_test_user().on_engine(&engine),
-        ROOTLESS_COUCHDB_UID,
-    );
+    let engine = rootless_round("docker28-rootless", "Docker 28.");
 
     // A port below 1024 is refused before anything is made, with the reason and the fix.
     let cht = ChtDev::as_test_user().on_engine(&engine);
