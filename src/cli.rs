@@ -10,12 +10,13 @@ use crate::commands::adopt::AdoptRequest;
 use crate::commands::export::ExportRequest;
 use crate::commands::snapshot::RestoreRequest;
 use crate::commands::status::LogsRequest;
+use crate::commands::tls::TlsRequest;
 use crate::commands::up::UpRequest;
 use crate::commands::upgrade::UpgradeRequest;
 use crate::commands::{self, Action};
 use crate::error::{Error, Result};
 use crate::printer::{Mode, Printer};
-use crate::project::InitOptions;
+use crate::project::{InitOptions, TlsMode};
 use crate::settings::Settings;
 use crate::stack::images::PullPolicy;
 
@@ -117,6 +118,7 @@ Examples:
 Examples:
   cht-dev adopt ~/my-project.env              data stays in ~/.medic/cht-docker/my-project-dir/couch
   cht-dev adopt ~/my-project.env --copy-data  copy it into the cht-dev project folder
+  cht-dev adopt ~/my-project.env --tls local-ca   the local CA instead of the helper's local-ip certificate
   cht-dev up my-project")]
     Adopt(AdoptArgs),
 
@@ -142,10 +144,20 @@ Examples:
   cht-dev init legacy --cht-version 4.22.0 --http-port 8080 --https-port 8443
   cht-dev init lan --host cht.local --host 192.168.1.20
   cht-dev init ci --image-registry localhost:5000/medic
+  cht-dev init phone --tls local-ip              for the CHT Android app on a phone on this network
   cht-dev init clinic --domain cht.clinic.org --http-port 80 --https-port 443 \\
       --cert-file /etc/letsencrypt/live/cht.clinic.org/fullchain.pem \\
       --key-file /etc/letsencrypt/live/cht.clinic.org/privkey.pem")]
     Init(InitArgs),
+
+    /// Switch a project's certificate (local-ca, local-ip or own) and reload nginx if it runs
+    #[command(after_help = "\
+Examples:
+  cht-dev tls my-app local-ip              for phones: the CHT Android app trusts it
+  cht-dev tls my-app local-ip --refresh    download the local-ip certificate again now
+  cht-dev tls my-app local-ca              back to the local CA (desktop browsers)
+  cht-dev tls my-app own --cert-file fullchain.pem --key-file privkey.pem")]
+    Tls(TlsArgs),
 
     /// Open a project, or its Fauxton, in the default browser (xdg-open, or open on macOS)
     #[command(after_help = "\
@@ -210,6 +222,10 @@ pub struct ProjectArgs {
     /// Public domain (production): added to the certificate and used in printed URLs
     #[arg(long, value_name = "NAME")]
     pub domain: Option<String>,
+
+    /// Where the certificate comes from: local-ca (desktop browsers), local-ip (phones: the CHT Android app trusts it) [default: local-ca; own with --cert-file]
+    #[arg(long, value_enum, value_name = "MODE")]
+    pub tls: Option<TlsArg>,
 
     /// Your own certificate (PEM, full chain) instead of one from the local CA; with --key-file
     #[arg(long, value_name = "FILE", requires = "key_file")]
@@ -382,6 +398,10 @@ pub struct AdoptArgs {
     /// Copy the CouchDB data into the project folder instead of using it where it is
     #[arg(long)]
     pub copy_data: bool,
+
+    /// The certificate: local-ip, as the helper served it (phones trust it), or local-ca
+    #[arg(long, value_name = "MODE", default_value = "local-ip", value_parser = ["local-ip", "local-ca"])]
+    pub tls: String,
 }
 
 /// Arguments of `upgrade`.
@@ -454,6 +474,29 @@ pub struct LogsArgs {
 #[derive(Debug, Clone, Args)]
 pub struct LsArgs {}
 
+/// Arguments of `tls`.
+#[derive(Debug, Clone, Args)]
+pub struct TlsArgs {
+    /// Project name
+    pub name: String,
+
+    /// Where the certificate comes from
+    #[arg(value_enum)]
+    pub mode: TlsArg,
+
+    /// Download the local-ip certificate now, even if the kept one is fresh (local-ip only)
+    #[arg(long)]
+    pub refresh: bool,
+
+    /// Your own certificate (PEM, full chain), with `own`
+    #[arg(long, value_name = "FILE", requires = "key_file")]
+    pub cert_file: Option<PathBuf>,
+
+    /// The key of --cert-file (PEM, unencrypted), with `own`
+    #[arg(long, value_name = "FILE", requires = "cert_file")]
+    pub key_file: Option<PathBuf>,
+}
+
 /// Arguments of `open`.
 #[derive(Debug, Clone, Args)]
 pub struct OpenArgs {
@@ -524,6 +567,7 @@ impl ProjectArgs {
             || self.domain.is_some()
             || self.cert_file.is_some()
             || self.couchdb_nodes.is_some()
+            || self.tls.is_some()
     }
 
     /// The init options these arguments ask for, for project `name`.
@@ -539,6 +583,28 @@ impl ProjectArgs {
             cert_file: self.cert_file.clone(),
             key_file: self.key_file.clone(),
             couchdb_nodes: self.couchdb_nodes,
+            tls: self.tls.map(TlsMode::from),
+        }
+    }
+}
+
+/// Where a certificate comes from, as the command line spells it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum TlsArg {
+    /// Issued by the local CA: desktop browsers trust it once `cht-dev ca install` ran
+    LocalCa,
+    /// The public *.local-ip.medicmobile.org certificate: phones and the CHT Android app trust it; its key is public, so test on a trusted network only
+    LocalIp,
+    /// Your own: give --cert-file and --key-file
+    Own,
+}
+
+impl From<TlsArg> for TlsMode {
+    fn from(arg: TlsArg) -> TlsMode {
+        match arg {
+            TlsArg::LocalCa => TlsMode::LocalCa,
+            TlsArg::LocalIp => TlsMode::LocalIp,
+            TlsArg::Own => TlsMode::Own,
         }
     }
 }
@@ -630,6 +696,11 @@ impl Cli {
                 env_file: args.env_file.clone(),
                 name: args.name.clone(),
                 copy_data: args.copy_data,
+                tls: if args.tls == "local-ca" {
+                    TlsMode::LocalCa
+                } else {
+                    TlsMode::LocalIp
+                },
             }),
             Command::Upgrade(args) => Action::Upgrade(UpgradeRequest {
                 name: args.name.clone(),
@@ -663,6 +734,13 @@ impl Cli {
                 name: args.name.clone(),
                 fauxton: args.fauxton,
             },
+            Command::Tls(args) => Action::Tls(TlsRequest {
+                name: args.name.clone(),
+                mode: args.mode.into(),
+                refresh: args.refresh,
+                cert_file: args.cert_file.clone(),
+                key_file: args.key_file.clone(),
+            }),
             Command::Versions(_) => Action::Versions,
             Command::Ca(args) => match &args.action {
                 None => Action::Ca {
@@ -914,6 +992,26 @@ mod tests {
                     env_file: "x.env".into(),
                     name: None,
                     copy_data: true,
+                    tls: TlsMode::LocalIp,
+                }),
+            ),
+            (
+                &["adopt", "x.env", "--tls", "local-ca"],
+                Action::Adopt(AdoptRequest {
+                    env_file: "x.env".into(),
+                    name: None,
+                    copy_data: false,
+                    tls: TlsMode::LocalCa,
+                }),
+            ),
+            (
+                &["tls", "app", "local-ip", "--refresh"],
+                Action::Tls(TlsRequest {
+                    name: "app".into(),
+                    mode: TlsMode::LocalIp,
+                    refresh: true,
+                    cert_file: None,
+                    key_file: None,
                 }),
             ),
             (

@@ -166,6 +166,15 @@ pub enum Error {
         /// The underlying reason.
         reason: String,
     },
+    /// The local-ip certificate could not be had, or was not fit to use; the kept pair,
+    /// if any, is unchanged.
+    #[error("cannot use the local-ip certificate from {url}: {reason}")]
+    LocalIp {
+        /// The URL it came, or would have come, from.
+        url: String,
+        /// What went wrong, and what to do.
+        reason: String,
+    },
     /// A generated compose template did not come out as valid YAML (a bug in cht-dev).
     #[error("rendered {file} is not valid YAML: {reason}")]
     Render {

@@ -17,6 +17,7 @@
 pub mod docker;
 pub mod error;
 pub mod home;
+pub mod local_ip;
 pub mod project;
 pub mod report;
 pub mod stack;

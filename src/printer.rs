@@ -43,6 +43,21 @@ pub trait Report: serde::Serialize {
     fn human(&self, p: &Printer) -> Result<()>;
 }
 
+/// `text` as a QR code in Unicode half blocks, two modules per character cell, light
+/// on dark as terminals show it best, with the quiet zone phone cameras need.
+pub fn qr_lines(text: &str) -> Result<Vec<String>> {
+    use qrcode::render::unicode::Dense1x2;
+    let code = qrcode::QrCode::new(text.as_bytes())
+        .map_err(|e| Error::Output(std::io::Error::other(e.to_string())))?;
+    let picture = code
+        .render::<Dense1x2>()
+        .dark_color(Dense1x2::Light)
+        .light_color(Dense1x2::Dark)
+        .quiet_zone(true)
+        .build();
+    Ok(picture.lines().map(str::to_string).collect())
+}
+
 /// How text reaches stdout: the output mode and whether it is coloured.
 #[derive(Debug, Clone, Copy)]
 pub struct Printer {
@@ -50,6 +65,8 @@ pub struct Printer {
     mode: Mode,
     /// Emit ANSI colour codes.
     color: bool,
+    /// stdout is a terminal (people are looking at it).
+    terminal: bool,
 }
 
 /// The kinds of emphasis cht-dev uses; each maps to one style.
@@ -70,7 +87,13 @@ impl Printer {
         Printer {
             mode,
             color: mode != Mode::Json && colour_on(&std::io::stdout()),
+            terminal: std::io::stdout().is_terminal(),
         }
+    }
+
+    /// Whether stdout is a terminal: only then are pictures (a QR code) printed.
+    pub fn is_terminal(&self) -> bool {
+        self.terminal && self.mode == Mode::Human
     }
 
     /// Who the output is for.
@@ -143,5 +166,46 @@ impl Printer {
         let text = serde_json::to_string_pretty(value)
             .map_err(|e| Error::Output(std::io::Error::other(e)))?;
         self.data(text)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Reads a [`qr_lines`] picture back as a camera would: light blocks are light
+    /// modules, blank cells dark ones, each module scaled to 4x4 pixels.
+    fn decode(lines: &[String]) -> String {
+        const SCALE: usize = 4;
+        let rows: Vec<Vec<char>> = lines.iter().map(|l| l.chars().collect()).collect();
+        let width = rows.iter().map(Vec::len).max().unwrap_or(0);
+        let module = |x: usize, y: usize| -> bool {
+            let cell = rows
+                .get(y / 2)
+                .and_then(|r| r.get(x))
+                .copied()
+                .unwrap_or(' ');
+            let lit = if y.is_multiple_of(2) {
+                matches!(cell, '█' | '▀')
+            } else {
+                matches!(cell, '█' | '▄')
+            };
+            !lit
+        };
+        let (w, h) = (width * SCALE, rows.len() * 2 * SCALE);
+        let mut img = rqrr::PreparedImage::prepare_from_greyscale(w, h, |x, y| {
+            if module(x / SCALE, y / SCALE) { 0 } else { 255 }
+        });
+        let grids = img.detect_grids();
+        assert_eq!(grids.len(), 1, "one QR code");
+        grids[0].decode().expect("decodes").1
+    }
+
+    #[test]
+    fn the_qr_code_reads_back_as_the_url() {
+        let url = "https://192-168-1-20.local-ip.medicmobile.org:10443/";
+        let lines = qr_lines(url).expect("qr");
+        assert!(lines.len() > 10 && lines.len() < 30, "{}", lines.len());
+        assert_eq!(decode(&lines), url);
     }
 }

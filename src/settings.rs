@@ -50,6 +50,12 @@ impl Settings {
         self
     }
 
+    /// Where the local-ip certificate is downloaded from (`CHT_DEV_LOCAL_IP_URL`, else
+    /// the Docker Helper's source).
+    pub fn local_ip_source(&self) -> Result<crate::local_ip::Source> {
+        crate::local_ip::Source::from_env()
+    }
+
     /// The resolved home (`--home`, `CHT_DEV_HOME`, or the platform data dir), cleared of
     /// what killed cht-dev processes left in it.
     pub fn home(&self) -> Result<Home> {

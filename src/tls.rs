@@ -331,19 +331,18 @@ pub fn check_own_pair(cert_pem: &str, key_pem: &str, domain: Option<&str>) -> Re
             info.names.join(", ")
         )));
     }
-    let key = KeyPair::from_pem(key_pem).map_err(|e| {
+    let matches = key_matches(cert_pem, key_pem).map_err(|e| {
         bad(format!(
             "the key cannot be read ({e}); give an unencrypted PKCS#8 PEM key (openssl pkcs8 -topk8 -nocrypt -in key.pem)"
         ))
     })?;
-    let der = pem_to_der(cert_pem)?;
-    let (_, cert) = x509_parser::parse_x509_certificate(&der).map_err(|e| bad(e.to_string()))?;
-    use rcgen::PublicKeyData as _;
-    if cert.tbs_certificate.subject_pki.raw != key.subject_public_key_info().as_slice() {
+    if !matches {
         return Err(bad(
             "the key does not match the certificate; give the key it was issued for".into(),
         ));
     }
+    let der = pem_to_der(cert_pem)?;
+    let (_, cert) = x509_parser::parse_x509_certificate(&der).map_err(|e| bad(e.to_string()))?;
     // nginx would serve it and its key would sit in nginx's volume: a CA's key must never.
     if cert.is_ca() {
         return Err(bad(
@@ -351,6 +350,23 @@ pub fn check_own_pair(cert_pem: &str, key_pem: &str, domain: Option<&str>) -> Re
         ));
     }
     Ok(info)
+}
+
+/// Whether `key_pem` is the key of the first certificate in `cert_pem`; an error when
+/// either cannot be read.
+/// Keys in PKCS#8, PKCS#1 (RSA) and SEC1 (EC) form are read, as nginx reads them.
+pub fn key_matches(cert_pem: &str, key_pem: &str) -> std::result::Result<bool, String> {
+    use rustls_pki_types::pem::PemObject;
+    use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+    let key = PrivateKeyDer::from_pem_slice(key_pem.as_bytes()).map_err(|e| e.to_string())?;
+    let signing =
+        rustls::crypto::ring::sign::any_supported_type(&key).map_err(|e| e.to_string())?;
+    let cert = CertificateDer::from_pem_slice(cert_pem.as_bytes()).map_err(|e| e.to_string())?;
+    match rustls::sign::CertifiedKey::new(vec![cert], signing).keys_match() {
+        Ok(()) => Ok(true),
+        Err(rustls::Error::InconsistentKeys(rustls::InconsistentKeys::KeyMismatch)) => Ok(false),
+        Err(e) => Err(e.to_string()),
+    }
 }
 
 /// Refuses a key that is the home CA's own (whatever certificate it came with): it must

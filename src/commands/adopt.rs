@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use crate::error::{Error, Result};
 use crate::printer::{Printer, Report, shell_word};
 use crate::project::dotenv::EnvFile;
-use crate::project::{self, Adopted, InitOptions, compose::ComposeFile, ports, versions};
+use crate::project::{self, Adopted, InitOptions, TlsMode, compose::ComposeFile, ports, versions};
 use crate::settings::Settings;
 
 /// What `adopt` was asked to do.
@@ -18,6 +18,8 @@ pub struct AdoptRequest {
     pub name: Option<String>,
     /// Copy the CouchDB data into the project folder instead of using it in place.
     pub copy_data: bool,
+    /// The certificate's source: the helper's local-ip one by default.
+    pub tls: TlsMode,
 }
 
 /// The helper's settings cht-dev needs, every one non-empty.
@@ -147,6 +149,7 @@ pub fn run(settings: &Settings, req: &AdoptRequest) -> Result<AdoptReport> {
         cht_version: Some(version.version.to_string()),
         image_registry: (registry != project::render::DEFAULT_REGISTRY)
             .then(|| registry.to_string()),
+        tls: Some(req.tls),
         ..InitOptions::default()
     };
     let mut vars: Vec<(String, String)> = CREDENTIALS
@@ -163,6 +166,20 @@ pub fn run(settings: &Settings, req: &AdoptRequest) -> Result<AdoptReport> {
     }
     project::validate(&home, &opts)?;
     let _lock = project::lock(&home, &name)?;
+    let mut notes = Vec::new();
+    if req.tls == TlsMode::LocalIp {
+        // The helper's users test on phones: keep them on the certificate it served.
+        let obtained = crate::local_ip::obtain(&home, &settings.local_ip_source()?, false)
+            .map_err(|e| match e {
+                Error::LocalIp { url, reason } => Error::LocalIp {
+                    url,
+                    reason: format!("{reason}; or adopt with --tls local-ca to use the local CA"),
+                },
+                other => other,
+            })?;
+        notes.extend(super::tls::obtained_note(&obtained));
+        notes.push(super::tls::PUBLIC_KEY_NOTE.to_string());
+    }
     let adopted = Adopted {
         http,
         https,
@@ -189,6 +206,9 @@ pub fn run(settings: &Settings, req: &AdoptRequest) -> Result<AdoptReport> {
         couchdb_data: data_now.display().to_string(),
         copied: req.copy_data,
         dir: created.project.dir.display().to_string(),
+        tls: req.tls,
+        urls: created.project.urls(),
+        notes,
         from: req.env_file.display().to_string(),
         helper_upgrade,
     })
@@ -211,6 +231,12 @@ pub struct AdoptReport {
     pub copied: bool,
     /// The project folder.
     pub dir: String,
+    /// Where its certificate comes from.
+    pub tls: TlsMode,
+    /// Its URLs, first the one to use.
+    pub urls: Vec<String>,
+    /// One-line notes (the local-ip download, its public key).
+    pub notes: Vec<String>,
     /// The helper's project file.
     #[serde(skip)]
     pub from: String,
@@ -222,11 +248,20 @@ pub struct AdoptReport {
 impl Report for AdoptReport {
     fn human(&self, p: &Printer) -> Result<()> {
         let name = &self.project;
+        for note in &self.notes {
+            p.warn(&format!("note: {note}"));
+        }
         p.info(format!(
             "adopted {name} (CHT {}) from {}: ports {}/{}, credentials and CouchDB data kept ({})",
             self.version, self.from, self.http_port, self.https_port, self.couchdb_data
         ))?;
         p.info(format!("  project folder: {}", self.dir))?;
+        if let Some(url) = self.urls.first() {
+            p.info(format!(
+                "  https:          {url} ({} certificate)",
+                self.tls
+            ))?;
+        }
         p.info(format!("  start it:       cht-dev up {name}"))?;
         let helper = &self.helper_upgrade;
         if !helper.is_empty() {

@@ -32,7 +32,7 @@ const TRUST_STEPS: &[(&str, &str)] = &[
     ),
     (
         "Android",
-        "cht-dev ca --der {der}, copy it to the phone, then Settings > Security > Encryption & credentials > Install a certificate > CA certificate. Chrome on Android then trusts it; the CHT Android app never trusts a CA a user installed (it trusts only the system's), so for the app serve a publicly trusted certificate: --cert-file/--key-file",
+        "cht-dev ca --der {der}, copy it to the phone, then Settings > Security > Encryption & credentials > Install a certificate > CA certificate. Chrome on Android then trusts it; the CHT Android app never trusts a CA a user installed (it trusts only the system's), so for the app use the public local-ip certificate: cht-dev tls NAME local-ip (or --tls local-ip at init)",
     ),
 ];
 

@@ -49,6 +49,41 @@ fn check(name: impl Into<String>, verdict: Verdict, detail: impl Into<String>) -
     }
 }
 
+/// The kept local-ip pair, when there is one: valid, due for a download, or expired.
+fn local_ip_check(home: &Home) -> Option<Check> {
+    let pair = crate::local_ip::kept(home)?;
+    let name = "local-ip certificate";
+    let now = time::OffsetDateTime::now_utc();
+    Some(match tls::inspect(&pair.fullchain) {
+        Err(e) => check(
+            name,
+            Verdict::Warn,
+            format!("cannot be read ({e}); `up` downloads it again"),
+        ),
+        Ok(info) => {
+            let detail = format!("from {}, expires {}", pair.source, info.not_after.date());
+            if info.not_after < now {
+                check(
+                    name,
+                    Verdict::Warn,
+                    format!("{detail}: expired; `up` downloads a new one, and fails offline"),
+                )
+            } else if crate::local_ip::due(info.not_after, now) {
+                check(
+                    name,
+                    Verdict::Warn,
+                    format!(
+                        "{detail}: within {} days; `up` downloads a new one",
+                        crate::local_ip::REFRESH_DAYS
+                    ),
+                )
+            } else {
+                check(name, Verdict::Ok, detail)
+            }
+        }
+    })
+}
+
 /// Where Linux distributions' packages put Docker CLI plugins.
 #[cfg(not(target_os = "macos"))]
 const PLUGIN_DIRS: &[&str] = &[
@@ -430,6 +465,7 @@ pub async fn checks(settings: &Settings, home: &Home) -> Result<Vec<Check>> {
             }
         }
     });
+    out.extend(local_ip_check(home));
     let lan = crate::net::lan_ipv4();
     out.push(if lan.is_empty() {
         check(

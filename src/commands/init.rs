@@ -4,7 +4,7 @@ use serde::Serialize;
 
 use crate::error::Result;
 use crate::printer::{Printer, Report, Tone};
-use crate::project::{self, InitOptions, render};
+use crate::project::{self, InitOptions, TlsMode, render};
 use crate::settings::Settings;
 
 /// A newly created project: where everything is.
@@ -26,6 +26,8 @@ pub struct Initialized {
     pub user: Option<String>,
     /// The `.env` file (which holds the password).
     pub env_file: String,
+    /// Where its certificate comes from.
+    pub tls: TlsMode,
     /// The names its certificate covers.
     pub certificate_names: Vec<String>,
     /// The home CA's certificate.
@@ -51,6 +53,7 @@ impl From<&project::Created> for Initialized {
             url: project.url(),
             user: project.env.get("COUCHDB_USER").map(str::to_string),
             env_file: project.path(".env").display().to_string(),
+            tls: project.tls_mode(),
             certificate_names: created.names.iter().map(ToString::to_string).collect(),
             ca: created.ca.cert.display().to_string(),
             ca_created: created.ca_created,
@@ -70,7 +73,18 @@ pub fn run(settings: &Settings, opts: &InitOptions) -> Result<Initialized> {
     let home = settings.home()?;
     project::validate(&home, opts)?;
     let _lock = project::lock(&home, &opts.name)?;
+    let mut notes = Vec::new();
+    if opts.tls == Some(TlsMode::LocalIp) {
+        // Blocking is fine here: nothing runs beside it, and nothing is kept before the
+        // whole pair is checked.
+        let obtained = crate::local_ip::obtain(&home, &settings.local_ip_source()?, false)?;
+        notes.extend(super::tls::obtained_note(&obtained));
+        notes.push(super::tls::PUBLIC_KEY_NOTE.to_string());
+    }
     let created = project::create(&home, opts)?;
+    for note in &notes {
+        settings.printer.warn(&format!("note: {note}"));
+    }
     Ok(Initialized::from(&created))
 }
 
@@ -102,11 +116,19 @@ impl Report for Initialized {
             self.user.as_deref().unwrap_or(project::DEFAULT_USER),
             self.env_file
         ))?;
+        let source = match self.tls {
+            TlsMode::LocalCa => "",
+            TlsMode::LocalIp => " (local-ip: phones trust it)",
+            TlsMode::Own => " (your own)",
+        };
         p.info(format!(
-            "  certificate: {}",
+            "  certificate: {}{source}",
             self.certificate_names.join(", ")
         ))?;
         p.info(format!("  compose:     {}", self.files.join(", ")))?;
+        if self.tls != TlsMode::LocalCa {
+            return Ok(());
+        }
         let ca_note = if self.ca_created {
             "new: trust it once, see `cht-dev ca`"
         } else {

@@ -20,6 +20,7 @@ pub mod ls;
 pub mod open;
 pub mod snapshot;
 pub mod status;
+pub mod tls;
 pub mod trust;
 pub mod up;
 pub mod upgrade;
@@ -94,6 +95,8 @@ pub enum Action {
         /// Fauxton rather than the app.
         fauxton: bool,
     },
+    /// `tls NAME MODE`.
+    Tls(tls::TlsRequest),
     /// `versions`.
     Versions,
     /// `ca` (show the CA, optionally writing its DER form).
@@ -151,6 +154,7 @@ fn dispatch(settings: &Settings, action: &Action) -> Result<()> {
         Action::Open { name, fauxton } => {
             p.report(&open::run(settings, name.as_deref(), *fauxton)?)
         }
+        Action::Tls(req) => p.report(&tls::run(settings, req)?),
         Action::Versions => p.report(&versions::run()),
         Action::Ca { der } => p.report(&ca::run(settings, der.as_deref())?),
         Action::Trust {

@@ -271,7 +271,7 @@ pub fn uninstall(settings: &Settings, system: bool) -> Result<Trusted> {
 const INSTALLED: &str = "installed";
 
 /// What a phone does with the CA, said after an install.
-const PHONES: &str = "phones: Chrome on Android trusts this CA once installed there (cht-dev ca --der); the CHT Android app never trusts a CA a user installed, only the system's, so for the app serve a publicly trusted certificate (--cert-file/--key-file)";
+const PHONES: &str = "phones: Chrome on Android trusts this CA once installed there (cht-dev ca --der); the CHT Android app never trusts a CA a user installed, only the system's, so for the app use the public local-ip certificate: cht-dev tls NAME local-ip";
 
 /// What `ca install` or `ca uninstall` did.
 #[derive(Debug, Clone, serde::Serialize)]

@@ -7,7 +7,8 @@ use crate::docker::endpoint;
 use crate::error::{Error, Result};
 use crate::home::Home;
 use crate::printer::{Printer, Report, Tone};
-use crate::project::{self, InitOptions, Project};
+use crate::project::certs::{self, Chosen};
+use crate::project::{self, InitOptions, Project, TlsMode};
 use crate::report;
 use crate::settings::Settings;
 use crate::stack::images::PullPolicy;
@@ -62,8 +63,12 @@ pub struct Up {
     pub https_port: Option<u16>,
     /// The CouchDB admin login.
     pub login: Login,
+    /// Where the certificate comes from.
+    pub tls: TlsMode,
     /// The home CA's certificate.
     pub ca: String,
+    /// The URL a phone on this network opens (local-ip only).
+    pub phone: Option<String>,
     /// Fauxton, CouchDB's admin interface.
     pub fauxton: Option<String>,
     /// A cht-conf command for this project, quoted for the shell.
@@ -101,6 +106,12 @@ impl Report for Up {
         }
         if let Some(command) = &self.cht_conf {
             p.info(format!("  cht-conf: {command}"))?;
+        }
+        if let Some(phone) = &self.phone {
+            super::tls::print_phone(p, phone)?;
+        }
+        if self.tls != TlsMode::LocalCa {
+            return Ok(());
         }
         p.info(format!(
             "  local CA: {} (trust it once: cht-dev ca)",
@@ -308,30 +319,55 @@ pub fn run(settings: &Settings, req: &UpRequest) -> Result<Up> {
         let exists = home.project_dir(&name).join(".env").is_file();
         let mut init = req.init.clone();
         init.name = name.clone();
+        // On an existing project, `--tls` or `--cert-file` switch its certificate.
+        let mut switch_to = None;
         let mut own_cert = None;
         if exists {
             if init.cert_file.is_some() && init.domain.is_none() {
                 // A replacement certificate must still cover the project's domain.
                 init.domain = Project::load(&home, &name)?.domain().map(str::to_string);
             }
-            own_cert = project::check_form(&init)?.own_cert;
-            if let Some((_, key)) = &own_cert {
+            let form = project::check_form(&init)?;
+            if let Some((_, key)) = &form.own_cert {
                 crate::tls::refuse_ca_key(key, &CaFiles::of(&home))?;
             }
+            if init.tls.is_some() || form.own_cert.is_some() {
+                certs::refuse(&Project::load(&home, &name)?, form.tls)?;
+                switch_to = Some(form.tls);
+            }
+            own_cert = form.own_cert;
         } else {
             project::validate(&home, &init)?;
         }
         let _lock = project::lock(&home, &name)?;
+        let mut notes = Vec::new();
+        let exists = home.project_dir(&name).join(".env").is_file();
+        let mode = match (exists, switch_to) {
+            (_, Some(mode)) => mode,
+            (true, None) => Project::load(&home, &name)?.tls_mode(),
+            (false, None) => init.tls.unwrap_or_default(),
+        };
+        // The local-ip pair before anything changes: a failed download changes nothing.
+        let pair = if mode == TlsMode::LocalIp {
+            let (pair, note) = super::tls::local_ip_pair(settings, &home, false).await?;
+            notes.extend(note);
+            Some(pair)
+        } else {
+            None
+        };
         let mut cert_replaced = false;
-        let mut project = if home.project_dir(&name).join(".env").is_file() {
+        let mut project = if exists {
             let mut project = Project::load(&home, &name)?;
-            if let Some((cert, key)) = &own_cert {
-                project.install_own_certificate(cert, key)?;
-                cert_replaced = true;
+            let chosen = match (&pair, &own_cert) {
+                (Some(pair), _) => Some(Chosen::LocalIp(pair)),
+                (None, Some((cert, key))) => Some(Chosen::Own { cert, key }),
+                (None, None) => switch_to.map(|_| Chosen::LocalCa),
+            };
+            if let Some(chosen) = chosen {
+                cert_replaced = certs::switch(&home, &mut project, chosen)?;
             }
-            let ignored = req.init_given && own_cert.is_none();
-            if ignored {
-                p.warn(&format!("note: project {name} exists; creation options were ignored (edit its .env or compose files to change it)"));
+            if req.init_given && switch_to.is_none() {
+                p.warn(&format!("note: project {name} exists; creation options were ignored (edit its .env or compose files to change it, or switch its certificate with `cht-dev tls {name} MODE`)"));
             }
             project
         } else {
@@ -342,7 +378,7 @@ pub fn run(settings: &Settings, req: &UpRequest) -> Result<Up> {
             }
             created.project
         };
-        let mut notes = super::tidy_compose_folder(&project)?;
+        notes.extend(super::tidy_compose_folder(&project)?);
         fit_engine(&engine, &mut project, &mut notes).await?;
         notes.extend(sweep_owned_leftovers(&engine, &home, &project).await?);
         let reporter = report::for_terminal(p.is_quiet());
@@ -356,6 +392,18 @@ pub fn run(settings: &Settings, req: &UpRequest) -> Result<Up> {
         reporter.finish();
         let outcome = outcome?;
         notes.extend(outcome.notes);
+        if cert_replaced
+            && !req.no_wait
+            && let Some(port) = project.https_port()
+        {
+            // nginx's old workers answer a few more handshakes after the reload.
+            let path = project.path("certs/cert.pem");
+            let cert = std::fs::read_to_string(&path).map_err(Error::io("read", &path))?;
+            crate::stack::readiness::probe::wait_serving(port, &cert, req.timeout).await?;
+        }
+        if project.tls_mode() == TlsMode::LocalIp {
+            notes.push(super::tls::PUBLIC_KEY_NOTE.to_string());
+        }
         Ok(Up {
             version: project.cht_version().ok(),
             ready: !req.no_wait,
@@ -374,7 +422,9 @@ pub fn run(settings: &Settings, req: &UpRequest) -> Result<Up> {
                     .unwrap_or_default()
                     .to_string(),
             },
+            tls: project.tls_mode(),
             ca: CaFiles::of(&home).cert.display().to_string(),
+            phone: project.phone_url(),
             fauxton: project.fauxton_url(),
             cht_conf: project.cht_conf_command(&CaFiles::of(&home).cert),
             services: outcome.services,

@@ -3,7 +3,7 @@
 
 use time::OffsetDateTime;
 
-use super::{HOSTS_VAR, Project};
+use super::{HOSTS_VAR, Project, TlsMode};
 use crate::error::{Error, Result};
 use crate::fsutil;
 use crate::home::Home;
@@ -32,11 +32,96 @@ pub(crate) fn cert_tar(project: &Project) -> Result<Vec<u8>> {
         .map_err(Error::io("pack", project.path("certs")))
 }
 
+/// The certificate a project is switched to, already obtained and checked.
+#[derive(Debug, Clone, Copy)]
+pub enum Chosen<'a> {
+    /// One issued now by the home CA (kept if the project has one already).
+    LocalCa,
+    /// The local-ip pair kept in the home.
+    LocalIp(&'a crate::local_ip::Pair),
+    /// The user's own certificate and key, PEM.
+    Own {
+        /// The certificate with its chain.
+        cert: &'a str,
+        /// Its key.
+        key: &'a str,
+    },
+}
+
+impl Chosen<'_> {
+    /// The mode this certificate puts the project in.
+    pub fn mode(&self) -> TlsMode {
+        match self {
+            Chosen::LocalCa => TlsMode::LocalCa,
+            Chosen::LocalIp(_) => TlsMode::LocalIp,
+            Chosen::Own { .. } => TlsMode::Own,
+        }
+    }
+}
+
+/// Puts `chosen` in the project's certificate files and `.env`; returns whether the files
+/// changed (nginx must then be given them). Rules: the local-ip certificate does not
+/// cover a project's domain, so such a project is refused it; a project already on the
+/// local CA keeps its certificate (`up` renews it); the same local-ip pair is not
+/// written twice; the user's own is always written.
+pub fn switch(home: &Home, project: &mut Project, chosen: Chosen<'_>) -> Result<bool> {
+    match chosen {
+        Chosen::LocalCa if project.tls_mode() == TlsMode::LocalCa => Ok(false),
+        Chosen::LocalCa => {
+            let leaf = issue(home, project)?;
+            project.install_certificate(TlsMode::LocalCa, &leaf.cert_pem, &leaf.key_pem)?;
+            Ok(true)
+        }
+        Chosen::LocalIp(pair) => {
+            refuse(project, TlsMode::LocalIp)?;
+            if project.tls_mode() == TlsMode::LocalIp
+                && project.serves_pair(&pair.fullchain, &pair.key)
+            {
+                return Ok(false);
+            }
+            project.install_certificate(TlsMode::LocalIp, &pair.fullchain, &pair.key)?;
+            Ok(true)
+        }
+        Chosen::Own { cert, key } => {
+            project.install_certificate(TlsMode::Own, cert, key)?;
+            Ok(true)
+        }
+    }
+}
+
+/// Refuses a switch of `project` to `mode` that cannot serve it: the local-ip certificate
+/// does not cover a project's domain.
+pub fn refuse(project: &Project, mode: TlsMode) -> Result<()> {
+    match project.domain() {
+        Some(domain) if mode == TlsMode::LocalIp => Err(Error::BadOption(format!(
+            "project {} serves the domain {domain}, which the local-ip certificate (*.{}) does not cover; keep its certificate, or make a project without --domain for phones",
+            project.name,
+            crate::local_ip::DOMAIN
+        ))),
+        _ => Ok(()),
+    }
+}
+
+/// A new certificate from the home CA for the project's names and `--host`s.
+fn issue(home: &Home, project: &Project) -> Result<tls::Leaf> {
+    let hosts = project
+        .env
+        .get(HOSTS_VAR)
+        .unwrap_or_default()
+        .split(',')
+        .filter(|h| !h.trim().is_empty())
+        .map(SanName::parse)
+        .collect::<Result<Vec<_>>>()?;
+    let (files, _) = tls::ensure_ca(home)?;
+    tls::Ca::load(&files)?.issue_leaf(&project.name, &tls::project_names(&project.name, &hosts))
+}
+
 /// Reissues the project certificate when it expires within 30 days or lacks a
 /// current LAN address or the project's own `NAME.localhost`; returns whether it did.
 pub fn renew_certificate(home: &Home, project: &Project) -> Result<bool> {
-    if project.own_cert() {
-        // The user's own certificate: theirs to renew (`up --cert-file ... --key-file ...`).
+    if project.tls_mode() != TlsMode::LocalCa {
+        // The user's own certificate is theirs to renew (`up --cert-file ... --key-file
+        // ...`); the local-ip pair is refreshed from its source (see `local_ip::obtain`).
         return Ok(false);
     }
     let cert_path = project.path("certs/cert.pem");
@@ -51,17 +136,7 @@ pub fn renew_certificate(home: &Home, project: &Project) -> Result<bool> {
     if !expiring && !lan_missing && !host_missing {
         return Ok(false);
     }
-    let hosts = project
-        .env
-        .get(HOSTS_VAR)
-        .unwrap_or_default()
-        .split(',')
-        .filter(|h| !h.trim().is_empty())
-        .map(SanName::parse)
-        .collect::<Result<Vec<_>>>()?;
-    let (files, _) = tls::ensure_ca(home)?;
-    let leaf = tls::Ca::load(&files)?
-        .issue_leaf(&project.name, &tls::project_names(&project.name, &hosts))?;
+    let leaf = issue(home, project)?;
     for (file, contents, mode) in [
         ("certs/key.pem", &leaf.key_pem, fsutil::PRIVATE),
         ("certs/cert.pem", &leaf.cert_pem, fsutil::PUBLIC),
@@ -76,6 +151,62 @@ mod tests {
     use super::*;
     use crate::project::{InitOptions, create};
     use crate::tls::CaFiles;
+
+    #[test]
+    fn switching_writes_each_certificate_once_and_refuses_a_domain_local_ip_cannot_serve() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let home = Home::at(dir.path()).expect("home");
+        let opts = InitOptions {
+            name: "sw".into(),
+            ..InitOptions::default()
+        };
+        let mut project = create(&home, &opts).expect("create").project;
+        let read = |p: &Project| std::fs::read_to_string(p.path("certs/cert.pem")).expect("read");
+        let issued = read(&project);
+        assert!(!switch(&home, &mut project, Chosen::LocalCa).expect("same mode"));
+        assert_eq!(
+            read(&project),
+            issued,
+            "a local-CA project keeps its certificate"
+        );
+
+        // A stand-in pair: the switch writes what it is given, checked before.
+        let ca = tls::Ca::load(&CaFiles::of(&home)).expect("ca");
+        let leaf = ca
+            .issue_leaf("x", &[SanName::Dns(crate::local_ip::WILDCARD.into())])
+            .expect("leaf");
+        let pair = crate::local_ip::Pair {
+            source: "https://mirror.example/fullchain".into(),
+            fetched: OffsetDateTime::now_utc(),
+            fullchain: leaf.cert_pem.clone(),
+            key: leaf.key_pem.clone(),
+        };
+        assert!(switch(&home, &mut project, Chosen::LocalIp(&pair)).expect("switch"));
+        assert_eq!(project.tls_mode(), TlsMode::LocalIp);
+        assert_eq!(read(&project), leaf.cert_pem);
+        assert_eq!(
+            Project::load(&home, "sw").expect("load").tls_mode(),
+            TlsMode::LocalIp,
+            ".env says so"
+        );
+        assert!(!switch(&home, &mut project, Chosen::LocalIp(&pair)).expect("again"));
+
+        // Back to the local CA: a new certificate from the home CA, for NAME.localhost.
+        assert!(switch(&home, &mut project, Chosen::LocalCa).expect("back"));
+        let info = tls::inspect(&read(&project)).expect("inspect");
+        assert!(
+            info.names.contains(&"sw.localhost".to_string()),
+            "{:?}",
+            info.names
+        );
+
+        project
+            .update_env(&[(crate::project::DOMAIN_VAR, "cht.example.org")])
+            .expect("edit");
+        let err = switch(&home, &mut project, Chosen::LocalIp(&pair)).expect_err("domain");
+        assert!(err.to_string().contains("does not cover"), "{err}");
+        assert_eq!(project.tls_mode(), TlsMode::LocalCa);
+    }
 
     #[test]
     fn a_certificate_close_to_expiry_is_reissued_and_a_fresh_one_is_kept() {

@@ -54,11 +54,54 @@ pub struct InitOptions {
     pub key_file: Option<PathBuf>,
     /// CouchDB nodes, 1 or 3 (upstream's cluster) [default: 1].
     pub couchdb_nodes: Option<u32>,
+    /// Where the certificate comes from, when chosen (`--tls`); `--cert-file` means [`TlsMode::Own`].
+    pub tls: Option<TlsMode>,
+}
+
+/// Where a project's certificate comes from (`.env`'s [`CERT_VAR`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum TlsMode {
+    /// Issued by the home's CA, which desktop browsers trust once it is installed.
+    #[default]
+    LocalCa,
+    /// The publicly trusted `*.local-ip.medicmobile.org` pair shared in the home, which
+    /// phones (the CHT Android app) trust.
+    LocalIp,
+    /// The user's own certificate (`--cert-file`), never replaced by cht-dev.
+    Own,
+}
+
+impl TlsMode {
+    /// The mode as written in `.env` and on the command line.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TlsMode::LocalCa => "local-ca",
+            TlsMode::LocalIp => "local-ip",
+            TlsMode::Own => "own",
+        }
+    }
+
+    /// The mode `.env` names; anything but `own` and `local-ip` is the local CA, as every
+    /// project made before the setting existed.
+    pub fn from_env(value: Option<&str>) -> TlsMode {
+        match value.map(str::trim) {
+            Some("own") => TlsMode::Own,
+            Some("local-ip") => TlsMode::LocalIp,
+            _ => TlsMode::LocalCa,
+        }
+    }
+}
+
+impl std::fmt::Display for TlsMode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 /// `.env` variable: the project's public domain name.
 pub const DOMAIN_VAR: &str = "CHT_DEV_DOMAIN";
-/// `.env` variable: where the certificate comes from, `local-ca` or `own`.
+/// `.env` variable: where the certificate comes from (see [`TlsMode`]).
 pub const CERT_VAR: &str = "CHT_DEV_CERT";
 
 /// The options' form, checked: what creation and certificate replacement use.
@@ -70,6 +113,8 @@ pub struct Form {
     pub hosts: Vec<SanName>,
     /// The user's own certificate and key, PEM, already checked.
     pub own_cert: Option<(String, String)>,
+    /// Where the certificate comes from.
+    pub tls: TlsMode,
     /// How CouchDB runs.
     pub layout: Layout,
 }
@@ -89,6 +134,8 @@ struct Checked {
     dir: PathBuf,
     /// The user's own certificate and key.
     own_cert: Option<(String, String)>,
+    /// Where the certificate comes from.
+    tls: TlsMode,
     /// The public domain.
     domain: Option<String>,
     /// How CouchDB runs.
@@ -254,12 +301,45 @@ pub fn check_form(opts: &InitOptions) -> Result<Form> {
         .couchdb_nodes
         .map_or(Ok(Layout::Single), Layout::from_nodes)?;
     let own_cert = own_certificate(opts)?;
+    let tls = tls_mode(opts, own_cert.is_some())?;
     Ok(Form {
         version,
         hosts,
         own_cert,
+        tls,
         layout,
     })
+}
+
+/// The certificate's source the options ask for: `--cert-file` is the user's own, else
+/// `--tls`, else the local CA. The local-ip certificate covers its own names only, so it
+/// takes no `--domain` or `--host`.
+fn tls_mode(opts: &InitOptions, own: bool) -> Result<TlsMode> {
+    match (opts.tls, own) {
+        (Some(TlsMode::Own), false) => Err(Error::BadOption(
+            "--tls own needs --cert-file and --key-file; give them, or use --tls local-ca or --tls local-ip".into(),
+        )),
+        (Some(mode), true) if mode != TlsMode::Own => Err(Error::BadOption(format!(
+            "--tls {mode} and --cert-file both choose the certificate; give one of them"
+        ))),
+        (_, true) => Ok(TlsMode::Own),
+        (Some(TlsMode::LocalIp), false) => {
+            if let Some(domain) = &opts.domain {
+                return Err(Error::BadOption(format!(
+                    "--tls local-ip serves only *.{}, which does not cover --domain {domain}; leave out one of them",
+                    crate::local_ip::DOMAIN
+                )));
+            }
+            if let Some(host) = opts.hosts.first() {
+                return Err(Error::BadOption(format!(
+                    "--host {host} names go into a local-CA certificate, and --tls local-ip serves only *.{}; leave out one of them",
+                    crate::local_ip::DOMAIN
+                )));
+            }
+            Ok(TlsMode::LocalIp)
+        }
+        (mode, false) => Ok(mode.unwrap_or_default()),
+    }
 }
 
 /// Reads and checks `--cert-file`/`--key-file` (both or neither).
@@ -289,7 +369,13 @@ fn check(home: &Home, opts: &InitOptions) -> Result<Checked> {
     if let Some((_, key)) = &form.own_cert {
         tls::refuse_ca_key(key, &CaFiles::of(home))?;
     }
-    let (version, hosts, own_cert, layout) = (form.version, form.hosts, form.own_cert, form.layout);
+    let (version, hosts, own_cert, tls, layout) = (
+        form.version,
+        form.hosts,
+        form.own_cert,
+        form.tls,
+        form.layout,
+    );
     let dir = home.project_dir(&opts.name);
     if dir.exists() {
         return Err(Error::ProjectExists {
@@ -307,6 +393,7 @@ fn check(home: &Home, opts: &InitOptions) -> Result<Checked> {
         hosts,
         dir,
         own_cert,
+        tls,
         domain: opts
             .domain
             .as_deref()
@@ -424,6 +511,24 @@ pub fn adopt(home: &Home, opts: &InitOptions, adopted: &Adopted) -> Result<Creat
     create_with(home, opts, Some(adopted))
 }
 
+/// The local-ip pair kept in `home`, while it is valid: commands get it first with
+/// [`local_ip::obtain`](crate::local_ip::obtain), which may download it.
+fn usable_local_ip(home: &Home) -> Result<crate::local_ip::Pair> {
+    use crate::local_ip;
+    let pair = local_ip::kept(home).ok_or_else(|| Error::LocalIp {
+        url: local_ip::DEFAULT_SOURCE.to_string(),
+        reason: "no pair is kept in the home; run the command again to download it".into(),
+    })?;
+    let info = tls::inspect(&pair.fullchain)?;
+    if info.not_after < time::OffsetDateTime::now_utc() {
+        return Err(Error::LocalIp {
+            url: pair.source.clone(),
+            reason: format!("the kept certificate expired on {}", info.not_after.date()),
+        });
+    }
+    Ok(pair)
+}
+
 /// Creates a project, with adopted settings when given.
 fn create_with(home: &Home, opts: &InitOptions, adopted: Option<&Adopted>) -> Result<Created> {
     let checked = check(home, opts)?;
@@ -447,19 +552,23 @@ fn create_with(home: &Home, opts: &InitOptions, adopted: Option<&Adopted>) -> Re
     };
     let (ca_files, ca_created) = tls::ensure_ca(home)?;
     let ca = tls::Ca::load(&ca_files)?;
-    let (leaf, names) = match &checked.own_cert {
+    let given = match (&checked.own_cert, checked.tls) {
+        (Some((cert_pem, key_pem)), _) => Some((cert_pem.clone(), key_pem.clone())),
+        (None, TlsMode::LocalIp) => {
+            let pair = usable_local_ip(home)?;
+            Some((pair.fullchain, pair.key))
+        }
+        (None, _) => None,
+    };
+    let (leaf, names) = match given {
         Some((cert_pem, key_pem)) => {
-            let info = tls::inspect(cert_pem)?;
+            let info = tls::inspect(&cert_pem)?;
             let names = info
                 .names
                 .iter()
                 .filter_map(|n| SanName::parse(n).ok())
                 .collect();
-            let leaf = tls::Leaf {
-                cert_pem: cert_pem.clone(),
-                key_pem: key_pem.clone(),
-            };
-            (leaf, names)
+            (tls::Leaf { cert_pem, key_pem }, names)
         }
         None => {
             let names = tls::project_names(&checked.name, &checked.hosts);
@@ -495,14 +604,7 @@ fn create_with(home: &Home, opts: &InitOptions, adopted: Option<&Adopted>) -> Re
         env.set(DOMAIN_VAR, domain.clone());
         env.set("COMMON_NAME", domain.clone());
     }
-    env.set(
-        CERT_VAR,
-        if checked.own_cert.is_some() {
-            "own"
-        } else {
-            "local-ca"
-        },
-    );
+    env.set(CERT_VAR, checked.tls.as_str());
     env.set(
         HOSTS_VAR,
         checked
@@ -640,25 +742,35 @@ impl Project {
         self.env.get(DOMAIN_VAR).filter(|d| !d.is_empty())
     }
 
-    /// Whether the certificate is the user's own (never reissued by cht-dev).
-    pub fn own_cert(&self) -> bool {
-        self.env.get(CERT_VAR) == Some("own")
+    /// Where the certificate comes from.
+    pub fn tls_mode(&self) -> TlsMode {
+        TlsMode::from_env(self.env.get(CERT_VAR))
     }
 
-    /// The names the project is reached by on this machine, the one to use first: the
-    /// domain (when set), the project's own `NAME.localhost` (when cht-dev made the
-    /// certificate, which covers it), then `localhost`.
+    /// The names the project is reached by, the one to use first, each covered by its
+    /// certificate. With the local-ip certificate: each LAN address's local-ip name (what
+    /// a phone opens), then loopback's. Otherwise: the domain (when set), the project's
+    /// own `NAME.localhost` (when the local CA made the certificate, which covers it),
+    /// `localhost`, then each LAN address.
     fn hosts(&self) -> Vec<String> {
+        let lan = crate::net::lan_ipv4();
+        if self.tls_mode() == TlsMode::LocalIp {
+            return lan
+                .into_iter()
+                .chain([std::net::Ipv4Addr::LOCALHOST])
+                .map(crate::local_ip::host)
+                .collect();
+        }
         let mut hosts: Vec<String> = self.domain().map(str::to_string).into_iter().collect();
-        if !self.own_cert() {
+        if self.tls_mode() == TlsMode::LocalCa {
             hosts.push(tls::project_host(&self.name));
         }
         hosts.push("localhost".into());
+        hosts.extend(lan.iter().map(ToString::to_string));
         hosts
     }
 
-    /// The URLs to show, first the one to use: each of [`Project::hosts`], then each LAN
-    /// address's.
+    /// The URLs to show, one per host of [`Project::hosts`], first the one to use.
     pub fn urls(&self) -> Vec<String> {
         let https = self.https_port().unwrap_or(443);
         let port = if https == 443 {
@@ -666,15 +778,23 @@ impl Project {
         } else {
             format!(":{https}")
         };
-        let lan = crate::net::lan_ipv4()
-            .iter()
-            .map(ToString::to_string)
-            .collect::<Vec<_>>();
         self.hosts()
             .into_iter()
-            .chain(lan)
             .map(|host| format!("https://{host}{port}/"))
             .collect()
+    }
+
+    /// The URL a phone on the LAN opens: the first LAN address's local-ip name, in that
+    /// mode and when this machine has a LAN address.
+    pub fn phone_url(&self) -> Option<String> {
+        let ip = *crate::net::lan_ipv4().first()?;
+        (self.tls_mode() == TlsMode::LocalIp).then(|| {
+            format!(
+                "https://{}:{}/",
+                crate::local_ip::host(ip),
+                self.https_port().unwrap_or(443)
+            )
+        })
     }
 
     /// Sets `.env` variables in place, keeping every other line (comments, user edits) as is.
@@ -706,15 +826,32 @@ impl Project {
         fsutil::replace(&path, (lines.join("\n") + "\n").as_bytes(), fsutil::PRIVATE)
     }
 
-    /// Replaces the project's certificate with the user's own (already checked), atomically.
-    pub fn install_own_certificate(&mut self, cert_pem: &str, key_pem: &str) -> Result<()> {
-        for (file, contents, mode) in [
+    /// Replaces the project's certificate and key (already checked) and records where they
+    /// came from; each file is replaced atomically, and `.env` last, so a kill leaves the
+    /// new pair under the old mode, which the next switch or `up` replaces again.
+    pub fn install_certificate(
+        &mut self,
+        mode: TlsMode,
+        cert_pem: &str,
+        key_pem: &str,
+    ) -> Result<()> {
+        for (file, contents, perm) in [
             ("certs/key.pem", key_pem, fsutil::PRIVATE),
             ("certs/cert.pem", cert_pem, fsutil::PUBLIC),
         ] {
-            fsutil::replace(&self.path(file), contents.as_bytes(), mode)?;
+            fsutil::replace(&self.path(file), contents.as_bytes(), perm)?;
         }
-        self.update_env(&[(CERT_VAR, "own")])
+        if self.tls_mode() != mode {
+            self.update_env(&[(CERT_VAR, mode.as_str())])?;
+        }
+        Ok(())
+    }
+
+    /// Whether the project's certificate files hold exactly `cert_pem` and `key_pem`.
+    pub fn serves_pair(&self, cert_pem: &str, key_pem: &str) -> bool {
+        let read = |f: &str| std::fs::read_to_string(self.path(f)).ok();
+        read("certs/cert.pem").as_deref() == Some(cert_pem)
+            && read("certs/key.pem").as_deref() == Some(key_pem)
     }
 
     /// The project's HTTPS URL to use: the first of [`Project::urls`], with the port
@@ -733,13 +870,18 @@ impl Project {
     /// A cht-conf command that reaches this project, quoted for a POSIX shell: the login in
     /// the URL (percent-encoded), and, when the local CA signed the certificate, that CA for
     /// node through `NODE_EXTRA_CA_CERTS` (`ca`), so TLS is verified rather than switched
-    /// off with `--accept-self-signed-certs`. The host is the domain's when set, else
+    /// off with `--accept-self-signed-certs`. The host is the local-ip name of the first
+    /// LAN address in that mode (public DNS resolves it), else the domain's when set, else
     /// `localhost`: node asks the system resolver, which knows no `*.localhost` on Debian
     /// or macOS (browsers and curl resolve those themselves), and cht-conf keeps no cookies.
     pub fn cht_conf_command(&self, ca: &Path) -> Option<String> {
         use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
         let port = self.https_port()?;
-        let host_port = format!("{}:{port}", self.domain().unwrap_or("localhost"));
+        let host = match self.tls_mode() {
+            TlsMode::LocalIp => self.hosts().into_iter().next()?,
+            _ => self.domain().unwrap_or("localhost").to_string(),
+        };
+        let host_port = format!("{host}:{port}");
         let user = self.env.get("COUCHDB_USER").unwrap_or(DEFAULT_USER);
         let password = self.env.get("COUCHDB_PASSWORD")?;
         let login = format!(
@@ -751,7 +893,7 @@ impl Project {
             "cht {}",
             crate::shell::shell_word(&format!("--url=https://{login}@{host_port}"))
         );
-        Some(if self.own_cert() {
+        Some(if self.tls_mode() != TlsMode::LocalCa {
             command
         } else {
             format!(
@@ -983,6 +1125,100 @@ mod tests {
                 .is_some_and(|c| c.starts_with("cht --url=https://")
                     && c.ends_with(&format!("@cht.example.org:{port}")))
         );
+    }
+
+    #[test]
+    fn local_ip_projects_are_reached_by_local_ip_names_only() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let home = Home::at(dir.path()).expect("home");
+        let mut project = create(&home, &opts("phone")).expect("create").project;
+        project.update_env(&[(CERT_VAR, "local-ip")]).expect("edit");
+        let port = project.https_port().expect("port");
+        let urls = project.urls();
+        assert!(
+            urls.iter()
+                .all(|u| u.contains(".local-ip.medicmobile.org:")),
+            "{urls:?}"
+        );
+        assert_eq!(
+            urls.last(),
+            Some(&format!(
+                "https://127-0-0-1.local-ip.medicmobile.org:{port}/"
+            ))
+        );
+        assert_eq!(urls.len(), crate::net::lan_ipv4().len() + 1);
+        assert_eq!(project.url().as_ref(), urls.first());
+        // The phone's URL is the first LAN address's, when there is one.
+        assert_eq!(
+            project.phone_url().is_some(),
+            !crate::net::lan_ipv4().is_empty()
+        );
+        let command = project
+            .cht_conf_command(Path::new("/ca.pem"))
+            .expect("command");
+        assert!(
+            command.starts_with("cht --url=https://medic:")
+                && command.ends_with(&urls[0]["https://".len()..urls[0].len() - 1]),
+            "{command}"
+        );
+        // Other modes have no phone URL.
+        project.update_env(&[(CERT_VAR, "local-ca")]).expect("edit");
+        assert_eq!(project.phone_url(), None);
+    }
+
+    #[test]
+    fn the_certificate_options_choose_one_mode() {
+        let mode = |tls: Option<TlsMode>, own: bool, domain: Option<&str>, host: bool| {
+            let o = InitOptions {
+                name: "p".into(),
+                tls,
+                domain: domain.map(str::to_string),
+                hosts: if host {
+                    vec!["cht.local".into()]
+                } else {
+                    vec![]
+                },
+                ..InitOptions::default()
+            };
+            tls_mode(&o, own).map_err(|e| e.to_string())
+        };
+        assert_eq!(mode(None, false, None, false), Ok(TlsMode::LocalCa));
+        assert_eq!(mode(None, true, None, false), Ok(TlsMode::Own));
+        assert_eq!(
+            mode(Some(TlsMode::Own), true, None, false),
+            Ok(TlsMode::Own)
+        );
+        assert_eq!(
+            mode(Some(TlsMode::LocalIp), false, None, false),
+            Ok(TlsMode::LocalIp)
+        );
+        assert!(
+            mode(Some(TlsMode::Own), false, None, false).is_err_and(|e| e.contains("--cert-file"))
+        );
+        assert!(
+            mode(Some(TlsMode::LocalIp), true, None, false).is_err_and(|e| e.contains("give one"))
+        );
+        assert!(
+            mode(
+                Some(TlsMode::LocalIp),
+                false,
+                Some("cht.example.org"),
+                false
+            )
+            .is_err_and(|e| e.contains("does not cover --domain cht.example.org"))
+        );
+        assert!(
+            mode(Some(TlsMode::LocalIp), false, None, true).is_err_and(|e| e.contains("--host"))
+        );
+        for (value, want) in [
+            (None, TlsMode::LocalCa),
+            (Some("local-ca"), TlsMode::LocalCa),
+            (Some(" local-ip "), TlsMode::LocalIp),
+            (Some("own"), TlsMode::Own),
+            (Some("other"), TlsMode::LocalCa),
+        ] {
+            assert_eq!(TlsMode::from_env(value), want, "{value:?}");
+        }
     }
 
     #[test]

@@ -271,6 +271,54 @@ fn tls_dir(stack: &Stack, spec: &ServiceSpec) -> Option<String> {
         .map(|m| m.target.clone())
 }
 
+/// Copies the project's certificate into container `id`'s folder `dir`, and reloads
+/// nginx there when it runs (`running`).
+async fn put_certificate(
+    engine: &Engine,
+    project: &Project,
+    id: &str,
+    name: &str,
+    dir: &str,
+    running: bool,
+) -> Result<()> {
+    engine
+        .upload(id, name, dir, certs::cert_tar(project)?)
+        .await?;
+    if running {
+        let (code, out) = engine.exec(id, name, &["nginx", "-s", "reload"]).await?;
+        if code != 0 {
+            return Err(Error::engine(format!("reload nginx in {name}"), out.trim()));
+        }
+    }
+    Ok(())
+}
+
+/// Gives the running container that holds the certificate (nginx's) the project's
+/// certificate files and reloads it; returns its name, or `None` when none runs (a
+/// stopped one gets the files when `up` starts it).
+pub(crate) async fn reload_certificate(
+    engine: &Engine,
+    project: &Project,
+    stack: &Stack,
+) -> Result<Option<String>> {
+    let running = engine
+        .containers(&[(labels::PROJECT, &stack.project)])
+        .await?;
+    for spec in stack.services.values() {
+        let Some(dir) = tls_dir(stack, spec) else {
+            continue;
+        };
+        if let Some(c) = running
+            .iter()
+            .find(|c| c.service == spec.name && c.state.is_running())
+        {
+            put_certificate(engine, project, &c.id, &c.name, &dir, true).await?;
+            return Ok(Some(c.name.clone()));
+        }
+    }
+    Ok(None)
+}
+
 /// A container ready to be started (or already running), from [`prepare`].
 #[derive(Debug, Clone)]
 pub(crate) struct Prepared {
@@ -426,19 +474,8 @@ async fn prepare_one(
     if let Some(dir) = tls_dir(stack, spec)
         && (!running || cert_changed)
     {
-        engine
-            .upload(&id, &spec.container_name, &dir, certs::cert_tar(project)?)
-            .await?;
+        put_certificate(engine, project, &id, &spec.container_name, &dir, running).await?;
         if running {
-            let (code, out) = engine
-                .exec(&id, &spec.container_name, &["nginx", "-s", "reload"])
-                .await?;
-            if code != 0 {
-                return Err(Error::engine(
-                    format!("reload nginx in {}", spec.container_name),
-                    out.trim(),
-                ));
-            }
             reporter.step("reloaded nginx with the new certificate");
         }
     }

@@ -123,6 +123,14 @@ async fn check_mount_sources(engine: &Engine, project: &Project, stacks: &Stacks
     })
 }
 
+/// Gives a running project's nginx the project's certificate files and reloads it;
+/// returns the container's name, or `None` when it does not run (`up` gives a stopped
+/// one the files as it starts it).
+pub async fn reload_certificate(engine: &Engine, project: &Project) -> Result<Option<String>> {
+    let stacks = load(project)?;
+    super::reconcile::reload_certificate(engine, project, &stacks.cht).await
+}
+
 /// Brings the project up: images, network, volumes, containers in order, certificates,
 /// then waits for readiness (unless `opts.wait` is false).
 ///

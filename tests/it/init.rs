@@ -713,7 +713,10 @@ fn env_values_read_the_same_in_compose_v1_and_v2_or_are_refused() {
 fn adopt_checks_the_helpers_values_like_flags_and_writes_nothing_when_refused() {
     use crate::common::helper_project;
     let user = tempfile::tempdir().expect("user home");
-    let cht = ChtDev::new().env("HOME", &user.path().display().to_string());
+    let server = crate::common::local_ip::LocalIpServer::start();
+    let cht = ChtDev::new()
+        .env("HOME", &user.path().display().to_string())
+        .with_local_ip(&server);
     let held = TcpListener::bind((Ipv4Addr::UNSPECIFIED, 0)).expect("bind");
     let busy = held.local_addr().expect("addr").port().to_string();
     // A first adoption whose data stays in place, outside the home.

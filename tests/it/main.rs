@@ -13,5 +13,6 @@ mod init;
 mod no_panic;
 mod operations;
 mod outputs;
+mod phones;
 mod platforms;
 mod production;

@@ -285,12 +285,28 @@ fn upgrade_4x_to_5x_keeps_data_refuses_downgrades_and_rolls_back_on_failure() {
 }
 
 #[test]
-fn adopt_keeps_the_helpers_ports_credentials_and_data_in_place() {
-    let s = Stack::new("adopt");
+fn adopt_keeps_the_helpers_ports_credentials_data_and_local_ip_certificate() {
+    let mut server = crate::common::local_ip::LocalIpServer::start();
+    let s = Stack::in_home("adopt", crate::common::ChtDev::new().with_local_ip(&server));
     let user = tempfile::tempdir().expect("home");
     let env_file = crate::common::helper_project(user.path(), &s.name, s.http, s.https);
+    // The helper served the local-ip certificate: without its source, adopt says so and
+    // how to adopt with the local CA instead, writing nothing.
+    server.stop();
+    let before = s.cht.tree();
+    let line = s
+        .cht
+        .run(&["adopt", env_file.to_str().expect("utf8")])
+        .one_line_error();
+    assert!(
+        line.contains("/fullchain") && line.contains("--tls local-ca"),
+        "{line}"
+    );
+    assert_eq!(s.cht.tree(), before);
+    server.resume();
     let run = s.cht.run(&["adopt", env_file.to_str().expect("utf8")]).ok();
     assert!(run.stdout.contains("adopted"), "{run:#?}");
+    assert!(run.stdout.contains("(local-ip certificate)"), "{run:#?}");
     let env = std::fs::read_to_string(s.dir().join(".env")).expect("env");
     let couch = user
         .path()
@@ -305,7 +321,11 @@ fn adopt_keeps_the_helpers_ports_credentials_and_data_in_place() {
         assert!(env.lines().any(|l| l == want), "{want} in {env}");
     }
     s.cht.run(&["up", &s.name, "--pull", "never"]).ok();
-    assert_eq!(s.curl_https("/").0, "200");
+    let served = server.curl(s.https);
+    assert!(
+        served.stdout.ends_with("\n200"),
+        "the phone's certificate: {served:#?}"
+    );
     assert!(
         couch.join("standin-marker").is_file(),
         "the same CouchDB data folder is served"
@@ -328,7 +348,13 @@ fn adopt_keeps_the_helpers_ports_credentials_and_data_in_place() {
     );
     let other = crate::common::helper_project(user.path(), "second", s.http + 1, s.https + 1);
     s.cht
-        .run(&["adopt", other.to_str().expect("utf8"), "--copy-data"])
+        .run(&[
+            "adopt",
+            other.to_str().expect("utf8"),
+            "--copy-data",
+            "--tls",
+            "local-ca",
+        ])
         .ok();
     assert!(
         s.cht
@@ -337,6 +363,7 @@ fn adopt_keeps_the_helpers_ports_credentials_and_data_in_place() {
             .is_file()
     );
     let second_env = std::fs::read_to_string(s.cht.project("second").join(".env")).expect("env");
+    assert!(second_env.contains("CHT_DEV_CERT=local-ca"), "{second_env}");
     assert!(second_env.contains(&format!(
         "COUCHDB_DATA={}",
         s.cht.project("second").join("couchdb").display()

@@ -75,6 +75,10 @@ impl Filters {
             filters => vec![
                 // Addresses: loopback stays, every other IPv4 address is the machine's.
                 (r"\b127\.0\.0\.1\b", "LOOPBACK4"),
+                (r"\b127-0-0-1\.local-ip", "LOOPBACK-IP"),
+                (r"\b\d{1,3}-\d{1,3}-\d{1,3}-\d{1,3}\.local-ip", "[IP-DASHED].local-ip"),
+                ("LOOPBACK-IP", "127-0-0-1.local-ip"),
+                (r"(?m)^(  https://\[IP-DASHED\]\.local-ip\.medicmobile\.org:\[HTTPS\]/\n)+", "  [LAN LOCAL-IP URLS]\n"),
                 (r"\b\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3}\b", "[IP]"),
                 ("LOOPBACK4", "127.0.0.1"),
                 (r"(https://\[IP\]:\[HTTPS\]/\n?)+", "[LAN URLS]\n"),
@@ -159,4 +163,43 @@ fn up_status_doctor_and_down_print_what_people_read() {
     f.pin("doctor", &doctor);
     f.pin("down", &s.cmd("down", &[]).ok());
     f.pin("status-down", &s.cmd("status", &[]).ok());
+}
+
+#[test]
+fn up_in_the_other_certificate_modes_and_tls_print_what_people_read() {
+    use crate::common::local_ip::LocalIpServer;
+    let server = LocalIpServer::start();
+    let s = Stack::in_home("outputs-ip", ChtDev::new().with_local_ip(&server));
+    let up = s.up(&["--tls", "local-ip"]).ok();
+    let mut f = Filters::stack(&s);
+    f.literals
+        .insert(0, (server.url(), "[LOCAL-IP SOURCE]".into()));
+    f.pin("up-local-ip", &up);
+    f.pin("tls-local-ca", &s.cmd("tls", &["local-ca"]).ok());
+    f.pin("tls-local-ip", &s.cmd("tls", &["local-ip"]).ok());
+
+    // The user's own certificate for a domain (issued here by the same test CA).
+    let own = Stack::new("outputs-own");
+    let pair = server.issue(&["cht.example.org"], 90);
+    let dir = own.cht.scratch().join("own");
+    std::fs::create_dir_all(&dir).expect("mkdir");
+    std::fs::write(dir.join("fullchain.pem"), &pair.fullchain).expect("write");
+    std::fs::write(dir.join("privkey.pem"), &pair.key).expect("write");
+    let (cert, key) = (dir.join("fullchain.pem"), dir.join("privkey.pem"));
+    let up = own
+        .up(&[
+            "--domain",
+            "cht.example.org",
+            "--cert-file",
+            cert.to_str().expect("utf8"),
+            "--key-file",
+            key.to_str().expect("utf8"),
+        ])
+        .ok();
+    let mut f = Filters::stack(&own);
+    f.literals
+        .push((dir.display().to_string(), "[CERTS]".into()));
+    f.literals
+        .sort_by_key(|(from, _)| std::cmp::Reverse(from.len()));
+    f.pin("up-own", &up);
 }

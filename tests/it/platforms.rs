@@ -221,7 +221,13 @@ pub fn normal_user_journey(cht: ChtDev, couchdb_uid: u32) {
     let couch = user_home.join(format!(".medic/cht-docker/{adoptee}-dir/couch"));
     owner_of(&couch, &format!("{couchdb_uid}:{couchdb_uid}"));
     s.cht
-        .run(&["adopt", env_file.to_str().expect("utf8"), "--copy-data"])
+        .run(&[
+            "adopt",
+            env_file.to_str().expect("utf8"),
+            "--copy-data",
+            "--tls",
+            "local-ca",
+        ])
         .ok();
     let copy = s.cht.project(&adoptee).join("couchdb");
     assert_eq!(

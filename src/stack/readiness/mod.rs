@@ -118,7 +118,9 @@ pub(crate) async fn wait_ready(
     timeout: Duration,
     reporter: &dyn Reporter,
 ) -> Result<()> {
-    let tls = if project.own_cert() {
+    // A certificate not from the local CA is pinned: readiness probes localhost, which
+    // neither the user's own nor the local-ip certificate covers.
+    let tls = if project.tls_mode() != crate::project::TlsMode::LocalCa {
         let path = project.path("certs/cert.pem");
         Tls::pinned(&std::fs::read_to_string(&path).map_err(Error::io("read", &path))?)?
     } else {

@@ -210,6 +210,45 @@ pub async fn request(port: u16, path: &str, tls: Option<&Tls>) -> std::io::Resul
         .unwrap_or_else(|_| Err(std::io::Error::other("no answer within 2 s")))
 }
 
+/// Handshakes in a row that must present the new certificate: after a reload, nginx's
+/// old workers accept a few more connections until they notice they are to stop.
+const SERVING_IN_A_ROW: u32 = 5;
+
+/// Waits until the TLS server on `127.0.0.1:port` presents exactly the first certificate
+/// of `cert_pem` to [`SERVING_IN_A_ROW`] handshakes in a row, for at most `timeout`.
+pub async fn wait_serving(port: u16, cert_pem: &str, timeout: Duration) -> Result<()> {
+    let tls = Tls::pinned(cert_pem)?;
+    let deadline = tokio::time::Instant::now() + timeout;
+    let mut in_a_row = 0;
+    loop {
+        let attempt = async {
+            let tcp = TcpStream::connect(("127.0.0.1", port)).await?;
+            let name = ServerName::try_from("localhost").map_err(std::io::Error::other)?;
+            tls.connector.connect(name, tcp).await.map(|_| ())
+        };
+        let why = match tokio::time::timeout(PROBE_TIMEOUT, attempt).await {
+            Ok(Ok(())) => {
+                in_a_row += 1;
+                if in_a_row >= SERVING_IN_A_ROW {
+                    return Ok(());
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+            Ok(Err(e)) => e.to_string(),
+            Err(_) => "no answer within 2 s".to_string(),
+        };
+        in_a_row = 0;
+        if tokio::time::Instant::now() >= deadline {
+            return Err(Error::engine(
+                format!("see nginx serve the new certificate on port {port}"),
+                why,
+            ));
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 impl WaitFor {
     /// Checks the condition once.
     pub async fn check(&self, tls: &Tls) -> Seen {

@@ -2,6 +2,7 @@
 //! outside tools (compose CLI, check-jsonschema, openssl) the tests check files with.
 
 pub mod engine;
+pub mod local_ip;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -146,6 +147,14 @@ impl ChtDev {
         self
     }
 
+    /// These runs, with `server` as the local-ip certificate's source, trusted through
+    /// `SSL_CERT_FILE` as OpenSSL tools trust a system store.
+    pub fn with_local_ip(self, server: &local_ip::LocalIpServer) -> ChtDev {
+        let root = server.root().display().to_string();
+        self.env("CHT_DEV_LOCAL_IP_URL", &server.url())
+            .env("SSL_CERT_FILE", &root)
+    }
+
     /// The home folder passed with `--home`.
     pub fn home(&self) -> PathBuf {
         self.dir.path().join(&self.home_rel)
@@ -179,7 +188,10 @@ impl ChtDev {
             }
         };
         cmd.arg("--home").arg(self.home());
-        cmd.env_remove("CHT_DEV_HOME").env("NO_COLOR", "1");
+        cmd.env_remove("CHT_DEV_HOME")
+            .env_remove("CHT_DEV_LOCAL_IP_URL")
+            .env_remove("SSL_CERT_FILE")
+            .env("NO_COLOR", "1");
         for (k, v) in &self.envs {
             cmd.env(k, v);
         }
@@ -190,6 +202,30 @@ impl ChtDev {
     pub fn run(&self, args: &[&str]) -> Run {
         let output = self.command().args(args).output().expect("run cht-dev");
         to_run(output)
+    }
+
+    /// Runs the binary with `args` on a pseudo-terminal (util-linux `script`), as people
+    /// run it; stdout holds what the terminal showed, with `\r\n` made `\n`.
+    pub fn run_on_terminal(&self, args: &[&str]) -> Run {
+        let mut cmd = self.command();
+        cmd.args(args);
+        let quote =
+            |s: &std::ffi::OsStr| format!("'{}'", s.to_string_lossy().replace('\'', "'\\''"));
+        let line = std::iter::once(quote(cmd.get_program()))
+            .chain(cmd.get_args().map(quote))
+            .collect::<Vec<_>>()
+            .join(" ");
+        let mut script = Command::new(tool("script", "apt-get install bsdutils"));
+        script.args(["-qec", &line, "/dev/null"]);
+        for (k, v) in cmd.get_envs() {
+            match v {
+                Some(v) => script.env(k, v),
+                None => script.env_remove(k),
+            };
+        }
+        let mut run = to_run(script.output().expect("script"));
+        run.stdout = run.stdout.replace("\r\n", "\n");
+        run
     }
 
     /// Every file and folder under the home with its contents' length and mode,
@@ -400,6 +436,11 @@ pub fn run_tool(program: &Path, args: &[&str], cwd: &Path) -> Run {
 /// Loads `url` in headless Chromium with `home` as HOME and returns the page and any load
 /// errors; retried only when Docker's interface changes abort the load (ERR_NETWORK_CHANGED).
 pub fn chromium(home: &Path, url: &str) -> String {
+    chromium_with(home, url, &[])
+}
+
+/// [`chromium`] with `extra` switches (such as `--host-resolver-rules`).
+pub fn chromium_with(home: &Path, url: &str, extra: &[&str]) -> String {
     let chromium = tool("chromium", "apt-get install chromium");
     let mut last = String::new();
     for _ in 0..4 {
@@ -411,8 +452,9 @@ pub fn chromium(home: &Path, url: &str) -> String {
                 "--disable-gpu",
                 "--no-first-run",
                 "--dump-dom",
-                url,
             ])
+            .args(extra)
+            .arg(url)
             .output()
             .expect("chromium");
         let stderr = String::from_utf8_lossy(&out.stderr);
