@@ -232,6 +232,30 @@ fn two_projects_4x_and_5x_side_by_side_and_stopping_one_leaves_the_other() {
     b.up(&["--cht-version", "4.22.0"]).ok();
     assert_eq!(a.curl_https("/").0, "200");
     assert_eq!(b.curl_https("/").0, "200");
+    // Each under its own host name (so browsers keep their logins apart), verified by curl
+    // against the home CA; neither certificate covers the other's name.
+    let (a_host, b_host) = (
+        format!("{}.localhost", a.name),
+        format!("{}.localhost", b.name),
+    );
+    assert_ne!(a_host, b_host);
+    assert_eq!(a.curl_https_at(&a_host, "/").0, "200");
+    assert_eq!(b.curl_https_at(&b_host, "/").0, "200");
+    let curl = crate::common::tool("curl", "apt-get install curl");
+    let crossed = run_tool(
+        &curl,
+        &[
+            "-sS",
+            "--cacert",
+            &a.ca(),
+            &format!("https://{b_host}:{}/", a.https),
+        ],
+        Path::new("/"),
+    );
+    assert_ne!(
+        crossed.code, 0,
+        "a's certificate does not cover b's name: {crossed:#?}"
+    );
     let b_services = b.containers("com.docker.compose.project", &b.name);
     assert!(
         b_services.iter().any(|c| c.ends_with("-healthcheck-1")),
