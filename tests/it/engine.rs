@@ -36,17 +36,9 @@ fn up_serves_https_through_nginx_and_keeps_data_through_stop_down_up_destroy() {
     assert_eq!(s.curl_https_at(&own, "/").0, "200");
     // The cht-conf command it prints works as pasted into a shell: a stand-in `cht` checks
     // NODE_EXTRA_CA_CERTS and reaches --url over HTTPS verified against that CA.
-    let command = up
-        .stdout
-        .lines()
-        .find_map(|l| l.trim_start().strip_prefix("cht-conf: "))
-        .expect("a cht-conf line")
-        .to_string();
-    let bin = s.cht.scratch().join("bin");
-    std::fs::create_dir_all(&bin).expect("mkdir");
-    let stand_in = bin.join("cht");
-    std::fs::write(
-        &stand_in,
+    crate::common::paste_cht_conf(
+        &up.stdout,
+        s.cht.scratch(),
         r#"#!/bin/sh
 [ -n "$NODE_EXTRA_CA_CERTS" ] && [ -f "$NODE_EXTRA_CA_CERTS" ] || { echo "no NODE_EXTRA_CA_CERTS" >&2; exit 3; }
 case "$1" in --url=*) url=${1#--url=} ;; *) echo "no --url" >&2; exit 4 ;; esac
@@ -55,27 +47,7 @@ if command -v node >/dev/null 2>&1; then
 fi
 exec curl -sS --cacert "$NODE_EXTRA_CA_CERTS" -o /dev/null -w '%{http_code}' "$url/"
 "#,
-    )
-    .expect("write");
-    std::fs::set_permissions(
-        &stand_in,
-        std::os::unix::fs::PermissionsExt::from_mode(0o755),
-    )
-    .expect("chmod");
-    let path = format!(
-        "{}:{}",
-        bin.display(),
-        std::env::var("PATH").unwrap_or_default()
-    );
-    let pasted = std::process::Command::new("sh")
-        .args(["-c", &command])
-        .env("PATH", path)
-        .env_remove("NODE_EXTRA_CA_CERTS")
-        .output()
-        .expect("sh");
-    assert!(
-        pasted.status.success() && String::from_utf8_lossy(&pasted.stdout).trim() == "200",
-        "{command}: {pasted:?}"
+        &[],
     );
     assert!(
         up.stdout

@@ -217,48 +217,18 @@ fn a_phone_project_serves_the_local_ip_chain_refreshes_it_and_switches_back() {
 
     // The cht-conf command needs no CA variable: pasted into a shell, a stand-in `cht`
     // reaches its URL, resolving the name as public DNS would.
-    let command = up
-        .stdout
-        .lines()
-        .find_map(|l| l.trim_start().strip_prefix("cht-conf: "))
-        .expect("a cht-conf line")
-        .to_string();
-    assert!(!command.contains("NODE_EXTRA_CA_CERTS"), "{command}");
-    let bin = s.cht.scratch().join("bin");
-    std::fs::create_dir_all(&bin).expect("mkdir");
-    std::fs::write(
-        bin.join("cht"),
+    let command = crate::common::paste_cht_conf(
+        &up.stdout,
+        s.cht.scratch(),
         r#"#!/bin/sh
 [ -z "$NODE_EXTRA_CA_CERTS" ] || { echo "NODE_EXTRA_CA_CERTS set" >&2; exit 3; }
 case "$1" in --url=*) url=${1#--url=} ;; *) echo "no --url" >&2; exit 4 ;; esac
 hostport=${url#*@}
 exec curl -sS --resolve "$hostport:127.0.0.1" --cacert "$TEST_ROOT" -o /dev/null -w '%{http_code}' "$url/"
 "#,
-    )
-    .expect("write");
-    std::fs::set_permissions(
-        bin.join("cht"),
-        std::os::unix::fs::PermissionsExt::from_mode(0o755),
-    )
-    .expect("chmod");
-    let pasted = std::process::Command::new("sh")
-        .args(["-c", &command])
-        .env(
-            "PATH",
-            format!(
-                "{}:{}",
-                bin.display(),
-                std::env::var("PATH").unwrap_or_default()
-            ),
-        )
-        .env("TEST_ROOT", &root)
-        .env_remove("NODE_EXTRA_CA_CERTS")
-        .output()
-        .expect("sh");
-    assert!(
-        pasted.status.success() && String::from_utf8_lossy(&pasted.stdout).trim() == "200",
-        "{command}: {pasted:?}"
+        &[("TEST_ROOT", &root)],
     );
+    assert!(!command.contains("NODE_EXTRA_CA_CERTS"), "{command}");
 
     // Refresh on `up`: a kept pair expiring within 7 days is replaced, and nginx serves
     // the new one.

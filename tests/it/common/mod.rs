@@ -433,6 +433,49 @@ pub fn run_tool(program: &Path, args: &[&str], cwd: &Path) -> Run {
     to_run(output)
 }
 
+/// Pastes the cht-conf command `up` printed (its `cht-conf:` line in `up_stdout`) into
+/// `sh`, with `stand_in` as the `cht` on PATH (written under `scratch`), `envs` set and
+/// `NODE_EXTRA_CA_CERTS` unset; panics unless it exits 0 printing `200`, and returns the
+/// command.
+#[track_caller]
+pub fn paste_cht_conf(
+    up_stdout: &str,
+    scratch: &Path,
+    stand_in: &str,
+    envs: &[(&str, &str)],
+) -> String {
+    let command = up_stdout
+        .lines()
+        .find_map(|l| l.trim_start().strip_prefix("cht-conf: "))
+        .expect("a cht-conf line")
+        .to_string();
+    let bin = scratch.join("bin");
+    std::fs::create_dir_all(&bin).expect("mkdir");
+    std::fs::write(bin.join("cht"), stand_in).expect("write");
+    std::fs::set_permissions(
+        bin.join("cht"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .expect("chmod");
+    let path = format!(
+        "{}:{}",
+        bin.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let pasted = Command::new("sh")
+        .args(["-c", &command])
+        .env("PATH", path)
+        .envs(envs.iter().copied())
+        .env_remove("NODE_EXTRA_CA_CERTS")
+        .output()
+        .expect("sh");
+    assert!(
+        pasted.status.success() && String::from_utf8_lossy(&pasted.stdout).trim() == "200",
+        "{command}: {pasted:?}"
+    );
+    command
+}
+
 /// Loads `url` in headless Chromium with `home` as HOME and returns the page and any load
 /// errors; retried only when Docker's interface changes abort the load (ERR_NETWORK_CHANGED).
 pub fn chromium(home: &Path, url: &str) -> String {
