@@ -111,6 +111,18 @@ fn docker28_serves_a_normal_user_with_container_owned_data() {
 }
 
 #[test]
+fn docker28_serves_a_phone_project_for_a_normal_user() {
+    let engine = SecondEngine::require("docker28");
+    crate::phones::phone_round(ChtDev::as_test_user().on_engine(&engine), Some(&engine));
+}
+
+#[test]
+fn rootless_podman_serves_a_phone_project_for_its_user() {
+    let engine = SecondEngine::require("podman-rootless");
+    crate::phones::phone_round(ChtDev::as_test_user().on_engine(&engine), Some(&engine));
+}
+
+#[test]
 fn docker28_is_reached_through_a_docker_context() {
     let engine = SecondEngine::require("docker28");
     let socket = engine

@@ -321,7 +321,7 @@ fn adopt_keeps_the_helpers_ports_credentials_data_and_local_ip_certificate() {
         assert!(env.lines().any(|l| l == want), "{want} in {env}");
     }
     s.cht.run(&["up", &s.name, "--pull", "never"]).ok();
-    let served = server.curl(s.https);
+    let served = server.curl(&s.cht, s.https);
     assert!(
         served.stdout.ends_with("\n200"),
         "the phone's certificate: {served:#?}"

@@ -5,7 +5,7 @@
 
 use std::path::Path;
 
-use crate::common::engine::Stack;
+use crate::common::engine::{SecondEngine, Stack};
 use crate::common::local_ip::{LOOPBACK_HOST, LocalIpServer, Pair, WILDCARD};
 use crate::common::{ChtDev, mode, run_tool, tool};
 
@@ -107,22 +107,22 @@ fn init_keeps_a_checked_local_ip_pair_and_refuses_unfit_ones_changing_nothing() 
     assert!(url.contains(".local-ip.medicmobile.org:"), "{ls}");
 }
 
-/// The chain a TLS server at `127.0.0.1:port` sends for `host`, as PEM blocks.
-fn served_chain(port: u16, host: &str) -> Vec<String> {
+/// The chain the TLS server at `127.0.0.1:port`, where `cht` runs, sends for the local-ip
+/// name of loopback, as PEM blocks.
+fn served_chain(cht: &ChtDev, port: u16) -> Vec<String> {
     let openssl = tool("openssl", "apt-get install openssl");
-    let out = std::process::Command::new(&openssl)
-        .args([
+    let run = cht.in_network(
+        &openssl,
+        &[
             "s_client",
             "-connect",
             &format!("127.0.0.1:{port}"),
             "-servername",
-            host,
+            LOOPBACK_HOST,
             "-showcerts",
-        ])
-        .stdin(std::process::Stdio::null())
-        .output()
-        .expect("openssl");
-    pem_blocks(&String::from_utf8_lossy(&out.stdout))
+        ],
+    );
+    pem_blocks(&run.stdout)
 }
 
 /// The PEM certificate blocks in `text`, each normalised to its base64 body.
@@ -186,11 +186,8 @@ fn a_phone_project_serves_the_local_ip_chain_refreshes_it_and_switches_back() {
     }
 
     // nginx serves exactly that chain, which verifies against the test root by name.
-    assert_eq!(
-        served_chain(s.https, LOOPBACK_HOST),
-        pem_blocks(&first.fullchain)
-    );
-    let got = server.curl(s.https);
+    assert_eq!(served_chain(&s.cht, s.https), pem_blocks(&first.fullchain));
+    let got = server.curl(&s.cht, s.https);
     assert_eq!(got.code, 0, "{got:#?}");
     assert!(got.stdout.ends_with("\n200"), "{got:#?}");
     assert!(got.stdout.contains("CHT API stand-in"), "{got:#?}");
@@ -239,10 +236,7 @@ exec curl -sS --resolve "$hostport:127.0.0.1" --cacert "$TEST_ROOT" -o /dev/null
         refreshed.stdout.contains("reloaded nginx"),
         "{refreshed:#?}"
     );
-    assert_eq!(
-        served_chain(s.https, LOOPBACK_HOST),
-        pem_blocks(&short.fullchain)
-    );
+    assert_eq!(served_chain(&s.cht, s.https), pem_blocks(&short.fullchain));
     let doctor = s.cht.run(&["doctor"]);
     let line = doctor
         .stdout
@@ -257,10 +251,7 @@ exec curl -sS --resolve "$hostport:127.0.0.1" --cacert "$TEST_ROOT" -o /dev/null
         up.stderr.contains("downloaded the local-ip certificate"),
         "{up:#?}"
     );
-    assert_eq!(
-        served_chain(s.https, LOOPBACK_HOST),
-        pem_blocks(&fresh.fullchain)
-    );
+    assert_eq!(served_chain(&s.cht, s.https), pem_blocks(&fresh.fullchain));
 
     // Offline with a pair due for refresh: a one-line note, and the kept pair serves on.
     server.serve(&short);
@@ -273,10 +264,7 @@ exec curl -sS --resolve "$hostport:127.0.0.1" --cacert "$TEST_ROOT" -o /dev/null
         .filter(|l| l.contains("refreshing it failed"))
         .collect();
     assert_eq!(notes.len(), 1, "{offline:#?}");
-    assert_eq!(
-        served_chain(s.https, LOOPBACK_HOST),
-        pem_blocks(&short.fullchain)
-    );
+    assert_eq!(served_chain(&s.cht, s.https), pem_blocks(&short.fullchain));
     server.resume();
 
     // Each failed refresh: one clear error, the kept pair unchanged and still served.
@@ -287,7 +275,7 @@ exec curl -sS --resolve "$hostport:127.0.0.1" --cacert "$TEST_ROOT" -o /dev/null
         assert!(line.contains(want), "{want:?} in {line}");
         assert_eq!(kept(&s.cht), kept_before, "kept pair unchanged: {line}");
         assert_eq!(
-            served_chain(s.https, LOOPBACK_HOST),
+            served_chain(&s.cht, s.https),
             pem_blocks(&short.fullchain),
             "still served: {line}"
         );
@@ -332,10 +320,41 @@ exec curl -sS --resolve "$hostport:127.0.0.1" --cacert "$TEST_ROOT" -o /dev/null
     server.serve(&fresh);
     let back = s.cmd("tls", &["local-ip", "--refresh"]).ok();
     assert!(back.stdout.contains("reloaded nginx"), "{back:#?}");
-    assert_eq!(
-        served_chain(s.https, LOOPBACK_HOST),
-        pem_blocks(&fresh.fullchain)
-    );
+    assert_eq!(served_chain(&s.cht, s.https), pem_blocks(&fresh.fullchain));
     let line = s.cmd("tls", &["local-ca", "--refresh"]).one_line_error();
     assert!(line.contains("--refresh"), "{line}");
+}
+
+/// A phone project where `cht` runs (an unprivileged user, a second engine): `up --tls
+/// local-ip` serves the source's chain, `tls --refresh` hands nginx a new one, and `tls
+/// local-ca` goes back to the home CA. The source listens in `engine`'s network.
+pub fn phone_round(cht: ChtDev, engine: Option<&SecondEngine>) {
+    let server = LocalIpServer::start_on(engine);
+    let s = Stack::in_home("phone", cht.with_local_ip(&server));
+    let first = server.issue(&[WILDCARD], 90);
+    server.serve(&first);
+    s.up(&["--tls", "local-ip"]).ok();
+    assert_eq!(served_chain(&s.cht, s.https), pem_blocks(&first.fullchain));
+    let got = server.curl(&s.cht, s.https);
+    assert!(got.stdout.ends_with("\n200"), "{got:#?}");
+    assert_eq!(mode(&s.cht.home().join("local-ip.json")), 0o600);
+    let next = server.issue(&[WILDCARD], 60);
+    server.serve(&next);
+    let refreshed = s.cmd("tls", &["local-ip", "--refresh"]).ok();
+    assert!(
+        refreshed.stdout.contains("reloaded nginx"),
+        "{refreshed:#?}"
+    );
+    assert_eq!(served_chain(&s.cht, s.https), pem_blocks(&next.fullchain));
+    s.cmd("tls", &["local-ca"]).ok();
+    assert_eq!(
+        s.curl_https_at(&format!("{}.localhost", s.name), "/").0,
+        "200"
+    );
+    s.cmd("destroy", &["--yes"]).ok();
+}
+
+#[test]
+fn a_normal_user_serves_a_phone_project() {
+    phone_round(ChtDev::as_test_user(), None);
 }

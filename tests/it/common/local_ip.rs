@@ -48,11 +48,19 @@ pub struct LocalIpServer {
     child: Option<Child>,
     /// Its port.
     port: u16,
+    /// The second engine in whose network it listens, if not the host's.
+    engine: Option<super::engine::SecondEngine>,
 }
 
 impl LocalIpServer {
-    /// A new test CA and a server serving a fresh 90-day pair.
+    /// A new test CA and a server serving a fresh 90-day pair, on the host's loopback.
     pub fn start() -> LocalIpServer {
+        LocalIpServer::start_on(None)
+    }
+
+    /// [`LocalIpServer::start`], listening in `engine`'s network when given, where runs on
+    /// that engine reach it.
+    pub fn start_on(engine: Option<&super::engine::SecondEngine>) -> LocalIpServer {
         let dir = tempfile::tempdir().expect("tmp");
         std::fs::set_permissions(
             dir.path(),
@@ -102,6 +110,7 @@ impl LocalIpServer {
             intermediate,
             child: None,
             port: 0,
+            engine: engine.cloned(),
         };
         let pair = this.issue(&[WILDCARD], 90);
         this.serve(&pair);
@@ -174,15 +183,19 @@ impl LocalIpServer {
         let script =
             Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/local-ip-server.py");
         let d = self.dir.path();
-        let mut child = Command::new("python3")
-            .arg(&script)
-            .arg(d.join("served"))
-            .arg(d.join("server.pem"))
-            .arg(d.join("server-key.pem"))
-            .env("LOCAL_IP_PORT", self.port.to_string())
-            .stdout(Stdio::piped())
-            .spawn()
-            .expect("python3 runs the local-ip stand-in (apt-get install python3)");
+        let python = std::ffi::OsStr::new("python3");
+        let mut child = match &self.engine {
+            None => Command::new(python),
+            Some(e) => e.exec(python),
+        }
+        .arg(&script)
+        .arg(d.join("served"))
+        .arg(d.join("server.pem"))
+        .arg(d.join("server-key.pem"))
+        .env("LOCAL_IP_PORT", self.port.to_string())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("python3 runs the local-ip stand-in (apt-get install python3)");
         let mut line = String::new();
         BufReader::new(child.stdout.take().expect("stdout"))
             .read_line(&mut line)
@@ -191,11 +204,11 @@ impl LocalIpServer {
         self.child = Some(child);
     }
 
-    /// GET `https://127-0-0-1.local-ip.medicmobile.org:port/` with curl resolving the name
-    /// to loopback, as public DNS does, and trusting only the test root.
-    pub fn curl(&self, port: u16) -> crate::common::Run {
+    /// GET `https://127-0-0-1.local-ip.medicmobile.org:port/` with curl where `cht` runs,
+    /// resolving the name to loopback, as public DNS does, and trusting only the test root.
+    pub fn curl(&self, cht: &crate::common::ChtDev, port: u16) -> crate::common::Run {
         let curl = crate::common::tool("curl", "apt-get install curl");
-        crate::common::run_tool(
+        cht.in_network(
             &curl,
             &[
                 "-sS",
@@ -207,7 +220,6 @@ impl LocalIpServer {
                 "\n%{http_code}",
                 &format!("https://{LOOPBACK_HOST}:{port}/"),
             ],
-            Path::new("/"),
         )
     }
 
