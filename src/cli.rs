@@ -281,7 +281,8 @@ pub enum ExportCommand {
     #[command(after_help = "\
 Examples:
   cht-dev export kubernetes my-app --out k8s/
-  cht-dev export kubernetes my-app --out k8s/ --namespace my-app --host cht.example.org --helm-values values.yaml")]
+  cht-dev export kubernetes my-app --out k8s/ --namespace my-app --host cht.example.org --helm-values values.yaml
+  cht-dev export kubernetes my-app --out k8s/ --image-registry registry.local:5000/medic --pull never")]
     Kubernetes(ExportArgs),
 }
 
@@ -380,9 +381,21 @@ pub struct ExportArgs {
     #[arg(long, value_name = "DOMAIN")]
     pub host: Option<String>,
 
-    /// Also write a values file for the official CHT Helm chart (data marked pre-existing)
+    /// Also write a values file for CHT's Helm chart (data marked pre-existing), and print the helm install command
     #[arg(long, value_name = "FILE")]
     pub helm_values: Option<PathBuf>,
+
+    /// Registry the cluster takes CHT's images (and the upgrade service's) from [default: the project's]
+    #[arg(long, value_name = "R")]
+    pub image_registry: Option<String>,
+
+    /// How the cluster pulls images: never or missing give every container imagePullPolicy IfNotPresent (offline clusters); always gives Always [default: IfNotPresent with a registry of your own, else Kubernetes' default]
+    #[arg(long, value_enum)]
+    pub pull: Option<PullArg>,
+
+    /// Leave the upgrade service out (4.x; the 5.x chart has none), as the chart's `environment: local` does
+    #[arg(long)]
+    pub no_upgrade_service: bool,
 }
 
 /// Arguments of `adopt`.
@@ -671,6 +684,9 @@ impl Cli {
                     namespace: args.namespace.clone(),
                     host: args.host.clone(),
                     helm_values: args.helm_values.clone(),
+                    image_registry: args.image_registry.clone(),
+                    pull: args.pull.map(PullPolicy::from),
+                    no_upgrade_service: args.no_upgrade_service,
                 })
             }
             Command::Snapshot(SnapshotCommand::Create(args)) => Action::SnapshotCreate {
@@ -1022,6 +1038,31 @@ mod tests {
                     namespace: None,
                     host: None,
                     helm_values: None,
+                    image_registry: None,
+                    pull: None,
+                    no_upgrade_service: false,
+                }),
+            ),
+            (
+                &[
+                    "export",
+                    "kubernetes",
+                    "app",
+                    "--out",
+                    "k8s",
+                    "--pull",
+                    "never",
+                    "--no-upgrade-service",
+                ],
+                Action::ExportKubernetes(ExportRequest {
+                    name: "app".into(),
+                    out: "k8s".into(),
+                    namespace: None,
+                    host: None,
+                    helm_values: None,
+                    image_registry: None,
+                    pull: Some(PullPolicy::Never),
+                    no_upgrade_service: true,
                 }),
             ),
             (&["doctor"], Action::Doctor),

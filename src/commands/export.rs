@@ -1,23 +1,19 @@
-//! `cht-dev export kubernetes`: the manifests of the seed's kubectl migration for a project
-//! (its credentials, version and CouchDB data path carried over), and optionally a values
-//! file for the official CHT Helm chart with the data marked as pre-existing.
+//! `cht-dev export kubernetes`: writes what [`kube`] builds for a project (the kubectl
+//! migration's manifests, and optionally the values for CHT's Helm chart), and says how to
+//! apply them: the `kubectl` commands, and the `helm install` with the chart's layered files.
 
 use std::path::{Path, PathBuf};
 
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use crate::error::{Error, Result};
 use crate::fsutil;
-use crate::printer::{Printer, Report};
-use crate::project::layout::Layout;
+use crate::printer::{Printer, Report, shell_word};
+use crate::project::kube::{self, ImagePull, KubeInput};
 use crate::project::versions::{self, Family};
 use crate::project::{Project, render};
 use crate::settings::Settings;
-
-/// The secret every deployment reads credentials from.
-const SECRET: &str = "cht-couchdb-credentials";
-/// The service account the upgrade service runs as.
-const ACCOUNT: &str = "cht-upgrade-service-user";
+use crate::stack::images::PullPolicy;
 
 /// What `export kubernetes` was asked to do.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -32,58 +28,12 @@ pub struct ExportRequest {
     pub host: Option<String>,
     /// Also write a Helm values file here.
     pub helm_values: Option<PathBuf>,
-}
-
-/// An env var taken from the credentials secret.
-fn secret_env(name: &str) -> Value {
-    json!({ "name": name, "valueFrom": { "secretKeyRef": { "name": SECRET, "key": name } } })
-}
-
-/// A plain env var.
-fn env(name: &str, value: &str) -> Value {
-    json!({ "name": name, "value": value })
-}
-
-/// Pins a pod to the node that holds the data (the machine being enjoined to the cluster).
-fn node_selector(node: &str) -> Value {
-    json!({ "kubernetes.io/hostname": node })
-}
-
-/// A one-replica deployment of one container labelled `cht.service: service`.
-fn deployment(service: &str, name: &str, container: Value, node: &str, extra_spec: Value) -> Value {
-    let mut spec = json!({
-        "nodeSelector": node_selector(node),
-        "containers": [container],
-        "restartPolicy": "Always",
-    });
-    if let (Some(s), Some(extra)) = (spec.as_object_mut(), extra_spec.as_object()) {
-        s.extend(extra.clone());
-    }
-    json!({
-        "apiVersion": "apps/v1",
-        "kind": "Deployment",
-        "metadata": { "name": name, "labels": { "cht.service": service } },
-        "spec": {
-            "replicas": 1,
-            "selector": { "matchLabels": { "cht.service": service } },
-            "strategy": { "type": "Recreate" },
-            "template": { "metadata": { "labels": { "cht.service": service } }, "spec": spec },
-        },
-    })
-}
-
-/// A ClusterIP service in front of the pods labelled `cht.service: service`.
-fn service(service: &str, name: &str, ports: &[(&str, u16)]) -> Value {
-    let ports: Vec<Value> = ports
-        .iter()
-        .map(|(n, p)| json!({ "name": n, "port": p, "targetPort": p, "protocol": "TCP" }))
-        .collect();
-    json!({
-        "apiVersion": "v1",
-        "kind": "Service",
-        "metadata": { "name": name, "labels": { "cht.service": service } },
-        "spec": { "selector": { "cht.service": service }, "ports": ports, "type": "ClusterIP" },
-    })
+    /// The registry of the cluster's images [default: the project's].
+    pub image_registry: Option<String>,
+    /// How the cluster pulls images, when asked.
+    pub pull: Option<PullPolicy>,
+    /// Leave the upgrade service out (4.x), as the chart's `environment: local` does.
+    pub no_upgrade_service: bool,
 }
 
 /// Writes documents as one YAML file (`---` between them), through serde-saphyr.
@@ -125,34 +75,14 @@ fn dns_label(name: &str) -> String {
     name.replace('_', "-").trim_matches('-').to_string()
 }
 
-/// An env var taken from the CouchDB servers config map.
-fn config_env(name: &str) -> Value {
-    json!({ "name": name, "valueFrom": { "configMapKeyRef": { "name": "couchdb-servers-configmap", "key": name } } })
-}
-
-/// The Kubernetes services of the CouchDB nodes: `couchdb`, or the chart's `couchdb-1`..
-/// for a cluster.
-fn couchdb_names(layout: Layout) -> Vec<String> {
-    match layout {
-        Layout::Single => vec!["couchdb".into()],
-        Layout::Cluster => (1..=layout.nodes())
-            .map(|n| format!("couchdb-{n}"))
-            .collect(),
-    }
-}
-
-/// The servers config map's data, as the chart writes it: every node's address, and for a
-/// cluster the node the others take admins from and the peers the first one joins.
-fn servers_config(layout: Layout, svc_dns: &dyn Fn(&str) -> String) -> Value {
-    let names = couchdb_names(layout);
-    let all: Vec<String> = names.iter().map(|n| svc_dns(n)).collect();
-    match layout {
-        Layout::Single => json!({ "COUCHDB_SERVERS": all.join(",") }),
-        Layout::Cluster => json!({
-            "COUCHDB_SERVERS": all.join(","),
-            "COUCHDB_SYNC_ADMINS_NODE": all[0],
-            "CLUSTER_PEER_IPS": all[1..].join(","),
-        }),
+/// How the cluster's containers pull: `IfNotPresent` for a registry of the user's own or
+/// a policy that must not reach a registry, `Always` when asked, else the default.
+fn image_pull(own_registry: bool, pull: Option<PullPolicy>) -> ImagePull {
+    match pull {
+        Some(PullPolicy::Always) => ImagePull::Always,
+        Some(PullPolicy::Never | PullPolicy::Missing) => ImagePull::IfNotPresent,
+        None if own_registry => ImagePull::IfNotPresent,
+        None => ImagePull::Default,
     }
 }
 
@@ -180,337 +110,125 @@ pub fn run(settings: &Settings, req: &ExportRequest) -> Result<Exported> {
             "--host {host:?} must be a DNS name such as cht.example.org"
         )));
     }
-    let registry = project
-        .image_registry()?
-        .unwrap_or_else(|| render::DEFAULT_REGISTRY.to_string());
-    let image = |svc: &str| format!("{registry}/cht-{svc}:{}", version.version);
+    if let Some(r) = &req.image_registry {
+        render::validate_registry(r)?;
+    }
+    let registry = match &req.image_registry {
+        Some(r) => Some(r.trim_end_matches('/').to_string()),
+        None => project.image_registry()?,
+    };
+    let own_registry = registry.is_some();
     let get = |k: &str| project.env.get(k).unwrap_or_default().to_string();
-    let (user, password) = (get("COUCHDB_USER"), get("COUCHDB_PASSWORD"));
     let layout = project.layout()?;
-    let folders = project.data_folders()?;
-    let paths: Vec<String> = folders
-        .iter()
-        .map(|f| f.path.display().to_string())
-        .collect();
-    let node = crate::net::hostname().unwrap_or_else(|| "<node name>".into());
-    let svc_dns = |s: &str| format!("{s}.{namespace}.svc.cluster.local");
+    let input = KubeInput {
+        project: project.name.clone(),
+        namespace,
+        host,
+        version,
+        registry: registry.unwrap_or_else(|| render::DEFAULT_REGISTRY.to_string()),
+        own_registry,
+        user: get("COUCHDB_USER"),
+        password: get("COUCHDB_PASSWORD"),
+        secret: get("COUCHDB_SECRET"),
+        uuid: get("COUCHDB_UUID"),
+        layout,
+        data_paths: project
+            .data_folders()?
+            .iter()
+            .map(|f| f.path.display().to_string())
+            .collect(),
+        node: crate::net::hostname().unwrap_or_else(|| "<node name>".into()),
+        upgrade_service: !req.no_upgrade_service,
+        pull: image_pull(own_registry, req.pull),
+    };
     std::fs::create_dir_all(&req.out).map_err(Error::io("create", &req.out))?;
-    let out = |f: &str| req.out.join(f);
-    let mut written = Vec::new();
-
-    write_yaml(
-        &out("namespace.yaml"),
-        &[json!({ "apiVersion": "v1", "kind": "Namespace", "metadata": { "name": namespace } })],
-    )?;
-    written.push("namespace.yaml");
-    write_yaml(
-        &out("credentials.yaml"),
-        &[
-            json!({
-                "apiVersion": "v1",
-                "kind": "Secret",
-                "metadata": { "name": SECRET, "namespace": namespace },
-                "type": "Opaque",
-                "stringData": {
-                    "COUCHDB_USER": user,
-                    "COUCHDB_PASSWORD": password,
-                    "COUCHDB_SECRET": get("COUCHDB_SECRET"),
-                    "COUCHDB_UUID": get("COUCHDB_UUID"),
-                    "COUCH_URL": format!("http://{user}:{password}@{}:5984/medic", svc_dns("haproxy")),
-                },
-            }),
-            json!({
-                "apiVersion": "v1",
-                "kind": "ConfigMap",
-                "metadata": { "name": "couchdb-servers-configmap", "namespace": namespace },
-                "data": servers_config(layout, &svc_dns),
-            }),
-        ],
-    )?;
-    written.push("credentials.yaml");
-    let verbs = json!(["get", "update", "watch", "patch", "list"]);
-    write_yaml(
-        &out("roles.yaml"),
-        &[
-            json!({
-                "apiVersion": "rbac.authorization.k8s.io/v1",
-                "kind": "Role",
-                "metadata": { "name": "deployment-manager", "namespace": namespace },
-                "rules": [
-                    { "apiGroups": ["apps"], "resources": ["deployments"], "verbs": verbs },
-                    { "apiGroups": [""], "resources": ["pods"], "verbs": verbs },
-                ],
-            }),
-            json!({
-                "apiVersion": "rbac.authorization.k8s.io/v1",
-                "kind": "RoleBinding",
-                "metadata": { "name": "deployment-manager-cht", "namespace": namespace },
-                "roleRef": { "apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "deployment-manager" },
-                "subjects": [{ "kind": "ServiceAccount", "name": ACCOUNT, "namespace": namespace }],
-            }),
-            json!({ "apiVersion": "v1", "kind": "ServiceAccount", "metadata": { "name": ACCOUNT, "namespace": namespace } }),
-        ],
-    )?;
-    written.push("roles.yaml");
-    let couchdb_ports = [("couchdb-service", 5984), ("epmd", 4369), ("erlang", 9100)];
-    let mut services: Vec<Value> = couchdb_names(layout)
-        .iter()
-        .map(|name| service(name, name, &couchdb_ports))
-        .collect();
-    services.extend([
-        service("api", "api", &[("api", 5988)]),
-        service("haproxy", "haproxy", &[("haproxy", 5984)]),
-        service(
-            "upgrade-service",
-            "upgrade-service",
-            &[("upgrade-service", 5008)],
-        ),
-    ]);
-    // As the compose files have it: the healthcheck in 4.x, and in 5.x beside a cluster.
-    let healthcheck = version.family == Family::V4 || layout == Layout::Cluster;
-    if healthcheck {
-        services.push(service(
-            "healthcheck",
-            "healthcheck",
-            &[("healthcheck", 5555)],
-        ));
+    let manifests = kube::manifests(&input);
+    for m in &manifests {
+        write_yaml(&req.out.join(m.file), &m.docs)?;
     }
-    if version.family == Family::V5 {
-        services.push(service("nouveau", "nouveau", &[("nouveau", 5987)]));
-    }
-    write_yaml(&out("services.yaml"), &services)?;
-    written.push("services.yaml");
-
-    // CouchDB keeps its data where the compose project had it: a hostPath on this node,
-    // one per CouchDB node.
-    let host_volume = |path: &str| json!([{ "name": "local-volume", "hostPath": { "path": path, "type": "Directory" } }]);
-    let couchdb: Vec<Value> = couchdb_names(layout)
-        .iter()
-        .zip(&paths)
-        .enumerate()
-        .map(|(i, (name, path))| {
-            let mut env_list = Vec::new();
-            if layout == Layout::Cluster && i > 0 {
-                env_list.push(config_env("COUCHDB_SYNC_ADMINS_NODE"));
-            }
-            env_list.extend([
-                env("COUCHDB_LOG_LEVEL", "info"),
-                secret_env("COUCHDB_PASSWORD"),
-                secret_env("COUCHDB_SECRET"),
-                secret_env("COUCHDB_USER"),
-                secret_env("COUCHDB_UUID"),
-                env("SVC_NAME", &svc_dns(name)),
-            ]);
-            if layout == Layout::Cluster {
-                env_list.push(env("NODE_COUNT", &layout.nodes().to_string()));
-                if i == 0 {
-                    env_list.push(config_env("CLUSTER_PEER_IPS"));
-                }
-            }
-            let container = format!("cht-{name}");
-            deployment(
-                name,
-                &container,
-                json!({
-                    "name": container,
-                    "image": image("couchdb"),
-                    "env": env_list,
-                    "ports": [{ "containerPort": 5984 }],
-                    "volumeMounts": [{ "mountPath": "/opt/couchdb/data", "name": "local-volume" }],
-                }),
-                &node,
-                json!({ "volumes": host_volume(path) }),
-            )
-        })
-        .collect();
-    write_yaml(&out("couchdb.yaml"), &couchdb)?;
-    written.push("couchdb.yaml");
-    let haproxy = deployment(
-        "haproxy",
-        "cht-haproxy",
-        json!({
-            "name": "cht-haproxy",
-            "image": image("haproxy"),
-            "env": [
-                secret_env("COUCHDB_PASSWORD"),
-                config_env("COUCHDB_SERVERS"),
-                secret_env("COUCHDB_USER"),
-                env("HAPROXY_IP", "0.0.0.0"),
-                env("HAPROXY_PORT", "5984"),
-                env("HEALTHCHECK_ADDR", &svc_dns("healthcheck")),
-            ],
-            "ports": [{ "containerPort": 5984 }],
-        }),
-        &node,
-        json!({ "hostname": "haproxy" }),
-    );
-    write_yaml(&out("haproxy.yaml"), &[haproxy])?;
-    written.push("haproxy.yaml");
-    if healthcheck {
-        let healthcheck = deployment(
-            "healthcheck",
-            "cht-haproxy-healthcheck",
-            json!({
-                "name": "cht-haproxy-healthcheck",
-                "image": image("haproxy-healthcheck"),
-                "env": [
-                    secret_env("COUCHDB_PASSWORD"),
-                    config_env("COUCHDB_SERVERS"),
-                    secret_env("COUCHDB_USER"),
-                ],
-                "ports": [{ "containerPort": 5555 }],
-            }),
-            &node,
-            json!({}),
-        );
-        write_yaml(&out("healthcheck.yaml"), &[healthcheck])?;
-        written.push("healthcheck.yaml");
-    }
-    if version.family == Family::V5 {
-        // Nouveau's index lives in the (first) node's data folder, as in compose.
-        let nouveau = deployment(
-            "nouveau",
-            "cht-couchdb-nouveau",
-            json!({
-                "name": "cht-couchdb-nouveau",
-                "image": image("couchdb-nouveau"),
-                "ports": [{ "containerPort": 5987 }],
-                "volumeMounts": [{ "mountPath": "/data/nouveau", "name": "local-volume", "subPath": "nouveau" }],
-            }),
-            &node,
-            json!({ "volumes": host_volume(&paths[0]) }),
-        );
-        write_yaml(&out("nouveau.yaml"), &[nouveau])?;
-        written.push("nouveau.yaml");
-    }
-    let api = deployment(
-        "api",
-        "cht-api",
-        json!({
-            "name": "cht-api",
-            "image": image("api"),
-            "env": [
-                env("BUILDS_URL", "https://staging.dev.medicmobile.org/_couch/builds_4"),
-                secret_env("COUCH_URL"),
-                env("UPGRADE_SERVICE_URL", &format!("http://{}:5008", svc_dns("upgrade-service"))),
-                env("API_PORT", "5988"),
-            ],
-            "ports": [{ "containerPort": 5988 }],
-        }),
-        &node,
-        json!({}),
-    );
-    write_yaml(&out("api.yaml"), &[api])?;
-    written.push("api.yaml");
-    let sentinel = deployment(
-        "sentinel",
-        "cht-sentinel",
-        json!({
-            "name": "cht-sentinel",
-            "image": image("sentinel"),
-            "env": [env("API_HOST", &svc_dns("api")), secret_env("COUCH_URL"), env("API_PORT", "5988")],
-        }),
-        &node,
-        json!({}),
-    );
-    write_yaml(&out("sentinel.yaml"), &[sentinel])?;
-    written.push("sentinel.yaml");
-    let upgrade = deployment(
-        "upgrade-service",
-        "upgrade-service",
-        json!({
-            "name": "upgrade-service",
-            "image": render::upgrade_image((registry != render::DEFAULT_REGISTRY).then_some(registry.as_str())),
-            "env": [env("CHT_NAMESPACE", &namespace), env("CHT_DEPLOYMENT_NAME", &project.name)],
-            "ports": [{ "containerPort": 5008 }],
-        }),
-        &node,
-        json!({ "serviceAccountName": ACCOUNT }),
-    );
-    write_yaml(&out("upgrade-service.yaml"), &[upgrade])?;
-    written.push("upgrade-service.yaml");
-    let ingress = json!({
-        "apiVersion": "networking.k8s.io/v1",
-        "kind": "Ingress",
-        "metadata": { "name": "api-ingress", "namespace": namespace },
-        "spec": { "rules": [{ "host": host, "http": { "paths": [{
-            "pathType": "Prefix", "path": "/",
-            "backend": { "service": { "name": "api", "port": { "number": 5988 } } },
-        }] } }] },
-    });
-    write_yaml(&out("ingress.yaml"), &[ingress])?;
-    written.push("ingress.yaml");
-
     if let Some(values) = &req.helm_values {
-        // The chart's keys for where CouchDB runs: one node for everything, or (clustered)
-        // each CouchDB node pinned to a Kubernetes node; here all on this machine, which
-        // holds every node's data.
-        let nodes = match layout {
-            Layout::Single => json!({ "single_node_deploy": node }),
-            Layout::Cluster => Value::Object(
-                (1..=layout.nodes())
-                    .map(|n| (format!("node-{n}"), json!(node)))
-                    .collect(),
-            ),
-        };
-        let mut doc = json!({
-            "project_name": project.name,
-            "namespace": namespace,
-            "cht_image_tag": version.version,
-            "cluster_type": "k3s-k3d",
-            "upstream_servers": {
-                "docker_registry": registry,
-                "builds_url": "https://staging.dev.medicmobile.org/_couch/builds_4",
-            },
-            "couchdb": {
-                "user": user,
-                "password": password,
-                "secret": get("COUCHDB_SECRET"),
-                "uuid": get("COUCHDB_UUID"),
-                "clusteredCouchEnabled": layout == Layout::Cluster,
-                "couchdb_node_storage_size": "100Gi",
-            },
-            "couchdb_data": {
-                "preExistingDataAvailable": true,
-                "dataPathOnDiskForCouchDB": "",
-                "partition": "0",
-            },
-            "local_storage": paths
-                .iter()
-                .enumerate()
-                .map(|(i, p)| (format!("preExistingDiskPath-{}", i + 1), json!(p)))
-                .collect::<serde_json::Map<_, _>>(),
-            "nodes": nodes,
-            "ingress": { "host": host },
-        });
-        if layout == Layout::Cluster
-            && let Some(map) = doc.as_object_mut()
-        {
-            map.insert(
-                "clusteredCouch".into(),
-                json!({ "noOfCouchDBNodes": layout.nodes() }),
-            );
-        }
         // It holds the password: private from the first byte.
-        let yaml = serde_saphyr::to_string(&doc).map_err(|e| Error::Render {
-            file: values.display().to_string(),
-            reason: e.to_string(),
-        })?;
+        let yaml =
+            serde_saphyr::to_string(&kube::helm_values(&input)).map_err(|e| Error::Render {
+                file: values.display().to_string(),
+                reason: e.to_string(),
+            })?;
         write_text(
             values,
             &format!("# generated by cht-dev export kubernetes\n{yaml}"),
             fsutil::PRIVATE,
         )?;
     }
+    let mut notes = Vec::new();
+    if version.family == Family::V5 {
+        notes.push(format!(
+            "CHT {} has no upgrade service on Kubernetes (CHT's 5.x chart removed it): upgrade with `helm upgrade`, or apply the manifests of a newer export",
+            version.version
+        ));
+    } else if req.no_upgrade_service {
+        notes.push("the upgrade service is left out (--no-upgrade-service): upgrades from the admin app will not work".into());
+    }
+    if own_registry && input.runs_upgrade_service() {
+        notes.push(format!(
+            "the upgrade service's image is {}: copy {}:{} there",
+            input.upgrade_service_image(),
+            kube::UPGRADE_SERVICE_IMAGE,
+            kube::UPGRADE_SERVICE_TAG
+        ));
+    }
+    let ns = &input.namespace;
+    let kubectl = vec![
+        format!("cht-dev down {}", shell_word(&project.name)),
+        format!(
+            "kubectl apply -f {}",
+            shell_word(&req.out.join("namespace.yaml").display().to_string())
+        ),
+        format!(
+            "kubectl -n {ns} apply -f {}",
+            shell_word(&req.out.display().to_string())
+        ),
+    ];
+    let release = kube::chart_release(version);
+    if req.helm_values.is_some() && release != version.version {
+        notes.push(format!(
+            "cht-core carries its Helm chart from {release} on: {release}'s chart installs CHT {}'s images (cht_image_tag)",
+            version.version
+        ));
+    }
+    let layers = kube::helm_layers(layout);
+    let helm = req.helm_values.as_ref().map(|values| {
+        let values = std::path::absolute(values).unwrap_or_else(|_| values.clone());
+        vec![
+            format!("cht-dev down {}", shell_word(&project.name)),
+            format!(
+                "git clone --depth 1 --branch {release} https://github.com/medic/cht-core.git cht-core-{release}"
+            ),
+            format!(
+                "helm install {} cht-core-{release}/scripts/build/helm --namespace {ns} --create-namespace {} -f {}",
+                shell_word(&dns_label(&project.name)),
+                layers
+                    .iter()
+                    .map(|l| format!("-f cht-core-{release}/scripts/build/helm/{l}"))
+                    .collect::<Vec<_>>()
+                    .join(" "),
+                shell_word(&values.display().to_string())
+            ),
+        ]
+    });
     Ok(Exported {
+        kubectl,
+        helm,
         project: project.name.clone(),
-        namespace: namespace.to_string(),
+        namespace: input.namespace.clone(),
         out: req.out.display().to_string(),
-        files: written.iter().map(|f| f.to_string()).collect(),
+        files: manifests.iter().map(|m| m.file.to_string()).collect(),
         helm_values: req.helm_values.as_ref().map(|v| v.display().to_string()),
+        chart_release: release,
+        helm_layers: layers.map(str::to_string).to_vec(),
         version: version.version,
-        node: node.to_string(),
-        data: paths.join(", "),
+        node: input.node.clone(),
+        data: input.data_paths.join(", "),
+        notes,
     })
 }
 
@@ -527,6 +245,16 @@ pub struct Exported {
     pub files: Vec<String>,
     /// The Helm values file, when asked for.
     pub helm_values: Option<String>,
+    /// The cht-core release whose chart (`scripts/build/helm`) installs the project.
+    pub chart_release: &'static str,
+    /// The chart's values files, layered before the project's, relative to the chart.
+    pub helm_layers: Vec<String>,
+    /// The commands that apply the manifests, in order.
+    pub kubectl: Vec<String>,
+    /// The commands that install CHT's chart instead, with `--helm-values`.
+    pub helm: Option<Vec<String>>,
+    /// One-line notes (the upgrade service, images to copy).
+    pub notes: Vec<String>,
     /// The CHT release.
     #[serde(skip)]
     pub version: &'static str,
@@ -540,24 +268,30 @@ pub struct Exported {
 
 impl Report for Exported {
     fn human(&self, p: &Printer) -> Result<()> {
-        let (namespace, out) = (&self.namespace, &self.out);
+        for note in &self.notes {
+            p.warn(&format!("note: {note}"));
+        }
         p.info(format!(
-            "wrote {} manifests for {} (CHT {}, namespace {namespace}) to {out}",
+            "wrote {} manifests for {} (CHT {}, namespace {}) to {}",
             self.files.len(),
             self.project,
             self.version,
+            self.namespace,
+            self.out
         ))?;
         p.info(format!(
-            "  apply: kubectl apply -f {out}/namespace.yaml && kubectl -n {namespace} apply -f {out}"
+            "  CouchDB data stays on node {} at {} (hostPath): stop the compose stack first, on that node",
+            self.node, self.data
         ))?;
-        p.info(format!(
-            "  CouchDB data stays on node {} at {} (hostPath); stop the compose stack first: cht-dev down {}",
-            self.node, self.data, self.project
-        ))?;
-        if let Some(values) = &self.helm_values {
-            p.info(format!(
-                "  helm values: {values} (preExistingDataAvailable: true)"
-            ))?;
+        p.info("  with kubectl:")?;
+        for command in &self.kubectl {
+            p.info(format!("    {command}"))?;
+        }
+        if let Some(helm) = &self.helm {
+            p.info("  or with Helm (CHT's chart, its layered values files, then this project's):")?;
+            for command in helm {
+                p.info(format!("    {command}"))?;
+            }
         }
         Ok(())
     }

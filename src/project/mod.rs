@@ -5,6 +5,7 @@ pub mod backups;
 pub mod certs;
 pub mod compose;
 pub mod dotenv;
+pub mod kube;
 pub mod layout;
 pub mod name;
 pub mod ports;

@@ -289,8 +289,16 @@ fn clustered_export_validates_under_kubernetes_1_30() {
         }
 
         // The chart's clustered keys, each node's data pre-existing on this machine.
+        crate::export::check_helm_values(
+            &values,
+            version,
+            &[
+                "values/base.yaml".to_string(),
+                "values/deployment-multi.yaml".to_string(),
+                "values/platform-k3s-k3d.yaml".to_string(),
+            ],
+        );
         let values = crate::export::yaml_docs(&values).remove(0);
-        crate::export::only_chart_keys(&values);
         assert_eq!(values["couchdb"]["clusteredCouchEnabled"], true);
         assert_eq!(values["clusteredCouch"]["noOfCouchDBNodes"], 3);
         assert_eq!(values["couchdb_data"]["preExistingDataAvailable"], true);
