@@ -122,6 +122,19 @@ fn versions_init_ls_and_ca_print_what_people_read() {
         &https,
     ]);
     f.pin("init", &init);
+    let (k8s, values) = (cht.home().join("k8s"), cht.home().join("values.yaml"));
+    f.pin(
+        "export",
+        &cht.run(&[
+            "export",
+            "kubernetes",
+            "demo",
+            "--out",
+            k8s.to_str().expect("utf8"),
+            "--helm-values",
+            values.to_str().expect("utf8"),
+        ]),
+    );
     f.pin("ca", &cht.run(&["ca"]));
     f.pin("ca-quiet", &cht.run(&["ca", "--quiet"]));
     f.pin("init-quiet", &cht.run(&["init", "other", "--quiet"]));
