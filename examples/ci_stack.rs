@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use cht_dev::docker::Engine;
 use cht_dev::home::Home;
+use cht_dev::project::profile::profile;
 use cht_dev::project::{InitOptions, Project, create};
 use cht_dev::report::Silent;
 use cht_dev::stack::images::PullPolicy;
@@ -42,9 +43,10 @@ async fn main() -> Result<(), cht_dev::Error> {
         pull: PullPolicy::Missing,
         timeout: Duration::from_secs(300),
         wait: true,
-        cert_replaced: false,
     };
-    let outcome = up(&engine, &home, &project, &options, &Silent).await?;
+    // What CHT's services are (nginx's certificate, readiness, ports), for the runner.
+    let profile = profile(&project, &home.ca_dir().join("ca.pem"), false)?;
+    let outcome = up(&engine, &project, &profile, &options, &Silent).await?;
     println!("url: {}", project.url().unwrap_or_default());
     println!("ca:  {}", home.ca_dir().join("ca.pem").display());
     for s in outcome.services {

@@ -296,3 +296,27 @@ impl Report for Exported {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn containers_pull_as_the_registry_and_policy_ask() {
+        assert_eq!(image_pull(false, None), ImagePull::Default);
+        assert_eq!(image_pull(true, None), ImagePull::IfNotPresent);
+        for pull in [PullPolicy::Never, PullPolicy::Missing] {
+            assert_eq!(image_pull(false, Some(pull)), ImagePull::IfNotPresent);
+        }
+        assert_eq!(
+            image_pull(true, Some(PullPolicy::Always)),
+            ImagePull::Always
+        );
+    }
+
+    #[test]
+    fn namespaces_are_dns_labels_of_the_project_name() {
+        assert_eq!(dns_label("my_app"), "my-app");
+        assert_eq!(dns_label("_x_"), "x");
+    }
+}

@@ -168,6 +168,34 @@ fn dispatch(settings: &Settings, action: &Action) -> Result<()> {
     }
 }
 
+/// The profile `up` hands the stack: the project certificate reissued first when it
+/// nears expiry or misses a name (said on `reporter`), and marked changed then or when
+/// `replaced`.
+pub(crate) fn profile_for_up(
+    home: &crate::home::Home,
+    project: &Project,
+    replaced: bool,
+    reporter: &dyn crate::report::Reporter,
+) -> Result<crate::stack::profile::Profile> {
+    let renewed = crate::project::certs::renew_certificate(home, project)?;
+    if renewed {
+        reporter.step("reissued the project certificate (expiring, or the LAN address changed)");
+    }
+    crate::project::profile::profile(
+        project,
+        &crate::tls::CaFiles::of(home).cert,
+        renewed || replaced,
+    )
+}
+
+/// The profile of a command that changes no certificate.
+pub(crate) fn profile_of(
+    home: &crate::home::Home,
+    project: &Project,
+) -> Result<crate::stack::profile::Profile> {
+    crate::project::profile::profile(project, &crate::tls::CaFiles::of(home).cert, false)
+}
+
 /// Moves the `compose/*.bak-*` copies earlier cht-dev versions kept (the upgrade service
 /// would run them) into `backups/`, and returns one note per move and per other file
 /// in `compose/` that the upgrade service would run besides CHT's two.

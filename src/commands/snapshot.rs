@@ -21,7 +21,6 @@ use crate::stack::load::load;
 use crate::stack::owned;
 use crate::stack::readiness::wait_ready;
 use crate::stack::snapshot::{Quiesced, quiesce, resume};
-use crate::tls::CaFiles;
 
 /// What `snapshot restore` was asked to do.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -65,10 +64,18 @@ fn wait_ready_again(
     reporter: &dyn report::Reporter,
 ) -> Result<()> {
     let stacks = load(project)?;
-    let ca = CaFiles::of(home).cert;
+    let profile = super::profile_of(home, project)?;
     super::engine::block_on(async {
         let engine = super::engine::connect(settings).await?;
-        wait_ready(&engine, project, &ca, &stacks, timeout, reporter).await
+        wait_ready(
+            &engine,
+            project,
+            &profile.readiness,
+            &stacks,
+            timeout,
+            reporter,
+        )
+        .await
     })
 }
 
@@ -84,11 +91,12 @@ fn with_data_quiet<T: Send + 'static>(
     reporter: &dyn report::Reporter,
     work: impl FnOnce() -> Result<T> + Send + 'static,
 ) -> Result<(T, Option<Duration>)> {
+    let profile = super::profile_of(home, project)?;
     let record = Mutex::new(Quiesced::default());
     let stopped_at = Cell::new(None);
     let outcome = super::engine::block_on(async {
         let engine = super::engine::connect(settings).await?;
-        quiesce(&engine, project, &record, reporter).await?;
+        quiesce(&engine, project, &profile, &record, reporter).await?;
         stopped_at.set(Some(Instant::now()));
         tokio::task::spawn_blocking(work)
             .await
@@ -101,7 +109,7 @@ fn with_data_quiet<T: Send + 'static>(
     if !quiesced.stopped.is_empty() || quiesced.upgrade_paused {
         super::engine::block_on_to_end(async {
             let engine = super::engine::connect(settings).await?;
-            resume(&engine, project, &quiesced).await
+            resume(&engine, project, &profile, &quiesced).await
         })?;
         // Serving again before saying anything else, failure included (not after Ctrl-C:
         // the user asked to stop).

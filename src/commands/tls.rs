@@ -13,7 +13,7 @@ use crate::project::certs::{self, Chosen};
 use crate::project::{Project, TlsMode};
 use crate::settings::Settings;
 use crate::stack::readiness::probe::wait_serving;
-use crate::stack::up::reload_certificate;
+use crate::stack::up::reload_files;
 use crate::tls;
 
 /// How long nginx may take to serve a new certificate after its reload.
@@ -203,7 +203,9 @@ pub fn run(settings: &Settings, req: &TlsRequest) -> Result<Switched> {
         let changed = certs::switch(&home, &mut project, chosen)?;
         // Handed over again even when unchanged: a switch cut short before the reload
         // is finished by running it again.
-        let reloaded = reload_certificate(&engine, &project).await?;
+        let profile =
+            crate::project::profile::profile(&project, &tls::CaFiles::of(&home).cert, true)?;
+        let reloaded = reload_files(&engine, &project, &profile).await?;
         let path = project.path("certs/cert.pem");
         let cert = std::fs::read_to_string(&path).map_err(Error::io("read", &path))?;
         if let (Some(_), Some(port)) = (&reloaded, project.https_port()) {

@@ -386,9 +386,12 @@ pub fn run(settings: &Settings, req: &UpRequest) -> Result<Up> {
             pull: req.pull,
             timeout: req.timeout,
             wait: !req.no_wait,
-            cert_replaced,
         };
-        let outcome = stack_up::up(&engine, &home, &project, &opts, reporter.as_ref()).await;
+        let outcome = async {
+            let profile = super::profile_for_up(&home, &project, cert_replaced, reporter.as_ref())?;
+            stack_up::up(&engine, &project, &profile, &opts, reporter.as_ref()).await
+        }
+        .await;
         reporter.finish();
         let outcome = outcome?;
         notes.extend(outcome.notes);

@@ -157,7 +157,6 @@ pub fn run(settings: &Settings, req: &UpgradeRequest) -> Result<Upgraded> {
         pull: req.pull,
         timeout: req.timeout,
         wait: true,
-        cert_replaced: false,
     };
     let result = super::engine::block_on(async {
         let engine = super::engine::connect(settings).await?;
@@ -165,7 +164,8 @@ pub fn run(settings: &Settings, req: &UpgradeRequest) -> Result<Upgraded> {
         // stops first, and `up` starts it again last.
         teardown::pause_upgrade_service(&engine, &project.name, reporter.as_ref()).await?;
         let mut notes = write_release(&project, &current, &rewritten, &mut rewrite.borrow_mut())?;
-        match stack_up::up(&engine, &home, &project, &opts, reporter.as_ref()).await {
+        let profile = super::profile_for_up(&home, &project, false, reporter.as_ref())?;
+        match stack_up::up(&engine, &project, &profile, &opts, reporter.as_ref()).await {
             Ok(outcome) => {
                 notes.extend(outcome.notes);
                 Ok(Ok((outcome.services, notes)))
@@ -175,8 +175,8 @@ pub fn run(settings: &Settings, req: &UpgradeRequest) -> Result<Upgraded> {
                 rewrite.borrow_mut().undo()?;
                 let back = stack_up::up(
                     &engine,
-                    &home,
                     &project,
+                    &profile,
                     &UpOptions {
                         pull: PullPolicy::Never,
                         ..opts.clone()

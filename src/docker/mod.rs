@@ -101,7 +101,7 @@ pub struct ContainerInfo {
     pub state: ContainerState,
     /// The engine's human status, e.g. "Up 3 seconds (healthy)".
     pub status: String,
-    /// Health from the status text, when the image has a healthcheck.
+    /// Health from the status text, when the image has a health check.
     pub health: Option<String>,
     /// Image reference.
     pub image: String,

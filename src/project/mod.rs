@@ -9,6 +9,7 @@ pub mod kube;
 pub mod layout;
 pub mod name;
 pub mod ports;
+pub mod profile;
 pub mod render;
 pub mod versions;
 

@@ -330,10 +330,10 @@ mod tests {
     #[test]
     fn output_is_read_line_by_line_and_odd_output_is_refused() {
         let hash = "a".repeat(64);
-        let out = format!("compose-version 2.26.1-4\napi {hash}\nnginx {hash}\n");
+        let out = format!("compose-version 2.26.1-4\nweb {hash}\nproxy {hash}\n");
         let parsed = parse_output(&out).expect("parses");
         assert_eq!(parsed.compose_version, "2.26.1-4");
-        assert_eq!(parsed.hashes.keys().collect::<Vec<_>>(), ["api", "nginx"]);
+        assert_eq!(parsed.hashes.keys().collect::<Vec<_>>(), ["proxy", "web"]);
         assert!(parse_output("compose-version 2\n").is_err(), "no hashes");
         assert!(
             parse_output(&format!("api {hash}\n")).is_err(),

@@ -1,5 +1,6 @@
-//! A project's two compose projects, read from its files: CHT itself and the upgrade
-//! service, each filled in from the environment its compose would see.
+//! A project's two compose projects, read from its files: the main one and the upgrade
+//! service that runs compose on it, each filled in from the environment its compose would
+//! see.
 
 use indexmap::IndexMap;
 
@@ -8,11 +9,10 @@ use super::model::Stack;
 use crate::error::Result;
 use crate::project::{Project, render};
 
-/// The two compose projects of a cht-dev project: CHT itself and the upgrade service.
+/// The two compose projects of a cht-dev project: the main one and its upgrade service.
 #[derive(Debug, Clone)]
 pub struct Stacks {
-    /// CHT: `compose/cht-core.yml` + the layout's CouchDB file (`cht-couchdb.yml` or
-    /// `cht-couchdb-clustered.yml`), compose project `<NAME>`.
+    /// The main one: the project's compose files, compose project `<NAME>`.
     pub cht: Stack,
     /// The upgrade service: `upgrade-service.yml`, compose project `<NAME>-upgrade`.
     pub upgrade: Stack,

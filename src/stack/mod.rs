@@ -9,6 +9,7 @@ pub mod interpolate;
 pub mod load;
 pub mod model;
 pub mod owned;
+pub mod profile;
 pub mod readiness;
 pub mod reconcile;
 pub mod snapshot;
@@ -21,3 +22,26 @@ pub(crate) const STOP_GRACE: i32 = 10;
 /// Seconds the upgrade service gets: it keeps no data, and its process (node as PID 1 in
 /// the real image) ignores SIGTERM, so a longer grace would only be a longer wait.
 pub(crate) const UPGRADE_GRACE: i32 = 2;
+
+/// Stacks for unit tests, loaded from compose text as `up` loads files.
+#[cfg(test)]
+pub(crate) mod testing {
+    use std::collections::BTreeMap;
+
+    use super::model::Stack;
+    use crate::error::Result;
+
+    /// A compose file in a temporary folder, loaded as project `p` with `vars` as the
+    /// environment.
+    pub(crate) fn load_text(text: &str, vars: &[(&str, &str)]) -> Result<Stack> {
+        let dir = tempfile::tempdir().expect("tmp");
+        std::fs::write(dir.path().join("c.yml"), text).expect("write");
+        let vars: BTreeMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Stack::load("p", dir.path(), &["c.yml".into()], &|k| {
+            vars.get(k).cloned()
+        })
+    }
+}

@@ -804,18 +804,7 @@ mod tests {
         assert!(!enabled(&podman, "podmanx"));
     }
 
-    /// A compose file in a temporary folder, loaded with `vars` as the environment.
-    fn load_text(text: &str, vars: &[(&str, &str)]) -> Result<Stack> {
-        let dir = tempfile::tempdir().expect("tmp");
-        std::fs::write(dir.path().join("c.yml"), text).expect("write");
-        let vars: BTreeMap<String, String> = vars
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
-        Stack::load("p", dir.path(), &["c.yml".into()], &|k| {
-            vars.get(k).cloned()
-        })
-    }
+    use super::super::testing::load_text;
 
     #[test]
     fn a_sidecar_shares_its_services_network_namespace() {

@@ -1,4 +1,4 @@
-//! Files that containers wrote as their own users (the CouchDB image's uid 5984), which a
+//! Files that containers wrote as their own users (a database image's uid, say), which a
 //! user running cht-dev without root can read but not remove or own. They are removed or
 //! handed over through the engine instead: a one-off container, run as root from an image
 //! already present, with only the folder that holds them bind-mounted. `rm -rf` and
@@ -18,7 +18,7 @@ use crate::shell::shell_word;
 const MOUNT: &str = "/cht-dev-owned";
 /// The label role of these one-offs, so one an interrupted command left is found.
 const ROLE: &str = "owned-files";
-/// How long one may take (a large CouchDB folder takes a while to remove).
+/// How long one may take (a large data folder takes a while to remove).
 const LIMIT: Duration = Duration::from_secs(600);
 
 /// Hands the paths after `$1` (host uid) and `$2` (host gid) to that owner, as the
@@ -305,8 +305,8 @@ mod tests {
             ["chown", "-R", "5984:5984", "--"]
         );
         assert_eq!(
-            Change::Remove.by_hand(&[PathBuf::from("/h/a b/couchdb")]),
-            "sudo rm -rf '/h/a b/couchdb'"
+            Change::Remove.by_hand(&[PathBuf::from("/h/a b/data")]),
+            "sudo rm -rf '/h/a b/data'"
         );
     }
 

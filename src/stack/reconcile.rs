@@ -1,5 +1,5 @@
 //! Bringing a stack's containers in line with its files: resources, the containers
-//! compose would keep or replace, the certificate in nginx's volume, and the start order.
+//! compose would keep or replace, the profile's files in their volume, and the start order.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -12,12 +12,13 @@ use super::STOP_GRACE;
 use super::compose_hash::ComposeHashes;
 use super::load::Stacks;
 use super::model::{ServiceSpec, Stack};
+use super::profile::{Profile, VolumeFiles};
 use crate::docker::{
     ContainerConfig, ContainerInfo, ContainerState, Engine, ImageInfo, Published, Restart,
     VolumeMount, labels,
 };
 use crate::error::{Error, Result};
-use crate::project::{Project, certs};
+use crate::project::Project;
 use crate::report::Reporter;
 
 /// What a stack's containers must match to be kept: per service, the config hash and
@@ -262,57 +263,58 @@ pub(crate) async fn ensure_resources(
     Ok(())
 }
 
-/// Where nginx keeps its certificate: the mount of its `cht-ssl` volume.
-fn tls_dir(stack: &Stack, spec: &ServiceSpec) -> Option<String> {
-    let ssl_volume = stack.volumes.get("cht-ssl")?;
+/// Where `spec`'s container mounts the volume of compose key `volume`, if it does.
+fn volume_dir(stack: &Stack, spec: &ServiceSpec, volume: &str) -> Option<String> {
+    let volume = stack.volumes.get(volume)?;
     spec.mounts
         .iter()
-        .find(|m| !m.bind && m.source == ssl_volume.name)
+        .find(|m| !m.bind && m.source == volume.name)
         .map(|m| m.target.clone())
 }
 
-/// Copies the project's certificate into container `id`'s folder `dir`, and reloads
-/// nginx there when it runs (`running`).
-async fn put_certificate(
+/// Copies `files` into container `id`'s folder `dir`, and runs their reload command there
+/// when it runs (`running`).
+async fn put_files(
     engine: &Engine,
-    project: &Project,
+    files: &VolumeFiles,
     id: &str,
     name: &str,
     dir: &str,
     running: bool,
 ) -> Result<()> {
-    engine
-        .upload(id, name, dir, certs::cert_tar(project)?)
-        .await?;
+    engine.upload(id, name, dir, files.tar.clone()).await?;
     if running {
-        let (code, out) = engine.exec(id, name, &["nginx", "-s", "reload"]).await?;
+        let command: Vec<&str> = files.reload.iter().map(String::as_str).collect();
+        let (code, out) = engine.exec(id, name, &command).await?;
         if code != 0 {
-            return Err(Error::engine(format!("reload nginx in {name}"), out.trim()));
+            return Err(Error::engine(
+                format!("run {:?} in {name}", files.reload.join(" ")),
+                out.trim(),
+            ));
         }
     }
     Ok(())
 }
 
-/// Gives the running container that holds the certificate (nginx's) the project's
-/// certificate files and reloads it; returns its name, or `None` when none runs (a
-/// stopped one gets the files when `up` starts it).
-pub(crate) async fn reload_certificate(
+/// Gives the running container that mounts `files`' volume the files and runs their
+/// reload command; returns its name, or `None` when none runs.
+pub(crate) async fn reload_files(
     engine: &Engine,
-    project: &Project,
     stack: &Stack,
+    files: &VolumeFiles,
 ) -> Result<Option<String>> {
     let running = engine
         .containers(&[(labels::PROJECT, &stack.project)])
         .await?;
     for spec in stack.services.values() {
-        let Some(dir) = tls_dir(stack, spec) else {
+        let Some(dir) = volume_dir(stack, spec, &files.volume) else {
             continue;
         };
         if let Some(c) = running
             .iter()
             .find(|c| c.service == spec.name && c.state.is_running())
         {
-            put_certificate(engine, project, &c.id, &c.name, &dir, true).await?;
+            put_files(engine, files, &c.id, &c.name, &dir, true).await?;
             return Ok(Some(c.name.clone()));
         }
     }
@@ -338,9 +340,10 @@ pub(crate) type Preparing<'a> = Shared<BoxFuture<'a, std::result::Result<Prepare
 
 /// Brings one stack's containers to match its files, without starting anything: removes
 /// orphans now, and returns per service the work that keeps a matching container or
-/// removes a changed one and creates what is missing, putting the certificate into nginx's
-/// volume before nginx first starts (or reloading it when renewed). That work runs when
-/// [`start_in_order`] awaits it.
+/// removes a changed one and creates what is missing, putting `files` into their volume
+/// before the container that mounts it first starts (or, when they changed, into the
+/// running one, with their reload command). That work runs when [`start_in_order`]
+/// awaits it.
 #[allow(clippy::too_many_arguments)]
 pub(crate) async fn prepare<'a>(
     engine: &'a Engine,
@@ -348,7 +351,7 @@ pub(crate) async fn prepare<'a>(
     role: &'a str,
     stack: &'a Stack,
     desired: &'a Desired,
-    cert_changed: bool,
+    files: Option<&'a VolumeFiles>,
     reporter: &'a dyn Reporter,
 ) -> Result<BTreeMap<String, Preparing<'a>>> {
     let existing = engine
@@ -373,15 +376,7 @@ pub(crate) async fn prepare<'a>(
         .map(|spec| {
             let current = by_service.get(&spec.name).cloned().unwrap_or_default();
             let work = prepare_one(
-                engine,
-                project,
-                role,
-                stack,
-                spec,
-                desired,
-                current,
-                cert_changed,
-                reporter,
+                engine, project, role, stack, spec, desired, current, files, reporter,
             );
             let work: BoxFuture<'a, _> = Box::pin(async move { work.await.map_err(Arc::new) });
             (spec.name.clone(), work.shared())
@@ -399,7 +394,7 @@ async fn prepare_one(
     spec: &ServiceSpec,
     desired: &Desired,
     current: Vec<ContainerInfo>,
-    cert_changed: bool,
+    files: Option<&VolumeFiles>,
     reporter: &dyn Reporter,
 ) -> Result<Prepared> {
     let labels = container_labels(&project.name, role, stack, spec, desired);
@@ -427,7 +422,7 @@ async fn prepare_one(
         remove_joiners(engine, stack, spec, reporter).await?;
     }
     for c in outdated {
-        // Gracefully, as compose recreates: CouchDB flushes its files on SIGTERM.
+        // Gracefully, as compose recreates: a database flushes its files on SIGTERM.
         if c.state.is_running() {
             engine.stop(&c.id, &c.name, STOP_GRACE).await?;
         }
@@ -440,7 +435,7 @@ async fn prepare_one(
             for m in spec.mounts.iter().filter(|m| m.bind) {
                 // A missing folder of the project's is made as the user, so `destroy` can
                 // remove it without the engine. Inside a folder a container's user owns
-                // (Nouveau's in CouchDB's), the engine makes it, as compose would.
+                // (a data folder's subfolder), the engine makes it, as compose would.
                 // `up` refused missing sources elsewhere before changing anything.
                 let source = Path::new(&m.source);
                 if !source.exists() && source.starts_with(&project.dir) {
@@ -471,12 +466,13 @@ async fn prepare_one(
             }
         }
     };
-    if let Some(dir) = tls_dir(stack, spec)
-        && (!running || cert_changed)
+    if let Some(files) = files
+        && let Some(dir) = volume_dir(stack, spec, &files.volume)
+        && (!running || files.changed)
     {
-        put_certificate(engine, project, &id, &spec.container_name, &dir, running).await?;
+        put_files(engine, files, &id, &spec.container_name, &dir, running).await?;
         if running {
-            reporter.step("reloaded nginx with the new certificate");
+            reporter.step(&files.reloaded);
         }
     }
     Ok(Prepared {
@@ -762,8 +758,8 @@ pub(crate) async fn start_in_order<'a>(
 /// by something other than the project's own running container.
 pub(crate) fn check_published_ports(
     list: &[ContainerInfo],
-    project: &Project,
     stacks: &Stacks,
+    profile: &Profile,
 ) -> Result<()> {
     // Ports held by the project's own containers (cht-dev's or compose's) are freed when
     // those are replaced, so they count as free: running ones, and ones a command cut short
@@ -785,18 +781,14 @@ pub(crate) fn check_published_ports(
                 else {
                     continue;
                 };
-                let env_path = project.path(".env");
-                let var = if Some(port.host_port) == project.http_port() {
-                    Some("NGINX_HTTP_PORT")
-                } else if Some(port.host_port) == project.https_port() {
-                    Some("NGINX_HTTPS_PORT")
-                } else {
-                    None
-                };
-                let (what, fix) = match var {
-                    Some(var) => (
-                        var.to_string(),
-                        format!("{var} in {} to a free port", env_path.display()),
+                let (what, fix) = match profile.port_owner(port.host_port) {
+                    Some(owner) => (
+                        owner.setting.clone(),
+                        format!(
+                            "{} in {} to a free port",
+                            owner.setting,
+                            owner.file.display()
+                        ),
                     ),
                     None => (
                         format!("published by {}", spec.name),
@@ -813,4 +805,185 @@ pub(crate) fn check_published_ports(
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::docker::{ContainerState, Restart, VolumeMount};
+    use crate::stack::testing::load_text;
+
+    const COMPOSE: &str = "services:
+  web:
+    image: web:1
+    networks: [net]
+    restart: on-failure:3
+    ports: ['127.0.0.1:8080:80']
+    expose: ['9000']
+    volumes: ['/srv/conf:/etc/conf:ro', 'data:/data']
+    logging:
+      driver: local
+      options: {max-size: 10m}
+  db:
+    image: db:1
+    networks: [net]
+    restart: unless-stopped
+volumes:
+  data: {}
+networks:
+  net: {}
+";
+
+    /// A container of project `p` for `service`, as the engine lists it.
+    fn container(service: &str, hash: Option<&str>, image_id: &str) -> ContainerInfo {
+        ContainerInfo {
+            id: format!("id-{service}"),
+            name: format!("p-{service}-1"),
+            service: service.into(),
+            project: "p".into(),
+            state: ContainerState::Running,
+            status: String::new(),
+            health: None,
+            image: format!("{service}:1"),
+            ports: Vec::new(),
+            config_hash: hash.map(str::to_string),
+            image_id: Some(image_id.into()),
+        }
+    }
+
+    /// The stack, its target, and a container per service that the target keeps.
+    fn settled() -> (Stack, Desired, Vec<ContainerInfo>) {
+        let stack = load_text(COMPOSE, &[]).expect("stack");
+        let images: BTreeMap<String, ImageInfo> = ["web:1", "db:1"]
+            .iter()
+            .map(|i| {
+                let info = ImageInfo {
+                    id: format!("sha256:{i}"),
+                    env: Vec::new(),
+                };
+                (i.to_string(), info)
+            })
+            .collect();
+        let desired = Desired::of(&stack, &images, None);
+        let list = stack
+            .services
+            .values()
+            .map(|spec| {
+                container(
+                    &spec.name,
+                    Some(&Stack::config_hash(spec)),
+                    &format!("sha256:{}", spec.image),
+                )
+            })
+            .collect();
+        (stack, desired, list)
+    }
+
+    #[test]
+    fn a_container_is_kept_only_as_compose_would_keep_it() {
+        let (stack, desired, list) = settled();
+        let web = &stack.services["web"];
+        let kept = list.iter().find(|c| c.service == "web").expect("web");
+        assert!(desired.keeps(web, kept));
+        let mut other_hash = kept.clone();
+        other_hash.config_hash = Some("changed".into());
+        assert_eq!(
+            desired.mismatch(web, &other_hash),
+            Some("its config hash is not compose's")
+        );
+        let mut other_image = kept.clone();
+        other_image.image_id = Some("sha256:new".into());
+        assert_eq!(
+            desired.mismatch(web, &other_image),
+            Some("its image changed")
+        );
+        let mut renamed = kept.clone();
+        renamed.name = "abc123_p-web-1".into();
+        assert!(!desired.keeps(web, &renamed), "a recreate cut short");
+    }
+
+    #[test]
+    fn a_stack_is_settled_with_exactly_one_keepable_container_per_service() {
+        let (stack, desired, list) = settled();
+        assert!(is_settled(&list, &stack, &desired));
+        let missing: Vec<ContainerInfo> =
+            list.iter().filter(|c| c.service != "db").cloned().collect();
+        assert!(!is_settled(&missing, &stack, &desired));
+        let mut orphan = list.clone();
+        orphan.push(container("gone", Some("h"), "sha256:x"));
+        assert!(!is_settled(&orphan, &stack, &desired));
+        let mut other_project = list.clone();
+        let mut theirs = container("gone", Some("h"), "sha256:x");
+        theirs.project = "p-upgrade".into();
+        other_project.push(theirs);
+        assert!(
+            is_settled(&other_project, &stack, &desired),
+            "other projects do not count"
+        );
+    }
+
+    #[test]
+    fn container_configs_translate_compose_fields() {
+        let stack = load_text(COMPOSE, &[]).expect("stack");
+        let config = container_config(&stack.services["web"], &BTreeMap::new(), None);
+        assert_eq!(config.name, "p-web-1");
+        assert_eq!(config.restart, Some(Restart::OnFailure(Some(3))));
+        assert_eq!(config.exposed, ["80/tcp", "9000/tcp"]);
+        assert_eq!(config.published[0].host_port, 8080);
+        assert_eq!(config.published[0].host_ip, "127.0.0.1");
+        assert_eq!(config.binds, ["/srv/conf:/etc/conf:ro"]);
+        assert_eq!(
+            config.volumes,
+            [VolumeMount {
+                volume: "p_data".into(),
+                target: "/data".into(),
+                read_only: false,
+            }]
+        );
+        assert_eq!(
+            config
+                .log
+                .as_ref()
+                .map(|(d, o)| (d.as_str(), o.get("max-size").cloned())),
+            Some(("local", Some("10m".into())))
+        );
+        let joined = container_config(
+            &stack.services["db"],
+            &BTreeMap::new(),
+            Some("container:abc".into()),
+        );
+        assert_eq!(joined.restart, Some(Restart::UnlessStopped));
+        assert_eq!(joined.network_mode.as_deref(), Some("container:abc"));
+    }
+
+    #[test]
+    fn a_busy_published_port_names_the_setting_that_chooses_it() {
+        let held = std::net::TcpListener::bind(("0.0.0.0", 0)).expect("bind");
+        let port = held.local_addr().expect("addr").port();
+        let text = format!("services:\n  web:\n    image: web:1\n    networks: [net]\n    ports: ['{port}:80']\nnetworks:\n  net: {{}}\n");
+        let stack = load_text(&text, &[]).expect("stack");
+        let stacks = Stacks {
+            cht: stack.clone(),
+            upgrade: load_text("services: {}\n", &[]).expect("empty"),
+        };
+        let owned = Profile {
+            port_owners: vec![crate::stack::profile::PortOwner {
+                port,
+                setting: "WEB_PORT".into(),
+                file: "/p/.env".into(),
+            }],
+            ..Profile::default()
+        };
+        let err = check_published_ports(&[], &stacks, &owned).expect_err("busy");
+        assert!(
+            err.to_string()
+                .contains("WEB_PORT in /p/.env to a free port"),
+            "{err}"
+        );
+        let err = check_published_ports(&[], &stacks, &Profile::default()).expect_err("busy");
+        assert!(err.to_string().contains("published by web"), "{err}");
+        // The project's own running container holds it: nothing to say.
+        let own = container("web", None, "x");
+        assert!(check_published_ports(&[own], &stacks, &owned).is_ok());
+    }
 }

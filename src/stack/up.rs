@@ -9,6 +9,7 @@ use futures_util::FutureExt;
 use super::compose_hash::{self, Learned, UpgradeService};
 use super::images::{PullPolicy, ensure_images};
 use super::load::{Stacks, load};
+use super::profile::Profile;
 use super::readiness::wait_ready;
 use super::reconcile::{
     Desired, Sequence, check_published_ports, ensure_resources, is_settled, prepare, start_in_order,
@@ -18,10 +19,8 @@ use super::teardown::pause_upgrade_service;
 use crate::docker::timeline::Span;
 use crate::docker::{Engine, ImageInfo, labels};
 use crate::error::{Error, Result};
-use crate::home::Home;
-use crate::project::{Project, certs, render};
+use crate::project::{Project, render};
 use crate::report::Reporter;
-use crate::tls::CaFiles;
 
 /// How `up` runs.
 #[derive(Debug, Clone)]
@@ -32,8 +31,6 @@ pub struct UpOptions {
     pub timeout: Duration,
     /// Skip the readiness wait.
     pub wait: bool,
-    /// The certificate files were just replaced: copy them to nginx and reload it.
-    pub cert_replaced: bool,
 }
 
 /// What `up` did besides its states: one-line notes the user should read.
@@ -123,12 +120,19 @@ async fn check_mount_sources(engine: &Engine, project: &Project, stacks: &Stacks
     })
 }
 
-/// Gives a running project's nginx the project's certificate files and reloads it;
-/// returns the container's name, or `None` when it does not run (`up` gives a stopped
-/// one the files as it starts it).
-pub async fn reload_certificate(engine: &Engine, project: &Project) -> Result<Option<String>> {
+/// Gives the running container that mounts the profile's volume its files and runs the
+/// reload command there; returns the container's name, or `None` when none runs (`up`
+/// gives a stopped one the files as it starts it).
+pub async fn reload_files(
+    engine: &Engine,
+    project: &Project,
+    profile: &Profile,
+) -> Result<Option<String>> {
+    let Some(files) = &profile.volume_files else {
+        return Ok(None);
+    };
     let stacks = load(project)?;
-    super::reconcile::reload_certificate(engine, project, &stacks.cht).await
+    super::reconcile::reload_files(engine, &stacks.cht, files).await
 }
 
 /// Brings the project up: images, network, volumes, containers in order, certificates,
@@ -138,28 +142,24 @@ pub async fn reload_certificate(engine: &Engine, project: &Project) -> Result<Op
 /// the upgrade service starts only once they all run, so its boot-time `up` keeps them.
 pub async fn up(
     engine: &Engine,
-    home: &Home,
     project: &Project,
+    profile: &Profile,
     opts: &UpOptions,
     reporter: &dyn Reporter,
 ) -> Result<UpOutcome> {
     let step = |what: &'static str| Span::open(engine.timeline(), || format!("up: {what}"));
-    let loading = step("read files, check the certificate");
+    let loading = step("read files");
     let stacks = load(project)?;
     check_mount_sources(engine, project, &stacks).await?;
-    let renewed = certs::renew_certificate(home, project)?;
     drop(loading);
-    let cert_changed = renewed || opts.cert_replaced;
-    if renewed {
-        reporter.step("reissued the project certificate (expiring, or the LAN address changed)");
-    }
+    let files_changed = profile.volume_files.as_ref().is_some_and(|f| f.changed);
     let checking = step("list containers, check ports and images");
     let (before, images) = futures_util::future::try_join(
         containers(engine, &project.name),
         ensure_images(engine, &stacks, opts.pull, reporter),
     )
     .await?;
-    check_published_ports(&before, project, &stacks)?;
+    check_published_ports(&before, &stacks, profile)?;
     drop(checking);
     // Every service running: its network and volumes exist (the engine removes neither
     // while a container uses it), so only a change needs them checked.
@@ -199,13 +199,20 @@ pub async fn up(
     if all_running
         && cht_settled
         && is_settled(&before, &stacks.upgrade, &upgrade_target)
-        && !cert_changed
+        && !files_changed
     {
         // Nothing to change: what runs is what the files say.
         if opts.wait {
             let _waiting = step("wait until ready");
-            let ca = CaFiles::of(home).cert;
-            wait_ready(engine, project, &ca, &stacks, opts.timeout, reporter).await?;
+            wait_ready(
+                engine,
+                project,
+                &profile.readiness,
+                &stacks,
+                opts.timeout,
+                reporter,
+            )
+            .await?;
         }
         return Ok(UpOutcome {
             services: rows_of(&before, Some(&stacks)),
@@ -229,7 +236,7 @@ pub async fn up(
             "cht",
             &stacks.cht,
             &cht_target,
-            cert_changed,
+            profile.volume_files.as_ref(),
             reporter,
         ),
         prepare(
@@ -238,15 +245,15 @@ pub async fn up(
             "upgrade",
             &stacks.upgrade,
             &upgrade_target,
-            false,
+            None,
             reporter,
         ),
     )
     .await?;
     drop(preparing);
-    // The upgrade service runs compose on CHT's files as it boots, so it starts only once
-    // every CHT container is in place and labelled and has started, but for the last start
-    // (nginx's), which runs beside it: its compose then keeps them all (nginx still
+    // The upgrade service runs compose on the main stack's files as it boots, so it starts
+    // only once every main container is in place and labelled and has started, but for the
+    // last start, which runs beside it: its compose then keeps them all (the last one still
     // starting, it starts it again, harmlessly).
     let (tell, told) = tokio::sync::oneshot::channel();
     let cht_started = async {
@@ -266,13 +273,20 @@ pub async fn up(
     let upgrade_started =
         start_in_order(engine, &stacks.upgrade, upgrade, upgrade_sequence, reporter);
     if opts.wait {
-        let ca = CaFiles::of(home).cert;
-        // Probes start once nginx has started: a connection the engine's port proxy takes
-        // before the container's network is up waits a TCP retransmit (1 s) to get through.
+        // Probes start once CHT's services have started: a connection the engine's port
+        // proxy takes before the container's network is up waits a TCP retransmit (1 s).
         let ready = async {
             cht_started.await?;
             let _waiting = step("wait until ready");
-            wait_ready(engine, project, &ca, &stacks, opts.timeout, reporter).await
+            wait_ready(
+                engine,
+                project,
+                &profile.readiness,
+                &stacks,
+                opts.timeout,
+                reporter,
+            )
+            .await
         };
         futures_util::future::try_join(ready, upgrade_started).await?;
     } else {

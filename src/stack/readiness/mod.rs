@@ -11,6 +11,7 @@ use futures_util::stream::FuturesUnordered;
 
 use self::probe::{Seen, Tls, WaitFor};
 use super::load::Stacks;
+use super::profile::{LogGate, ProbeTls, Readiness};
 use super::status::containers;
 use crate::docker::timeline::Span;
 use crate::docker::{ContainerState, Engine, labels};
@@ -30,52 +31,6 @@ const STATE_POLL: Duration = Duration::from_millis(250);
 /// Log lines shown per failing service on timeout.
 const LOG_LINES: u64 = 12;
 
-/// The readiness conditions of a project.
-pub fn readiness(project: &Project) -> Result<Vec<WaitFor>> {
-    let missing = |key: &str| Error::BrokenProject {
-        name: project.name.clone(),
-        reason: format!("{key} is missing or not a port number in .env"),
-    };
-    Ok(vec![
-        WaitFor::HttpRedirect {
-            port: project
-                .http_port()
-                .ok_or_else(|| missing("NGINX_HTTP_PORT"))?,
-        },
-        WaitFor::HttpsApi {
-            port: project
-                .https_port()
-                .ok_or_else(|| missing("NGINX_HTTPS_PORT"))?,
-            path: "/api/info",
-        },
-    ])
-}
-
-/// A line a service's container logs once it serves, awaited before any condition is
-/// probed: for a service others use before they can answer at all.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct LogGate {
-    /// The compose service.
-    pub service: &'static str,
-    /// The text its log shows once it serves.
-    pub text: &'static str,
-}
-
-/// The gates of a project's stacks: nginx-dns (Podman's stand-in for Docker's DNS at
-/// 127.0.0.11), when the files run it. nginx asks its resolver once for a name and, if
-/// that query is lost (sent before the forwarder listens), asks again only 5 s later, so
-/// nothing may reach nginx before the forwarder says it listens.
-pub fn gates(stacks: &Stacks) -> Vec<LogGate> {
-    const DNS_FORWARDER: LogGate = LogGate {
-        service: "nginx-dns",
-        text: "nginx-dns: answering",
-    };
-    [DNS_FORWARDER]
-        .into_iter()
-        .filter(|g| stacks.cht.services.contains_key(g.service))
-        .collect()
-}
-
 /// Waits (until `deadline`) for `gate`'s line in the logs of its service's container.
 /// Gives up quietly at the deadline: the conditions then explain what is not ready.
 async fn wait_for_line(
@@ -91,7 +46,7 @@ async fn wait_for_line(
         let list = engine
             .containers(&[
                 (labels::PROJECT, project.name.as_str()),
-                (labels::SERVICE, gate.service),
+                (labels::SERVICE, gate.service.as_str()),
             ])
             .await?;
         if let Some(c) = list.first()
@@ -99,7 +54,7 @@ async fn wait_for_line(
                 .last_logs(&c.id, LOG_LINES)
                 .await
                 .unwrap_or_default()
-                .contains(gate.text)
+                .contains(gate.text.as_str())
         {
             return Ok(());
         }
@@ -108,28 +63,30 @@ async fn wait_for_line(
     Ok(())
 }
 
-/// Polls every condition until all hold or `timeout` passes; on timeout, explains
-/// which services are not running with their last log lines.
+/// Polls every condition of `readiness` until all hold or `timeout` passes, after its
+/// gates of services the stacks run; on timeout, explains which services are not running
+/// with their last log lines.
 pub(crate) async fn wait_ready(
     engine: &Engine,
     project: &Project,
-    ca_path: &std::path::Path,
+    readiness: &Readiness,
     stacks: &Stacks,
     timeout: Duration,
     reporter: &dyn Reporter,
 ) -> Result<()> {
-    // A certificate not from the local CA is pinned: readiness probes localhost, which
-    // neither the user's own nor the local-ip certificate covers.
-    let tls = if project.tls_mode() != crate::project::TlsMode::LocalCa {
-        let path = project.path("certs/cert.pem");
-        Tls::pinned(&std::fs::read_to_string(&path).map_err(Error::io("read", &path))?)?
-    } else {
-        Tls::trusting(&std::fs::read_to_string(ca_path).map_err(Error::io("read", ca_path))?)?
+    let tls = match &readiness.tls {
+        ProbeTls::Pinned(pem) => Tls::pinned(pem)?,
+        ProbeTls::Trusting(pem) => Tls::trusting(pem)?,
+        ProbeTls::None => Tls::trusting("")?,
     };
-    let conditions = readiness(project)?;
+    let conditions = &readiness.conditions;
     let started = Instant::now();
-    for gate in gates(stacks) {
-        wait_for_line(engine, project, &gate, started + timeout).await?;
+    for gate in readiness
+        .gates
+        .iter()
+        .filter(|g| stacks.cht.services.contains_key(&g.service))
+    {
+        wait_for_line(engine, project, gate, started + timeout).await?;
     }
     // Per condition: whether it held, why not yet, and its probes in flight. A probe can
     // hang (a port published before the server behind it listens), so a new one starts

@@ -15,18 +15,23 @@ const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
 /// One condition of readiness.
 #[derive(Debug, Clone)]
 pub enum WaitFor {
-    /// Plain HTTP on `port` answers `301` (nginx's redirect to HTTPS).
+    /// Plain HTTP on `port` answers `301` (the proxy's redirect to HTTPS).
     HttpRedirect {
-        /// Host port of nginx's HTTP listener.
+        /// Host port of the proxy's HTTP listener.
         port: u16,
     },
-    /// HTTPS on `port`, verified against the CA for `localhost`, reaches the API:
-    /// `GET path` answers anything but 502, 503 or 504.
+    /// HTTPS on `port`, verified as the profile says, reaches the service behind the proxy
+    /// `via`: `GET path` answers anything but 502, 503 or 504.
     HttpsApi {
-        /// Host port of nginx's HTTPS listener.
+        /// Host port of the proxy's HTTPS listener.
         port: u16,
-        /// The request path, `/api/info`.
+        /// The request path.
         path: &'static str,
+        /// The proxy's name, for the progress line.
+        via: &'static str,
+        /// A path answering, while the service starts, a JSON map of steps (each with
+        /// `completed` and `text`), shown while waiting.
+        progress: Option<&'static str>,
     },
 }
 
@@ -34,7 +39,7 @@ impl std::fmt::Display for WaitFor {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             WaitFor::HttpRedirect { port } => write!(f, "http://localhost:{port}/ -> 301"),
-            WaitFor::HttpsApi { port, path } => write!(f, "https://localhost:{port}{path}"),
+            WaitFor::HttpsApi { port, path, .. } => write!(f, "https://localhost:{port}{path}"),
         }
     }
 }
@@ -103,7 +108,7 @@ impl rustls::client::danger::ServerCertVerifier for Pinned {
             Ok(rustls::client::danger::ServerCertVerified::assertion())
         } else {
             Err(rustls::Error::General(
-                "nginx serves another certificate than the project's".into(),
+                "the server presents another certificate than the project's".into(),
             ))
         }
     }
@@ -210,7 +215,7 @@ pub async fn request(port: u16, path: &str, tls: Option<&Tls>) -> std::io::Resul
         .unwrap_or_else(|_| Err(std::io::Error::other("no answer within 2 s")))
 }
 
-/// Handshakes in a row that must present the new certificate: after a reload, nginx's
+/// Handshakes in a row that must present the new certificate: after a reload, a proxy's
 /// old workers accept a few more connections until they notice they are to stop.
 const SERVING_IN_A_ROW: u32 = 5;
 
@@ -241,7 +246,7 @@ pub async fn wait_serving(port: u16, cert_pem: &str, timeout: Duration) -> Resul
         in_a_row = 0;
         if tokio::time::Instant::now() >= deadline {
             return Err(Error::engine(
-                format!("see nginx serve the new certificate on port {port}"),
+                format!("see the new certificate served on port {port}"),
                 why,
             ));
         }
@@ -260,16 +265,22 @@ impl WaitFor {
                 )),
                 Err(e) => Seen::NotYet(format!("http://localhost:{port}/: {e}")),
             },
-            WaitFor::HttpsApi { port, path } => match request(*port, path, Some(tls)).await {
+            WaitFor::HttpsApi {
+                port,
+                path,
+                via,
+                progress,
+            } => match request(*port, path, Some(tls)).await {
                 Ok((502..=504, _)) => {
-                    // Real CHT reports its start-up steps while the API answers 503.
-                    let progress = match request(*port, "/api/v1/startup-progress", Some(tls)).await
-                    {
-                        Ok((200, body)) => format!(" (startup: {})", summarize_progress(&body)),
-                        _ => String::new(),
+                    let progress = match progress {
+                        Some(at) => match request(*port, at, Some(tls)).await {
+                            Ok((200, body)) => format!(" (startup: {})", summarize_progress(&body)),
+                            _ => String::new(),
+                        },
+                        None => String::new(),
                     };
                     Seen::NotYet(format!(
-                        "https://localhost:{port}{path} not reachable through nginx yet{progress}"
+                        "https://localhost:{port}{path} not reachable through {via} yet{progress}"
                     ))
                 }
                 Ok(_) => Seen::Ready,
@@ -279,7 +290,8 @@ impl WaitFor {
     }
 }
 
-/// Condenses CHT's `/api/v1/startup-progress` JSON to its current step.
+/// Condenses a start-up progress JSON map (steps with `completed` and `text`) to its
+/// current step.
 fn summarize_progress(body: &str) -> String {
     let json = body.trim_start_matches(|c: char| c != '{');
     match serde_json::from_str::<serde_json::Value>(json) {
@@ -318,5 +330,70 @@ mod tests {
             WaitFor::HttpRedirect { port }.check(&tls).await,
             Seen::NotYet(_)
         ));
+    }
+
+    /// A one-request HTTP server on loopback answering `status`; returns its port.
+    fn answering(status: u16) -> u16 {
+        use std::io::{Read, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let port = listener.local_addr().expect("addr").port();
+        std::thread::spawn(move || {
+            if let Ok((mut stream, _)) = listener.accept() {
+                let mut buf = [0u8; 1024];
+                let _ = stream.read(&mut buf);
+                let _ = write!(
+                    stream,
+                    "HTTP/1.1 {status} X\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok"
+                );
+            }
+        });
+        port
+    }
+
+    #[tokio::test]
+    async fn a_redirect_is_ready_and_any_other_answer_is_said() {
+        let tls = Tls::trusting("").expect("empty roots");
+        let ready = WaitFor::HttpRedirect {
+            port: answering(301),
+        };
+        assert_eq!(ready.check(&tls).await, Seen::Ready);
+        let port = answering(200);
+        assert_eq!(
+            WaitFor::HttpRedirect { port }.check(&tls).await,
+            Seen::NotYet(format!("http://localhost:{port}/ answered 200, not 301"))
+        );
+    }
+
+    #[tokio::test]
+    async fn https_through_an_untrusted_or_plain_server_is_not_ready() {
+        let tls = Tls::trusting("").expect("empty roots");
+        let port = answering(200);
+        let seen = WaitFor::HttpsApi {
+            port,
+            path: "/api/info",
+            via: "the proxy",
+            progress: None,
+        }
+        .check(&tls)
+        .await;
+        assert!(
+            matches!(&seen, Seen::NotYet(why) if why.starts_with(&format!("https://localhost:{port}/api/info: "))),
+            "{seen:?}"
+        );
+    }
+
+    #[test]
+    fn conditions_name_what_they_wait_for() {
+        assert_eq!(
+            WaitFor::HttpRedirect { port: 80 }.to_string(),
+            "http://localhost:80/ -> 301"
+        );
+        let api = WaitFor::HttpsApi {
+            port: 443,
+            path: "/api/info",
+            via: "nginx",
+            progress: None,
+        };
+        assert_eq!(api.to_string(), "https://localhost:443/api/info");
     }
 }
