@@ -526,9 +526,9 @@ impl Report for Doctor {
 }
 
 /// Runs every check.
-pub fn run(settings: &Settings) -> Result<Doctor> {
+pub async fn run(settings: &Settings) -> Result<Doctor> {
     let home = settings.home()?;
-    let checks = super::engine::block_on(checks(settings, &home))?;
+    let checks = super::engine::interruptible(checks(settings, &home)).await?;
     Ok(Doctor {
         ok: !checks.iter().any(|c| c.verdict == Verdict::Fail),
         checks,

@@ -40,47 +40,47 @@ pub fn timeline_lines(calls: &[Call]) -> Vec<String> {
     lines
 }
 
-/// A fresh Tokio runtime: two workers, or the calling thread alone.
-fn runtime(workers: bool) -> Result<tokio::runtime::Runtime> {
-    let mut builder = if workers {
-        let mut b = tokio::runtime::Builder::new_multi_thread();
-        b.worker_threads(2);
-        b
-    } else {
-        tokio::runtime::Builder::new_current_thread()
-    };
-    builder.enable_all().build().map_err(|e| Error::Io {
-        action: "start the async runtime for",
-        path: "cht-dev".into(),
-        source: e,
-    })
+/// The process's one Tokio runtime, with two workers.
+fn runtime() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| Error::Io {
+            action: "start the async runtime for",
+            path: "cht-dev".into(),
+            source: e,
+        })
 }
 
-/// Runs `work` to its end on a fresh runtime, Ctrl-C or not: for putting things back
-/// (starting again what a command stopped), which must not be cut short.
-pub fn block_on_to_end<T>(work: impl Future<Output = Result<T>>) -> Result<T> {
-    runtime(false)?.block_on(work)
+/// Runs a command to its end on the process's one runtime: the only place cht-dev
+/// blocks on a future.
+pub fn drive<T>(command: impl Future<Output = Result<T>>) -> Result<T> {
+    runtime()?.block_on(command)
 }
 
-/// Runs `work` on a fresh Tokio runtime, abandoning it promptly on Ctrl-C.
-pub fn block_on<T>(work: impl Future<Output = Result<T>>) -> Result<T> {
-    runtime(true)?.block_on(async {
-        tokio::select! {
-            result = work => result,
-            _ = tokio::signal::ctrl_c() => Err(Error::Interrupted),
-        }
-    })
+/// Runs `work`, abandoning it promptly on Ctrl-C with [`Error::Interrupted`]. Once a
+/// command has listened for Ctrl-C, a later one does not end the process: what a command
+/// runs after this returns (putting things back) is not cut short.
+pub async fn interruptible<T>(work: impl Future<Output = Result<T>>) -> Result<T> {
+    tokio::select! {
+        result = work => result,
+        _ = tokio::signal::ctrl_c() => Err(Error::Interrupted),
+    }
 }
 
 /// Runs blocking `work` (a long copy, an archive) on a thread of its own, so Ctrl-C still
 /// ends the command at once with [`Error::Interrupted`]; the abandoned work ends with the
 /// process, and what it left half-written is swept by the next command.
-pub fn blocking<T: Send + 'static>(work: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {
-    block_on(async {
+pub async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> Result<T> + Send + 'static,
+) -> Result<T> {
+    interruptible(async {
         tokio::task::spawn_blocking(work)
             .await
             .map_err(|e| Error::engine("run a background copy", e.to_string()))?
     })
+    .await
 }
 
 /// Resolves an optional project name: the named one, else the only project in the

@@ -62,16 +62,17 @@ impl Report for Destroyed {
 }
 
 /// `stop`: stops the containers, keeps them.
-pub fn stop(settings: &Settings, name: Option<&str>) -> Result<Stopped> {
+pub async fn stop(settings: &Settings, name: Option<&str>) -> Result<Stopped> {
     let home = settings.home()?;
     let name = super::engine::pick_existing(&home, name, "stop")?;
     let project = Project::load(&home, &name)?;
     let _lock = crate::project::lock(&home, &name)?;
     let reporter = report::for_terminal(settings.printer.is_quiet());
-    let count = super::engine::block_on(async {
+    let count = super::engine::interruptible(async {
         let engine = super::engine::connect(settings).await?;
         teardown::stop(&engine, &project.name, reporter.as_ref()).await
-    })?;
+    })
+    .await?;
     Ok(Stopped {
         project: name,
         stopped: count,
@@ -79,16 +80,17 @@ pub fn stop(settings: &Settings, name: Option<&str>) -> Result<Stopped> {
 }
 
 /// `down`: removes containers and the network, keeps volumes, data, certificates and files.
-pub fn down(settings: &Settings, name: Option<&str>) -> Result<Down> {
+pub async fn down(settings: &Settings, name: Option<&str>) -> Result<Down> {
     let home = settings.home()?;
     let name = super::engine::pick_existing(&home, name, "down")?;
     let project = Project::load(&home, &name)?;
     let _lock = crate::project::lock(&home, &name)?;
     let reporter = report::for_terminal(settings.printer.is_quiet());
-    super::engine::block_on(async {
+    super::engine::interruptible(async {
         let engine = super::engine::connect(settings).await?;
         teardown::down(&engine, &project, reporter.as_ref()).await
-    })?;
+    })
+    .await?;
     Ok(Down {
         project: name,
         down: true,
@@ -96,7 +98,7 @@ pub fn down(settings: &Settings, name: Option<&str>) -> Result<Down> {
 }
 
 /// `destroy`: everything: containers, network, volumes and the project folder.
-pub fn destroy(settings: &Settings, name: &str, yes: bool) -> Result<Destroyed> {
+pub async fn destroy(settings: &Settings, name: &str, yes: bool) -> Result<Destroyed> {
     let home = settings.home()?;
     let project = Project::load(&home, name)?;
     let question = format!(
@@ -114,7 +116,7 @@ pub fn destroy(settings: &Settings, name: &str, yes: bool) -> Result<Destroyed> 
     let lock = crate::project::lock(&home, name)?;
     let reporter = report::for_terminal(settings.printer.is_quiet());
     let image = super::engine::data_image(&project);
-    super::engine::block_on(async {
+    super::engine::interruptible(async {
         let engine = super::engine::connect(settings).await?;
         teardown::down(&engine, &project, reporter.as_ref()).await?;
         teardown::remove_volumes(&engine, name, reporter.as_ref()).await?;
@@ -130,7 +132,8 @@ pub fn destroy(settings: &Settings, name: &str, yes: bool) -> Result<Destroyed> 
             ".env",
         )
         .await
-    })?;
+    })
+    .await?;
     drop(lock);
     Ok(Destroyed {
         project: name.to_string(),

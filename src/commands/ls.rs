@@ -25,7 +25,7 @@ pub struct Row {
 }
 
 /// Reads every project of the home into rows, sorted by name.
-pub fn rows(settings: &Settings) -> Result<Vec<Row>> {
+pub async fn rows(settings: &Settings) -> Result<Vec<Row>> {
     let home = settings.home()?;
     // A damaged project is listed as damaged, with the reason; the others as usual.
     let mut damaged = Vec::new();
@@ -48,7 +48,7 @@ pub fn rows(settings: &Settings) -> Result<Vec<Row>> {
     let states: Vec<String> = if projects.is_empty() {
         Vec::new()
     } else {
-        super::engine::block_on(async {
+        super::engine::interruptible(async {
             let Ok(engine) = super::engine::connect(settings).await else {
                 return Ok(vec![
                     "unknown (engine unreachable)".to_string();
@@ -61,7 +61,8 @@ pub fn rows(settings: &Settings) -> Result<Vec<Row>> {
                 out.push(super::status::summary(&rows));
             }
             Ok(out)
-        })?
+        })
+        .await?
     };
     let mut rows: Vec<Row> = projects
         .into_iter()
@@ -87,8 +88,8 @@ pub fn rows(settings: &Settings) -> Result<Vec<Row>> {
 pub struct Listing(pub Vec<Row>);
 
 /// Lists the projects.
-pub fn run(settings: &Settings) -> Result<Listing> {
-    Ok(Listing(rows(settings)?))
+pub async fn run(settings: &Settings) -> Result<Listing> {
+    Ok(Listing(rows(settings).await?))
 }
 
 impl Report for Listing {

@@ -116,7 +116,7 @@ pub enum Action {
 /// Runs one resolved command; with `--timings`, then prints its engine calls on stderr
 /// (whether it succeeded or not).
 pub fn run(settings: &Settings, action: &Action) -> Result<()> {
-    let result = dispatch(settings, action);
+    let result = engine::drive(dispatch(settings, action));
     if let Some(timeline) = &settings.timeline {
         for line in engine::timeline_lines(&timeline.calls()) {
             settings.printer.always_warn(&line);
@@ -126,35 +126,35 @@ pub fn run(settings: &Settings, action: &Action) -> Result<()> {
 }
 
 /// Runs one resolved command.
-fn dispatch(settings: &Settings, action: &Action) -> Result<()> {
+async fn dispatch(settings: &Settings, action: &Action) -> Result<()> {
     let p = &settings.printer;
     match action {
-        Action::Up(req) => p.report(&up::run(settings, req)?),
-        Action::Stop { name } => p.report(&lifecycle::stop(settings, name.as_deref())?),
-        Action::Down { name } => p.report(&lifecycle::down(settings, name.as_deref())?),
-        Action::Destroy { name, yes } => p.report(&lifecycle::destroy(settings, name, *yes)?),
-        Action::Status { name } => p.report(&status::status(settings, name.as_deref())?),
-        Action::Logs(req) => status::logs(settings, req),
-        Action::Upgrade(req) => p.report(&upgrade::run(settings, req)?),
+        Action::Up(req) => p.report(&up::run(settings, req).await?),
+        Action::Stop { name } => p.report(&lifecycle::stop(settings, name.as_deref()).await?),
+        Action::Down { name } => p.report(&lifecycle::down(settings, name.as_deref()).await?),
+        Action::Destroy { name, yes } => p.report(&lifecycle::destroy(settings, name, *yes).await?),
+        Action::Status { name } => p.report(&status::status(settings, name.as_deref()).await?),
+        Action::Logs(req) => status::logs(settings, req).await,
+        Action::Upgrade(req) => p.report(&upgrade::run(settings, req).await?),
         Action::Adopt(req) => p.report(&adopt::run(settings, req)?),
         Action::ExportKubernetes(req) => p.report(&export::run(settings, req)?),
         Action::SnapshotCreate { name, label } => {
-            p.report(&snapshot::create(settings, name, label.as_deref())?)
+            p.report(&snapshot::create(settings, name, label.as_deref()).await?)
         }
         Action::SnapshotLs { name } => p.report(&snapshot::ls(settings, name)?),
-        Action::SnapshotRestore(req) => p.report(&snapshot::restore(settings, req)?),
+        Action::SnapshotRestore(req) => p.report(&snapshot::restore(settings, req).await?),
         Action::SnapshotRm { name, label } => p.report(&snapshot::rm(settings, name, label)?),
         Action::Doctor => {
-            let doctor = doctor::run(settings)?;
+            let doctor = doctor::run(settings).await?;
             p.report(&doctor)?;
             doctor.verdict()
         }
         Action::Init(opts) => p.report(&init::run(settings, opts)?),
-        Action::Ls => p.report(&ls::run(settings)?),
+        Action::Ls => p.report(&ls::run(settings).await?),
         Action::Open { name, fauxton } => {
             p.report(&open::run(settings, name.as_deref(), *fauxton)?)
         }
-        Action::Tls(req) => p.report(&tls::run(settings, req)?),
+        Action::Tls(req) => p.report(&tls::run(settings, req).await?),
         Action::Versions => p.report(&versions::run()),
         Action::Ca { der } => p.report(&ca::run(settings, der.as_deref())?),
         Action::Trust {

@@ -56,7 +56,7 @@ fn data_folders(project: &Project) -> Result<Vec<DataFolder>> {
 const READY_AFTER_COPY: Duration = Duration::from_secs(300);
 
 /// Waits until the project serves again after its services were started again.
-fn wait_ready_again(
+async fn wait_ready_again(
     settings: &Settings,
     home: &Home,
     project: &Project,
@@ -65,7 +65,7 @@ fn wait_ready_again(
 ) -> Result<()> {
     let stacks = load(project)?;
     let profile = super::profile_of(home, project)?;
-    super::engine::block_on(async {
+    super::engine::interruptible(async {
         let engine = super::engine::connect(settings).await?;
         wait_ready(
             &engine,
@@ -77,13 +77,14 @@ fn wait_ready_again(
         )
         .await
     })
+    .await
 }
 
 /// Takes the data folder out of use (when the project runs), runs `work` on a thread of
 /// its own, and always starts again what was stopped, Ctrl-C included (it ends `work`'s
 /// wait at once, and a second Ctrl-C is ignored while the services start); returns
 /// `work`'s result and how long the services were stopped (`None` when nothing ran).
-fn with_data_quiet<T: Send + 'static>(
+async fn with_data_quiet<T: Send + 'static>(
     settings: &Settings,
     home: &Home,
     project: &Project,
@@ -94,27 +95,29 @@ fn with_data_quiet<T: Send + 'static>(
     let profile = super::profile_of(home, project)?;
     let record = Mutex::new(Quiesced::default());
     let stopped_at = Cell::new(None);
-    let outcome = super::engine::block_on(async {
+    let outcome = super::engine::interruptible(async {
         let engine = super::engine::connect(settings).await?;
         quiesce(&engine, project, &profile, &record, reporter).await?;
         stopped_at.set(Some(Instant::now()));
         tokio::task::spawn_blocking(work)
             .await
             .map_err(|e| Error::engine("copy the data folder", e.to_string()))?
-    });
+    })
+    .await;
     let quiesced = record.into_inner().unwrap_or_default();
     let stopped_for = (!quiesced.stopped.is_empty())
         .then(|| stopped_at.get().map(|t| t.elapsed()))
         .flatten();
     if !quiesced.stopped.is_empty() || quiesced.upgrade_paused {
-        super::engine::block_on_to_end(async {
+        async {
             let engine = super::engine::connect(settings).await?;
             resume(&engine, project, &profile, &quiesced).await
-        })?;
+        }
+        .await?;
         // Serving again before saying anything else, failure included (not after Ctrl-C:
         // the user asked to stop).
         if !matches!(outcome, Err(Error::Interrupted)) && !quiesced.stopped.is_empty() {
-            wait_ready_again(settings, home, project, ready_within, reporter)?;
+            wait_ready_again(settings, home, project, ready_within, reporter).await?;
         }
     }
     Ok((outcome?, stopped_for))
@@ -170,7 +173,11 @@ fn size(bytes: u64) -> String {
 
 /// `snapshot create`: copies the data folders (every node's) with CouchDB and its writers
 /// stopped only for the copy, starts them again, then compresses the copy into the archive.
-pub fn create(settings: &Settings, name: &str, label: Option<&str>) -> Result<SnapshotCreated> {
+pub async fn create(
+    settings: &Settings,
+    name: &str,
+    label: Option<&str>,
+) -> Result<SnapshotCreated> {
     let home = settings.home()?;
     let project = Project::load(&home, name)?;
     let _lock = project::lock(&home, name)?;
@@ -208,7 +215,8 @@ pub fn create(settings: &Settings, name: &str, label: Option<&str>) -> Result<Sn
             }
             Ok(total)
         },
-    )?;
+    )
+    .await?;
     let what = if folders.len() == 1 {
         "the data folder was"
     } else {
@@ -243,7 +251,8 @@ pub fn create(settings: &Settings, name: &str, label: Option<&str>) -> Result<Sn
     let names: Vec<&'static str> = folders.iter().map(|f| f.name).collect();
     let written = super::engine::blocking(move || {
         archives::write(&archived, &copy, &names, info, &compressing)
-    })?;
+    })
+    .await?;
     reporter.finish();
     drop(staging);
     Ok(SnapshotCreated {
@@ -367,7 +376,7 @@ pub fn rm(settings: &Settings, name: &str, label: &str) -> Result<SnapshotDone> 
 /// and its writers stopped, swaps each folder with its unpacked copy in one step; the old
 /// data goes once the swaps are done. A failure before the swaps leaves the data as it
 /// was; a swap that fails swaps back the ones done.
-pub fn restore(settings: &Settings, req: &RestoreRequest) -> Result<SnapshotDone> {
+pub async fn restore(settings: &Settings, req: &RestoreRequest) -> Result<SnapshotDone> {
     let home = settings.home()?;
     let project = Project::load(&home, &req.name)?;
     let info = archives::find(&project, &req.label)?;
@@ -437,7 +446,8 @@ pub fn restore(settings: &Settings, req: &RestoreRequest) -> Result<SnapshotDone
         let targets: Vec<(&str, &std::path::Path)> =
             targets.iter().map(|(n, p)| (*n, p.as_path())).collect();
         archives::extract(&unpacked, &label, &targets, &unpacking)
-    })?;
+    })
+    .await?;
     // The unpacked data goes back to the data folder's owner and mode. Where a container's
     // user owns it (CouchDB's 5984) and this user is not root, through the engine.
     // SAFETY: geteuid has no preconditions and cannot fail.
@@ -465,7 +475,7 @@ pub fn restore(settings: &Settings, req: &RestoreRequest) -> Result<SnapshotDone
             }
         }
     }
-    through_engine(settings, &req.name, image.as_deref(), &handovers)?;
+    through_engine(settings, &req.name, image.as_deref(), &handovers).await?;
     let pairs: Vec<(PathBuf, PathBuf)> = folders
         .iter()
         .zip(&stagings)
@@ -478,7 +488,8 @@ pub fn restore(settings: &Settings, req: &RestoreRequest) -> Result<SnapshotDone
         req.timeout,
         reporter.as_ref(),
         move || exchange_all(&pairs),
-    )?;
+    )
+    .await?;
     let running = stopped_for.is_some();
     // The staging folders now hold the previous data, which may be a container user's.
     let mut disposals = Vec::new();
@@ -490,7 +501,7 @@ pub fn restore(settings: &Settings, req: &RestoreRequest) -> Result<SnapshotDone
             _ => {}
         }
     }
-    if let Err(e) = through_engine(settings, &req.name, image.as_deref(), &disposals) {
+    if let Err(e) = through_engine(settings, &req.name, image.as_deref(), &disposals).await {
         reporter.step(&format!("the previous data was not removed: {e}"));
     }
     reporter.finish();
@@ -505,7 +516,7 @@ pub fn restore(settings: &Settings, req: &RestoreRequest) -> Result<SnapshotDone
 
 /// Applies each change to its path through the engine, with the project's CouchDB image:
 /// for what a container's user owns and this user cannot change.
-fn through_engine(
+async fn through_engine(
     settings: &Settings,
     name: &str,
     image: Option<&str>,
@@ -518,13 +529,14 @@ fn through_engine(
         name: name.to_string(),
         reason: "its compose files name no CouchDB image to change the data folders with".into(),
     })?;
-    super::engine::block_on_to_end(async {
+    async {
         let engine = super::engine::connect(settings).await?;
         for (path, change) in changes {
             owned::apply_to_path(&engine, name, Some(image), path, *change).await?;
         }
         Ok(())
-    })
+    }
+    .await
 }
 
 /// Swaps each pair of folders; when one swap fails, swaps back those already done, so the

@@ -25,14 +25,15 @@ pub struct Status {
 }
 
 /// `status`: each service's state, health, image and ports, and the URL.
-pub fn status(settings: &Settings, name: Option<&str>) -> Result<Status> {
+pub async fn status(settings: &Settings, name: Option<&str>) -> Result<Status> {
     let home = settings.home()?;
     let name = super::engine::pick_existing(&home, name, "status")?;
     let project = Project::load(&home, &name)?;
-    let rows = super::engine::block_on(async {
+    let rows = super::engine::interruptible(async {
         let engine = super::engine::connect(settings).await?;
         stack_status::status(&engine, &project).await
-    })?;
+    })
+    .await?;
     Ok(Status {
         url: project.url().unwrap_or_default(),
         state: summary(&rows),
@@ -95,7 +96,7 @@ pub struct LogsRequest {
 }
 
 /// `logs`: a project's (or one service's) container logs, optionally followed.
-pub fn logs(settings: &Settings, req: &LogsRequest) -> Result<()> {
+pub async fn logs(settings: &Settings, req: &LogsRequest) -> Result<()> {
     let (name, service, follow, tail) = (
         req.name.as_str(),
         req.service.as_deref(),
@@ -106,7 +107,7 @@ pub fn logs(settings: &Settings, req: &LogsRequest) -> Result<()> {
     let project = Project::load(&home, name)?;
     let p = settings.printer;
     let json = settings.printer.is_json();
-    super::engine::block_on(async {
+    super::engine::interruptible(async {
         let engine = super::engine::connect(settings).await?;
         let all = containers(&engine, &project.name).await?;
         let chosen: Vec<_> = match service {
@@ -162,4 +163,5 @@ pub fn logs(settings: &Settings, req: &LogsRequest) -> Result<()> {
         }
         Ok(())
     })
+    .await
 }

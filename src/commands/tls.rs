@@ -171,7 +171,7 @@ fn check_request(req: &TlsRequest) -> Result<()> {
 }
 
 /// Runs `tls`: checks, obtains the certificate, switches the files, reloads nginx.
-pub fn run(settings: &Settings, req: &TlsRequest) -> Result<Switched> {
+pub async fn run(settings: &Settings, req: &TlsRequest) -> Result<Switched> {
     check_request(req)?;
     let home = settings.home()?;
     let project = Project::load(&home, &req.name)?;
@@ -181,7 +181,7 @@ pub fn run(settings: &Settings, req: &TlsRequest) -> Result<Switched> {
         _ => None,
     };
     let _lock = crate::project::lock(&home, &req.name)?;
-    super::engine::block_on(async {
+    super::engine::interruptible(async {
         // The engine first: a switch it could not hand to a running nginx would leave
         // nginx serving the old certificate while the files say otherwise.
         let engine = super::engine::connect(settings).await?;
@@ -227,6 +227,7 @@ pub fn run(settings: &Settings, req: &TlsRequest) -> Result<Switched> {
             notes,
         })
     })
+    .await
 }
 
 #[cfg(test)]

@@ -308,11 +308,11 @@ async fn sweep_owned_leftovers(
 }
 
 /// Runs `up`.
-pub fn run(settings: &Settings, req: &UpRequest) -> Result<Up> {
+pub async fn run(settings: &Settings, req: &UpRequest) -> Result<Up> {
     let home = settings.home()?;
     let p = &settings.printer;
     let started = Instant::now();
-    super::engine::block_on(async {
+    super::engine::interruptible(async {
         let engine = super::engine::connect(settings).await?;
         let name = super::engine::pick(&home, req.name.as_deref(), "up")?
             .unwrap_or_else(|| DEFAULT_NAME.to_string());
@@ -435,7 +435,7 @@ pub fn run(settings: &Settings, req: &UpRequest) -> Result<Up> {
             seconds: started.elapsed().as_secs_f64(),
             project: project.name,
         })
-    })
+    }).await
 }
 
 #[cfg(test)]

@@ -118,7 +118,7 @@ fn check_rendered(project: &Project, files: &[render::RenderedFile]) -> Result<(
 /// Runs `upgrade`. Everything is rendered and checked before any file is written; once
 /// files are written, every failure (the new release not coming up, the engine going
 /// away, Ctrl-C) puts the previous files back.
-pub fn run(settings: &Settings, req: &UpgradeRequest) -> Result<Upgraded> {
+pub async fn run(settings: &Settings, req: &UpgradeRequest) -> Result<Upgraded> {
     let home = settings.home()?;
     let project = Project::load(&home, &req.name)?;
     let target = versions::find(&req.version)?;
@@ -158,7 +158,7 @@ pub fn run(settings: &Settings, req: &UpgradeRequest) -> Result<Upgraded> {
         timeout: req.timeout,
         wait: true,
     };
-    let result = super::engine::block_on(async {
+    let result = super::engine::interruptible(async {
         let engine = super::engine::connect(settings).await?;
         // The upgrade service's compose must not read the files half-way through: it
         // stops first, and `up` starts it again last.
@@ -187,7 +187,8 @@ pub fn run(settings: &Settings, req: &UpgradeRequest) -> Result<Upgraded> {
                 Ok(Err((e, back.is_ok())))
             }
         }
-    });
+    })
+    .await;
     reporter.finish();
     let outcome = match result {
         Ok(outcome) => outcome,

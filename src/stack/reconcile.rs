@@ -960,7 +960,9 @@ networks:
     fn a_busy_published_port_names_the_setting_that_chooses_it() {
         let held = std::net::TcpListener::bind(("0.0.0.0", 0)).expect("bind");
         let port = held.local_addr().expect("addr").port();
-        let text = format!("services:\n  web:\n    image: web:1\n    networks: [net]\n    ports: ['{port}:80']\nnetworks:\n  net: {{}}\n");
+        let text = format!(
+            "services:\n  web:\n    image: web:1\n    networks: [net]\n    ports: ['{port}:80']\nnetworks:\n  net: {{}}\n"
+        );
         let stack = load_text(&text, &[]).expect("stack");
         let stacks = Stacks {
             cht: stack.clone(),
