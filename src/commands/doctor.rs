@@ -200,9 +200,9 @@ fn mounts_check(engine: &Engine, here: bool, project: &Project) -> Option<Check>
 /// for a project on Docker that never ran on Podman.
 fn fit_check(podman: bool, project: &Project) -> Option<Check> {
     let label = format!("engine fit {}", project.name);
-    let driver = project.env.get(super::up::LOG_DRIVER_VAR);
-    let changes = super::up::engine_settings(podman, &project.name, &|var| project.env.get(var));
-    let said = super::up::said(&changes);
+    let driver = project.log_driver();
+    let changes = project.engine_changes(podman);
+    let said = crate::project::engine_fit::said(&changes);
     match (podman, changes.is_empty()) {
         (true, true) => Some(check(
             label,

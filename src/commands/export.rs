@@ -118,8 +118,8 @@ pub fn run(settings: &Settings, req: &ExportRequest) -> Result<Exported> {
         None => project.image_registry()?,
     };
     let own_registry = registry.is_some();
-    let get = |k: &str| project.env.get(k).unwrap_or_default().to_string();
     let layout = project.layout()?;
+    let credentials = project.credentials();
     let input = KubeInput {
         project: project.name.clone(),
         namespace,
@@ -127,10 +127,10 @@ pub fn run(settings: &Settings, req: &ExportRequest) -> Result<Exported> {
         version,
         registry: registry.unwrap_or_else(|| render::DEFAULT_REGISTRY.to_string()),
         own_registry,
-        user: get("COUCHDB_USER"),
-        password: get("COUCHDB_PASSWORD"),
-        secret: get("COUCHDB_SECRET"),
-        uuid: get("COUCHDB_UUID"),
+        user: credentials.user,
+        password: credentials.password,
+        secret: credentials.secret,
+        uuid: credentials.uuid,
         layout,
         data_paths: project
             .data_folders()?

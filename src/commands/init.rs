@@ -51,7 +51,7 @@ impl From<&project::Created> for Initialized {
             http_port: project.http_port().unwrap_or_default(),
             https_port: project.https_port().unwrap_or_default(),
             url: project.url(),
-            user: project.env.get("COUCHDB_USER").map(str::to_string),
+            user: Some(project.credentials().user),
             env_file: project.path(".env").display().to_string(),
             tls: project.tls_mode(),
             certificate_names: created.names.iter().map(ToString::to_string).collect(),

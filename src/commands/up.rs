@@ -8,6 +8,7 @@ use crate::error::{Error, Result};
 use crate::home::Home;
 use crate::printer::{Printer, Report, Tone};
 use crate::project::certs::{self, Chosen};
+use crate::project::engine_fit::{SOCKET_VAR, said};
 use crate::project::{self, InitOptions, Project, TlsMode};
 use crate::report;
 use crate::settings::Settings;
@@ -120,9 +121,6 @@ impl Report for Up {
     }
 }
 
-/// The `.env` variable naming the socket the upgrade service mounts as its engine's.
-const SOCKET_VAR: &str = "CHT_DOCKER_SOCKET";
-
 /// Fits the project to the engine it runs on: the upgrade service mounts that engine's
 /// socket as the engine's machine sees it (a local engine's own socket; inside a VM, such
 /// as Docker Desktop's or Colima's, the standard one), a rootless engine gets no port below
@@ -135,7 +133,7 @@ async fn fit_engine(engine: &Engine, project: &mut Project, notes: &mut Vec<Stri
     let socket = engine.endpoint().socket().map(|s| s.display().to_string());
     let standard = endpoint::STANDARD_SOCKET;
     let low = ports.iter().any(|(_, p)| p.is_some_and(|p| p < 1024));
-    let mounted = project.env.get(SOCKET_VAR).unwrap_or(standard);
+    let mounted = project.mounted_socket().unwrap_or(standard);
     // Asking the engine (two calls) only when the answer can change something: an
     // unchanged running stack's `up` stays at its floor.
     let facts = if low
@@ -173,7 +171,7 @@ async fn fit_engine(engine: &Engine, project: &mut Project, notes: &mut Vec<Stri
         Some(f) => f.is_podman(),
         None => engine.is_podman().await?,
     };
-    let changes = engine_settings(podman, &project.name, &|var| project.env.get(var));
+    let changes = project.engine_changes(podman);
     if !changes.is_empty() {
         let pairs: Vec<(&str, &str)> = changes.iter().map(|(k, v)| (*k, v.as_str())).collect();
         project.update_env(&pairs)?;
@@ -187,69 +185,6 @@ async fn fit_engine(engine: &Engine, project: &mut Project, notes: &mut Vec<Stri
         });
     }
     Ok(())
-}
-
-/// [`engine_settings`]' changes as words: `A=1 and B=2`.
-pub(crate) fn said(changes: &[(&'static str, String)]) -> String {
-    changes
-        .iter()
-        .map(|(k, v)| format!("{k}={v}"))
-        .collect::<Vec<_>>()
-        .join(" and ")
-}
-
-/// The `.env` variable naming the log driver of every CHT container.
-pub(crate) const LOG_DRIVER_VAR: &str = "CHT_LOG_DRIVER";
-/// Compose's variable naming the enabled profiles.
-pub(crate) const PROFILES_VAR: &str = "COMPOSE_PROFILES";
-/// The `.env` variable naming the network namespace nginx-dns joins.
-pub(crate) const DNS_NETWORK_VAR: &str = "NGINX_DNS_NETWORK";
-/// The profile of the services only Podman needs (nginx-dns).
-const PODMAN_PROFILE: &str = "podman";
-
-/// The `.env` settings that fit project `name`'s files to the engine, given what `.env`
-/// says now (`env`); empty when they fit. On Podman: a log driver it has (json-file,
-/// unless one other than compose's `local` is set), the `podman` profile, and nginx's
-/// container as nginx-dns's network. Elsewhere the `podman` profile goes (its DNS
-/// forwarder would ask itself at 127.0.0.11); the rest may stay, as every engine has
-/// json-file and nginx-dns is off.
-pub(crate) fn engine_settings<'a>(
-    podman: bool,
-    name: &str,
-    env: &dyn Fn(&str) -> Option<&'a str>,
-) -> Vec<(&'static str, String)> {
-    let mut changes = Vec::new();
-    let listed: Vec<&str> = env(PROFILES_VAR)
-        .unwrap_or_default()
-        .split(',')
-        .map(str::trim)
-        .filter(|p| !p.is_empty())
-        .collect();
-    let has_profile = listed.contains(&PODMAN_PROFILE);
-    if podman {
-        if matches!(
-            env(LOG_DRIVER_VAR).map(str::trim),
-            None | Some("") | Some("local")
-        ) {
-            changes.push((LOG_DRIVER_VAR, "json-file".to_string()));
-        }
-        if !has_profile {
-            let mut all = listed.clone();
-            all.push(PODMAN_PROFILE);
-            changes.push((PROFILES_VAR, all.join(",")));
-        }
-        let network = format!("container:{name}-nginx-1");
-        if env(DNS_NETWORK_VAR) != Some(network.as_str()) {
-            changes.push((DNS_NETWORK_VAR, network));
-        }
-    } else if has_profile {
-        let rest: Vec<&str> = listed
-            .into_iter()
-            .filter(|p| *p != PODMAN_PROFILE)
-            .collect();
-        changes.push((PROFILES_VAR, rest.join(",")));
-    }
-    changes
 }
 
 /// The first port a rootless engine cannot publish (below 1024), with its variable.
@@ -413,17 +348,12 @@ pub async fn run(settings: &Settings, req: &UpRequest) -> Result<Up> {
             urls: project.urls(),
             http_port: project.http_port(),
             https_port: project.https_port(),
-            login: Login {
-                user: project
-                    .env
-                    .get("COUCHDB_USER")
-                    .unwrap_or(project::DEFAULT_USER)
-                    .to_string(),
-                password: project
-                    .env
-                    .get("COUCHDB_PASSWORD")
-                    .unwrap_or_default()
-                    .to_string(),
+            login: {
+                let credentials = project.credentials();
+                Login {
+                    user: credentials.user,
+                    password: credentials.password,
+                }
             },
             tls: project.tls_mode(),
             ca: CaFiles::of(&home).cert.display().to_string(),
@@ -441,53 +371,6 @@ pub async fn run(settings: &Settings, req: &UpRequest) -> Result<Up> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn podman_gets_a_log_driver_it_has_and_the_dns_profile() {
-        let set = |podman, vars: &[(&str, &'static str)]| {
-            let vars: Vec<(String, &'static str)> =
-                vars.iter().map(|(k, v)| (k.to_string(), *v)).collect();
-            let env = |k: &str| vars.iter().find(|(n, _)| n == k).map(|(_, v)| *v);
-            engine_settings(podman, "pm", &env)
-                .into_iter()
-                .map(|(k, v)| format!("{k}={v}"))
-                .collect::<Vec<_>>()
-        };
-        let net = "NGINX_DNS_NETWORK=container:pm-nginx-1";
-        assert_eq!(
-            set(true, &[]),
-            ["CHT_LOG_DRIVER=json-file", "COMPOSE_PROFILES=podman", net]
-        );
-        assert_eq!(
-            set(
-                true,
-                &[("CHT_LOG_DRIVER", "local"), ("COMPOSE_PROFILES", "debug")]
-            ),
-            [
-                "CHT_LOG_DRIVER=json-file",
-                "COMPOSE_PROFILES=debug,podman",
-                net
-            ]
-        );
-        // Fitted already, or a driver of the user's own: nothing to change.
-        let fitted = [
-            ("CHT_LOG_DRIVER", "json-file"),
-            ("COMPOSE_PROFILES", "podman"),
-            ("NGINX_DNS_NETWORK", "container:pm-nginx-1"),
-        ];
-        assert!(set(true, &fitted).is_empty());
-        let mut own = fitted;
-        own[0].1 = "journald";
-        own[1].1 = "podman, debug";
-        assert!(set(true, &own).is_empty());
-        // Back on Docker: the profile goes, the driver (which Docker has too) stays.
-        assert!(set(false, &[]).is_empty());
-        assert_eq!(set(false, &fitted), ["COMPOSE_PROFILES="]);
-        assert_eq!(
-            set(false, &[("COMPOSE_PROFILES", "debug,podman")]),
-            ["COMPOSE_PROFILES=debug"]
-        );
-    }
 
     #[test]
     fn the_upgrade_service_mounts_the_socket_its_engine_sees() {

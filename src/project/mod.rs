@@ -5,6 +5,7 @@ pub mod backups;
 pub mod certs;
 pub mod compose;
 pub mod dotenv;
+pub mod engine_fit;
 pub mod kube;
 pub mod layout;
 pub mod name;
@@ -142,6 +143,19 @@ struct Checked {
     domain: Option<String>,
     /// How CouchDB runs.
     layout: Layout,
+}
+
+/// A project's CouchDB credentials, as `.env` holds them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Credentials {
+    /// The admin user.
+    pub user: String,
+    /// Its password.
+    pub password: String,
+    /// `COUCHDB_SECRET`, the cookie signing secret.
+    pub secret: String,
+    /// `COUCHDB_UUID`, the server's id.
+    pub uuid: String,
 }
 
 /// An existing project, read from its folder.
@@ -722,6 +736,21 @@ impl Project {
             dir,
             env,
         })
+    }
+
+    /// The CouchDB credentials (the default user when `.env` names none).
+    pub fn credentials(&self) -> Credentials {
+        let get = |k: &str| self.env.get(k).unwrap_or_default().to_string();
+        Credentials {
+            user: self
+                .env
+                .get("COUCHDB_USER")
+                .unwrap_or(DEFAULT_USER)
+                .to_string(),
+            password: get("COUCHDB_PASSWORD"),
+            secret: get("COUCHDB_SECRET"),
+            uuid: get("COUCHDB_UUID"),
+        }
     }
 
     /// A port setting from `.env`.
