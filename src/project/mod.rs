@@ -6,6 +6,7 @@ pub mod certs;
 pub mod compose;
 pub mod dotenv;
 pub mod engine_fit;
+pub mod helper;
 pub mod kube;
 pub mod layout;
 pub mod name;
