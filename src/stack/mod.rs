@@ -13,6 +13,7 @@ pub mod profile;
 pub mod readiness;
 pub mod reconcile;
 pub mod snapshot;
+pub mod start;
 pub mod status;
 pub mod teardown;
 pub mod up;

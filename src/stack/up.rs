@@ -11,9 +11,8 @@ use super::images::{PullPolicy, ensure_images};
 use super::load::{Stacks, load};
 use super::profile::Profile;
 use super::readiness::wait_ready;
-use super::reconcile::{
-    Desired, Sequence, check_published_ports, ensure_resources, is_settled, prepare, start_in_order,
-};
+use super::reconcile::{Desired, check_published_ports, ensure_resources, is_settled, prepare};
+use super::start::{Sequence, start_in_order};
 use super::status::{ServiceState, containers, rows_of, status_with};
 use super::teardown::pause_upgrade_service;
 use crate::docker::timeline::Span;

@@ -1,0 +1,333 @@
+//! Making, loading and reading projects.
+
+use super::create::{random_alnum, random_hex16, tls_mode};
+use super::lock::lock_in;
+use super::*;
+
+/// Options for a project called `name` with every default.
+fn opts(name: &str) -> InitOptions {
+    InitOptions {
+        name: name.to_string(),
+        ..InitOptions::default()
+    }
+}
+
+#[test]
+fn a_failure_after_checks_leaves_no_project_behind() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let home = Home::at(dir.path()).expect("home");
+    // A CA folder without its files makes creation fail after all input checks.
+    std::fs::create_dir_all(home.ca_dir()).expect("mkdir");
+    let err = create(&home, &opts("half")).expect_err("fails");
+    assert!(err.to_string().contains("lacks ca.pem"), "{err}");
+    let left: Vec<_> = std::fs::read_dir(dir.path())
+        .expect("read")
+        .flatten()
+        .map(|e| e.file_name())
+        .collect();
+    assert_eq!(left, [std::ffi::OsString::from("ca")]);
+}
+
+#[test]
+fn staging_folders_vanish_unless_committed() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let staged = {
+        let staging = fsutil::Staging::new(dir.path(), "x").expect("staging");
+        std::fs::write(staging.path().join("f"), "x").expect("write");
+        staging.path().to_path_buf()
+    };
+    assert!(!staged.exists());
+    let staging = fsutil::Staging::new(dir.path(), "y").expect("staging");
+    staging.commit(&dir.path().join("y")).expect("commit");
+    assert!(dir.path().join("y").is_dir());
+}
+
+#[test]
+fn urls_fauxton_and_cht_conf_name_the_projects_own_host() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let home = Home::at(dir.path()).expect("home");
+    let mut project = create(&home, &opts("my_app")).expect("create").project;
+    let port = project.https_port().expect("port");
+    let password = project.env.get("COUCHDB_PASSWORD").expect("pw").to_string();
+    assert_eq!(
+        project.url(),
+        Some(format!("https://my-app.localhost:{port}/"))
+    );
+    assert_eq!(
+        project.urls()[..2],
+        [
+            format!("https://my-app.localhost:{port}/"),
+            format!("https://localhost:{port}/")
+        ]
+    );
+    assert_eq!(
+        project.fauxton_url(),
+        Some(format!("https://my-app.localhost:{port}/_utils/"))
+    );
+    assert_eq!(
+        project.cht_conf_command(Path::new("/home/Jo Doe/ca.pem")),
+        Some(format!(
+            "NODE_EXTRA_CA_CERTS='/home/Jo Doe/ca.pem' cht --url=https://medic:{password}@localhost:{port}"
+        ))
+    );
+    // A login with characters a URL reserves is percent-encoded, then quoted.
+    project
+        .update_env(&[("COUCHDB_USER", "jo doe"), ("COUCHDB_PASSWORD", "p@ss'w")])
+        .expect("edit");
+    assert_eq!(
+        project.cht_conf_command(Path::new("/ca.pem")),
+        Some(format!(
+            "NODE_EXTRA_CA_CERTS=/ca.pem cht --url=https://jo%20doe:p%40ss%27w@localhost:{port}"
+        ))
+    );
+    // A domain comes first; an own certificate needs no extra CA.
+    project
+        .update_env(&[(DOMAIN_VAR, "cht.example.org"), (CERT_VAR, "own")])
+        .expect("edit");
+    assert_eq!(
+        project.url(),
+        Some(format!("https://cht.example.org:{port}/"))
+    );
+    assert!(
+        project
+            .cht_conf_command(Path::new("/ca.pem"))
+            .is_some_and(|c| c.starts_with("cht --url=https://")
+                && c.ends_with(&format!("@cht.example.org:{port}")))
+    );
+}
+
+#[test]
+fn local_ip_projects_are_reached_by_local_ip_names_only() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let home = Home::at(dir.path()).expect("home");
+    let mut project = create(&home, &opts("phone")).expect("create").project;
+    project.update_env(&[(CERT_VAR, "local-ip")]).expect("edit");
+    let port = project.https_port().expect("port");
+    let urls = project.urls();
+    assert!(
+        urls.iter()
+            .all(|u| u.contains(".local-ip.medicmobile.org:")),
+        "{urls:?}"
+    );
+    assert_eq!(
+        urls.last(),
+        Some(&format!(
+            "https://127-0-0-1.local-ip.medicmobile.org:{port}/"
+        ))
+    );
+    assert_eq!(urls.len(), crate::net::lan_ipv4().len() + 1);
+    assert_eq!(project.url().as_ref(), urls.first());
+    // The phone's URL is the first LAN address's, when there is one.
+    assert_eq!(
+        project.phone_url().is_some(),
+        !crate::net::lan_ipv4().is_empty()
+    );
+    let command = project
+        .cht_conf_command(Path::new("/ca.pem"))
+        .expect("command");
+    assert!(
+        command.starts_with("cht --url=https://medic:")
+            && command.ends_with(&urls[0]["https://".len()..urls[0].len() - 1]),
+        "{command}"
+    );
+    // Other modes have no phone URL.
+    project.update_env(&[(CERT_VAR, "local-ca")]).expect("edit");
+    assert_eq!(project.phone_url(), None);
+}
+
+#[test]
+fn the_certificate_options_choose_one_mode() {
+    let mode = |tls: Option<TlsMode>, own: bool, domain: Option<&str>, host: bool| {
+        let o = InitOptions {
+            name: "p".into(),
+            tls,
+            domain: domain.map(str::to_string),
+            hosts: if host {
+                vec!["cht.local".into()]
+            } else {
+                vec![]
+            },
+            ..InitOptions::default()
+        };
+        tls_mode(&o, own).map_err(|e| e.to_string())
+    };
+    assert_eq!(mode(None, false, None, false), Ok(TlsMode::LocalCa));
+    assert_eq!(mode(None, true, None, false), Ok(TlsMode::Own));
+    assert_eq!(
+        mode(Some(TlsMode::Own), true, None, false),
+        Ok(TlsMode::Own)
+    );
+    assert_eq!(
+        mode(Some(TlsMode::LocalIp), false, None, false),
+        Ok(TlsMode::LocalIp)
+    );
+    assert!(mode(Some(TlsMode::Own), false, None, false).is_err_and(|e| e.contains("--cert-file")));
+    assert!(mode(Some(TlsMode::LocalIp), true, None, false).is_err_and(|e| e.contains("give one")));
+    assert!(
+        mode(
+            Some(TlsMode::LocalIp),
+            false,
+            Some("cht.example.org"),
+            false
+        )
+        .is_err_and(|e| e.contains("does not cover --domain cht.example.org"))
+    );
+    assert!(mode(Some(TlsMode::LocalIp), false, None, true).is_err_and(|e| e.contains("--host")));
+    for (value, want) in [
+        (None, TlsMode::LocalCa),
+        (Some("local-ca"), TlsMode::LocalCa),
+        (Some(" local-ip "), TlsMode::LocalIp),
+        (Some("own"), TlsMode::Own),
+        (Some("other"), TlsMode::LocalCa),
+    ] {
+        assert_eq!(TlsMode::from_env(value), want, "{value:?}");
+    }
+}
+
+#[test]
+fn loads_what_it_created_and_reads_version_from_the_files() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let home = Home::at(dir.path()).expect("home");
+    let mut o = opts("p");
+    o.cht_version = Some("4.22.0".into());
+    let created = create(&home, &o).expect("create");
+    let loaded = Project::load(&home, "p").expect("load");
+    assert_eq!(loaded.env, created.project.env);
+    assert_eq!(loaded.cht_version().expect("version"), "4.22.0");
+    assert!(
+        taken_ports(&home)
+            .expect("ports")
+            .values()
+            .all(|p| p == "p")
+    );
+    let missing = Project::load(&home, "q").expect_err("missing").to_string();
+    assert!(missing.contains("known projects: p"), "{missing}");
+}
+
+#[test]
+fn locks_hold_one_home_by_its_canonical_path_and_never_follow_links() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let base = dir.path().join("locks");
+    let home = Home::at(&dir.path().join("home")).expect("home");
+    let held = lock_in(&base, &home, "p").expect("first");
+    // The same home spelt another way is the same lock.
+    std::fs::create_dir_all(dir.path().join("a")).expect("mkdir");
+    let detour = Home::at(&dir.path().join("a/../home")).expect("home");
+    let busy = lock_in(&base, &detour, "p").expect_err("busy");
+    assert!(matches!(busy, Error::Busy { .. }), "{busy}");
+    drop(held);
+    assert!(lock_in(&base, &detour, "p").is_ok());
+    // A planted link is never followed: no file appears where it points.
+    let victim = dir.path().join("victim");
+    let name = std::fs::read_dir(&base)
+        .expect("read")
+        .flatten()
+        .map(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .replace("-p.lock", "-q.lock")
+        })
+        .next()
+        .expect("a lock file");
+    std::os::unix::fs::symlink(&victim, base.join(&name)).expect("link");
+    assert!(lock_in(&base, &home, "q").is_err());
+    assert!(!victim.exists());
+    // A lock folder open to others is refused.
+    let open = dir.path().join("open");
+    std::fs::create_dir(&open).expect("mkdir");
+    fsutil::set_mode(&open, 0o777).expect("chmod");
+    let err = lock_in(&open, &home, "p").expect_err("refused").to_string();
+    assert!(err.contains("open to other users"), "{err}");
+}
+
+#[test]
+fn a_registry_read_back_from_the_files_is_checked_like_the_flag() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let home = Home::at(dir.path()).expect("home");
+    let mut o = opts("reg");
+    o.image_registry = Some("localhost:5000/cht".into());
+    let project = create(&home, &o).expect("create").project;
+    assert_eq!(
+        project.image_registry().expect("registry").as_deref(),
+        Some("localhost:5000/cht")
+    );
+    let core = project.path(render::CORE_FILE);
+    let text = std::fs::read_to_string(&core).expect("read");
+    let hostile = text.replace(
+        "\"localhost:5000/cht/cht-api:5.2.0\"",
+        "\"r.io\\\"\\n    privileged: true\\n    pid: host\\n    x: \\\"y/cht-api:5.2.0\"",
+    );
+    assert_ne!(hostile, text);
+    std::fs::write(&core, hostile).expect("write");
+    let err = project.image_registry().expect_err("refused").to_string();
+    assert!(
+        err.contains("cht-core.yml line") && err.contains("registry is refused"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_cluster_keeps_a_data_folder_per_node_and_its_layout_in_env() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let home = Home::at(dir.path()).expect("home");
+    let mut o = opts("trio");
+    o.couchdb_nodes = Some(3);
+    let mut project = create(&home, &o).expect("create").project;
+    assert_eq!(project.layout().expect("layout"), Layout::Cluster);
+    let folders = project.data_folders().expect("folders");
+    let names: Vec<(&str, &str)> = folders.iter().map(|f| (f.name, f.var)).collect();
+    assert_eq!(
+        names,
+        [
+            ("node-1", "DB1_DATA"),
+            ("node-2", "DB2_DATA"),
+            ("node-3", "DB3_DATA")
+        ]
+    );
+    for (n, folder) in folders.iter().enumerate() {
+        assert_eq!(
+            folder.path,
+            project.path(&format!("couchdb/node-{}", n + 1))
+        );
+        assert!(folder.path.is_dir());
+    }
+    assert_eq!(
+        project.compose_files().expect("files"),
+        ["cht-core.yml", "cht-couchdb-clustered.yml"]
+    );
+    assert!(project.path(render::CLUSTER_FILE).is_file());
+    assert!(!project.path(render::COUCHDB_FILE).exists());
+    // A folder inside any node's data folder is refused as another project's data.
+    let outside = tempfile::tempdir().expect("tmp");
+    std::fs::create_dir(outside.path().join("inner")).expect("mkdir");
+    project
+        .update_env(&[("DB2_DATA", &outside.path().display().to_string())])
+        .expect("edit");
+    let inner = outside.path().join("inner").display().to_string();
+    let err = check_data_folder(&home, &inner).expect_err("overlaps");
+    assert!(err.contains("project \"trio\""), "{err}");
+    // The layout is cht-dev's own setting: anything but 1 or 3 is a damaged project.
+    project
+        .update_env(&[(layout::NODES_VAR, "2")])
+        .expect("edit");
+    let err = project.layout().expect_err("refused").to_string();
+    assert!(
+        err.contains("CHT_DEV_COUCHDB_NODES") && err.contains("1 or 3"),
+        "{err}"
+    );
+    let single = create(&home, &opts("solo")).expect("create").project;
+    assert_eq!(single.layout().expect("layout"), Layout::Single);
+    assert_eq!(
+        single.data_folders().expect("folders")[0].path,
+        single.path("couchdb")
+    );
+}
+
+#[test]
+fn random_credentials_differ_and_are_url_safe() {
+    let a = random_alnum(PASSWORD_LEN);
+    assert_eq!(a.len(), PASSWORD_LEN);
+    assert!(a.chars().all(|c| c.is_ascii_alphanumeric()));
+    assert_ne!(a, random_alnum(PASSWORD_LEN));
+    assert_eq!(random_hex16().len(), 32);
+}

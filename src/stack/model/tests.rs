@@ -1,0 +1,87 @@
+//! Loading compose files into the model.
+
+use super::*;
+
+#[test]
+fn ports_and_sizes() {
+    assert_eq!(
+        parse_port("10080:80").map(|p| (p.host_port, p.container_port)),
+        Some((10080, 80))
+    );
+    assert_eq!(
+        parse_port("127.0.0.1:1:2/udp").map(|p| (p.host_ip, p.protocol)),
+        Some(("127.0.0.1".into(), "udp".into()))
+    );
+    assert!(parse_port("80").is_none());
+    assert!(parse_port("0:80").is_none());
+    assert!(parse_port("x:80").is_none());
+    assert_eq!(parse_bytes("1G"), Some(1 << 30));
+    assert_eq!(parse_bytes("512m"), Some(512 << 20));
+    assert_eq!(parse_bytes("100"), Some(100));
+    assert_eq!(parse_bytes("1gb"), Some(1 << 30));
+    assert_eq!(parse_bytes("lots"), None);
+}
+
+#[test]
+fn profiles_enable_services() {
+    let podman = ["podman".to_string()];
+    assert!(enabled(&[], ""));
+    assert!(!enabled(&podman, ""));
+    assert!(enabled(&podman, "podman"));
+    assert!(enabled(&podman, "debug, podman"));
+    assert!(enabled(&podman, "*"));
+    assert!(!enabled(&podman, "podmanx"));
+}
+
+use super::super::testing::load_text;
+
+#[test]
+fn a_sidecar_shares_its_services_network_namespace() {
+    let text = "services:\n  web:\n    image: w\n    networks: [net]\n  dns:\n    image: d\n    profiles: [podman]\n    network_mode: service:web\nnetworks:\n  net: {}\n";
+    let off = load_text(text, &[]).expect("loads");
+    assert_eq!(off.services.keys().collect::<Vec<_>>(), ["web"]);
+    let on = load_text(text, &[("COMPOSE_PROFILES", "podman")]).expect("loads");
+    let dns = &on.services["dns"];
+    assert_eq!(dns.network_service(), Some("web"));
+    assert_eq!(dns.depends_on, ["web"]);
+    assert!(dns.networks.is_empty());
+    assert_eq!(on.start_order().expect("order"), [["web"], ["dns"]]);
+    assert_eq!(on.network_owner(dns).map(|s| s.name.as_str()), Some("web"));
+    // By container name, as cht-dev's files say it (compose then hashes the file's
+    // words, not the container id it resolves).
+    let named = load_text(
+        &text.replace(
+            "network_mode: service:web",
+            "network_mode: container:p-web-1\n    depends_on: [web]",
+        ),
+        &[("COMPOSE_PROFILES", "podman")],
+    )
+    .expect("loads");
+    let dns = &named.services["dns"];
+    assert_eq!(dns.network_service(), None);
+    assert_eq!(
+        named.network_owner(dns).map(|s| s.name.as_str()),
+        Some("web")
+    );
+    assert!(named.network_owner(&named.services["web"]).is_none());
+    let both = text.replace(
+        "network_mode: service:web",
+        "network_mode: service:web\n    networks: [net]",
+    );
+    let err = load_text(&both, &[("COMPOSE_PROFILES", "podman")]).expect_err("both");
+    assert!(
+        err.to_string()
+            .contains("sets both network_mode and networks"),
+        "{err}"
+    );
+    let err = load_text(
+        &text.replace("service:web", "service:db"),
+        &[("COMPOSE_PROFILES", "*")],
+    )
+    .expect_err("undefined");
+    assert!(
+        err.to_string()
+            .contains("depends on db, which is not defined"),
+        "{err}"
+    );
+}
