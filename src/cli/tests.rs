@@ -18,8 +18,8 @@ fn action(args: &[&str]) -> Action {
     }
 }
 
-#[test]
-fn every_command_resolves_to_its_typed_request() {
+/// Command lines and what they resolve to, part 1 of 3.
+fn table_1() -> Vec<(&'static [&'static str], Action)> {
     let up_defaults = UpRequest {
         name: None,
         init: InitOptions::default(),
@@ -28,7 +28,7 @@ fn every_command_resolves_to_its_typed_request() {
         timeout: Duration::from_secs(300),
         no_wait: false,
     };
-    let table: Vec<(&[&str], Action)> = vec![
+    vec![
         (&["up"], Action::Up(up_defaults.clone())),
         (
             &[
@@ -106,6 +106,12 @@ fn every_command_resolves_to_its_typed_request() {
             },
         ),
         (&["status"], Action::Status { name: None }),
+    ]
+}
+
+/// Command lines and what they resolve to, part 2 of 3.
+fn table_2() -> Vec<(&'static [&'static str], Action)> {
+    vec![
         (
             &["logs", "app", "api", "-f", "--tail", "5"],
             Action::Logs(LogsRequest {
@@ -186,6 +192,12 @@ fn every_command_resolves_to_its_typed_request() {
                 tls: TlsMode::LocalCa,
             }),
         ),
+    ]
+}
+
+/// Command lines and what they resolve to, part 3 of 3.
+fn table_3() -> Vec<(&'static [&'static str], Action)> {
+    vec![
         (
             &["tls", "app", "local-ip", "--refresh"],
             Action::Tls(TlsRequest {
@@ -269,7 +281,12 @@ fn every_command_resolves_to_its_typed_request() {
                 system: false,
             },
         ),
-    ];
+    ]
+}
+
+#[test]
+fn every_command_resolves_to_its_typed_request() {
+    let table = [table_1(), table_2(), table_3()].concat();
     for (args, want) in table {
         assert_eq!(action(args), want, "{args:?}");
     }

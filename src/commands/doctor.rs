@@ -388,8 +388,17 @@ pub async fn checks(settings: &Settings, home: &Home) -> Result<Vec<Check>> {
             )
         });
     }
+    out.push(disk_check(home));
+    out.push(ca_check(home)?);
+    out.extend(local_ip_check(home));
+    out.push(lan_check());
+    Ok(out)
+}
+
+/// Free space under the home: CouchDB grows.
+fn disk_check(home: &Home) -> Check {
     let disk_path = existing_ancestor(home.root());
-    out.push(match fs4::available_space(disk_path) {
+    match fs4::available_space(disk_path) {
         Ok(free) => {
             let gb = free as f64 / f64::from(1u32 << 30);
             let detail = format!("{gb:.1} GB free under {}", disk_path.display());
@@ -412,10 +421,14 @@ pub async fn checks(settings: &Settings, home: &Home) -> Result<Vec<Check>> {
             Verdict::Warn,
             format!("cannot read free space of {}: {e}", disk_path.display()),
         ),
-    });
+    }
+}
+
+/// The local CA: present, whole, fit to sign, not expiring, trusted by the system.
+fn ca_check(home: &Home) -> Result<Check> {
     let ca = CaFiles::of(home);
     let key = std::fs::read_to_string(&ca.key);
-    out.push(match std::fs::read_to_string(&ca.cert) {
+    Ok(match std::fs::read_to_string(&ca.cert) {
         Err(_) => check(
             "local CA",
             Verdict::Ok,
@@ -464,10 +477,13 @@ pub async fn checks(settings: &Settings, home: &Home) -> Result<Vec<Check>> {
                 check("local CA", Verdict::Ok, detail)
             }
         }
-    });
-    out.extend(local_ip_check(home));
+    })
+}
+
+/// This machine's LAN addresses, which phones and other machines reach it by.
+fn lan_check() -> Check {
     let lan = crate::net::lan_ipv4();
-    out.push(if lan.is_empty() {
+    if lan.is_empty() {
         check(
             "LAN address",
             Verdict::Warn,
@@ -482,8 +498,7 @@ pub async fn checks(settings: &Settings, home: &Home) -> Result<Vec<Check>> {
                 .collect::<Vec<_>>()
                 .join(", "),
         )
-    });
-    Ok(out)
+    }
 }
 
 /// Every check, and whether `up` can go ahead.

@@ -283,10 +283,10 @@ fn upgrade_service_access(input: &KubeInput) -> Vec<Value> {
     ]
 }
 
-/// Every manifest file of the kubectl migration, in apply order.
-pub fn manifests(input: &KubeInput) -> Vec<Manifest> {
+/// The namespace, and the credentials secret with the CouchDB servers config map.
+fn namespace_and_credentials(input: &KubeInput) -> [Manifest; 2] {
     let ns = &input.namespace;
-    let mut out = vec![
+    [
         Manifest {
             file: "namespace.yaml",
             docs: vec![
@@ -317,13 +317,12 @@ pub fn manifests(input: &KubeInput) -> Vec<Manifest> {
                 }),
             ],
         },
-    ];
-    if input.runs_upgrade_service() {
-        out.push(Manifest {
-            file: "roles.yaml",
-            docs: upgrade_service_access(input),
-        });
-    }
+    ]
+}
+
+/// The services: every CouchDB node, API, HAProxy, and the upgrade service, healthcheck
+/// and Nouveau where the release runs them.
+fn services(input: &KubeInput) -> Manifest {
     let couchdb_ports = [("couchdb-service", 5984), ("epmd", 4369), ("erlang", 9100)];
     let mut services: Vec<Value> = couchdb_names(input.layout)
         .iter()
@@ -345,12 +344,19 @@ pub fn manifests(input: &KubeInput) -> Vec<Manifest> {
     if input.version.family == Family::V5 {
         services.push(service("nouveau", &[("nouveau", 5987)]));
     }
-    out.push(Manifest {
+    Manifest {
         file: "services.yaml",
         docs: services,
-    });
+    }
+}
 
-    let host_volume = |path: &str| json!([{ "name": "local-volume", "hostPath": { "path": path, "type": "Directory" } }]);
+/// A hostPath volume on the data's node.
+fn host_volume(path: &str) -> Value {
+    json!([{ "name": "local-volume", "hostPath": { "path": path, "type": "Directory" } }])
+}
+
+/// One deployment per CouchDB node, each on its own data folder.
+fn couchdb(input: &KubeInput) -> Manifest {
     let nodes = couchdb_names(input.layout);
     let couchdb: Vec<Value> = nodes
         .iter()
@@ -393,10 +399,15 @@ pub fn manifests(input: &KubeInput) -> Vec<Manifest> {
             )
         })
         .collect();
-    out.push(Manifest {
+    Manifest {
         file: "couchdb.yaml",
         docs: couchdb,
-    });
+    }
+}
+
+/// HAProxy in front of CouchDB, and its healthcheck where the release runs one.
+fn haproxy_and_healthcheck(input: &KubeInput) -> Vec<Manifest> {
+    let mut out = Vec::new();
     out.push(Manifest {
         file: "haproxy.yaml",
         docs: vec![deployment(
@@ -444,9 +455,12 @@ pub fn manifests(input: &KubeInput) -> Vec<Manifest> {
             )],
         });
     }
-    if input.version.family == Family::V5 {
-        // Nouveau's index lives in the (first) node's data folder, as in compose.
-        out.push(Manifest {
+    out
+}
+
+/// Nouveau (5.x), its index in the (first) node's data folder, as in compose.
+fn nouveau(input: &KubeInput) -> Manifest {
+    Manifest {
             file: "nouveau.yaml",
             docs: vec![deployment(
                 "nouveau",
@@ -462,8 +476,11 @@ pub fn manifests(input: &KubeInput) -> Vec<Manifest> {
                 &input.node,
                 json!({ "volumes": host_volume(&input.data_paths[0]) }),
             )],
-        });
-    }
+        }
+}
+
+/// API and Sentinel.
+fn api_and_sentinel(input: &KubeInput) -> [Manifest; 2] {
     let mut api_env = vec![env("BUILDS_URL", BUILDS_URL), secret_env("COUCH_URL")];
     if input.runs_upgrade_service() {
         api_env.push(env(
@@ -475,7 +492,8 @@ pub fn manifests(input: &KubeInput) -> Vec<Manifest> {
         ));
     }
     api_env.push(env("API_PORT", "5988"));
-    out.push(Manifest {
+    [
+        Manifest {
         file: "api.yaml",
         docs: vec![deployment(
             "api",
@@ -488,8 +506,8 @@ pub fn manifests(input: &KubeInput) -> Vec<Manifest> {
             &input.node,
             json!({}),
         )],
-    });
-    out.push(Manifest {
+    },
+        Manifest {
         file: "sentinel.yaml",
         docs: vec![deployment(
             "sentinel",
@@ -504,14 +522,14 @@ pub fn manifests(input: &KubeInput) -> Vec<Manifest> {
             &input.node,
             json!({}),
         )],
-    });
-    if input.runs_upgrade_service() {
-        out.push(Manifest {
-            file: "upgrade-service.yaml",
-            docs: vec![upgrade_service_deployment(input)],
-        });
-    }
-    out.push(Manifest {
+    },
+    ]
+}
+
+/// The ingress to API at the project's host.
+fn ingress(input: &KubeInput) -> Manifest {
+    let ns = &input.namespace;
+    Manifest {
         file: "ingress.yaml",
         docs: vec![json!({
             "apiVersion": "networking.k8s.io/v1",
@@ -522,7 +540,32 @@ pub fn manifests(input: &KubeInput) -> Vec<Manifest> {
                 "backend": { "service": { "name": "api", "port": { "number": 5988 } } },
             }] } }] },
         })],
-    });
+    }
+}
+
+/// Every manifest file of the kubectl migration, in apply order.
+pub fn manifests(input: &KubeInput) -> Vec<Manifest> {
+    let mut out = namespace_and_credentials(input).to_vec();
+    if input.runs_upgrade_service() {
+        out.push(Manifest {
+            file: "roles.yaml",
+            docs: upgrade_service_access(input),
+        });
+    }
+    out.push(services(input));
+    out.push(couchdb(input));
+    out.extend(haproxy_and_healthcheck(input));
+    if input.version.family == Family::V5 {
+        out.push(nouveau(input));
+    }
+    out.extend(api_and_sentinel(input));
+    if input.runs_upgrade_service() {
+        out.push(Manifest {
+            file: "upgrade-service.yaml",
+            docs: vec![upgrade_service_deployment(input)],
+        });
+    }
+    out.push(ingress(input));
     out
 }
 

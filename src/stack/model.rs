@@ -237,6 +237,145 @@ fn enabled(profiles: &[String], active: &str) -> bool {
             .any(|a| a == "*" || profiles.iter().any(|p| p == a))
 }
 
+/// A service's environment: `KEY=VALUE` entries as written, and a bare `KEY` (or a
+/// `KEY:` without value) taken from `lookup` when it knows it, as compose does.
+fn environment(
+    environment: &KeyValues,
+    lookup: &dyn Fn(&str) -> Option<String>,
+) -> BTreeMap<String, String> {
+    let mut env_map = BTreeMap::new();
+    match environment {
+        KeyValues::List(items) => {
+            for item in items {
+                match item.split_once('=') {
+                    Some((k, v)) => {
+                        env_map.insert(k.to_string(), v.to_string());
+                    }
+                    None => {
+                        if let Some(v) = lookup(item) {
+                            env_map.insert(item.clone(), v);
+                        }
+                    }
+                }
+            }
+        }
+        KeyValues::Map(map) => {
+            for (k, v) in map {
+                match v {
+                    Some(v) => {
+                        env_map.insert(k.clone(), v.text());
+                    }
+                    None => {
+                        if let Some(v) = lookup(k) {
+                            env_map.insert(k.clone(), v);
+                        }
+                    }
+                }
+            }
+        }
+    }
+    env_map
+}
+
+/// A service's labels, as a list of `KEY=VALUE` or a map.
+fn labels(labels: &KeyValues) -> BTreeMap<String, String> {
+    match labels {
+        KeyValues::List(items) => items
+            .iter()
+            .map(|i| match i.split_once('=') {
+                Some((k, v)) => (k.to_string(), v.to_string()),
+                None => (i.clone(), String::new()),
+            })
+            .collect(),
+        KeyValues::Map(map) => map
+            .iter()
+            .map(|(k, v)| (k.clone(), v.as_ref().map(Scalar::text).unwrap_or_default()))
+            .collect(),
+    }
+}
+
+/// Service `name`'s `volumes` entries as mounts: a path (absolute, relative to
+/// `working_dir`, or under `~`) is a bind mount, anything else a declared volume; `ro`
+/// among the options makes it read-only. Returns why not, for the compose error.
+fn mounts(
+    name: &str,
+    entries: &[String],
+    working_dir: &Path,
+    volumes: &IndexMap<String, ResourceSpec>,
+) -> std::result::Result<Vec<MountSpec>, String> {
+    let mut mounts = Vec::new();
+    for v in entries {
+        let mut parts = v.splitn(3, ':');
+        let (Some(src), Some(target)) = (parts.next(), parts.next()) else {
+            return Err(format!(
+                "service {name}: volume {v:?} must be SOURCE:TARGET (anonymous volumes are not supported)"
+            ));
+        };
+        let read_only = parts
+            .next()
+            .is_some_and(|m| m.split(',').any(|o| o == "ro"));
+        let bind = src.starts_with('/') || src.starts_with('.') || src.starts_with('~');
+        let source = if bind {
+            let p = if let Some(rest) = src.strip_prefix("~/") {
+                directories::BaseDirs::new()
+                    .map(|b| b.home_dir().join(rest))
+                    .unwrap_or_else(|| PathBuf::from(src))
+            } else {
+                working_dir.join(src)
+            };
+            std::path::absolute(&p)
+                .unwrap_or(p)
+                .to_string_lossy()
+                .into_owned()
+        } else {
+            volumes
+                .get(src)
+                .map(|r| r.name.clone())
+                .ok_or_else(|| format!("service {name} uses volume {src:?}, which is not declared under the top-level volumes"))?
+        };
+        mounts.push(MountSpec {
+            source,
+            target: target.to_string(),
+            bind,
+            read_only,
+        });
+    }
+    Ok(mounts)
+}
+
+/// Reads `files` (relative to `working_dir`) with variables filled in from `lookup`, later
+/// files overriding earlier ones key by key, as compose merges them; returns the merged
+/// file and the paths read.
+fn read_files(
+    working_dir: &Path,
+    files: &[PathBuf],
+    lookup: &dyn Fn(&str) -> Option<String>,
+) -> Result<(RawFile, Vec<PathBuf>)> {
+    let mut raw = RawFile::default();
+    let mut config_files = Vec::new();
+    for file in files {
+        let path = working_dir.join(file);
+        let shown = path.display().to_string();
+        let text = std::fs::read_to_string(&path).map_err(Error::io("read", &path))?;
+        let mut tree: serde_json::Value =
+            serde_saphyr::from_str(&text).map_err(|e| Error::Compose {
+                file: shown.clone(),
+                reason: e.to_string().lines().next().unwrap_or_default().to_string(),
+            })?;
+        interpolate_tree(&mut tree, lookup, &shown, "")?;
+        let parsed: RawFile = serde_json::from_value(tree).map_err(|e| Error::Compose {
+            file: shown.clone(),
+            reason: format!("{e} (cht-dev up reads the compose keys CHT uses; edit the file or run it with docker compose)"),
+        })?;
+        // Later files override earlier ones key by key, as compose merges them.
+        raw.services.extend(parsed.services);
+        raw.networks.extend(parsed.networks);
+        raw.volumes.extend(parsed.volumes);
+        config_files.push(path);
+    }
+    Ok((raw, config_files))
+}
+
 impl Stack {
     /// Reads `files` (relative to `working_dir` or absolute) as compose project `project`,
     /// filling variables from `lookup` (what compose would see: for a file run on the host,
@@ -247,28 +386,7 @@ impl Stack {
         files: &[PathBuf],
         lookup: &dyn Fn(&str) -> Option<String>,
     ) -> Result<Stack> {
-        let mut raw = RawFile::default();
-        let mut config_files = Vec::new();
-        for file in files {
-            let path = working_dir.join(file);
-            let shown = path.display().to_string();
-            let text = std::fs::read_to_string(&path).map_err(Error::io("read", &path))?;
-            let mut tree: serde_json::Value =
-                serde_saphyr::from_str(&text).map_err(|e| Error::Compose {
-                    file: shown.clone(),
-                    reason: e.to_string().lines().next().unwrap_or_default().to_string(),
-                })?;
-            interpolate_tree(&mut tree, lookup, &shown, "")?;
-            let parsed: RawFile = serde_json::from_value(tree).map_err(|e| Error::Compose {
-                file: shown.clone(),
-                reason: format!("{e} (cht-dev up reads the compose keys CHT uses; edit the file or run it with docker compose)"),
-            })?;
-            // Later files override earlier ones key by key, as compose merges them.
-            raw.services.extend(parsed.services);
-            raw.networks.extend(parsed.networks);
-            raw.volumes.extend(parsed.volumes);
-            config_files.push(path);
-        }
+        let (mut raw, config_files) = read_files(working_dir, files, lookup)?;
         let file_label = config_files
             .iter()
             .map(|p| p.display().to_string())
@@ -295,50 +413,8 @@ impl Stack {
                         "service {name} has no image (cht-dev up does not build images)"
                     ))
                 })?;
-            let mut env_map = BTreeMap::new();
-            match &s.environment {
-                KeyValues::List(items) => {
-                    for item in items {
-                        match item.split_once('=') {
-                            Some((k, v)) => {
-                                env_map.insert(k.to_string(), v.to_string());
-                            }
-                            None => {
-                                if let Some(v) = lookup(item) {
-                                    env_map.insert(item.clone(), v);
-                                }
-                            }
-                        }
-                    }
-                }
-                KeyValues::Map(map) => {
-                    for (k, v) in map {
-                        match v {
-                            Some(v) => {
-                                env_map.insert(k.clone(), v.text());
-                            }
-                            None => {
-                                if let Some(v) = lookup(k) {
-                                    env_map.insert(k.clone(), v);
-                                }
-                            }
-                        }
-                    }
-                }
-            }
-            let labels = match &s.labels {
-                KeyValues::List(items) => items
-                    .iter()
-                    .map(|i| match i.split_once('=') {
-                        Some((k, v)) => (k.to_string(), v.to_string()),
-                        None => (i.clone(), String::new()),
-                    })
-                    .collect(),
-                KeyValues::Map(map) => map
-                    .iter()
-                    .map(|(k, v)| (k.clone(), v.as_ref().map(Scalar::text).unwrap_or_default()))
-                    .collect(),
-            };
+            let env_map = environment(&s.environment, lookup);
+            let labels = labels(&s.labels);
             let expose = s
                 .expose
                 .iter()
@@ -363,43 +439,7 @@ impl Stack {
                     })
                 })
                 .collect::<Result<Vec<_>>>()?;
-            let mut mounts = Vec::new();
-            for v in &s.volumes {
-                let mut parts = v.splitn(3, ':');
-                let (Some(src), Some(target)) = (parts.next(), parts.next()) else {
-                    return Err(bad(format!(
-                        "service {name}: volume {v:?} must be SOURCE:TARGET (anonymous volumes are not supported)"
-                    )));
-                };
-                let read_only = parts
-                    .next()
-                    .is_some_and(|m| m.split(',').any(|o| o == "ro"));
-                let bind = src.starts_with('/') || src.starts_with('.') || src.starts_with('~');
-                let source = if bind {
-                    let p = if let Some(rest) = src.strip_prefix("~/") {
-                        directories::BaseDirs::new()
-                            .map(|b| b.home_dir().join(rest))
-                            .unwrap_or_else(|| PathBuf::from(src))
-                    } else {
-                        working_dir.join(src)
-                    };
-                    std::path::absolute(&p)
-                        .unwrap_or(p)
-                        .to_string_lossy()
-                        .into_owned()
-                } else {
-                    volumes
-                        .get(src)
-                        .map(|r| r.name.clone())
-                        .ok_or_else(|| bad(format!("service {name} uses volume {src:?}, which is not declared under the top-level volumes")))?
-                };
-                mounts.push(MountSpec {
-                    source,
-                    target: target.to_string(),
-                    bind,
-                    read_only,
-                });
-            }
+            let mounts = mounts(name, &s.volumes, working_dir, &volumes).map_err(bad)?;
             let memory_text = s
                 .deploy
                 .as_ref()

@@ -16,7 +16,7 @@ use super::start::{Sequence, start_in_order};
 use super::status::{ServiceState, containers, rows_of, status_with};
 use super::teardown::pause_upgrade_service;
 use crate::docker::timeline::Span;
-use crate::docker::{Engine, ImageInfo, labels};
+use crate::docker::{ContainerInfo, Engine, ImageInfo, labels};
 use crate::error::{Error, Result};
 use crate::project::{Project, render};
 use crate::report::Reporter;
@@ -134,24 +134,48 @@ pub async fn reload_files(
     super::reconcile::reload_files(engine, &stacks.cht, files).await
 }
 
-/// Brings the project up: images, network, volumes, containers in order, certificates,
-/// then waits for readiness (unless `opts.wait` is false).
-///
-/// CHT's containers carry the config hash the upgrade service's own compose computes, and
-/// the upgrade service starts only once they all run, so its boot-time `up` keeps them.
-pub async fn up(
+/// Whether every service of both stacks has a running container among `before`: then
+/// their networks and volumes exist (the engine removes neither while a container uses it).
+pub(crate) fn all_running(before: &[ContainerInfo], stacks: &Stacks) -> bool {
+    [&stacks.cht, &stacks.upgrade].iter().all(|stack| {
+        stack.services.values().all(|spec| {
+            before.iter().any(|c| {
+                c.project == stack.project && c.service == spec.name && c.state.is_running()
+            })
+        })
+    })
+}
+
+/// What `up` found before changing anything, and what it aims for.
+struct Survey {
+    /// Both stacks, loaded.
+    stacks: Stacks,
+    /// The project's containers as they were.
+    before: Vec<ContainerInfo>,
+    /// Whether every service ran.
+    all_running: bool,
+    /// The main stack's target.
+    cht_target: Desired,
+    /// The upgrade service's target.
+    upgrade_target: Desired,
+    /// Notes (compose's hashes unknown).
+    notes: Vec<String>,
+}
+
+/// Loads the files and looks at what runs, changing nothing but missing images, networks
+/// and volumes: mounts and ports checked, images present, compose's hashes learned.
+async fn survey(
     engine: &Engine,
     project: &Project,
     profile: &Profile,
     opts: &UpOptions,
     reporter: &dyn Reporter,
-) -> Result<UpOutcome> {
+) -> Result<Survey> {
     let step = |what: &'static str| Span::open(engine.timeline(), || format!("up: {what}"));
     let loading = step("read files");
     let stacks = load(project)?;
     check_mount_sources(engine, project, &stacks).await?;
     drop(loading);
-    let files_changed = profile.volume_files.as_ref().is_some_and(|f| f.changed);
     let checking = step("list containers, check ports and images");
     let (before, images) = futures_util::future::try_join(
         containers(engine, &project.name),
@@ -160,15 +184,7 @@ pub async fn up(
     .await?;
     check_published_ports(&before, &stacks, profile)?;
     drop(checking);
-    // Every service running: its network and volumes exist (the engine removes neither
-    // while a container uses it), so only a change needs them checked.
-    let all_running = [&stacks.cht, &stacks.upgrade].iter().all(|stack| {
-        stack.services.values().all(|spec| {
-            before.iter().any(|c| {
-                c.project == stack.project && c.service == spec.name && c.state.is_running()
-            })
-        })
-    });
+    let all_running = all_running(&before, &stacks);
     // Learning compose's hashes (a one-off container unless cached) overlaps with the
     // network and volumes, which it does not need.
     let (learned, ()) = futures_util::future::try_join(
@@ -192,41 +208,67 @@ pub async fn up(
             None
         }
     };
-    let cht_target = Desired::of(&stacks.cht, &images, compose);
-    let upgrade_target = Desired::of(&stacks.upgrade, &images, None);
-    let cht_settled = is_settled(&before, &stacks.cht, &cht_target);
-    if all_running
+    Ok(Survey {
+        cht_target: Desired::of(&stacks.cht, &images, compose),
+        upgrade_target: Desired::of(&stacks.upgrade, &images, None),
+        stacks,
+        before,
+        all_running,
+        notes,
+    })
+}
+
+/// Brings the project up: images, network, volumes, containers in order, the profile's
+/// files, then waits for readiness (unless `opts.wait` is false).
+///
+/// CHT's containers carry the config hash the upgrade service's own compose computes, and
+/// the upgrade service starts only once they all run, so its boot-time `up` keeps them.
+pub async fn up(
+    engine: &Engine,
+    project: &Project,
+    profile: &Profile,
+    opts: &UpOptions,
+    reporter: &dyn Reporter,
+) -> Result<UpOutcome> {
+    let survey = survey(engine, project, profile, opts, reporter).await?;
+    let stacks = &survey.stacks;
+    let step = |what: &'static str| Span::open(engine.timeline(), || format!("up: {what}"));
+    let wait = async || {
+        let _waiting = step("wait until ready");
+        wait_ready(
+            engine,
+            project,
+            &profile.readiness,
+            stacks,
+            opts.timeout,
+            reporter,
+        )
+        .await
+    };
+    let files_changed = profile.volume_files.as_ref().is_some_and(|f| f.changed);
+    let cht_settled = is_settled(&survey.before, &stacks.cht, &survey.cht_target);
+    if survey.all_running
         && cht_settled
-        && is_settled(&before, &stacks.upgrade, &upgrade_target)
+        && is_settled(&survey.before, &stacks.upgrade, &survey.upgrade_target)
         && !files_changed
     {
         // Nothing to change: what runs is what the files say.
         if opts.wait {
-            let _waiting = step("wait until ready");
-            wait_ready(
-                engine,
-                project,
-                &profile.readiness,
-                &stacks,
-                opts.timeout,
-                reporter,
-            )
-            .await?;
+            wait().await?;
         }
         return Ok(UpOutcome {
-            services: rows_of(&before, Some(&stacks)),
-            notes,
+            services: rows_of(&survey.before, Some(stacks)),
+            notes: survey.notes,
         });
     }
-    if all_running {
-        ensure_both_resources(engine, project, &stacks, reporter).await?;
+    if survey.all_running {
+        ensure_both_resources(engine, project, stacks, reporter).await?;
     }
     // The upgrade service's compose must not act while CHT's containers change: it
     // stops, and starts again last.
     if !cht_settled {
         pause_upgrade_service(engine, &project.name, reporter).await?;
     }
-    let upgrade_target = Desired::of(&stacks.upgrade, &images, None);
     let preparing = step("list containers, remove orphans");
     let (cht, upgrade) = futures_util::future::try_join(
         prepare(
@@ -234,7 +276,7 @@ pub async fn up(
             project,
             "cht",
             &stacks.cht,
-            &cht_target,
+            &survey.cht_target,
             profile.volume_files.as_ref(),
             reporter,
         ),
@@ -243,7 +285,7 @@ pub async fn up(
             project,
             "upgrade",
             &stacks.upgrade,
-            &upgrade_target,
+            &survey.upgrade_target,
             None,
             reporter,
         ),
@@ -276,24 +318,15 @@ pub async fn up(
         // proxy takes before the container's network is up waits a TCP retransmit (1 s).
         let ready = async {
             cht_started.await?;
-            let _waiting = step("wait until ready");
-            wait_ready(
-                engine,
-                project,
-                &profile.readiness,
-                &stacks,
-                opts.timeout,
-                reporter,
-            )
-            .await
+            wait().await
         };
         futures_util::future::try_join(ready, upgrade_started).await?;
     } else {
         futures_util::future::try_join(cht_started, upgrade_started).await?;
     }
     Ok(UpOutcome {
-        services: status_with(engine, project, Some(&stacks)).await?,
-        notes,
+        services: status_with(engine, project, Some(stacks)).await?,
+        notes: survey.notes,
     })
 }
 
@@ -351,4 +384,47 @@ pub async fn next_boot(engine: &Engine, project: &Project) -> Result<NextBoot> {
     } else {
         NextBoot::Recreates(recreated)
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::docker::ContainerState;
+    use crate::stack::testing::load_text;
+
+    #[test]
+    fn every_service_of_both_stacks_must_run() {
+        let main = load_text(
+            "services:\n  web:\n    image: w\n    networks: [net]\nnetworks:\n  net: {}\n",
+            &[],
+        )
+        .expect("main");
+        let mut upgrade = main.clone();
+        upgrade.project = "p-upgrade".into();
+        let stacks = Stacks { cht: main, upgrade };
+        let running = |project: &str, state| ContainerInfo {
+            id: project.into(),
+            name: format!("{project}-web-1"),
+            service: "web".into(),
+            project: project.into(),
+            state,
+            status: String::new(),
+            health: None,
+            image: "w".into(),
+            ports: Vec::new(),
+            config_hash: None,
+            image_id: None,
+        };
+        let both = [
+            running("p", ContainerState::Running),
+            running("p-upgrade", ContainerState::Running),
+        ];
+        assert!(all_running(&both, &stacks));
+        assert!(!all_running(&both[..1], &stacks));
+        let stopped = [
+            running("p", ContainerState::Exited),
+            running("p-upgrade", ContainerState::Running),
+        ];
+        assert!(!all_running(&stopped, &stacks));
+    }
 }
