@@ -61,6 +61,69 @@ pub enum Error {
         /// What is wrong with it.
         reason: String,
     },
+    /// A snapshot label the project has no snapshot of.
+    #[error("{project} has no snapshot {label:?}; {known}")]
+    SnapshotNotFound {
+        /// The project.
+        project: String,
+        /// The label asked for.
+        label: String,
+        /// The snapshots it has, or how to take one.
+        known: String,
+    },
+    /// A snapshot label already taken.
+    #[error(
+        "{project} already has a snapshot {label:?}; pick another --label or remove it with `cht-dev snapshot rm {project} {label}`"
+    )]
+    SnapshotExists {
+        /// The project.
+        project: String,
+        /// The label.
+        label: String,
+    },
+    /// A move to an older release, not forced.
+    #[error(
+        "{project} runs {current}; {target} is older (a downgrade can break CouchDB data): pass --force to do it anyway"
+    )]
+    Downgrade {
+        /// The project.
+        project: String,
+        /// Its release now.
+        current: String,
+        /// The release asked for.
+        target: String,
+    },
+    /// A port a Docker Helper project publishes is in use.
+    #[error(
+        "cannot adopt {file}: {key} {port} is busy: {reason}; stop what holds it (the helper's own containers: docker ps) and adopt again"
+    )]
+    HelperPortBusy {
+        /// The helper's `.env`.
+        file: PathBuf,
+        /// The setting.
+        key: &'static str,
+        /// The port.
+        port: u16,
+        /// Who holds it.
+        reason: String,
+    },
+    /// Writing settings or a record cht-dev made itself failed (a bug, or a value no file
+    /// format can carry).
+    #[error("cannot write {what}: {reason}")]
+    Encode {
+        /// What was being written.
+        what: String,
+        /// Why not.
+        reason: String,
+    },
+    /// A failure, and a failure putting things back after it: the first is the cause.
+    #[error("{error} (putting things back failed too: {rollback})")]
+    RollbackFailed {
+        /// What went wrong first.
+        error: Box<Error>,
+        /// What went wrong putting things back.
+        rollback: Box<Error>,
+    },
     /// Options that do not fit together, or a bad option value not covered above.
     #[error("{0}")]
     BadOption(String),
@@ -374,7 +437,10 @@ impl Error {
             | Error::ProjectNotFound { .. }
             | Error::AmbiguousProject { .. }
             | Error::NoProjects { .. }
+            | Error::SnapshotNotFound { .. }
+            | Error::Downgrade { .. }
             | Error::NotConfirmed(_) => 2,
+            Error::RollbackFailed { error, .. } => error.exit_code(),
             Error::Interrupted => 130,
             _ => 1,
         }
@@ -425,3 +491,47 @@ impl Error {
 
 /// The result type used throughout cht-dev.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_failure_has_its_exit_code_and_a_rollback_keeps_the_first_one() {
+        let missing = Error::SnapshotNotFound {
+            project: "p".into(),
+            label: "x".into(),
+            known: "it has none".into(),
+        };
+        assert_eq!(missing.exit_code(), 2);
+        let taken = Error::SnapshotExists {
+            project: "p".into(),
+            label: "x".into(),
+        };
+        assert_eq!(taken.exit_code(), 1);
+        let downgrade = Error::Downgrade {
+            project: "p".into(),
+            current: "5.2.0".into(),
+            target: "4.22.0".into(),
+        };
+        assert_eq!(downgrade.exit_code(), 2);
+        assert!(downgrade.to_string().contains("pass --force"));
+        let busy = Error::HelperPortBusy {
+            file: "/h/p.env".into(),
+            key: "NGINX_HTTP_PORT",
+            port: 80,
+            reason: "in use".into(),
+        };
+        assert_eq!(busy.exit_code(), 1);
+        let both = Error::RollbackFailed {
+            error: Box::new(downgrade),
+            rollback: Box::new(Error::Interrupted),
+        };
+        assert_eq!(both.exit_code(), 2, "the first failure's code");
+        assert!(
+            both.to_string().starts_with("p runs 5.2.0")
+                && both.to_string().contains("putting things back failed too"),
+            "{both}"
+        );
+    }
+}

@@ -5,7 +5,6 @@
 
 #![deny(missing_docs)]
 #![warn(
-    clippy::missing_docs_in_private_items,
     clippy::unwrap_used,
     clippy::print_stdout,
     clippy::print_stderr,

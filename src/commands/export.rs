@@ -86,10 +86,9 @@ fn image_pull(own_registry: bool, pull: Option<PullPolicy>) -> ImagePull {
     }
 }
 
-/// Runs `export kubernetes`.
-pub fn run(settings: &Settings, req: &ExportRequest) -> Result<Exported> {
-    let home = settings.home()?;
-    let project = Project::load(&home, &req.name)?;
+/// What the manifests are made from: the project's settings, with the request's
+/// namespace, host, registry and pull policy, each checked.
+fn kube_input(project: &Project, req: &ExportRequest) -> Result<KubeInput> {
     let version = versions::find(&project.cht_version()?)?;
     let namespace = req
         .namespace
@@ -120,7 +119,7 @@ pub fn run(settings: &Settings, req: &ExportRequest) -> Result<Exported> {
     let own_registry = registry.is_some();
     let layout = project.layout()?;
     let credentials = project.credentials();
-    let input = KubeInput {
+    Ok(KubeInput {
         project: project.name.clone(),
         namespace,
         host,
@@ -140,7 +139,15 @@ pub fn run(settings: &Settings, req: &ExportRequest) -> Result<Exported> {
         node: crate::net::hostname().unwrap_or_else(|| "<node name>".into()),
         upgrade_service: !req.no_upgrade_service,
         pull: image_pull(own_registry, req.pull),
-    };
+    })
+}
+
+/// Runs `export kubernetes`.
+pub fn run(settings: &Settings, req: &ExportRequest) -> Result<Exported> {
+    let home = settings.home()?;
+    let project = Project::load(&home, &req.name)?;
+    let input = kube_input(&project, req)?;
+    let (version, layout, own_registry) = (input.version, input.layout, input.own_registry);
     std::fs::create_dir_all(&req.out).map_err(Error::io("create", &req.out))?;
     let manifests = kube::manifests(&input);
     for m in &manifests {

@@ -14,7 +14,7 @@ use crate::home::Home;
 use crate::printer::{Printer, Report};
 use crate::project::archives::{self, SnapshotInfo};
 use crate::project::layout::{DataFolder, Layout};
-use crate::project::{self, Project, versions};
+use crate::project::{self, Project};
 use crate::report;
 use crate::settings::Settings;
 use crate::stack::load::load;
@@ -109,15 +109,27 @@ async fn with_data_quiet<T: Send + 'static>(
         .then(|| stopped_at.get().map(|t| t.elapsed()))
         .flatten();
     if !quiesced.stopped.is_empty() || quiesced.upgrade_paused {
-        async {
+        let resumed = async {
             let engine = super::engine::connect(settings).await?;
-            resume(&engine, project, &profile, &quiesced).await
+            resume(&engine, project, &profile, &quiesced).await?;
+            // Serving again before saying anything else, failure included (not after
+            // Ctrl-C: the user asked to stop).
+            if !matches!(outcome, Err(Error::Interrupted)) && !quiesced.stopped.is_empty() {
+                wait_ready_again(settings, home, project, ready_within, reporter).await?;
+            }
+            Ok(())
         }
-        .await?;
-        // Serving again before saying anything else, failure included (not after Ctrl-C:
-        // the user asked to stop).
-        if !matches!(outcome, Err(Error::Interrupted)) && !quiesced.stopped.is_empty() {
-            wait_ready_again(settings, home, project, ready_within, reporter).await?;
+        .await;
+        // A failure to start again never hides the first failure: it is attached.
+        match (outcome, resumed) {
+            (Err(error), Err(rollback)) => {
+                return Err(Error::RollbackFailed {
+                    error: Box::new(error),
+                    rollback: Box::new(rollback),
+                });
+            }
+            (_, Err(rollback)) => return Err(rollback),
+            (outcome, Ok(())) => return Ok((outcome?, stopped_for)),
         }
     }
     Ok((outcome?, stopped_for))
@@ -381,23 +393,7 @@ pub async fn restore(settings: &Settings, req: &RestoreRequest) -> Result<Snapsh
     let project = Project::load(&home, &req.name)?;
     let info = archives::find(&project, &req.label)?;
     let current = project.cht_version()?;
-    if versions::order(&info.cht_version) > versions::order(&current) {
-        return Err(Error::BadOption(format!(
-            "snapshot {} holds CHT {} data, newer than {}'s {current}: upgrade the project first (`cht-dev upgrade {} --cht-version {}`)",
-            info.label, info.cht_version, req.name, req.name, info.cht_version
-        )));
-    }
-    let layout = project.layout()?;
-    if info.couchdb_nodes != layout.nodes() {
-        let theirs = Layout::from_nodes(info.couchdb_nodes)
-            .map_or("another CouchDB layout", |l| l.describe());
-        return Err(Error::BadOption(format!(
-            "snapshot {} holds the data of {theirs}, and {} runs {}: restore it into a project with the same number of CouchDB nodes",
-            info.label,
-            req.name,
-            layout.describe()
-        )));
-    }
+    info.restorable_into(&req.name, &current, project.layout()?)?;
     let folders = data_folders(&project)?;
     let question = format!(
         "restore {} into {}: replace everything in {} with the snapshot?",

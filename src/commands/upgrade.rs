@@ -125,10 +125,11 @@ pub async fn run(settings: &Settings, req: &UpgradeRequest) -> Result<Upgraded> 
     let _lock = project::lock(&home, &req.name)?;
     let current = project.cht_version()?;
     if versions::order(target.version) < versions::order(&current) && !req.force {
-        return Err(Error::BadOption(format!(
-            "{} runs {current}; {} is older (a downgrade can break CouchDB data): pass --force to do it anyway",
-            req.name, target.version
-        )));
+        return Err(Error::Downgrade {
+            project: req.name.clone(),
+            current,
+            target: target.version.to_string(),
+        });
     }
     // Keep the registry the project already uses (checked like --image-registry).
     let registry = project.image_registry()?;
@@ -172,7 +173,12 @@ pub async fn run(settings: &Settings, req: &UpgradeRequest) -> Result<Upgraded> 
             }
             Err(e) => {
                 // Roll back: the previous files, then the previous containers.
-                rewrite.borrow_mut().undo()?;
+                if let Err(undo) = rewrite.borrow_mut().undo() {
+                    return Err(Error::RollbackFailed {
+                        error: Box::new(e),
+                        rollback: Box::new(undo),
+                    });
+                }
                 let back = stack_up::up(
                     &engine,
                     &project,
@@ -194,8 +200,13 @@ pub async fn run(settings: &Settings, req: &UpgradeRequest) -> Result<Upgraded> 
         Ok(outcome) => outcome,
         Err(e) => {
             // Interrupted, or the engine failed outside `up`: the previous files again.
-            rewrite.borrow_mut().undo()?;
-            return Err(e);
+            return Err(match rewrite.borrow_mut().undo() {
+                Ok(()) => e,
+                Err(undo) => Error::RollbackFailed {
+                    error: Box::new(e),
+                    rollback: Box::new(undo),
+                },
+            });
         }
     };
     match outcome {
@@ -256,8 +267,14 @@ fn write_release(
         }
         Ok(notes)
     })();
-    if result.is_err() {
-        rewrite.undo()?;
+    match result {
+        Err(e) => Err(match rewrite.undo() {
+            Ok(()) => e,
+            Err(undo) => Error::RollbackFailed {
+                error: Box::new(e),
+                rollback: Box::new(undo),
+            },
+        }),
+        ok => ok,
     }
-    result
 }

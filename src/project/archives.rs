@@ -39,6 +39,35 @@ pub struct SnapshotInfo {
     pub couchdb_nodes: u32,
 }
 
+impl SnapshotInfo {
+    /// Whether this snapshot may replace the data of project `name`, which runs CHT
+    /// `current` on `layout`: never data of a newer release (its migrations already ran),
+    /// and only data of the same number of CouchDB nodes.
+    pub fn restorable_into(
+        &self,
+        name: &str,
+        current: &str,
+        layout: super::layout::Layout,
+    ) -> Result<()> {
+        if super::versions::order(&self.cht_version) > super::versions::order(current) {
+            return Err(Error::BadOption(format!(
+                "snapshot {} holds CHT {} data, newer than {name}'s {current}: upgrade the project first (`cht-dev upgrade {name} --cht-version {}`)",
+                self.label, self.cht_version, self.cht_version
+            )));
+        }
+        if self.couchdb_nodes != layout.nodes() {
+            let theirs = super::layout::Layout::from_nodes(self.couchdb_nodes)
+                .map_or("another CouchDB layout", |l| l.describe());
+            return Err(Error::BadOption(format!(
+                "snapshot {} holds the data of {theirs}, and {name} runs {}: restore it into a project with the same number of CouchDB nodes",
+                self.label,
+                layout.describe()
+            )));
+        }
+        Ok(())
+    }
+}
+
 /// The node count of a sidecar written before cht-dev ran clusters.
 fn one_node() -> u32 {
     1
@@ -136,20 +165,21 @@ pub fn find(project: &Project, label: &str) -> Result<SnapshotInfo> {
                 .join(", ")
         )
     };
-    Err(Error::BadOption(format!(
-        "{} has no snapshot {label:?}; {known}",
-        project.name
-    )))
+    Err(Error::SnapshotNotFound {
+        project: project.name.clone(),
+        label: label.to_string(),
+        known,
+    })
 }
 
 /// Refuses a label already taken.
 pub fn check_free(project: &Project, label: &str) -> Result<()> {
     check_label(label)?;
     if archive_path(project, label).exists() || sidecar_path(project, label).exists() {
-        return Err(Error::BadOption(format!(
-            "{} already has a snapshot {label:?}; pick another --label or remove it with `cht-dev snapshot rm {} {label}`",
-            project.name, project.name
-        )));
+        return Err(Error::SnapshotExists {
+            project: project.name.clone(),
+            label: label.to_string(),
+        });
     }
     Ok(())
 }
@@ -205,7 +235,10 @@ pub fn write(
         let _ = std::fs::remove_file(&tmp);
         return Err(Error::io("move into place", &target)(e));
     }
-    let text = serde_json::to_string_pretty(&info).map_err(|e| Error::BadOption(e.to_string()))?;
+    let text = serde_json::to_string_pretty(&info).map_err(|e| Error::Encode {
+        what: "the snapshot's record".into(),
+        reason: e.to_string(),
+    })?;
     if let Err(e) = fsutil::replace(
         &sidecar_path(project, &info.label),
         (text + "\n").as_bytes(),
@@ -465,5 +498,35 @@ mod tests {
         let label = default_label(time::macros::datetime!(2026-11-23 01:02:03 UTC));
         assert_eq!(label, "2026-11-23T01-02-03Z");
         assert!(check_label(&label).is_ok());
+    }
+
+    #[test]
+    fn a_snapshot_restores_only_into_an_older_or_equal_release_with_as_many_nodes() {
+        use crate::project::layout::Layout;
+        let info = SnapshotInfo {
+            label: "before".into(),
+            cht_version: "4.22.0".into(),
+            created: String::new(),
+            bytes: 0,
+            data_bytes: 0,
+            method: String::new(),
+            couchdb_nodes: 1,
+        };
+        assert!(info.restorable_into("p", "4.22.0", Layout::Single).is_ok());
+        assert!(info.restorable_into("p", "5.2.0", Layout::Single).is_ok());
+        let newer = info
+            .restorable_into("p", "4.21.0", Layout::Single)
+            .expect_err("newer");
+        assert!(
+            newer.to_string().contains("upgrade the project first"),
+            "{newer}"
+        );
+        let nodes = info
+            .restorable_into("p", "4.22.0", Layout::Cluster)
+            .expect_err("nodes");
+        assert!(
+            nodes.to_string().contains("same number of CouchDB nodes"),
+            "{nodes}"
+        );
     }
 }

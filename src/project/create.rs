@@ -403,9 +403,10 @@ fn create_with(home: &Home, opts: &InitOptions, adopted: Option<&Adopted>) -> Re
         "cht-dev project settings, read by cht-dev, compose and the CHT upgrade service.",
         "Secrets: keep this file private (mode 0600).",
     ];
-    let env_text = env
-        .render(&header)
-        .map_err(|e| Error::BadOption(e.to_string()))?;
+    let env_text = env.render(&header).map_err(|e| Error::Encode {
+        what: format!("{}'s .env", checked.name),
+        reason: e.to_string(),
+    })?;
     let staging = fsutil::Staging::new(home.root(), &checked.name)?;
     let root = staging.path();
     for sub in ["compose", "certs", "couchdb"] {

@@ -127,9 +127,12 @@ pub fn read(
         let port = ports::parse_setting(&raw).map_err(|why| bad(format!("{key}={raw}: {why}")))?;
         match ports::busy_reason(port, &taken) {
             None => Ok(port),
-            Some(why) => Err(bad(format!(
-                "{key} {port} is busy: {why}; stop what holds it (the helper's own containers: docker ps) and adopt again"
-            ))),
+            Some(reason) => Err(Error::HelperPortBusy {
+                file: env_file.to_path_buf(),
+                key,
+                port,
+                reason,
+            }),
         }
     };
     let (http, https) = (port("NGINX_HTTP_PORT")?, port("NGINX_HTTPS_PORT")?);

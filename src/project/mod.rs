@@ -310,7 +310,10 @@ impl Project {
             one.set(key, *value);
             let rendered = one
                 .render(&[])
-                .map_err(|e| Error::BadOption(e.to_string()))?
+                .map_err(|e| Error::Encode {
+                    what: path.display().to_string(),
+                    reason: e.to_string(),
+                })?
                 .trim_end()
                 .to_string();
             let found = lines.iter_mut().find(|l| {

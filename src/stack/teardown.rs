@@ -62,6 +62,12 @@ pub async fn stop(engine: &Engine, name: &str, reporter: &dyn Reporter) -> Resul
 /// service's compose sent just before it was killed can land after a listing.
 const DOWN_ROUNDS: usize = 5;
 
+/// How many more times `down` tries to remove a network that still has endpoints.
+const NETWORK_TRIES: usize = 10;
+
+/// How long `down` waits before it tries a network again.
+const NETWORK_RETRY: std::time::Duration = std::time::Duration::from_millis(300);
+
 /// Removes every container and network of the project; volumes, data and files stay.
 /// The upgrade service goes first: it keeps no data and its container goes, so it is
 /// killed (node as PID 1 ignores SIGTERM, so a grace would only wait), which ends its
@@ -72,13 +78,6 @@ const DOWN_ROUNDS: usize = 5;
 /// (a create in flight when the upgrade service was killed lands later).
 pub async fn down(engine: &Engine, project: &Project, reporter: &dyn Reporter) -> Result<()> {
     let stacks = load(project).ok();
-    for _ in 0..DOWN_ROUNDS {
-        let list = containers(engine, &project.name).await?;
-        if list.is_empty() {
-            break;
-        }
-        remove_containers(engine, &project.name, list, stacks.as_ref(), reporter).await?;
-    }
     let mut networks = engine
         .networks(labels::CHT_DEV_PROJECT, &project.name)
         .await?;
@@ -95,10 +94,33 @@ pub async fn down(engine: &Engine, project: &Project, reporter: &dyn Reporter) -
     }
     networks.sort();
     networks.dedup();
-    for net in networks {
-        engine.remove_network(&net).await?;
+    // A network still has endpoints while a container created after the last listing (or
+    // one the engine is still letting go of) is on it: the containers are listed again,
+    // and the networks tried again, a few times.
+    let mut tries = 0;
+    loop {
+        for _ in 0..DOWN_ROUNDS {
+            let list = containers(engine, &project.name).await?;
+            if list.is_empty() {
+                break;
+            }
+            remove_containers(engine, &project.name, list, stacks.as_ref(), reporter).await?;
+        }
+        let mut failed = None;
+        for net in &networks {
+            if let Err(e) = engine.remove_network(net).await {
+                failed = Some(e);
+            }
+        }
+        match failed {
+            None => return Ok(()),
+            Some(e) if tries >= NETWORK_TRIES => return Err(e),
+            Some(_) => {
+                tries += 1;
+                tokio::time::sleep(NETWORK_RETRY).await;
+            }
+        }
     }
-    Ok(())
 }
 
 /// One round of [`down`]: the upgrade service's containers killed and removed, CHT's

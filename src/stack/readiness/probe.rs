@@ -391,7 +391,7 @@ mod tests {
         let api = WaitFor::HttpsApi {
             port: 443,
             path: "/api/info",
-            via: "nginx",
+            via: "the proxy",
             progress: None,
         };
         assert_eq!(api.to_string(), "https://localhost:443/api/info");
