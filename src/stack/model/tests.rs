@@ -85,3 +85,66 @@ fn a_sidecar_shares_its_services_network_namespace() {
         "{err}"
     );
 }
+
+#[test]
+fn services_start_in_waves_after_what_they_depend_on() {
+    let text = "services:
+  db:
+    image: d
+    networks: [net]
+  api:
+    image: a
+    networks: [net]
+    depends_on: [db]
+  proxy:
+    image: p
+    networks: [net]
+    depends_on: [api]
+  worker:
+    image: w
+    networks: [net]
+    depends_on: [db]
+networks:
+  net: {}
+";
+    let stack = load_text(text, &[]).expect("loads");
+    assert_eq!(
+        stack.start_order().expect("order"),
+        [vec!["db"], vec!["api", "worker"], vec!["proxy"]]
+    );
+}
+
+#[test]
+fn a_dependency_cycle_or_an_unknown_dependency_is_refused() {
+    let cycle = "services:
+  a:
+    image: a
+    networks: [net]
+    depends_on: [b]
+  b:
+    image: b
+    networks: [net]
+    depends_on: [a]
+networks:
+  net: {}
+";
+    let err = load_text(cycle, &[]).expect_err("cycle").to_string();
+    assert!(err.contains("cycle"), "{err}");
+    let unknown = cycle.replace("depends_on: [a]", "depends_on: [c]");
+    assert!(load_text(&unknown, &[]).is_err());
+}
+
+#[test]
+fn variables_fill_images_and_a_missing_required_one_is_named() {
+    let text = "services:
+  web:
+    image: ${REGISTRY:-example}/web:${TAG:?set TAG}
+    networks: [net]
+networks:
+  net: {}
+";
+    let stack = load_text(text, &[("TAG", "1.2")]).expect("loads");
+    assert_eq!(stack.services["web"].image, "example/web:1.2");
+    let err = load_text(text, &[]).expect_err("TAG missing").to_string();
+    assert!(err.contains("TAG"), "{err}");
+}
