@@ -72,25 +72,7 @@ impl Cli {
                     no_upgrade_service: args.no_upgrade_service,
                 })
             }
-            Command::Snapshot(SnapshotCommand::Create(args)) => Action::SnapshotCreate {
-                name: args.name.clone(),
-                label: args.label.clone(),
-            },
-            Command::Snapshot(SnapshotCommand::Ls(args)) => Action::SnapshotLs {
-                name: args.name.clone(),
-            },
-            Command::Snapshot(SnapshotCommand::Restore(args)) => {
-                Action::SnapshotRestore(RestoreRequest {
-                    name: args.name.clone(),
-                    label: args.label.clone(),
-                    yes: args.yes,
-                    timeout: Duration::from_secs(args.timeout),
-                })
-            }
-            Command::Snapshot(SnapshotCommand::Rm(args)) => Action::SnapshotRm {
-                name: args.name.clone(),
-                label: args.label.clone(),
-            },
+            Command::Snapshot(command) => snapshot_action(command),
             Command::Adopt(args) => Action::Adopt(AdoptRequest {
                 env_file: args.env_file.clone(),
                 name: args.name.clone(),
@@ -141,22 +123,50 @@ impl Cli {
                 key_file: args.key_file.clone(),
             }),
             Command::Versions(_) => Action::Versions,
-            Command::Ca(args) => match &args.action {
-                None => Action::Ca {
-                    der: args.der.clone(),
-                },
-                Some(CaAction::Install(t)) => Action::Trust {
-                    install: true,
-                    system: t.system,
-                },
-                Some(CaAction::Uninstall(t)) => Action::Trust {
-                    install: false,
-                    system: t.system,
-                },
-            },
+            Command::Ca(args) => ca_action(args),
             Command::Completions(args) => return (settings, Resolved::Completions(args.shell)),
         };
         (settings, Resolved::Action(Box::new(action)))
+    }
+}
+
+/// The typed request of a `snapshot` command line.
+fn snapshot_action(command: &SnapshotCommand) -> Action {
+    match command {
+        SnapshotCommand::Create(args) => Action::SnapshotCreate {
+            name: args.name.clone(),
+            label: args.label.clone(),
+        },
+        SnapshotCommand::Ls(args) => Action::SnapshotLs {
+            name: args.name.clone(),
+        },
+        SnapshotCommand::Restore(args) => Action::SnapshotRestore(RestoreRequest {
+            name: args.name.clone(),
+            label: args.label.clone(),
+            yes: args.yes,
+            timeout: Duration::from_secs(args.timeout),
+        }),
+        SnapshotCommand::Rm(args) => Action::SnapshotRm {
+            name: args.name.clone(),
+            label: args.label.clone(),
+        },
+    }
+}
+
+/// The typed request of a `ca` command line.
+fn ca_action(args: &CaArgs) -> Action {
+    match &args.action {
+        None => Action::Ca {
+            der: args.der.clone(),
+        },
+        Some(CaAction::Install(t)) => Action::Trust {
+            install: true,
+            system: t.system,
+        },
+        Some(CaAction::Uninstall(t)) => Action::Trust {
+            install: false,
+            system: t.system,
+        },
     }
 }
 

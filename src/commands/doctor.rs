@@ -2,10 +2,11 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::docker::{ContainerState, Engine};
+use crate::docker::{ContainerInfo, ContainerState, Engine};
 use crate::error::{Error, Result};
 use crate::home::Home;
 use crate::printer::{Printer, Report, Tone};
+use crate::project::profile::{HTTP_PORT_VAR, HTTPS_PORT_VAR};
 use crate::project::{Project, ports};
 use crate::settings::Settings;
 use crate::stack::status::containers;
@@ -276,6 +277,38 @@ async fn upgrade_check(engine: &Engine, project: &Project) -> Result<Check> {
     Ok(check(label, verdict, format!("{detail}{extra_note}")))
 }
 
+/// The project's published ports: problems (not a number, held by something else) and
+/// those its own running containers hold.
+fn port_problems(project: &Project, own: &[ContainerInfo]) -> (Vec<String>, Vec<String>) {
+    let mut problems = Vec::new();
+    let mut held = Vec::new();
+    for (var, port) in [
+        (HTTP_PORT_VAR, project.http_port()),
+        (HTTPS_PORT_VAR, project.https_port()),
+    ] {
+        let Some(port) = port else {
+            problems.push(format!("{var} is not a port number in .env"));
+            continue;
+        };
+        match ports::busy_reason(port, &Default::default()) {
+            None => {}
+            Some(_)
+                if own.iter().any(|c| {
+                    c.state == ContainerState::Running
+                        && c.ports.iter().any(|p| p.starts_with(&format!("{port}->")))
+                }) =>
+            {
+                held.push(port.to_string());
+            }
+            Some(reason) => problems.push(format!(
+                "port {port} is busy ({reason}): free it or set {var} in {}",
+                project.path(".env").display()
+            )),
+        }
+    }
+    (problems, held)
+}
+
 /// Runs every check.
 pub async fn checks(settings: &Settings, home: &Home) -> Result<Vec<Check>> {
     let mut out = Vec::new();
@@ -336,32 +369,7 @@ pub async fn checks(settings: &Settings, home: &Home) -> Result<Vec<Check>> {
             Some(engine) => containers(engine, &name).await?,
             None => Vec::new(),
         };
-        let mut problems = Vec::new();
-        let mut held = Vec::new();
-        for (var, port) in [
-            ("NGINX_HTTP_PORT", project.http_port()),
-            ("NGINX_HTTPS_PORT", project.https_port()),
-        ] {
-            let Some(port) = port else {
-                problems.push(format!("{var} is not a port number in .env"));
-                continue;
-            };
-            match ports::busy_reason(port, &Default::default()) {
-                None => {}
-                Some(_)
-                    if own.iter().any(|c| {
-                        c.state == ContainerState::Running
-                            && c.ports.iter().any(|p| p.starts_with(&format!("{port}->")))
-                    }) =>
-                {
-                    held.push(port.to_string());
-                }
-                Some(reason) => problems.push(format!(
-                    "port {port} is busy ({reason}): free it or set {var} in {}",
-                    project.path(".env").display()
-                )),
-            }
-        }
+        let (problems, held) = port_problems(&project, &own);
         if let Some(engine) = &engine {
             out.extend(mounts_check(engine, here, &project));
             out.extend(fit_check(podman, &project));

@@ -446,31 +446,8 @@ pub async fn restore(settings: &Settings, req: &RestoreRequest) -> Result<Snapsh
     .await?;
     // The unpacked data goes back to the data folder's owner and mode. Where a container's
     // user owns it (CouchDB's 5984) and this user is not root, through the engine.
-    // SAFETY: geteuid has no preconditions and cannot fail.
-    let me = unsafe { libc::geteuid() };
     let image = super::engine::data_image(&project);
-    let mut handovers = Vec::new();
-    for (folder, staging) in folders.iter().zip(&stagings) {
-        if let Ok(meta) = std::fs::metadata(&folder.path) {
-            use std::os::unix::fs::{MetadataExt, PermissionsExt};
-            let _ = std::fs::set_permissions(
-                staging.path(),
-                std::fs::Permissions::from_mode(meta.mode() & 0o7777),
-            );
-            if meta.uid() != me && me != 0 {
-                handovers.push((
-                    staging.path().to_path_buf(),
-                    owned::Change::Own {
-                        uid: meta.uid(),
-                        gid: meta.gid(),
-                    },
-                ));
-            } else {
-                let _ =
-                    std::os::unix::fs::chown(staging.path(), Some(meta.uid()), Some(meta.gid()));
-            }
-        }
-    }
+    let handovers = hand_back(&folders, &stagings);
     through_engine(settings, &req.name, image.as_deref(), &handovers).await?;
     let pairs: Vec<(PathBuf, PathBuf)> = folders
         .iter()
@@ -508,6 +485,39 @@ pub async fn restore(settings: &Settings, req: &RestoreRequest) -> Result<Snapsh
         action: "restored",
         running,
     })
+}
+
+/// Gives each unpacked folder its data folder's mode and owner; returns the hand-overs
+/// only the engine can do (a container user's folder, this user not root).
+fn hand_back(
+    folders: &[DataFolder],
+    stagings: &[fsutil::Staging],
+) -> Vec<(PathBuf, owned::Change)> {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    let me = unsafe { libc::geteuid() };
+    let mut handovers = Vec::new();
+    for (folder, staging) in folders.iter().zip(stagings) {
+        if let Ok(meta) = std::fs::metadata(&folder.path) {
+            use std::os::unix::fs::{MetadataExt, PermissionsExt};
+            let _ = std::fs::set_permissions(
+                staging.path(),
+                std::fs::Permissions::from_mode(meta.mode() & 0o7777),
+            );
+            if meta.uid() != me && me != 0 {
+                handovers.push((
+                    staging.path().to_path_buf(),
+                    owned::Change::Own {
+                        uid: meta.uid(),
+                        gid: meta.gid(),
+                    },
+                ));
+            } else {
+                let _ =
+                    std::os::unix::fs::chown(staging.path(), Some(meta.uid()), Some(meta.gid()));
+            }
+        }
+    }
+    handovers
 }
 
 /// Applies each change to its path through the engine, with the project's CouchDB image:

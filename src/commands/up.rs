@@ -242,81 +242,150 @@ async fn sweep_owned_leftovers(
     )))
 }
 
+/// What `up` asks of the project's certificate: the creation options (the existing
+/// project's domain filled in for a replacement certificate), the source to switch an
+/// existing project to (`--tls`, `--cert-file`), and the user's own pair, checked.
+struct CertificatePlan {
+    /// The creation options, named.
+    init: InitOptions,
+    /// The mode an existing project switches to, if asked.
+    switch_to: Option<TlsMode>,
+    /// The user's own certificate and key, checked.
+    own_cert: Option<(String, String)>,
+}
+
+/// Checks the certificate options of `up` for project `name` before anything changes.
+fn plan_certificate(home: &Home, name: &str, req: &UpRequest) -> Result<CertificatePlan> {
+    let mut init = req.init.clone();
+    init.name = name.to_string();
+    if !home.project_dir(name).join(".env").is_file() {
+        project::validate(home, &init)?;
+        return Ok(CertificatePlan {
+            init,
+            switch_to: None,
+            own_cert: None,
+        });
+    }
+    if init.cert_file.is_some() && init.domain.is_none() {
+        // A replacement certificate must still cover the project's domain.
+        init.domain = Project::load(home, name)?.domain().map(str::to_string);
+    }
+    let form = project::check_form(&init)?;
+    if let Some((_, key)) = &form.own_cert {
+        crate::tls::refuse_ca_key(key, &CaFiles::of(home))?;
+    }
+    let mut switch_to = None;
+    if init.tls.is_some() || form.own_cert.is_some() {
+        certs::refuse(&Project::load(home, name)?, form.tls)?;
+        switch_to = Some(form.tls);
+    }
+    Ok(CertificatePlan {
+        init,
+        switch_to,
+        own_cert: form.own_cert,
+    })
+}
+
+/// The project `up` runs: made now (its summary said at once), or loaded and switched to
+/// the certificate asked for, the local-ip pair downloaded first when it is the one;
+/// returns it and whether its certificate files changed.
+async fn prepared_project(
+    settings: &Settings,
+    home: &Home,
+    name: &str,
+    plan: &CertificatePlan,
+    req: &UpRequest,
+    notes: &mut Vec<String>,
+) -> Result<(Project, bool)> {
+    let p = &settings.printer;
+    let exists = home.project_dir(name).join(".env").is_file();
+    let mode = match (exists, plan.switch_to) {
+        (_, Some(mode)) => mode,
+        (true, None) => Project::load(home, name)?.tls_mode(),
+        (false, None) => plan.init.tls.unwrap_or_default(),
+    };
+    // The local-ip pair before anything changes: a failed download changes nothing.
+    let pair = if mode == TlsMode::LocalIp {
+        let (pair, note) = super::tls::local_ip_pair(settings, home, false).await?;
+        notes.extend(note);
+        Some(pair)
+    } else {
+        None
+    };
+    if !exists {
+        let created = project::create(home, &plan.init)?;
+        // Said now, before the wait, for people; JSON has it all in the end.
+        if !p.is_json() {
+            p.report(&super::init::Initialized::from(&created))?;
+        }
+        return Ok((created.project, false));
+    }
+    let mut project = Project::load(home, name)?;
+    let chosen = match (&pair, &plan.own_cert) {
+        (Some(pair), _) => Some(Chosen::LocalIp(pair)),
+        (None, Some((cert, key))) => Some(Chosen::Own { cert, key }),
+        (None, None) => plan.switch_to.map(|_| Chosen::LocalCa),
+    };
+    let replaced = match chosen {
+        Some(chosen) => certs::switch(home, &mut project, chosen)?,
+        None => false,
+    };
+    if req.init_given && plan.switch_to.is_none() {
+        p.warn(&format!("note: project {name} exists; creation options were ignored (edit its .env or compose files to change it, or switch its certificate with `cht-dev tls {name} MODE`)"));
+    }
+    Ok((project, replaced))
+}
+
+/// What `up` says of a project that is up.
+fn summary(
+    home: &Home,
+    project: Project,
+    services: Vec<ServiceState>,
+    notes: Vec<String>,
+    req: &UpRequest,
+    started: Instant,
+) -> Up {
+    let ca = CaFiles::of(home).cert;
+    let credentials = project.credentials();
+    Up {
+        version: project.cht_version().ok(),
+        ready: !req.no_wait,
+        urls: project.urls(),
+        http_port: project.http_port(),
+        https_port: project.https_port(),
+        login: Login {
+            user: credentials.user,
+            password: credentials.password,
+        },
+        tls: project.tls_mode(),
+        ca: ca.display().to_string(),
+        phone: project.phone_url(),
+        fauxton: project.fauxton_url(),
+        cht_conf: project.cht_conf_command(&ca),
+        services,
+        notes,
+        seconds: started.elapsed().as_secs_f64(),
+        project: project.name,
+    }
+}
+
 /// Runs `up`.
 pub async fn run(settings: &Settings, req: &UpRequest) -> Result<Up> {
     let home = settings.home()?;
-    let p = &settings.printer;
     let started = Instant::now();
     super::engine::interruptible(async {
         let engine = super::engine::connect(settings).await?;
         let name = super::engine::pick(&home, req.name.as_deref(), "up")?
             .unwrap_or_else(|| DEFAULT_NAME.to_string());
-        let exists = home.project_dir(&name).join(".env").is_file();
-        let mut init = req.init.clone();
-        init.name = name.clone();
-        // On an existing project, `--tls` or `--cert-file` switch its certificate.
-        let mut switch_to = None;
-        let mut own_cert = None;
-        if exists {
-            if init.cert_file.is_some() && init.domain.is_none() {
-                // A replacement certificate must still cover the project's domain.
-                init.domain = Project::load(&home, &name)?.domain().map(str::to_string);
-            }
-            let form = project::check_form(&init)?;
-            if let Some((_, key)) = &form.own_cert {
-                crate::tls::refuse_ca_key(key, &CaFiles::of(&home))?;
-            }
-            if init.tls.is_some() || form.own_cert.is_some() {
-                certs::refuse(&Project::load(&home, &name)?, form.tls)?;
-                switch_to = Some(form.tls);
-            }
-            own_cert = form.own_cert;
-        } else {
-            project::validate(&home, &init)?;
-        }
+        let plan = plan_certificate(&home, &name, req)?;
         let _lock = project::lock(&home, &name)?;
         let mut notes = Vec::new();
-        let exists = home.project_dir(&name).join(".env").is_file();
-        let mode = match (exists, switch_to) {
-            (_, Some(mode)) => mode,
-            (true, None) => Project::load(&home, &name)?.tls_mode(),
-            (false, None) => init.tls.unwrap_or_default(),
-        };
-        // The local-ip pair before anything changes: a failed download changes nothing.
-        let pair = if mode == TlsMode::LocalIp {
-            let (pair, note) = super::tls::local_ip_pair(settings, &home, false).await?;
-            notes.extend(note);
-            Some(pair)
-        } else {
-            None
-        };
-        let mut cert_replaced = false;
-        let mut project = if exists {
-            let mut project = Project::load(&home, &name)?;
-            let chosen = match (&pair, &own_cert) {
-                (Some(pair), _) => Some(Chosen::LocalIp(pair)),
-                (None, Some((cert, key))) => Some(Chosen::Own { cert, key }),
-                (None, None) => switch_to.map(|_| Chosen::LocalCa),
-            };
-            if let Some(chosen) = chosen {
-                cert_replaced = certs::switch(&home, &mut project, chosen)?;
-            }
-            if req.init_given && switch_to.is_none() {
-                p.warn(&format!("note: project {name} exists; creation options were ignored (edit its .env or compose files to change it, or switch its certificate with `cht-dev tls {name} MODE`)"));
-            }
-            project
-        } else {
-            let created = project::create(&home, &init)?;
-            // Said now, before the wait, for people; JSON has it all in the end.
-            if !p.is_json() {
-                p.report(&super::init::Initialized::from(&created))?;
-            }
-            created.project
-        };
+        let (mut project, cert_replaced) =
+            prepared_project(settings, &home, &name, &plan, req, &mut notes).await?;
         notes.extend(super::tidy_compose_folder(&project)?);
         fit_engine(&engine, &mut project, &mut notes).await?;
         notes.extend(sweep_owned_leftovers(&engine, &home, &project).await?);
-        let reporter = report::for_terminal(p.is_quiet());
+        let reporter = report::for_terminal(settings.printer.is_quiet());
         let opts = UpOptions {
             pull: req.pull,
             timeout: req.timeout,
@@ -342,30 +411,16 @@ pub async fn run(settings: &Settings, req: &UpRequest) -> Result<Up> {
         if project.tls_mode() == TlsMode::LocalIp {
             notes.push(super::tls::PUBLIC_KEY_NOTE.to_string());
         }
-        Ok(Up {
-            version: project.cht_version().ok(),
-            ready: !req.no_wait,
-            urls: project.urls(),
-            http_port: project.http_port(),
-            https_port: project.https_port(),
-            login: {
-                let credentials = project.credentials();
-                Login {
-                    user: credentials.user,
-                    password: credentials.password,
-                }
-            },
-            tls: project.tls_mode(),
-            ca: CaFiles::of(&home).cert.display().to_string(),
-            phone: project.phone_url(),
-            fauxton: project.fauxton_url(),
-            cht_conf: project.cht_conf_command(&CaFiles::of(&home).cert),
-            services: outcome.services,
+        Ok(summary(
+            &home,
+            project,
+            outcome.services,
             notes,
-            seconds: started.elapsed().as_secs_f64(),
-            project: project.name,
-        })
-    }).await
+            req,
+            started,
+        ))
+    })
+    .await
 }
 
 #[cfg(test)]

@@ -306,13 +306,15 @@ fn usable_local_ip(home: &Home) -> Result<crate::local_ip::Pair> {
 }
 
 /// Creates a project, with adopted settings when given.
-fn create_with(home: &Home, opts: &InitOptions, adopted: Option<&Adopted>) -> Result<Created> {
-    let checked = check(home, opts)?;
-    // Held until the project is in place, so the next creation sees its ports.
-    let _ports = lock_ports(&lock_folder(), home)?;
-    let taken = taken_ports(home)?;
-    let (http, https) = match adopted {
-        None => ports::allocate(opts.http_port, opts.https_port, &taken)?,
+/// nginx's host ports: the ones asked for or the next free pair, or the adopted ones,
+/// unless another project holds them (`taken`).
+fn project_ports(
+    opts: &InitOptions,
+    adopted: Option<&Adopted>,
+    taken: &ports::Taken,
+) -> Result<(u16, u16)> {
+    Ok(match adopted {
+        None => ports::allocate(opts.http_port, opts.https_port, taken)?,
         Some(a) => {
             for (which, port) in [("http", a.http), ("https", a.https)] {
                 if let Some(other) = taken.get(&port) {
@@ -325,9 +327,16 @@ fn create_with(home: &Home, opts: &InitOptions, adopted: Option<&Adopted>) -> Re
             }
             (a.http, a.https)
         }
-    };
-    let (ca_files, ca_created) = tls::ensure_ca(home)?;
-    let ca = tls::Ca::load(&ca_files)?;
+    })
+}
+
+/// The certificate a new project serves, with the names it covers: the user's own, the
+/// home's local-ip pair, or one the local CA issues now.
+fn first_certificate(
+    home: &Home,
+    checked: &Checked,
+    ca: &tls::Ca,
+) -> Result<(tls::Leaf, Vec<SanName>)> {
     let given = match (&checked.own_cert, checked.tls) {
         (Some((cert_pem, key_pem)), _) => Some((cert_pem.clone(), key_pem.clone())),
         (None, TlsMode::LocalIp) => {
@@ -336,7 +345,7 @@ fn create_with(home: &Home, opts: &InitOptions, adopted: Option<&Adopted>) -> Re
         }
         (None, _) => None,
     };
-    let (leaf, names) = match given {
+    Ok(match given {
         Some((cert_pem, key_pem)) => {
             let info = tls::inspect(&cert_pem)?;
             let names = info
@@ -350,8 +359,13 @@ fn create_with(home: &Home, opts: &InitOptions, adopted: Option<&Adopted>) -> Re
             let names = tls::project_names(&checked.name, &checked.hosts);
             (ca.issue_leaf(&checked.name, &names)?, names)
         }
-    };
+    })
+}
 
+/// A new project's `.env`: its ports, random credentials, data folders, the variables
+/// the upgrade service and the helper's tools read, the adopted values, the domain and
+/// the certificate's source.
+fn first_settings(checked: &Checked, http: u16, https: u16, adopted: Option<&Adopted>) -> EnvFile {
     let dir_str = checked.dir.to_string_lossy().into_owned();
     let mut env = EnvFile::new();
     env.set("NGINX_HTTP_PORT", http.to_string());
@@ -390,7 +404,60 @@ fn create_with(home: &Home, opts: &InitOptions, adopted: Option<&Adopted>) -> Re
             .collect::<Vec<_>>()
             .join(","),
     );
+    env
+}
 
+/// Writes the new project into `root` (a staging folder): its folders, `.env`, compose
+/// files and certificate, and the adopted data when it is copied.
+fn write_project(
+    root: &Path,
+    checked: &Checked,
+    env_text: &str,
+    files: &[render::RenderedFile],
+    leaf: &tls::Leaf,
+    adopted: Option<&Adopted>,
+) -> Result<()> {
+    for sub in ["compose", "certs", "couchdb"] {
+        fsutil::create_dir_mode(&root.join(sub), fsutil::SHARED_DIR)?;
+    }
+    for (_, _, relative) in checked.layout.data_vars() {
+        fsutil::create_dir_mode(&root.join(relative), fsutil::SHARED_DIR)?;
+    }
+    if let Some(from) = adopted.and_then(|a| a.copy_data.as_deref()) {
+        fsutil::copy_tree(from, &root.join("couchdb"))?;
+    }
+    fsutil::write_new(&root.join(".env"), env_text.as_bytes(), fsutil::PRIVATE)?;
+    for file in files {
+        fsutil::write_new(
+            &root.join(file.path),
+            file.contents.as_bytes(),
+            fsutil::PUBLIC,
+        )?;
+    }
+    fsutil::write_new(
+        &root.join("certs/cert.pem"),
+        leaf.cert_pem.as_bytes(),
+        fsutil::PUBLIC,
+    )?;
+    fsutil::write_new(
+        &root.join("certs/key.pem"),
+        leaf.key_pem.as_bytes(),
+        fsutil::PRIVATE,
+    )?;
+    Ok(())
+}
+
+fn create_with(home: &Home, opts: &InitOptions, adopted: Option<&Adopted>) -> Result<Created> {
+    let checked = check(home, opts)?;
+    // Held until the project is in place, so the next creation sees its ports.
+    let _ports = lock_ports(&lock_folder(), home)?;
+    let taken = taken_ports(home)?;
+    let (http, https) = project_ports(opts, adopted, &taken)?;
+    let (ca_files, ca_created) = tls::ensure_ca(home)?;
+    let ca = tls::Ca::load(&ca_files)?;
+    let (leaf, names) = first_certificate(home, &checked, &ca)?;
+
+    let env = first_settings(&checked, http, https, adopted);
     let files = render::render(&RenderInput {
         project: &checked.name,
         version: checked.version,
@@ -408,34 +475,7 @@ fn create_with(home: &Home, opts: &InitOptions, adopted: Option<&Adopted>) -> Re
         reason: e.to_string(),
     })?;
     let staging = fsutil::Staging::new(home.root(), &checked.name)?;
-    let root = staging.path();
-    for sub in ["compose", "certs", "couchdb"] {
-        fsutil::create_dir_mode(&root.join(sub), fsutil::SHARED_DIR)?;
-    }
-    for (_, _, relative) in checked.layout.data_vars() {
-        fsutil::create_dir_mode(&root.join(relative), fsutil::SHARED_DIR)?;
-    }
-    if let Some(from) = adopted.and_then(|a| a.copy_data.as_deref()) {
-        fsutil::copy_tree(from, &root.join("couchdb"))?;
-    }
-    fsutil::write_new(&root.join(".env"), env_text.as_bytes(), fsutil::PRIVATE)?;
-    for file in &files {
-        fsutil::write_new(
-            &root.join(file.path),
-            file.contents.as_bytes(),
-            fsutil::PUBLIC,
-        )?;
-    }
-    fsutil::write_new(
-        &root.join("certs/cert.pem"),
-        leaf.cert_pem.as_bytes(),
-        fsutil::PUBLIC,
-    )?;
-    fsutil::write_new(
-        &root.join("certs/key.pem"),
-        leaf.key_pem.as_bytes(),
-        fsutil::PRIVATE,
-    )?;
+    write_project(staging.path(), &checked, &env_text, &files, &leaf, adopted)?;
     staging.commit(&checked.dir).map_err(|e| match e {
         Error::Io { source, .. } if source.kind() == std::io::ErrorKind::AlreadyExists => {
             Error::ProjectExists {

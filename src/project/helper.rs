@@ -50,6 +50,23 @@ pub struct HelperProject {
     pub helper_upgrade: String,
 }
 
+/// The registry and CHT release of the helper's project, from the API image its
+/// `cht-core.yml` (in `compose_dir`) names; `bad` words a refusal.
+fn release(compose_dir: &Path, bad: &dyn Fn(String) -> Error) -> Result<(String, ChtVersion)> {
+    let core = compose_dir.join("cht-core.yml");
+    let core_text = std::fs::read_to_string(&core).map_err(Error::io("read", &core))?;
+    let api = ComposeFile::parse(&core.display().to_string(), &core_text)?
+        .services
+        .get("api")
+        .and_then(|s| s.image.clone())
+        .ok_or_else(|| bad(format!("{} has no api service image", core.display())))?;
+    let (registry, tag) = api
+        .rsplit_once("/cht-api:")
+        .ok_or_else(|| bad(format!("cannot read the CHT version from image {api}")))?;
+    let version = versions::find(tag)?;
+    Ok((registry.to_string(), version))
+}
+
 /// Reads and checks the helper's `env_file` for project `name_given` (default: the
 /// file's name), the data to be copied (`copy_data`) or used in place, and the
 /// certificate's source `tls`.
@@ -147,21 +164,11 @@ pub fn read(
             "its CouchDB data folder {raw_data:?} is refused: {why}"
         ))
     })?;
-    let core = PathBuf::from(get("CHT_COMPOSE_PATH")).join("cht-core.yml");
-    let core_text = std::fs::read_to_string(&core).map_err(Error::io("read", &core))?;
-    let api = ComposeFile::parse(&core.display().to_string(), &core_text)?
-        .services
-        .get("api")
-        .and_then(|s| s.image.clone())
-        .ok_or_else(|| bad(format!("{} has no api service image", core.display())))?;
-    let (registry, tag) = api
-        .rsplit_once("/cht-api:")
-        .ok_or_else(|| bad(format!("cannot read the CHT version from image {api}")))?;
-    let version = versions::find(tag)?;
+    let (registry, version) = release(&PathBuf::from(get("CHT_COMPOSE_PATH")), &bad)?;
     let opts = InitOptions {
         name: name.clone(),
         cht_version: Some(version.version.to_string()),
-        image_registry: (registry != super::render::DEFAULT_REGISTRY).then(|| registry.to_string()),
+        image_registry: (registry != super::render::DEFAULT_REGISTRY).then_some(registry),
         tls: Some(tls),
         ..InitOptions::default()
     };

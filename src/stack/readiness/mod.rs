@@ -11,10 +11,11 @@ use futures_util::stream::FuturesUnordered;
 
 use self::probe::{Seen, Tls, WaitFor};
 use super::load::Stacks;
+use super::model::Stack;
 use super::profile::{LogGate, ProbeTls, Readiness};
 use super::status::containers;
 use crate::docker::timeline::Span;
-use crate::docker::{ContainerState, Engine, labels};
+use crate::docker::{ContainerInfo, ContainerState, Engine, labels};
 use crate::error::{Error, Result};
 use crate::project::Project;
 use crate::report::Reporter;
@@ -61,6 +62,23 @@ async fn wait_for_line(
         tokio::time::sleep(POLL).await;
     }
     Ok(())
+}
+
+/// Each service of `stack` with its container's state among `list` (`missing` when it
+/// has none), for the waiting line.
+fn states_line(list: &[ContainerInfo], stack: &Stack) -> String {
+    stack
+        .services
+        .keys()
+        .map(|s| {
+            let state = list
+                .iter()
+                .find(|c| &c.service == s && c.project == stack.project)
+                .map_or("missing", |c| c.state.as_str());
+            format!("{s} {state}")
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// Polls every condition of `readiness` until all hold or `timeout` passes, after its
@@ -139,19 +157,7 @@ pub(crate) async fn wait_ready(
                     seen_down.insert(c.service.clone(), c.state);
                 }
             }
-            states = stacks
-                .cht
-                .services
-                .keys()
-                .map(|s| {
-                    let state = list
-                        .iter()
-                        .find(|c| &c.service == s && c.project == project.name)
-                        .map_or("missing", |c| c.state.as_str());
-                    format!("{s} {state}")
-                })
-                .collect::<Vec<_>>()
-                .join(", ");
+            states = states_line(&list, &stacks.cht);
         }
         let first_pending = (0..conditions.len()).find(|i| !ready[*i]).unwrap_or(0);
         reporter.status(&format!("waiting: {states} | {}", why[first_pending]));
@@ -228,5 +234,40 @@ async fn not_ready(
     Error::NotReady {
         summary,
         details: details.join("\n"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::stack::testing::load_text;
+
+    #[test]
+    fn the_waiting_line_names_each_service_with_its_state() {
+        let stack = load_text(
+            "services:\n  web:\n    image: w\n    networks: [net]\n  db:\n    image: d\n    networks: [net]\nnetworks:\n  net: {}\n",
+            &[],
+        )
+        .expect("stack");
+        let web = ContainerInfo {
+            id: "1".into(),
+            name: "p-web-1".into(),
+            service: "web".into(),
+            project: "p".into(),
+            state: ContainerState::Restarting,
+            status: String::new(),
+            health: None,
+            image: "w".into(),
+            ports: Vec::new(),
+            config_hash: None,
+            image_id: None,
+        };
+        let mut other = web.clone();
+        other.project = "elsewhere".into();
+        other.service = "db".into();
+        assert_eq!(
+            states_line(&[web, other], &stack),
+            "db missing, web restarting"
+        );
     }
 }
