@@ -115,6 +115,31 @@ fn check_rendered(project: &Project, files: &[render::RenderedFile]) -> Result<(
     load::load_in(project, root).map(|_| ())
 }
 
+/// The files of release `target` for `project`, rendered and checked as `up` would load
+/// them before anything is written, and the record of the files they replace.
+fn planned_files(
+    project: &Project,
+    target: versions::ChtVersion,
+) -> Result<(Vec<render::RenderedFile>, Rewrite)> {
+    // Keep the registry the project already uses (checked like --image-registry).
+    let registry = project.image_registry()?;
+    let files = render::render(&RenderInput {
+        project: &project.name,
+        version: target,
+        registry: registry.as_deref(),
+        project_dir: &project.dir,
+        layout: project.layout()?,
+    })?;
+    check_rendered(project, &files)?;
+    let mut rewrite = Rewrite::default();
+    for file in files.iter().filter(|f| f.path != render::UPGRADE_FILE) {
+        let path = project.path(file.path);
+        let old = std::fs::read_to_string(&path).map_err(Error::io("read", &path))?;
+        rewrite.previous.push((path, old));
+    }
+    Ok((files, rewrite))
+}
+
 /// Runs `upgrade`. Everything is rendered and checked before any file is written; once
 /// files are written, every failure (the new release not coming up, the engine going
 /// away, Ctrl-C) puts the previous files back.
@@ -131,26 +156,11 @@ pub async fn run(settings: &Settings, req: &UpgradeRequest) -> Result<Upgraded> 
             target: target.version.to_string(),
         });
     }
-    // Keep the registry the project already uses (checked like --image-registry).
-    let registry = project.image_registry()?;
-    let files = render::render(&RenderInput {
-        project: &project.name,
-        version: target,
-        registry: registry.as_deref(),
-        project_dir: &project.dir,
-        layout: project.layout()?,
-    })?;
-    check_rendered(&project, &files)?;
+    let (files, rewrite) = planned_files(&project, target)?;
     let rewritten: Vec<&render::RenderedFile> = files
         .iter()
         .filter(|f| f.path != render::UPGRADE_FILE)
         .collect();
-    let mut rewrite = Rewrite::default();
-    for file in &rewritten {
-        let path = project.path(file.path);
-        let old = std::fs::read_to_string(&path).map_err(Error::io("read", &path))?;
-        rewrite.previous.push((path, old));
-    }
     let rewrite = RefCell::new(rewrite);
     let p = &settings.printer;
     let reporter = report::for_terminal(p.is_quiet());

@@ -11,7 +11,9 @@ use super::images::{PullPolicy, ensure_images};
 use super::load::{Stacks, load};
 use super::profile::Profile;
 use super::readiness::wait_ready;
-use super::reconcile::{Desired, check_published_ports, ensure_resources, is_settled, prepare};
+use super::reconcile::{
+    Desired, Preparing, check_published_ports, ensure_resources, is_settled, prepare,
+};
 use super::start::{Sequence, start_in_order};
 use super::status::{ServiceState, containers, rows_of, status_with};
 use super::teardown::pause_upgrade_service;
@@ -218,6 +220,41 @@ async fn survey(
     })
 }
 
+/// Both stacks' containers prepared (see [`prepare`]), the main one with the profile's
+/// files, the upgrade service's without.
+async fn prepare_both<'a>(
+    engine: &'a Engine,
+    project: &'a Project,
+    survey: &'a Survey,
+    profile: &'a Profile,
+    reporter: &'a dyn Reporter,
+) -> Result<(
+    BTreeMap<String, Preparing<'a>>,
+    BTreeMap<String, Preparing<'a>>,
+)> {
+    futures_util::future::try_join(
+        prepare(
+            engine,
+            project,
+            "cht",
+            &survey.stacks.cht,
+            &survey.cht_target,
+            profile.volume_files.as_ref(),
+            reporter,
+        ),
+        prepare(
+            engine,
+            project,
+            "upgrade",
+            &survey.stacks.upgrade,
+            &survey.upgrade_target,
+            None,
+            reporter,
+        ),
+    )
+    .await
+}
+
 /// Brings the project up: images, network, volumes, containers in order, the profile's
 /// files, then waits for readiness (unless `opts.wait` is false).
 ///
@@ -270,27 +307,7 @@ pub async fn up(
         pause_upgrade_service(engine, &project.name, reporter).await?;
     }
     let preparing = step("list containers, remove orphans");
-    let (cht, upgrade) = futures_util::future::try_join(
-        prepare(
-            engine,
-            project,
-            "cht",
-            &stacks.cht,
-            &survey.cht_target,
-            profile.volume_files.as_ref(),
-            reporter,
-        ),
-        prepare(
-            engine,
-            project,
-            "upgrade",
-            &stacks.upgrade,
-            &survey.upgrade_target,
-            None,
-            reporter,
-        ),
-    )
-    .await?;
+    let (cht, upgrade) = prepare_both(engine, project, &survey, profile, reporter).await?;
     drop(preparing);
     // The upgrade service runs compose on the main stack's files as it boots, so it starts
     // only once every main container is in place and labelled and has started, but for the
