@@ -30,7 +30,26 @@ pub(crate) mod testing {
     use std::collections::BTreeMap;
 
     use super::model::Stack;
+    use crate::docker::{ContainerInfo, ContainerState};
     use crate::error::Result;
+
+    /// A container of compose project `project` for `service` in `state`, as the engine
+    /// lists it (no hash or image id).
+    pub(crate) fn container(project: &str, service: &str, state: ContainerState) -> ContainerInfo {
+        ContainerInfo {
+            id: format!("id-{project}-{service}"),
+            name: format!("{project}-{service}-1"),
+            service: service.into(),
+            project: project.into(),
+            state,
+            status: String::new(),
+            health: None,
+            image: format!("{service}:1"),
+            ports: Vec::new(),
+            config_hash: None,
+            image_id: None,
+        }
+    }
 
     /// A compose file in a temporary folder, loaded as project `p` with `vars` as the
     /// environment.

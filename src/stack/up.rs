@@ -407,7 +407,7 @@ pub async fn next_boot(engine: &Engine, project: &Project) -> Result<NextBoot> {
 mod tests {
     use super::*;
     use crate::docker::ContainerState;
-    use crate::stack::testing::load_text;
+    use crate::stack::testing::{container, load_text};
 
     #[test]
     fn every_service_of_both_stacks_must_run() {
@@ -419,19 +419,7 @@ mod tests {
         let mut upgrade = main.clone();
         upgrade.project = "p-upgrade".into();
         let stacks = Stacks { cht: main, upgrade };
-        let running = |project: &str, state| ContainerInfo {
-            id: project.into(),
-            name: format!("{project}-web-1"),
-            service: "web".into(),
-            project: project.into(),
-            state,
-            status: String::new(),
-            health: None,
-            image: "w".into(),
-            ports: Vec::new(),
-            config_hash: None,
-            image_id: None,
-        };
+        let running = |project: &str, state| container(project, "web", state);
         let both = [
             running("p", ContainerState::Running),
             running("p-upgrade", ContainerState::Running),

@@ -240,7 +240,7 @@ async fn not_ready(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::stack::testing::load_text;
+    use crate::stack::testing::{container, load_text};
 
     #[test]
     fn the_waiting_line_names_each_service_with_its_state() {
@@ -249,22 +249,8 @@ mod tests {
             &[],
         )
         .expect("stack");
-        let web = ContainerInfo {
-            id: "1".into(),
-            name: "p-web-1".into(),
-            service: "web".into(),
-            project: "p".into(),
-            state: ContainerState::Restarting,
-            status: String::new(),
-            health: None,
-            image: "w".into(),
-            ports: Vec::new(),
-            config_hash: None,
-            image_id: None,
-        };
-        let mut other = web.clone();
-        other.project = "elsewhere".into();
-        other.service = "db".into();
+        let web = container("p", "web", ContainerState::Restarting);
+        let other = container("elsewhere", "db", ContainerState::Running);
         assert_eq!(
             states_line(&[web, other], &stack),
             "db missing, web restarting"

@@ -29,17 +29,9 @@ networks:
 /// A container of project `p` for `service`, as the engine lists it.
 fn container(service: &str, hash: Option<&str>, image_id: &str) -> ContainerInfo {
     ContainerInfo {
-        id: format!("id-{service}"),
-        name: format!("p-{service}-1"),
-        service: service.into(),
-        project: "p".into(),
-        state: ContainerState::Running,
-        status: String::new(),
-        health: None,
-        image: format!("{service}:1"),
-        ports: Vec::new(),
         config_hash: hash.map(str::to_string),
         image_id: Some(image_id.into()),
+        ..crate::stack::testing::container("p", service, ContainerState::Running)
     }
 }
 
