@@ -56,11 +56,8 @@ impl Settings {
         crate::local_ip::Source::from_env()
     }
 
-    /// The resolved home (`--home`, `CHT_DEV_HOME`, or the platform data dir), cleared of
-    /// what killed cht-dev processes left in it.
+    /// The resolved home (`--home`, `CHT_DEV_HOME`, or the platform data dir).
     pub fn home(&self) -> Result<Home> {
-        let home = Home::resolve(self.home_flag.as_deref())?;
-        home.sweep_leftovers();
-        Ok(home)
+        Home::resolve(self.home_flag.as_deref())
     }
 }

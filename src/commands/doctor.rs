@@ -316,7 +316,7 @@ pub async fn checks(settings: &Settings, home: &Home) -> Result<Vec<Check>> {
     let mut here = true;
     // Whether it is Podman, whose projects need settings of their own.
     let mut podman = false;
-    let engine = match super::engine::connect(settings).await {
+    let engine = match super::runtime::connect(settings).await {
         Ok(engine) => {
             let (verdict, detail) = match engine.facts().await {
                 Ok(facts) => {
@@ -551,7 +551,7 @@ impl Report for Doctor {
 /// Runs every check.
 pub async fn run(settings: &Settings) -> Result<Doctor> {
     let home = settings.home()?;
-    let checks = super::engine::interruptible(checks(settings, &home)).await?;
+    let checks = super::runtime::interruptible(checks(settings, &home)).await?;
     Ok(Doctor {
         ok: !checks.iter().any(|c| c.verdict == Verdict::Fail),
         checks,

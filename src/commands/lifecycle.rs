@@ -64,12 +64,12 @@ impl Report for Destroyed {
 /// `stop`: stops the containers, keeps them.
 pub async fn stop(settings: &Settings, name: Option<&str>) -> Result<Stopped> {
     let home = settings.home()?;
-    let name = super::engine::pick_existing(&home, name, "stop")?;
+    let name = super::runtime::pick_existing(&home, name, "stop")?;
     let project = Project::load(&home, &name)?;
     let _lock = crate::project::lock(&home, &name)?;
     let reporter = report::for_terminal(settings.printer.is_quiet());
-    let count = super::engine::interruptible(async {
-        let engine = super::engine::connect(settings).await?;
+    let count = super::runtime::interruptible(async {
+        let engine = super::runtime::connect(settings).await?;
         teardown::stop(&engine, &project.name, reporter.as_ref()).await
     })
     .await?;
@@ -82,12 +82,12 @@ pub async fn stop(settings: &Settings, name: Option<&str>) -> Result<Stopped> {
 /// `down`: removes containers and the network, keeps volumes, data, certificates and files.
 pub async fn down(settings: &Settings, name: Option<&str>) -> Result<Down> {
     let home = settings.home()?;
-    let name = super::engine::pick_existing(&home, name, "down")?;
+    let name = super::runtime::pick_existing(&home, name, "down")?;
     let project = Project::load(&home, &name)?;
     let _lock = crate::project::lock(&home, &name)?;
     let reporter = report::for_terminal(settings.printer.is_quiet());
-    super::engine::interruptible(async {
-        let engine = super::engine::connect(settings).await?;
+    super::runtime::interruptible(async {
+        let engine = super::runtime::connect(settings).await?;
         teardown::down(&engine, &project, reporter.as_ref()).await
     })
     .await?;
@@ -115,9 +115,9 @@ pub async fn destroy(settings: &Settings, name: &str, yes: bool) -> Result<Destr
     }
     let lock = crate::project::lock(&home, name)?;
     let reporter = report::for_terminal(settings.printer.is_quiet());
-    let image = super::engine::data_image(&project);
-    super::engine::interruptible(async {
-        let engine = super::engine::connect(settings).await?;
+    let image = super::runtime::data_image(&project);
+    super::runtime::interruptible(async {
+        let engine = super::runtime::connect(settings).await?;
         teardown::down(&engine, &project, reporter.as_ref()).await?;
         teardown::remove_volumes(&engine, name, reporter.as_ref()).await?;
         // `.env` goes last, and the compose files (which name the image the engine

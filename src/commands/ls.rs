@@ -48,8 +48,8 @@ pub async fn rows(settings: &Settings) -> Result<Vec<Row>> {
     let states: Vec<String> = if projects.is_empty() {
         Vec::new()
     } else {
-        super::engine::interruptible(async {
-            let Ok(engine) = super::engine::connect(settings).await else {
+        super::runtime::interruptible(async {
+            let Ok(engine) = super::runtime::connect(settings).await else {
                 return Ok(vec![
                     "unknown (engine unreachable)".to_string();
                     projects.len()

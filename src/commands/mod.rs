@@ -12,12 +12,12 @@ pub mod adopt;
 pub mod ca;
 pub mod completions;
 pub mod doctor;
-pub mod engine;
 pub mod export;
 pub mod init;
 pub mod lifecycle;
 pub mod ls;
 pub mod open;
+pub mod runtime;
 pub mod snapshot;
 pub mod status;
 pub mod tls;
@@ -116,9 +116,15 @@ pub enum Action {
 /// Runs one resolved command; with `--timings`, then prints its engine calls on stderr
 /// (whether it succeeded or not).
 pub fn run(settings: &Settings, action: &Action) -> Result<()> {
-    let result = engine::drive(dispatch(settings, action));
+    // Start-up: what killed cht-dev processes left in the home (staging folders,
+    // half-written files) goes first. A home that cannot be resolved is the command's
+    // own error to report, if it needs one.
+    if let Ok(home) = settings.home() {
+        home.sweep_leftovers();
+    }
+    let result = runtime::drive(dispatch(settings, action));
     if let Some(timeline) = &settings.timeline {
-        for line in engine::timeline_lines(&timeline.calls()) {
+        for line in runtime::timeline_lines(&timeline.calls()) {
             settings.printer.always_warn(&line);
         }
     }

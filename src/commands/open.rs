@@ -42,7 +42,7 @@ impl Report for Opened {
 /// stay in the foreground of the process that started them.
 pub fn run(settings: &Settings, name: Option<&str>, fauxton: bool) -> Result<Opened> {
     let home = settings.home()?;
-    let name = super::engine::pick_existing(&home, name, "open")?;
+    let name = super::runtime::pick_existing(&home, name, "open")?;
     let project = Project::load(&home, &name)?;
     let url = if fauxton {
         project.fauxton_url()

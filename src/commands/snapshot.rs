@@ -19,8 +19,8 @@ use crate::report;
 use crate::settings::Settings;
 use crate::stack::load::load;
 use crate::stack::owned;
+use crate::stack::quiesce::{Quiesced, quiesce, resume};
 use crate::stack::readiness::wait_ready;
-use crate::stack::snapshot::{Quiesced, quiesce, resume};
 
 /// What `snapshot restore` was asked to do.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -65,8 +65,8 @@ async fn wait_ready_again(
 ) -> Result<()> {
     let stacks = load(project)?;
     let profile = super::profile_of(home, project)?;
-    super::engine::interruptible(async {
-        let engine = super::engine::connect(settings).await?;
+    super::runtime::interruptible(async {
+        let engine = super::runtime::connect(settings).await?;
         wait_ready(
             &engine,
             project,
@@ -95,8 +95,8 @@ async fn with_data_quiet<T: Send + 'static>(
     let profile = super::profile_of(home, project)?;
     let record = Mutex::new(Quiesced::default());
     let stopped_at = Cell::new(None);
-    let outcome = super::engine::interruptible(async {
-        let engine = super::engine::connect(settings).await?;
+    let outcome = super::runtime::interruptible(async {
+        let engine = super::runtime::connect(settings).await?;
         quiesce(&engine, project, &profile, &record, reporter).await?;
         stopped_at.set(Some(Instant::now()));
         tokio::task::spawn_blocking(work)
@@ -110,7 +110,7 @@ async fn with_data_quiet<T: Send + 'static>(
         .flatten();
     if !quiesced.stopped.is_empty() || quiesced.upgrade_paused {
         let resumed = async {
-            let engine = super::engine::connect(settings).await?;
+            let engine = super::runtime::connect(settings).await?;
             resume(&engine, project, &profile, &quiesced).await?;
             // Serving again before saying anything else, failure included (not after
             // Ctrl-C: the user asked to stop).
@@ -261,7 +261,7 @@ pub async fn create(
     );
     let archived = project.clone();
     let names: Vec<&'static str> = folders.iter().map(|f| f.name).collect();
-    let written = super::engine::blocking(move || {
+    let written = super::runtime::blocking(move || {
         archives::write(&archived, &copy, &names, info, &compressing)
     })
     .await?;
@@ -438,7 +438,7 @@ pub async fn restore(settings: &Settings, req: &RestoreRequest) -> Result<Snapsh
         .map(|(f, s)| (f.name, s.path().to_path_buf()))
         .collect();
     let (unpacked, label) = (project.clone(), info.label.clone());
-    super::engine::blocking(move || {
+    super::runtime::blocking(move || {
         let targets: Vec<(&str, &std::path::Path)> =
             targets.iter().map(|(n, p)| (*n, p.as_path())).collect();
         archives::extract(&unpacked, &label, &targets, &unpacking)
@@ -446,7 +446,7 @@ pub async fn restore(settings: &Settings, req: &RestoreRequest) -> Result<Snapsh
     .await?;
     // The unpacked data goes back to the data folder's owner and mode. Where a container's
     // user owns it (CouchDB's 5984) and this user is not root, through the engine.
-    let image = super::engine::data_image(&project);
+    let image = super::runtime::data_image(&project);
     let handovers = hand_back(&folders, &stagings);
     through_engine(settings, &req.name, image.as_deref(), &handovers).await?;
     let pairs: Vec<(PathBuf, PathBuf)> = folders
@@ -536,7 +536,7 @@ async fn through_engine(
         reason: "its compose files name no CouchDB image to change the data folders with".into(),
     })?;
     async {
-        let engine = super::engine::connect(settings).await?;
+        let engine = super::runtime::connect(settings).await?;
         for (path, change) in changes {
             owned::apply_to_path(&engine, name, Some(image), path, *change).await?;
         }

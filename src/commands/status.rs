@@ -27,10 +27,10 @@ pub struct Status {
 /// `status`: each service's state, health, image and ports, and the URL.
 pub async fn status(settings: &Settings, name: Option<&str>) -> Result<Status> {
     let home = settings.home()?;
-    let name = super::engine::pick_existing(&home, name, "status")?;
+    let name = super::runtime::pick_existing(&home, name, "status")?;
     let project = Project::load(&home, &name)?;
-    let rows = super::engine::interruptible(async {
-        let engine = super::engine::connect(settings).await?;
+    let rows = super::runtime::interruptible(async {
+        let engine = super::runtime::connect(settings).await?;
         stack_status::status(&engine, &project).await
     })
     .await?;
@@ -107,8 +107,8 @@ pub async fn logs(settings: &Settings, req: &LogsRequest) -> Result<()> {
     let project = Project::load(&home, name)?;
     let p = settings.printer;
     let json = settings.printer.is_json();
-    super::engine::interruptible(async {
-        let engine = super::engine::connect(settings).await?;
+    super::runtime::interruptible(async {
+        let engine = super::runtime::connect(settings).await?;
         let all = containers(&engine, &project.name).await?;
         let chosen: Vec<_> = match service {
             Some(s) => all.iter().filter(|c| c.service == s).collect(),

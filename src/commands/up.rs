@@ -221,7 +221,7 @@ async fn sweep_owned_leftovers(
     if stuck.is_empty() {
         return Ok(None);
     }
-    let image = super::engine::data_image(project);
+    let image = super::runtime::data_image(project);
     for path in &stuck {
         owned::apply_to_path(
             engine,
@@ -373,9 +373,9 @@ fn summary(
 pub async fn run(settings: &Settings, req: &UpRequest) -> Result<Up> {
     let home = settings.home()?;
     let started = Instant::now();
-    super::engine::interruptible(async {
-        let engine = super::engine::connect(settings).await?;
-        let name = super::engine::pick(&home, req.name.as_deref(), "up")?
+    super::runtime::interruptible(async {
+        let engine = super::runtime::connect(settings).await?;
+        let name = super::runtime::pick(&home, req.name.as_deref(), "up")?
             .unwrap_or_else(|| DEFAULT_NAME.to_string());
         let plan = plan_certificate(&home, &name, req)?;
         let _lock = project::lock(&home, &name)?;

@@ -169,8 +169,8 @@ pub async fn run(settings: &Settings, req: &UpgradeRequest) -> Result<Upgraded> 
         timeout: req.timeout,
         wait: true,
     };
-    let result = super::engine::interruptible(async {
-        let engine = super::engine::connect(settings).await?;
+    let result = super::runtime::interruptible(async {
+        let engine = super::runtime::connect(settings).await?;
         // The upgrade service's compose must not read the files half-way through: it
         // stops first, and `up` starts it again last.
         teardown::pause_upgrade_service(&engine, &project.name, reporter.as_ref()).await?;
