@@ -352,6 +352,14 @@ pub fn check_own_pair(cert_pem: &str, key_pem: &str, domain: Option<&str>) -> Re
     Ok(info)
 }
 
+/// Reads the user's own certificate (`cert`, PEM with its chain) and key (`key`) and
+/// checks them (see [`check_own_pair`]); returns both PEM texts.
+pub fn read_own_pair(cert: &Path, key: &Path, domain: Option<&str>) -> Result<(String, String)> {
+    let (cert_pem, key_pem) = (read(cert)?, read(key)?);
+    check_own_pair(&cert_pem, &key_pem, domain)?;
+    Ok((cert_pem, key_pem))
+}
+
 /// Whether `key_pem` is the key of the first certificate in `cert_pem`; an error when
 /// either cannot be read.
 /// Keys in PKCS#8, PKCS#1 (RSA) and SEC1 (EC) form are read, as nginx reads them.

@@ -146,9 +146,7 @@ fn own_pair(home: &Home, project: &Project, req: &TlsRequest) -> Result<(String,
             "`tls NAME own` needs --cert-file and --key-file".into(),
         ));
     };
-    let read = |p: &PathBuf| std::fs::read_to_string(p).map_err(Error::io("read", p));
-    let (cert_pem, key_pem) = (read(cert)?, read(key)?);
-    tls::check_own_pair(&cert_pem, &key_pem, project.domain())?;
+    let (cert_pem, key_pem) = tls::read_own_pair(cert, key, project.domain())?;
     tls::refuse_ca_key(&key_pem, &tls::CaFiles::of(home))?;
     Ok((cert_pem, key_pem))
 }

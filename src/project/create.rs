@@ -129,14 +129,11 @@ fn own_certificate(opts: &InitOptions) -> Result<Option<(String, String)>> {
             ));
         }
     };
-    let read = |p: &Path| std::fs::read_to_string(p).map_err(Error::io("read", p));
-    let (cert_pem, key_pem) = (read(cert)?, read(key)?);
     let domain = opts
         .domain
         .as_deref()
         .map(|d| d.trim_end_matches('.').to_ascii_lowercase());
-    tls::check_own_pair(&cert_pem, &key_pem, domain.as_deref())?;
-    Ok(Some((cert_pem, key_pem)))
+    tls::read_own_pair(cert, key, domain.as_deref()).map(Some)
 }
 
 /// Checks every option without touching the disk.
