@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use rustls_pki_types::{CertificateDer, ServerName, pem::PemObject};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 
 use crate::error::{Error, Result};
@@ -165,34 +165,39 @@ impl Tls {
     }
 }
 
-/// Sends a GET for `path` on `stream` and returns the status code and up to 4 KiB of body.
-async fn get<S: AsyncRead + AsyncWrite + Unpin>(
-    mut stream: S,
-    path: &str,
-) -> std::io::Result<(u16, String)> {
-    let request = format!(
-        "GET {path} HTTP/1.1\r\nHost: localhost\r\nUser-Agent: cht-dev\r\nAccept: application/json\r\nConnection: close\r\n\r\n"
-    );
-    stream.write_all(request.as_bytes()).await?;
-    let mut buf = Vec::with_capacity(1024);
-    let mut chunk = [0u8; 1024];
-    while buf.len() < 4096 {
-        let n = stream.read(&mut chunk).await?;
-        if n == 0 {
-            break;
-        }
-        buf.extend_from_slice(&chunk[..n]);
-    }
-    let text = String::from_utf8_lossy(&buf);
-    let status = text
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse::<u16>().ok())
-        .ok_or_else(|| std::io::Error::other("no HTTP status line"))?;
-    let body = text
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_string())
+/// Bytes of an answer's body read at most: progress maps are a few hundred bytes.
+const MAX_BODY: usize = 64 * 1024;
+
+/// Sends `GET path` over `stream` with hyper (HTTP/1.1, one request) and returns the status
+/// code and the body (at most [`MAX_BODY`] bytes, decoded as the answer's framing says:
+/// length, chunks or close).
+async fn get<S>(stream: S, path: &str) -> std::io::Result<(u16, String)>
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    use http_body_util::BodyExt;
+    let (mut sender, connection) =
+        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
+            .await
+            .map_err(std::io::Error::other)?;
+    let driver = tokio::spawn(connection);
+    let request = hyper::Request::get(path)
+        .header(hyper::header::HOST, "localhost")
+        .header(hyper::header::USER_AGENT, "cht-dev")
+        .header(hyper::header::ACCEPT, "application/json")
+        .body(http_body_util::Empty::<bytes::Bytes>::new())
+        .map_err(std::io::Error::other)?;
+    let answer = sender
+        .send_request(request)
+        .await
+        .map_err(std::io::Error::other)?;
+    let status = answer.status().as_u16();
+    let body = http_body_util::Limited::new(answer.into_body(), MAX_BODY)
+        .collect()
+        .await
+        .map(|b| String::from_utf8_lossy(&b.to_bytes()).into_owned())
         .unwrap_or_default();
+    driver.abort();
     Ok((status, body))
 }
 
@@ -380,6 +385,37 @@ mod tests {
             matches!(&seen, Seen::NotYet(why) if why.starts_with(&format!("https://localhost:{port}/api/info: "))),
             "{seen:?}"
         );
+    }
+
+    #[tokio::test]
+    async fn a_chunked_answer_longer_than_a_packet_is_read_whole() {
+        use std::io::{Read, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let port = listener.local_addr().expect("addr").port();
+        let text = format!(
+            r#"{{"pad":"{}","x":{{"completed":false,"text":"Indexing"}}}}"#,
+            "p".repeat(9000)
+        );
+        let sent = text.clone();
+        std::thread::spawn(move || {
+            if let Ok((mut stream, _)) = listener.accept() {
+                let mut buf = [0u8; 1024];
+                let _ = stream.read(&mut buf);
+                let _ = write!(
+                    stream,
+                    "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+                );
+                for part in sent.as_bytes().chunks(4000) {
+                    let _ = write!(stream, "{:x}\r\n", part.len());
+                    let _ = stream.write_all(part);
+                    let _ = write!(stream, "\r\n");
+                }
+                let _ = write!(stream, "0\r\n\r\n");
+            }
+        });
+        let (status, body) = request(port, "/setup/poll", None).await.expect("answer");
+        assert_eq!((status, body.as_str()), (200, text.as_str()));
+        assert_eq!(summarize_progress(&body), "Indexing");
     }
 
     #[test]
