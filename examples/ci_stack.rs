@@ -37,7 +37,7 @@ async fn main() -> Result<(), cht_dev::Error> {
         }
     };
     if args.next().as_deref() == Some("down") {
-        return down(&engine, &project, &Silent).await;
+        return down(&engine, &project.target(), &Silent).await;
     }
     let options = UpOptions {
         pull: PullPolicy::Missing,
@@ -46,7 +46,7 @@ async fn main() -> Result<(), cht_dev::Error> {
     };
     // What CHT's services are (nginx's certificate, readiness, ports), for the runner.
     let profile = profile(&project, &home.ca_dir().join("ca.pem"), false)?;
-    let outcome = up(&engine, &project, &profile, &options, &Silent).await?;
+    let outcome = up(&engine, &project.target(), &profile, &options, &Silent).await?;
     println!("url: {}", project.url().unwrap_or_default());
     println!("ca:  {}", home.ca_dir().join("ca.pem").display());
     for s in outcome.services {

@@ -351,6 +351,15 @@ impl Drop for Staging {
     }
 }
 
+/// Lowercase hex SHA-256 of `text`.
+pub fn hex_sha256(text: &str) -> String {
+    use sha2::Digest as _;
+    sha2::Sha256::digest(text.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,4 +1,4 @@
-//! What this machine is called and where it can be reached on the LAN.
+//! What this machine is called, where it can be reached on the LAN, and which of its ports are free.
 
 use std::net::Ipv4Addr;
 
@@ -45,6 +45,20 @@ pub fn is_dns_name(name: &str) -> bool {
                 && label.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
         })
         && !body.chars().all(|c| c.is_ascii_digit() || c == '.')
+}
+
+/// Why this machine's `port` (on every IPv4 address) cannot be bound now, or `None` when
+/// it is free. Ports below 1024 need root here; an engine binds them, so only it can tell,
+/// and they count as free.
+pub fn host_port_busy(port: u16) -> Option<String> {
+    match std::net::TcpListener::bind((std::net::Ipv4Addr::UNSPECIFIED, port)) {
+        Ok(_) => None,
+        Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => None,
+        Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => {
+            Some("another program on this machine is listening on it".into())
+        }
+        Err(e) => Some(format!("it cannot be bound ({e})")),
+    }
 }
 
 #[cfg(test)]

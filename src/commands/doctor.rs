@@ -155,9 +155,10 @@ fn mounts_check(engine: &Engine, here: bool, project: &Project) -> Option<Check>
         return None;
     }
     let label = format!("mounts {}", project.name);
-    let stacks = crate::stack::load::load(project).ok()?;
+    let target = project.target();
+    let stacks = crate::stack::load::load(&target).ok()?;
     if let Some((service, path, target)) =
-        missing_mount_sources(project, &stacks).into_iter().next()
+        missing_mount_sources(&target, &stacks).into_iter().next()
     {
         let e = Error::MissingMountSource {
             service,
@@ -167,7 +168,7 @@ fn mounts_check(engine: &Engine, here: bool, project: &Project) -> Option<Check>
         return Some(check(label, Verdict::Fail, e.to_string()));
     }
     let socket = engine.endpoint().socket()?;
-    let mounted = stacks.upgrade.services.values().find_map(|s| {
+    let mounted = stacks.companion.services.values().find_map(|s| {
         s.mounts
             .iter()
             .find(|m| m.bind && m.target == crate::docker::endpoint::STANDARD_SOCKET)
@@ -248,7 +249,7 @@ async fn upgrade_check(engine: &Engine, project: &Project) -> Result<Check> {
             project.path("compose").display()
         )
     };
-    let (verdict, detail) = match next_boot(engine, project).await? {
+    let (verdict, detail) = match next_boot(engine, &project.target()).await? {
         NextBoot::Keeps(0) => (Verdict::Ok, "no CHT container yet".to_string()),
         NextBoot::Keeps(n) => (
             Verdict::Ok,
@@ -286,10 +287,6 @@ fn port_problems(project: &Project, own: &[ContainerInfo]) -> (Vec<String>, Vec<
         (HTTP_PORT_VAR, project.http_port()),
         (HTTPS_PORT_VAR, project.https_port()),
     ] {
-        let Some(port) = port else {
-            problems.push(format!("{var} is not a port number in .env"));
-            continue;
-        };
         match ports::busy_reason(port, &Default::default()) {
             None => {}
             Some(_)
@@ -384,8 +381,8 @@ pub async fn checks(settings: &Settings, home: &Home) -> Result<Vec<Check>> {
                 Verdict::Ok,
                 format!(
                     "ports {}/{} free",
-                    project.http_port().unwrap_or(0),
-                    project.https_port().unwrap_or(0)
+                    project.http_port(),
+                    project.https_port()
                 ),
             )
         } else {

@@ -117,7 +117,7 @@ fn kube_input(project: &Project, req: &ExportRequest) -> Result<KubeInput> {
         None => project.image_registry()?,
     };
     let own_registry = registry.is_some();
-    let layout = project.layout()?;
+    let layout = project.layout();
     let credentials = project.credentials();
     Ok(KubeInput {
         project: project.name.clone(),
@@ -126,13 +126,13 @@ fn kube_input(project: &Project, req: &ExportRequest) -> Result<KubeInput> {
         version,
         registry: registry.unwrap_or_else(|| render::DEFAULT_REGISTRY.to_string()),
         own_registry,
-        user: credentials.user,
-        password: credentials.password,
-        secret: credentials.secret,
-        uuid: credentials.uuid,
+        user: credentials.user.clone(),
+        password: credentials.password.clone(),
+        secret: credentials.secret.clone(),
+        uuid: credentials.uuid.clone(),
         layout,
         data_paths: project
-            .data_folders()?
+            .data_folders()
             .iter()
             .map(|f| f.path.display().to_string())
             .collect(),

@@ -88,7 +88,7 @@ pub async fn down(settings: &Settings, name: Option<&str>) -> Result<Down> {
     let reporter = report::for_terminal(settings.printer.is_quiet());
     super::runtime::interruptible(async {
         let engine = super::runtime::connect(settings).await?;
-        teardown::down(&engine, &project, reporter.as_ref()).await
+        teardown::down(&engine, &project.target(), reporter.as_ref()).await
     })
     .await?;
     Ok(Down {
@@ -118,7 +118,7 @@ pub async fn destroy(settings: &Settings, name: &str, yes: bool) -> Result<Destr
     let image = super::runtime::data_image(&project);
     super::runtime::interruptible(async {
         let engine = super::runtime::connect(settings).await?;
-        teardown::down(&engine, &project, reporter.as_ref()).await?;
+        teardown::down(&engine, &project.target(), reporter.as_ref()).await?;
         teardown::remove_volumes(&engine, name, reporter.as_ref()).await?;
         // `.env` goes last, and the compose files (which name the image the engine
         // removes with) only once the engine has removed what containers own: a destroy

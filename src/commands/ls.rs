@@ -57,7 +57,7 @@ pub async fn rows(settings: &Settings) -> Result<Vec<Row>> {
             };
             let mut out = Vec::new();
             for project in &projects {
-                let rows = crate::stack::status::status(&engine, project).await?;
+                let rows = crate::stack::status::status(&engine, &project.target()).await?;
                 out.push(super::status::summary(&rows));
             }
             Ok(out)
@@ -70,8 +70,8 @@ pub async fn rows(settings: &Settings) -> Result<Vec<Row>> {
         .map(|(project, state)| Row {
             state,
             version: project.cht_version().unwrap_or_else(|_| "?".into()),
-            http_port: project.http_port(),
-            https_port: project.https_port(),
+            http_port: Some(project.http_port()),
+            https_port: Some(project.https_port()),
             url: project.url(),
             dir: project.dir.display().to_string(),
             name: project.name,

@@ -217,7 +217,7 @@ pub fn tidy_compose_folder(project: &Project) -> Result<Vec<String>> {
             )
         })
         .collect();
-    let [core, couchdb] = project.compose_files()?;
+    let [core, couchdb] = project.compose_files();
     notes.extend(project.extra_compose_files().into_iter().map(|f| {
         format!(
             "{} is not CHT's: the upgrade service runs every valid compose file in that folder, cht-dev only {core} and {couchdb}; move it elsewhere unless you mean it",

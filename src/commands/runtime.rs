@@ -108,9 +108,9 @@ pub fn pick_existing(home: &Home, name: Option<&str>, command: &'static str) -> 
 /// wrote as its own user: present wherever CouchDB has run. `None` when the files no
 /// longer load.
 pub fn data_image(project: &crate::project::Project) -> Option<String> {
-    let stacks = crate::stack::load::load(project).ok()?;
+    let stacks = crate::stack::load::load(&project.target()).ok()?;
     stacks
-        .cht
+        .main
         .services
         .values()
         .find(|s| crate::project::layout::is_couchdb(&s.name))

@@ -38,7 +38,7 @@ pub struct RestoreRequest {
 /// The project's CouchDB data folders, one per node (an adopted project's may lie outside
 /// the project folder), each an existing folder.
 fn data_folders(project: &Project) -> Result<Vec<DataFolder>> {
-    let folders = project.data_folders()?;
+    let folders = project.data_folders();
     if let Some(missing) = folders.iter().find(|f| !f.path.is_dir()) {
         return Err(Error::BrokenProject {
             name: project.name.clone(),
@@ -63,13 +63,14 @@ async fn wait_ready_again(
     timeout: Duration,
     reporter: &dyn report::Reporter,
 ) -> Result<()> {
-    let stacks = load(project)?;
+    let target = project.target();
+    let stacks = load(&target)?;
     let profile = super::profile_of(home, project)?;
     super::runtime::interruptible(async {
         let engine = super::runtime::connect(settings).await?;
         wait_ready(
             &engine,
-            project,
+            &target,
             &profile.readiness,
             &stacks,
             timeout,
@@ -97,7 +98,7 @@ async fn with_data_quiet<T: Send + 'static>(
     let stopped_at = Cell::new(None);
     let outcome = super::runtime::interruptible(async {
         let engine = super::runtime::connect(settings).await?;
-        quiesce(&engine, project, &profile, &record, reporter).await?;
+        quiesce(&engine, &project.target(), &profile, &record, reporter).await?;
         stopped_at.set(Some(Instant::now()));
         tokio::task::spawn_blocking(work)
             .await
@@ -111,7 +112,7 @@ async fn with_data_quiet<T: Send + 'static>(
     if !quiesced.stopped.is_empty() || quiesced.upgrade_paused {
         let resumed = async {
             let engine = super::runtime::connect(settings).await?;
-            resume(&engine, project, &profile, &quiesced).await?;
+            resume(&engine, &project.target(), &profile, &quiesced).await?;
             // Serving again before saying anything else, failure included (not after
             // Ctrl-C: the user asked to stop).
             if !matches!(outcome, Err(Error::Interrupted)) && !quiesced.stopped.is_empty() {
@@ -199,7 +200,7 @@ pub async fn create(
     );
     archives::check_free(&project, &label)?;
     let version = project.cht_version()?;
-    let layout = project.layout()?;
+    let layout = project.layout();
     let folders = data_folders(&project)?;
     let folder = archives::folder(&project);
     fsutil::create_dir_mode(&folder, fsutil::PRIVATE_DIR)?;
@@ -393,7 +394,7 @@ pub async fn restore(settings: &Settings, req: &RestoreRequest) -> Result<Snapsh
     let project = Project::load(&home, &req.name)?;
     let info = archives::find(&project, &req.label)?;
     let current = project.cht_version()?;
-    info.restorable_into(&req.name, &current, project.layout()?)?;
+    info.restorable_into(&req.name, &current, project.layout())?;
     let folders = data_folders(&project)?;
     let question = format!(
         "restore {} into {}: replace everything in {} with the snapshot?",

@@ -31,7 +31,7 @@ pub async fn status(settings: &Settings, name: Option<&str>) -> Result<Status> {
     let project = Project::load(&home, &name)?;
     let rows = super::runtime::interruptible(async {
         let engine = super::runtime::connect(settings).await?;
-        stack_status::status(&engine, &project).await
+        stack_status::status(&engine, &project.target()).await
     })
     .await?;
     Ok(Status {

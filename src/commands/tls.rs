@@ -203,11 +203,11 @@ pub async fn run(settings: &Settings, req: &TlsRequest) -> Result<Switched> {
         // is finished by running it again.
         let profile =
             crate::project::profile::profile(&project, &tls::CaFiles::of(&home).cert, true)?;
-        let reloaded = reload_files(&engine, &project, &profile).await?;
+        let reloaded = reload_files(&engine, &project.target(), &profile).await?;
         let path = project.path("certs/cert.pem");
         let cert = std::fs::read_to_string(&path).map_err(Error::io("read", &path))?;
-        if let (Some(_), Some(port)) = (&reloaded, project.https_port()) {
-            wait_serving(port, &cert, RELOAD_TIMEOUT).await?;
+        if reloaded.is_some() {
+            wait_serving(project.https_port(), &cert, RELOAD_TIMEOUT).await?;
         }
         if req.mode == TlsMode::LocalIp {
             notes.push(PUBLIC_KEY_NOTE.to_string());

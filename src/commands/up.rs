@@ -127,12 +127,12 @@ impl Report for Up {
 /// 1024, and an engine the upgrade service cannot reach is said.
 async fn fit_engine(engine: &Engine, project: &mut Project, notes: &mut Vec<String>) -> Result<()> {
     let ports = [
-        ("NGINX_HTTP_PORT", project.http_port()),
-        ("NGINX_HTTPS_PORT", project.https_port()),
+        (project::HTTP_PORT_VAR, project.http_port()),
+        (project::HTTPS_PORT_VAR, project.https_port()),
     ];
     let socket = engine.endpoint().socket().map(|s| s.display().to_string());
     let standard = endpoint::STANDARD_SOCKET;
-    let low = ports.iter().any(|(_, p)| p.is_some_and(|p| p < 1024));
+    let low = ports.iter().any(|(_, p)| *p < 1024);
     let mounted = project.mounted_socket().unwrap_or(standard);
     // Asking the engine (two calls) only when the answer can change something: an
     // unchanged running stack's `up` stays at its floor.
@@ -188,14 +188,12 @@ async fn fit_engine(engine: &Engine, project: &mut Project, notes: &mut Vec<Stri
 }
 
 /// The first port a rootless engine cannot publish (below 1024), with its variable.
-fn refused_port(
-    ports: &[(&'static str, Option<u16>)],
-    rootless: bool,
-) -> Option<(&'static str, u16)> {
+fn refused_port(ports: &[(&'static str, u16)], rootless: bool) -> Option<(&'static str, u16)> {
     ports
         .iter()
         .filter(|_| rootless)
-        .find_map(|(var, port)| port.filter(|p| *p < 1024).map(|p| (*var, p)))
+        .find(|(_, port)| *port < 1024)
+        .copied()
 }
 
 /// The socket the upgrade service mounts: a local engine's own (`socket`); the standard one
@@ -351,11 +349,11 @@ fn summary(
         version: project.cht_version().ok(),
         ready: !req.no_wait,
         urls: project.urls(),
-        http_port: project.http_port(),
-        https_port: project.https_port(),
+        http_port: Some(project.http_port()),
+        https_port: Some(project.https_port()),
         login: Login {
-            user: credentials.user,
-            password: credentials.password,
+            user: credentials.user.clone(),
+            password: credentials.password.clone(),
         },
         tls: project.tls_mode(),
         ca: ca.display().to_string(),
@@ -393,16 +391,21 @@ pub async fn run(settings: &Settings, req: &UpRequest) -> Result<Up> {
         };
         let outcome = async {
             let profile = super::profile_for_up(&home, &project, cert_replaced, reporter.as_ref())?;
-            stack_up::up(&engine, &project, &profile, &opts, reporter.as_ref()).await
+            stack_up::up(
+                &engine,
+                &project.target(),
+                &profile,
+                &opts,
+                reporter.as_ref(),
+            )
+            .await
         }
         .await;
         reporter.finish();
         let outcome = outcome?;
         notes.extend(outcome.notes);
-        if cert_replaced
-            && !req.no_wait
-            && let Some(port) = project.https_port()
-        {
+        if cert_replaced && !req.no_wait {
+            let port = project.https_port();
             // nginx's old workers answer a few more handshakes after the reload.
             let path = project.path("certs/cert.pem");
             let cert = std::fs::read_to_string(&path).map_err(Error::io("read", &path))?;
@@ -445,16 +448,10 @@ mod tests {
 
     #[test]
     fn only_rootless_engines_refuse_ports_below_1024() {
-        let ports = [
-            ("NGINX_HTTP_PORT", Some(80)),
-            ("NGINX_HTTPS_PORT", Some(443)),
-        ];
+        let ports = [("NGINX_HTTP_PORT", 80), ("NGINX_HTTPS_PORT", 443)];
         assert_eq!(refused_port(&ports, true), Some(("NGINX_HTTP_PORT", 80)));
         assert_eq!(refused_port(&ports, false), None);
-        let high = [
-            ("NGINX_HTTP_PORT", Some(8080)),
-            ("NGINX_HTTPS_PORT", Some(8443)),
-        ];
+        let high = [("NGINX_HTTP_PORT", 8080), ("NGINX_HTTPS_PORT", 8443)];
         assert_eq!(refused_port(&high, true), None);
     }
 }

@@ -112,7 +112,7 @@ fn check_rendered(project: &Project, files: &[render::RenderedFile]) -> Result<(
     let upgrade = project.path(render::UPGRADE_FILE);
     std::fs::copy(&upgrade, root.join(render::UPGRADE_FILE))
         .map_err(Error::io("copy", &upgrade))?;
-    load::load_in(project, root).map(|_| ())
+    load::load_in(&project.target(), root).map(|_| ())
 }
 
 /// The files of release `target` for `project`, rendered and checked as `up` would load
@@ -128,7 +128,7 @@ fn planned_files(
         version: target,
         registry: registry.as_deref(),
         project_dir: &project.dir,
-        layout: project.layout()?,
+        layout: project.layout(),
     })?;
     check_rendered(project, &files)?;
     let mut rewrite = Rewrite::default();
@@ -176,7 +176,15 @@ pub async fn run(settings: &Settings, req: &UpgradeRequest) -> Result<Upgraded> 
         teardown::pause_upgrade_service(&engine, &project.name, reporter.as_ref()).await?;
         let mut notes = write_release(&project, &current, &rewritten, &mut rewrite.borrow_mut())?;
         let profile = super::profile_for_up(&home, &project, false, reporter.as_ref())?;
-        match stack_up::up(&engine, &project, &profile, &opts, reporter.as_ref()).await {
+        match stack_up::up(
+            &engine,
+            &project.target(),
+            &profile,
+            &opts,
+            reporter.as_ref(),
+        )
+        .await
+        {
             Ok(outcome) => {
                 notes.extend(outcome.notes);
                 Ok(Ok((outcome.services, notes)))
@@ -191,7 +199,7 @@ pub async fn run(settings: &Settings, req: &UpgradeRequest) -> Result<Upgraded> 
                 }
                 let back = stack_up::up(
                     &engine,
-                    &project,
+                    &project.target(),
                     &profile,
                     &UpOptions {
                         pull: PullPolicy::Never,

@@ -404,11 +404,8 @@ mod tests {
 
     /// A project in `dir` with nothing but a name.
     fn project_in(dir: &Path) -> Project {
-        Project {
-            name: "p".into(),
-            dir: dir.to_path_buf(),
-            env: super::super::dotenv::EnvFile::new(),
-        }
+        Project::from_env("p", dir.to_path_buf(), super::super::dotenv::EnvFile::new())
+            .expect("project")
     }
 
     /// A sidecar for `label`.

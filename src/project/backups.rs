@@ -149,11 +149,7 @@ mod tests {
     /// A bare project in a temporary folder.
     fn project(dir: &Path) -> Project {
         std::fs::create_dir_all(dir.join("compose")).expect("mkdir");
-        Project {
-            name: "p".into(),
-            dir: dir.to_path_buf(),
-            env: EnvFile::new(),
-        }
+        Project::from_env("p", dir.to_path_buf(), EnvFile::new()).expect("project")
     }
 
     #[test]

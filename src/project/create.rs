@@ -198,10 +198,7 @@ pub fn taken_ports(home: &Home) -> Result<ports::Taken> {
         let Ok(project) = Project::load(home, &name) else {
             continue;
         };
-        for port in [project.http_port(), project.https_port()]
-            .into_iter()
-            .flatten()
-        {
+        for port in [project.http_port(), project.https_port()] {
             taken.insert(port, name.clone());
         }
     }
@@ -265,7 +262,7 @@ pub fn check_data_folder(home: &Home, raw: &str) -> std::result::Result<PathBuf,
         let Ok(project) = Project::load(home, &name) else {
             continue;
         };
-        for folder in project.data_folders().unwrap_or_default() {
+        for folder in project.data_folders() {
             let theirs = canonical(&folder.path);
             if nested(&data, &theirs) {
                 return Err(format!(
@@ -483,11 +480,7 @@ fn create_with(home: &Home, opts: &InitOptions, adopted: Option<&Adopted>) -> Re
         other => other,
     })?;
     Ok(Created {
-        project: Project {
-            name: checked.name,
-            dir: checked.dir,
-            env,
-        },
+        project: Project::from_env(&checked.name, checked.dir, env)?,
         version: checked.version,
         layout: checked.layout,
         ca: ca_files,

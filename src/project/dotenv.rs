@@ -14,11 +14,23 @@ pub struct SyntaxError {
 }
 
 /// The variables of a `.env` file, in file order.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default)]
 pub struct EnvFile {
     /// Variable names and their values; the last definition of a name wins.
     vars: IndexMap<String, String>,
+    /// For a parsed file, the 0-based lines each variable's last definition spans (a
+    /// quoted value may run over several).
+    spans: IndexMap<String, std::ops::Range<usize>>,
 }
+
+/// Two files are equal when they hold the same variables, wherever they are written.
+impl PartialEq for EnvFile {
+    fn eq(&self, other: &Self) -> bool {
+        self.vars == other.vars
+    }
+}
+
+impl Eq for EnvFile {}
 
 /// Whether `key` is a variable name compose accepts.
 pub fn is_valid_key(key: &str) -> bool {
@@ -41,6 +53,11 @@ impl EnvFile {
     /// The value of `key`, if set.
     pub fn get(&self, key: &str) -> Option<&str> {
         self.vars.get(key).map(String::as_str)
+    }
+
+    /// The 1-based line where `key` is defined, in a parsed file.
+    pub fn line_of(&self, key: &str) -> Option<usize> {
+        self.spans.get(key).map(|span| span.start + 1)
     }
 
     /// All variables in file order.
@@ -75,6 +92,7 @@ impl EnvFile {
                 return Err(fail(&format!("{key:?} is not a valid variable name")));
             }
             let rest = rest.trim_start();
+            let mut end = index + 1;
             let value = match rest.chars().next() {
                 Some(quote @ ('"' | '\'')) => {
                     // A quoted value may run over several lines until its closing quote;
@@ -83,7 +101,10 @@ impl EnvFile {
                     let mut closed = unquote.feed(&rest[1..]);
                     while !closed {
                         match lines.next() {
-                            Some((_, next)) => closed = unquote.feed("\n") || unquote.feed(next),
+                            Some((at, next)) => {
+                                end = at + 1;
+                                closed = unquote.feed("\n") || unquote.feed(next);
+                            }
                             None => return Err(fail(&format!("missing closing {quote}"))),
                         }
                     }
@@ -92,6 +113,7 @@ impl EnvFile {
                 _ => strip_inline_comment(rest).trim_end().to_string(),
             };
             env.set(key, value);
+            env.spans.insert(key.to_string(), index..end);
         }
         Ok(env)
     }
@@ -112,6 +134,48 @@ impl EnvFile {
         }
         Ok(out)
     }
+}
+
+/// `text` with each of `vars` set: a variable's definition (all its lines, for a quoted
+/// value over several) is replaced where it stands, a new one is added at the end, and
+/// every other line (comments, user edits) stays as written.
+pub fn update(text: &str, vars: &[(&str, &str)]) -> Result<String, UpdateError> {
+    let mut env = EnvFile::parse(text).map_err(UpdateError::Syntax)?;
+    let mut lines: Vec<Option<String>> = text.lines().map(|l| Some(l.to_string())).collect();
+    let mut added = Vec::new();
+    for &(key, value) in vars {
+        let line = format!(
+            "{key}={}",
+            spell(value).map_err(|reason| UpdateError::Unportable(Unportable {
+                key: key.to_string(),
+                reason,
+            }))?
+        );
+        match env.spans.get(key).cloned() {
+            Some(span) => {
+                lines[span.start] = Some(line);
+                for dropped in &mut lines[span.start + 1..span.end] {
+                    *dropped = None;
+                }
+            }
+            None => added.push(line),
+        }
+        env.set(key, value);
+    }
+    let mut out: Vec<String> = lines.into_iter().flatten().collect();
+    out.extend(added);
+    Ok(out.join("\n") + "\n")
+}
+
+/// Why `.env` text could not be updated.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum UpdateError {
+    /// The text as it stands does not parse.
+    #[error("line {}: {}", .0.line, .0.reason)]
+    Syntax(SyntaxError),
+    /// A new value has no portable spelling.
+    #[error(transparent)]
+    Unportable(Unportable),
 }
 
 /// A value no `.env` spelling carries to compose v1 and v2 alike.
@@ -278,6 +342,22 @@ mod tests {
         assert!(err.reason.contains("not a valid variable name"));
         let err = EnvFile::parse("A=\"open\n").expect_err("fails");
         assert!(err.reason.contains("closing"));
+    }
+
+    #[test]
+    fn update_replaces_a_value_over_several_lines_and_keeps_the_rest() {
+        let text = "# mine\nA=1\nK=\"x\nB=2\ny\"\nB=3 # port\n";
+        let updated = update(text, &[("K", "one"), ("B", "4"), ("NEW", "a b")]).expect("updates");
+        assert_eq!(updated, "# mine\nA=1\nK=one\nB=4\nNEW='a b'\n");
+        let env = EnvFile::parse(&updated).expect("parses");
+        assert_eq!(env.line_of("B"), Some(4));
+        assert_eq!(
+            update("A=\"open\n", &[("A", "1")]),
+            Err(UpdateError::Syntax(SyntaxError {
+                line: 1,
+                reason: "missing closing \"".into()
+            }))
+        );
     }
 
     #[test]

@@ -9,9 +9,10 @@ use std::path::{Path, PathBuf};
 
 use super::dotenv::EnvFile;
 use super::versions::ChtVersion;
-use super::{Adopted, InitOptions, TlsMode, compose::ComposeFile, ports, versions};
+use super::{Adopted, InitOptions, TlsMode, ports, versions};
 use crate::error::{Error, Result};
 use crate::home::Home;
+use crate::stack::model::raw::Outline;
 
 /// The helper's settings cht-dev needs, every one non-empty.
 const REQUIRED: [&str; 8] = [
@@ -55,7 +56,7 @@ pub struct HelperProject {
 fn release(compose_dir: &Path, bad: &dyn Fn(String) -> Error) -> Result<(String, ChtVersion)> {
     let core = compose_dir.join("cht-core.yml");
     let core_text = std::fs::read_to_string(&core).map_err(Error::io("read", &core))?;
-    let api = ComposeFile::parse(&core.display().to_string(), &core_text)?
+    let api = Outline::parse(&core.display().to_string(), &core_text)?
         .services
         .get("api")
         .and_then(|s| s.image.clone())

@@ -72,7 +72,7 @@ pub(super) fn lock_file(base: &Path, home: &Home, key: &str) -> Result<std::fs::
     fsutil::create_dir_mode(home.root(), fsutil::PRIVATE_DIR)?;
     let canonical =
         std::fs::canonicalize(home.root()).map_err(Error::io("resolve", home.root()))?;
-    let hash = &render::hex_sha256(&canonical.to_string_lossy())[..16];
+    let hash = &crate::fsutil::hex_sha256(&canonical.to_string_lossy())[..16];
     let path = base.join(format!("{hash}-{key}.lock"));
     std::fs::OpenOptions::new()
         .create(true)

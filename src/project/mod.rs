@@ -3,7 +3,6 @@
 pub mod archives;
 pub mod backups;
 pub mod certs;
-pub mod compose;
 mod create;
 pub mod dotenv;
 pub mod engine_fit;
@@ -91,16 +90,6 @@ impl TlsMode {
             TlsMode::Own => "own",
         }
     }
-
-    /// The mode `.env` names; anything but `own` and `local-ip` is the local CA, as every
-    /// project made before the setting existed.
-    pub fn from_env(value: Option<&str>) -> TlsMode {
-        match value.map(str::trim) {
-            Some("own") => TlsMode::Own,
-            Some("local-ip") => TlsMode::LocalIp,
-            _ => TlsMode::LocalCa,
-        }
-    }
 }
 
 impl std::fmt::Display for TlsMode {
@@ -142,15 +131,96 @@ pub struct Credentials {
     pub uuid: String,
 }
 
-/// An existing project, read from its folder.
+/// An existing project, read from its folder. Its `.env` is parsed and checked once, on
+/// load (and again by [`Project::update_env`]): nothing outside this module reads a
+/// variable by name.
 #[derive(Debug, Clone)]
 pub struct Project {
     /// The project name.
     pub name: String,
     /// Its folder.
     pub dir: PathBuf,
-    /// Its `.env` settings.
-    pub env: EnvFile,
+    /// Its `.env` variables, as read.
+    env: EnvFile,
+    /// What they say, checked.
+    config: Config,
+    /// The API service's image in CHT Core's compose file, read when first asked for
+    /// (the files are the truth: the upgrade service rewrites them on in-app upgrades):
+    /// the image, or why it cannot be read.
+    api_image: std::sync::OnceLock<std::result::Result<String, String>>,
+}
+
+/// `.env`'s settings, checked: a bad value is refused on load, naming its line.
+#[derive(Debug, Clone)]
+struct Config {
+    /// nginx's host HTTP port (compose's default, 80, when unset).
+    http_port: u16,
+    /// nginx's host HTTPS port (443 when unset).
+    https_port: u16,
+    /// How CouchDB runs.
+    layout: Layout,
+    /// Where the certificate comes from.
+    tls: TlsMode,
+    /// The public domain, when set and not empty.
+    domain: Option<String>,
+    /// CouchDB's credentials.
+    credentials: Credentials,
+}
+
+/// `.env` variable: nginx's host HTTP port.
+pub const HTTP_PORT_VAR: &str = "NGINX_HTTP_PORT";
+/// `.env` variable: nginx's host HTTPS port.
+pub const HTTPS_PORT_VAR: &str = "NGINX_HTTPS_PORT";
+
+impl Config {
+    /// Reads and checks `env`; the error says which line holds what, and what it must be.
+    fn read(env: &EnvFile) -> std::result::Result<Config, String> {
+        let bad = |key: &str, value: &str, must: &str| {
+            let line = env
+                .line_of(key)
+                .map_or(String::new(), |l| format!("line {l}: "));
+            format!("{line}{key} is {value:?}; {must}")
+        };
+        let port = |key: &str, default: u16| match env.get(key).map(str::trim) {
+            None | Some("") => Ok(default),
+            Some(value) => ports::parse_setting(value)
+                .map_err(|_| bad(key, value, "it must be a port number from 1 to 65535")),
+        };
+        let layout = match env.get(layout::NODES_VAR).map(str::trim) {
+            None | Some("" | "1") => Layout::Single,
+            Some("3") => Layout::Cluster,
+            Some(other) => return Err(bad(layout::NODES_VAR, other, "it must be 1 or 3")),
+        };
+        let tls = match env.get(CERT_VAR).map(str::trim) {
+            None | Some("" | "local-ca") => TlsMode::LocalCa,
+            Some("local-ip") => TlsMode::LocalIp,
+            Some("own") => TlsMode::Own,
+            Some(other) => {
+                return Err(bad(
+                    CERT_VAR,
+                    other,
+                    "it must be local-ca, local-ip or own (switch with `cht-dev tls NAME MODE`)",
+                ));
+            }
+        };
+        let get = |k: &str| env.get(k).unwrap_or_default().to_string();
+        Ok(Config {
+            http_port: port(HTTP_PORT_VAR, 80)?,
+            https_port: port(HTTPS_PORT_VAR, 443)?,
+            layout,
+            tls,
+            domain: env
+                .get(DOMAIN_VAR)
+                .filter(|d| !d.is_empty())
+                .map(str::to_string),
+            credentials: Credentials {
+                user: env.get("COUCHDB_USER").unwrap_or(DEFAULT_USER).to_string(),
+                password: get("COUCHDB_PASSWORD"),
+                secret: get("COUCHDB_SECRET"),
+                uuid: get("COUCHDB_UUID"),
+            },
+        })
+    }
 }
 
 /// The outcome of creating a project.
@@ -203,51 +273,47 @@ impl Project {
             name: name.to_string(),
             reason: format!("{} line {}: {}", env_path.display(), e.line, e.reason),
         })?;
+        Project::from_env(name, dir, env)
+    }
+
+    /// The project `name` in `dir` with the variables `env`, checked.
+    pub(crate) fn from_env(name: &str, dir: PathBuf, env: EnvFile) -> Result<Project> {
+        let config = Config::read(&env).map_err(|reason| Error::BrokenProject {
+            name: name.to_string(),
+            reason: format!("{} {reason}", dir.join(".env").display()),
+        })?;
         Ok(Project {
             name: name.to_string(),
             dir,
             env,
+            config,
+            api_image: std::sync::OnceLock::new(),
         })
     }
 
     /// The CouchDB credentials (the default user when `.env` names none).
-    pub fn credentials(&self) -> Credentials {
-        let get = |k: &str| self.env.get(k).unwrap_or_default().to_string();
-        Credentials {
-            user: self
-                .env
-                .get("COUCHDB_USER")
-                .unwrap_or(DEFAULT_USER)
-                .to_string(),
-            password: get("COUCHDB_PASSWORD"),
-            secret: get("COUCHDB_SECRET"),
-            uuid: get("COUCHDB_UUID"),
-        }
-    }
-
-    /// A port setting from `.env`.
-    fn port(&self, key: &str) -> Option<u16> {
-        self.env.get(key)?.trim().parse().ok()
+    pub fn credentials(&self) -> &Credentials {
+        &self.config.credentials
     }
 
     /// nginx's host HTTP port.
-    pub fn http_port(&self) -> Option<u16> {
-        self.port("NGINX_HTTP_PORT")
+    pub fn http_port(&self) -> u16 {
+        self.config.http_port
     }
 
     /// nginx's host HTTPS port.
-    pub fn https_port(&self) -> Option<u16> {
-        self.port("NGINX_HTTPS_PORT")
+    pub fn https_port(&self) -> u16 {
+        self.config.https_port
     }
 
     /// The public domain, if the project has one.
     pub fn domain(&self) -> Option<&str> {
-        self.env.get(DOMAIN_VAR).filter(|d| !d.is_empty())
+        self.config.domain.as_deref()
     }
 
     /// Where the certificate comes from.
     pub fn tls_mode(&self) -> TlsMode {
-        TlsMode::from_env(self.env.get(CERT_VAR))
+        self.config.tls
     }
 
     /// The names the project is reached by, the one to use first, each covered by its
@@ -275,7 +341,7 @@ impl Project {
 
     /// The URLs to show, one per host of [`Project::hosts`], first the one to use.
     pub fn urls(&self) -> Vec<String> {
-        let https = self.https_port().unwrap_or(443);
+        let https = self.https_port();
         let port = if https == 443 {
             String::new()
         } else {
@@ -295,41 +361,30 @@ impl Project {
             format!(
                 "https://{}:{}/",
                 crate::local_ip::host(ip),
-                self.https_port().unwrap_or(443)
+                self.https_port()
             )
         })
     }
 
-    /// Sets `.env` variables in place, keeping every other line (comments, user edits) as is.
+    /// Sets `.env` variables in place, keeping every other line (comments, user edits) as
+    /// is; a value over several lines is replaced whole. The result is checked as on load
+    /// before it is written (atomically), so a refused value changes nothing.
     pub fn update_env(&mut self, vars: &[(&str, &str)]) -> Result<()> {
         let path = self.path(".env");
         let text = std::fs::read_to_string(&path).map_err(Error::io("read", &path))?;
-        let mut lines: Vec<String> = text.lines().map(str::to_string).collect();
-        for (key, value) in vars {
-            let mut one = EnvFile::new();
-            one.set(key, *value);
-            let rendered = one
-                .render(&[])
-                .map_err(|e| Error::Encode {
-                    what: path.display().to_string(),
-                    reason: e.to_string(),
-                })?
-                .trim_end()
-                .to_string();
-            let found = lines.iter_mut().find(|l| {
-                l.trim_start()
-                    .strip_prefix("export ")
-                    .unwrap_or(l.trim_start())
-                    .split_once('=')
-                    .is_some_and(|(k, _)| k.trim() == *key)
-            });
-            match found {
-                Some(line) => *line = rendered,
-                None => lines.push(rendered),
-            }
-            self.env.set(key, *value);
-        }
-        fsutil::replace(&path, (lines.join("\n") + "\n").as_bytes(), fsutil::PRIVATE)
+        let updated = dotenv::update(&text, vars).map_err(|e| Error::Encode {
+            what: path.display().to_string(),
+            reason: e.to_string(),
+        })?;
+        let env = EnvFile::parse(&updated).map_err(|e| Error::Encode {
+            what: path.display().to_string(),
+            reason: format!("line {}: {}", e.line, e.reason),
+        })?;
+        let checked = Project::from_env(&self.name, self.dir.clone(), env)?;
+        fsutil::replace(&path, updated.as_bytes(), fsutil::PRIVATE)?;
+        self.env = checked.env;
+        self.config = checked.config;
+        Ok(())
     }
 
     /// Replaces the project's certificate and key (already checked) and records where they
@@ -363,7 +418,7 @@ impl Project {
     /// The project's HTTPS URL to use: the first of [`Project::urls`], with the port
     /// always written.
     pub fn url(&self) -> Option<String> {
-        let port = self.https_port()?;
+        let port = self.https_port();
         let host = self.hosts().into_iter().next()?;
         Some(format!("https://{host}:{port}/"))
     }
@@ -382,14 +437,15 @@ impl Project {
     /// or macOS (browsers and curl resolve those themselves), and cht-conf keeps no cookies.
     pub fn cht_conf_command(&self, ca: &Path) -> Option<String> {
         use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
-        let port = self.https_port()?;
+        let port = self.https_port();
         let host = match self.tls_mode() {
             TlsMode::LocalIp => self.hosts().into_iter().next()?,
             _ => self.domain().unwrap_or("localhost").to_string(),
         };
         let host_port = format!("{host}:{port}");
-        let user = self.env.get("COUCHDB_USER").unwrap_or(DEFAULT_USER);
-        let password = self.env.get("COUCHDB_PASSWORD")?;
+        let credentials = self.credentials();
+        let user = credentials.user.as_str();
+        let password = credentials.password.as_str();
         let login = format!(
             "{}:{}",
             utf8_percent_encode(user, NON_ALPHANUMERIC),
@@ -414,19 +470,27 @@ impl Project {
         self.dir.join(relative)
     }
 
-    /// The API service's image in the project's compose file (the files are the truth:
-    /// the upgrade service rewrites them on in-app upgrades).
+    /// The API service's image in CHT Core's compose file, read once per load.
     pub fn api_image(&self) -> Result<String> {
-        let path = self.path(render::CORE_FILE);
-        let text = std::fs::read_to_string(&path).map_err(Error::io("read", &path))?;
-        compose::ComposeFile::parse(render::CORE_FILE, &text)?
-            .services
-            .get("api")
-            .and_then(|s| s.image.clone())
-            .filter(|i| i.contains(':'))
-            .ok_or_else(|| Error::BrokenProject {
+        self.api_image
+            .get_or_init(|| {
+                let path = self.path(render::CORE_FILE);
+                let text = std::fs::read_to_string(&path)
+                    .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+                crate::stack::model::raw::Outline::parse(render::CORE_FILE, &text)
+                    .map_err(|e| e.to_string())?
+                    .services
+                    .get("api")
+                    .and_then(|s| s.image.clone())
+                    .filter(|i| i.contains(':'))
+                    .ok_or_else(|| {
+                        format!("{} has no api service image with a tag", path.display())
+                    })
+            })
+            .clone()
+            .map_err(|reason| Error::BrokenProject {
                 name: self.name.clone(),
-                reason: format!("{} has no api service image with a tag", path.display()),
+                reason,
             })
     }
 
@@ -470,28 +534,15 @@ impl Project {
         Ok(registry)
     }
 
-    /// How the project runs CouchDB, from `.env` (absent: a single node). The value is
-    /// cht-dev's own, so anything but `1` or `3` is a damaged project.
-    pub fn layout(&self) -> Result<Layout> {
-        match self.env.get(layout::NODES_VAR).map(str::trim) {
-            None | Some("" | "1") => Ok(Layout::Single),
-            Some("3") => Ok(Layout::Cluster),
-            Some(other) => Err(Error::BrokenProject {
-                name: self.name.clone(),
-                reason: format!(
-                    "{} in {} is {other:?}; it must be 1 or 3",
-                    layout::NODES_VAR,
-                    self.path(".env").display()
-                ),
-            }),
-        }
+    /// How the project runs CouchDB (a single node when `.env` does not say).
+    pub fn layout(&self) -> Layout {
+        self.config.layout
     }
 
     /// The CouchDB data folders on the host, one per node, as `.env` names them (a folder
     /// left out of `.env` is the project's own default, as in the compose files).
-    pub fn data_folders(&self) -> Result<Vec<DataFolder>> {
-        Ok(self
-            .layout()?
+    pub fn data_folders(&self) -> Vec<DataFolder> {
+        self.layout()
             .data_vars()
             .iter()
             .map(|&(name, var, relative)| DataFolder {
@@ -503,25 +554,39 @@ impl Project {
                     .filter(|d| !d.is_empty())
                     .map_or_else(|| self.path(relative), PathBuf::from),
             })
-            .collect())
+            .collect()
     }
 
     /// The compose files cht-dev reads in `compose/`: CHT Core's and the layout's CouchDB
     /// file.
-    pub fn compose_files(&self) -> Result<[&'static str; 2]> {
-        Ok([
+    pub fn compose_files(&self) -> [&'static str; 2] {
+        [
             render::CORE_FILE.trim_start_matches("compose/"),
-            self.layout()?.couchdb_file_name(),
-        ])
+            self.layout().couchdb_file_name(),
+        ]
+    }
+
+    /// The project as the stack layer runs it: the compose files cht-dev reads in
+    /// `compose/`, the upgrade service's file as their companion, and `.env`'s variables.
+    pub fn target(&self) -> crate::stack::Target {
+        crate::stack::Target {
+            name: self.name.clone(),
+            dir: self.dir.clone(),
+            main_dir: PathBuf::from("compose"),
+            files: self.compose_files().map(PathBuf::from).to_vec(),
+            companion_files: vec![PathBuf::from(render::UPGRADE_FILE)],
+            env: self
+                .env
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        }
     }
 
     /// Files in `compose/` besides the two cht-dev reads: the upgrade service runs every
     /// valid compose file there too, so each is worth a word to the user.
     pub fn extra_compose_files(&self) -> Vec<String> {
-        let known = self.compose_files().unwrap_or([
-            render::CORE_FILE.trim_start_matches("compose/"),
-            render::COUCHDB_FILE.trim_start_matches("compose/"),
-        ]);
+        let known = self.compose_files();
         let mut extra: Vec<String> = std::fs::read_dir(self.path("compose"))
             .map(|entries| {
                 entries

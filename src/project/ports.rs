@@ -1,7 +1,6 @@
 //! Choosing nginx's host ports so projects never collide with each other or the machine.
 
 use std::collections::BTreeMap;
-use std::net::{Ipv4Addr, TcpListener};
 
 use crate::error::{Error, Result};
 
@@ -20,15 +19,7 @@ pub fn busy_reason(port: u16, taken: &Taken) -> Option<String> {
     if let Some(project) = taken.get(&port) {
         return Some(format!("project {project:?} uses it"));
     }
-    match TcpListener::bind((Ipv4Addr::UNSPECIFIED, port)) {
-        Ok(_) => None,
-        // Ports below 1024 need root; the Docker engine binds them, so only it can tell.
-        Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => None,
-        Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => {
-            Some("another program on this machine is listening on it".into())
-        }
-        Err(e) => Some(format!("it cannot be bound ({e})")),
-    }
+    crate::net::host_port_busy(port)
 }
 
 /// Checks a requested port number is in range and returns it as `u16`.
@@ -133,7 +124,7 @@ mod tests {
 
     #[test]
     fn skips_and_refuses_ports_bound_on_this_machine() {
-        let held = TcpListener::bind((Ipv4Addr::UNSPECIFIED, 0)).expect("bind");
+        let held = std::net::TcpListener::bind((std::net::Ipv4Addr::UNSPECIFIED, 0)).expect("bind");
         let port = held.local_addr().expect("addr").port();
         let err = allocate(Some(u32::from(port)), None, &Taken::new()).expect_err("busy");
         assert!(err.to_string().contains("listening"), "{err}");

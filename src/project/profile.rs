@@ -10,10 +10,7 @@ use crate::error::{Error, Result};
 use crate::stack::profile::{LogGate, PortOwner, ProbeTls, Profile, Readiness, VolumeFiles};
 use crate::stack::readiness::probe::WaitFor;
 
-/// The `.env` setting of nginx's published HTTP port.
-pub const HTTP_PORT_VAR: &str = "NGINX_HTTP_PORT";
-/// The `.env` setting of nginx's published HTTPS port.
-pub const HTTPS_PORT_VAR: &str = "NGINX_HTTPS_PORT";
+pub use super::{HTTP_PORT_VAR, HTTPS_PORT_VAR};
 
 /// The compose volume nginx reads its certificate from.
 const CERT_VOLUME: &str = "cht-ssl";
@@ -45,10 +42,6 @@ fn quiet_groups() -> Vec<(String, usize)> {
 /// certificate when it has another source (readiness probes `localhost`, which neither
 /// the user's own nor the local-ip certificate covers).
 fn readiness(project: &Project, ca_cert: &Path) -> Result<Readiness> {
-    let missing = |key: &str| Error::BrokenProject {
-        name: project.name.clone(),
-        reason: format!("{key} is missing or not a port number in .env"),
-    };
     let read = |path: &Path| std::fs::read_to_string(path).map_err(Error::io("read", path));
     let tls = match project.tls_mode() {
         TlsMode::LocalCa => ProbeTls::Trusting(read(ca_cert)?),
@@ -61,12 +54,10 @@ fn readiness(project: &Project, ca_cert: &Path) -> Result<Readiness> {
         }],
         conditions: vec![
             WaitFor::HttpRedirect {
-                port: project.http_port().ok_or_else(|| missing(HTTP_PORT_VAR))?,
+                port: project.http_port(),
             },
             WaitFor::HttpsApi {
-                port: project
-                    .https_port()
-                    .ok_or_else(|| missing(HTTPS_PORT_VAR))?,
+                port: project.https_port(),
                 path: API_PATH,
                 via: "nginx",
                 progress: Some(STARTUP_PROGRESS),
@@ -85,12 +76,10 @@ pub fn profile(project: &Project, ca_cert: &Path, cert_changed: bool) -> Result<
         (project.https_port(), HTTPS_PORT_VAR),
     ]
     .into_iter()
-    .filter_map(|(port, var)| {
-        port.map(|port| PortOwner {
-            port,
-            setting: var.to_string(),
-            file: env_file.clone(),
-        })
+    .map(|(port, var)| PortOwner {
+        port,
+        setting: var.to_string(),
+        file: env_file.clone(),
     })
     .collect();
     Ok(Profile {
@@ -148,7 +137,7 @@ mod tests {
         assert_eq!(files.volume, "cht-ssl");
         assert!(files.changed);
         assert_eq!(files.reload, ["nginx", "-s", "reload"]);
-        let https = project.https_port().expect("port");
+        let https = project.https_port();
         assert_eq!(
             p.port_owner(https).map(|o| o.setting.as_str()),
             Some(HTTPS_PORT_VAR)

@@ -2,12 +2,10 @@
 
 use std::path::Path;
 
-use sha2::{Digest, Sha256};
-
-use super::compose::ComposeFile;
 use super::layout::Layout;
 use super::versions::{ChtVersion, Family};
 use crate::error::{Error, Result};
+use crate::stack::model::raw::Outline;
 
 /// The registry upstream publishes CHT images to.
 pub const DEFAULT_REGISTRY: &str = "public.ecr.aws/medic";
@@ -158,18 +156,10 @@ fn fill(file: &str, template: &str, values: &[(&str, &str)]) -> Result<String> {
 
 /// Puts the generated-file marker in front of `body`.
 fn mark(body: &str) -> String {
-    let hash = hex_sha256(body);
+    let hash = crate::fsutil::hex_sha256(body);
     format!(
         "{MARK_PREFIX}{hash}\n# cht-dev regenerates this file only while it matches that hash; once you edit it, your edits are kept.\n{body}"
     )
-}
-
-/// Lowercase hex SHA-256 of `text`.
-pub fn hex_sha256(text: &str) -> String {
-    Sha256::digest(text.as_bytes())
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
 }
 
 /// Tells whether `contents` is an unedited cht-dev file, an edited one, or not cht-dev's.
@@ -180,7 +170,7 @@ pub fn marker(contents: &str) -> Marker {
         return Marker::Unmarked;
     };
     match first.strip_prefix(MARK_PREFIX) {
-        Some(hash) if hash.trim() == hex_sha256(body) => Marker::Unmodified,
+        Some(hash) if hash.trim() == crate::fsutil::hex_sha256(body) => Marker::Unmodified,
         Some(_) => Marker::Edited,
         None => Marker::Unmarked,
     }
@@ -285,7 +275,10 @@ pub fn render(input: &RenderInput<'_>) -> Result<Vec<RenderedFile>> {
     files
         .into_iter()
         .map(|(path, body)| {
-            ComposeFile::parse(path, &body)?;
+            Outline::parse(path, &body).map_err(|e| Error::Render {
+                file: path.to_string(),
+                reason: e.to_string(),
+            })?;
             Ok(RenderedFile {
                 path,
                 contents: mark(&body),
@@ -336,11 +329,11 @@ mod tests {
     fn clustered_services_follow_upstream() {
         let nodes = ["couchdb-1.local", "couchdb-2.local", "couchdb-3.local"];
         let files = render_layout("4.22.0", None, Layout::Cluster);
-        let couch = ComposeFile::parse("couch", &files[1].contents).expect("parse");
+        let couch = Outline::parse("couch", &files[1].contents).expect("parse");
         assert_eq!(couch.services.keys().collect::<Vec<_>>(), nodes);
         let files = render_layout("5.2.0", None, Layout::Cluster);
-        let core = ComposeFile::parse("core", &files[0].contents).expect("parse");
-        let couch = ComposeFile::parse("couch", &files[1].contents).expect("parse");
+        let core = Outline::parse("core", &files[0].contents).expect("parse");
+        let couch = Outline::parse("couch", &files[1].contents).expect("parse");
         assert!(!core.services.contains_key("healthcheck"));
         let mut want = nodes.to_vec();
         want.extend(["nouveau", "healthcheck"]);
@@ -378,8 +371,8 @@ mod tests {
     #[test]
     fn services_and_images_follow_the_family() {
         let files = render_for("4.22.0", None);
-        let core = ComposeFile::parse("core", &files[0].contents).expect("parse");
-        let couch = ComposeFile::parse("couch", &files[1].contents).expect("parse");
+        let core = Outline::parse("core", &files[0].contents).expect("parse");
+        let couch = Outline::parse("couch", &files[1].contents).expect("parse");
         assert_eq!(
             core.services.keys().collect::<Vec<_>>(),
             [
@@ -397,9 +390,9 @@ mod tests {
             Some("public.ecr.aws/medic/cht-haproxy-healthcheck:4.22.0")
         );
         let files = render_for("5.2.0", Some("reg.local/x"));
-        let core = ComposeFile::parse("core", &files[0].contents).expect("parse");
-        let couch = ComposeFile::parse("couch", &files[1].contents).expect("parse");
-        let upgrade = ComposeFile::parse("upgrade", &files[2].contents).expect("parse");
+        let core = Outline::parse("core", &files[0].contents).expect("parse");
+        let couch = Outline::parse("couch", &files[1].contents).expect("parse");
+        let upgrade = Outline::parse("upgrade", &files[2].contents).expect("parse");
         assert!(!core.services.contains_key("healthcheck"));
         assert_eq!(
             couch.services.keys().collect::<Vec<_>>(),
@@ -419,7 +412,7 @@ mod tests {
     fn only_nginx_publishes_ports() {
         for version in ["4.22.0", "5.2.0"] {
             for file in render_for(version, None) {
-                let parsed = ComposeFile::parse(file.path, &file.contents).expect("parse");
+                let parsed = Outline::parse(file.path, &file.contents).expect("parse");
                 for (name, service) in &parsed.services {
                     assert_eq!(
                         service.ports.is_empty(),

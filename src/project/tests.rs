@@ -47,8 +47,8 @@ fn urls_fauxton_and_cht_conf_name_the_projects_own_host() {
     let dir = tempfile::tempdir().expect("tmp");
     let home = Home::at(dir.path()).expect("home");
     let mut project = create(&home, &opts("my_app")).expect("create").project;
-    let port = project.https_port().expect("port");
-    let password = project.env.get("COUCHDB_PASSWORD").expect("pw").to_string();
+    let port = project.https_port();
+    let password = project.credentials().password.clone();
     assert_eq!(
         project.url(),
         Some(format!("https://my-app.localhost:{port}/"))
@@ -102,7 +102,7 @@ fn local_ip_projects_are_reached_by_local_ip_names_only() {
     let home = Home::at(dir.path()).expect("home");
     let mut project = create(&home, &opts("phone")).expect("create").project;
     project.update_env(&[(CERT_VAR, "local-ip")]).expect("edit");
-    let port = project.https_port().expect("port");
+    let port = project.https_port();
     let urls = project.urls();
     assert!(
         urls.iter()
@@ -173,14 +173,57 @@ fn the_certificate_options_choose_one_mode() {
         .is_err_and(|e| e.contains("does not cover --domain cht.example.org"))
     );
     assert!(mode(Some(TlsMode::LocalIp), false, None, true).is_err_and(|e| e.contains("--host")));
-    for (value, want) in [
-        (None, TlsMode::LocalCa),
-        (Some("local-ca"), TlsMode::LocalCa),
-        (Some(" local-ip "), TlsMode::LocalIp),
-        (Some("own"), TlsMode::Own),
-        (Some("other"), TlsMode::LocalCa),
+}
+
+/// `.env` text read as a project's settings.
+fn config(text: &str) -> std::result::Result<Config, String> {
+    Config::read(&EnvFile::parse(text).expect("parses"))
+}
+
+#[test]
+fn settings_are_checked_once_on_load_and_name_the_line() {
+    for (text, want) in [
+        ("", TlsMode::LocalCa),
+        ("CHT_DEV_CERT=local-ca\n", TlsMode::LocalCa),
+        ("CHT_DEV_CERT= local-ip \n", TlsMode::LocalIp),
+        ("CHT_DEV_CERT=own\n", TlsMode::Own),
     ] {
-        assert_eq!(TlsMode::from_env(value), want, "{value:?}");
+        assert_eq!(config(text).expect("reads").tls, want, "{text:?}");
+    }
+    let read = config("NGINX_HTTPS_PORT=8443\nCOUCHDB_PASSWORD=pw\n").expect("reads");
+    assert_eq!((read.http_port, read.https_port), (80, 8443));
+    assert_eq!(
+        (
+            read.credentials.user.as_str(),
+            read.credentials.password.as_str()
+        ),
+        (DEFAULT_USER, "pw")
+    );
+    assert_eq!(read.layout, Layout::Single);
+    for (text, want) in [
+        (
+            "A=1\nNGINX_HTTPS_PORT=44x3\n",
+            "line 2: NGINX_HTTPS_PORT is \"44x3\"; it must be a port number from 1 to 65535",
+        ),
+        (
+            "NGINX_HTTP_PORT=0\n",
+            "line 1: NGINX_HTTP_PORT is \"0\"; it must be a port number",
+        ),
+        (
+            "NGINX_HTTP_PORT=70000\n",
+            "line 1: NGINX_HTTP_PORT is \"70000\"",
+        ),
+        (
+            "X='a\nb'\nCHT_DEV_COUCHDB_NODES=2\n",
+            "line 3: CHT_DEV_COUCHDB_NODES is \"2\"; it must be 1 or 3",
+        ),
+        (
+            "CHT_DEV_CERT=lcoal-ip\n",
+            "line 1: CHT_DEV_CERT is \"lcoal-ip\"; it must be local-ca, local-ip or own",
+        ),
+    ] {
+        let err = config(text).expect_err("refused");
+        assert!(err.starts_with(want), "{text:?}: {err}");
     }
 }
 
@@ -259,6 +302,9 @@ fn a_registry_read_back_from_the_files_is_checked_like_the_flag() {
     );
     assert_ne!(hostile, text);
     std::fs::write(&core, hostile).expect("write");
+    // The files are read once per load: this one still knows the registry it read.
+    assert!(project.image_registry().is_ok());
+    let project = Project::load(&home, "reg").expect("load");
     let err = project.image_registry().expect_err("refused").to_string();
     assert!(
         err.contains("cht-core.yml line") && err.contains("registry is refused"),
@@ -273,8 +319,8 @@ fn a_cluster_keeps_a_data_folder_per_node_and_its_layout_in_env() {
     let mut o = opts("trio");
     o.couchdb_nodes = Some(3);
     let mut project = create(&home, &o).expect("create").project;
-    assert_eq!(project.layout().expect("layout"), Layout::Cluster);
-    let folders = project.data_folders().expect("folders");
+    assert_eq!(project.layout(), Layout::Cluster);
+    let folders = project.data_folders();
     let names: Vec<(&str, &str)> = folders.iter().map(|f| (f.name, f.var)).collect();
     assert_eq!(
         names,
@@ -292,7 +338,7 @@ fn a_cluster_keeps_a_data_folder_per_node_and_its_layout_in_env() {
         assert!(folder.path.is_dir());
     }
     assert_eq!(
-        project.compose_files().expect("files"),
+        project.compose_files(),
         ["cht-core.yml", "cht-couchdb-clustered.yml"]
     );
     assert!(project.path(render::CLUSTER_FILE).is_file());
@@ -307,20 +353,24 @@ fn a_cluster_keeps_a_data_folder_per_node_and_its_layout_in_env() {
     let err = check_data_folder(&home, &inner).expect_err("overlaps");
     assert!(err.contains("project \"trio\""), "{err}");
     // The layout is cht-dev's own setting: anything but 1 or 3 is a damaged project.
-    project
+    let err = project
         .update_env(&[(layout::NODES_VAR, "2")])
-        .expect("edit");
-    let err = project.layout().expect_err("refused").to_string();
+        .expect_err("refused")
+        .to_string();
     assert!(
         err.contains("CHT_DEV_COUCHDB_NODES") && err.contains("1 or 3"),
         "{err}"
     );
-    let single = create(&home, &opts("solo")).expect("create").project;
-    assert_eq!(single.layout().expect("layout"), Layout::Single);
     assert_eq!(
-        single.data_folders().expect("folders")[0].path,
-        single.path("couchdb")
+        project.layout(),
+        Layout::Cluster,
+        "a refused edit changes nothing"
     );
+    let text = std::fs::read_to_string(project.path(".env")).expect("read");
+    assert!(!text.contains("CHT_DEV_COUCHDB_NODES=2"), "{text}");
+    let single = create(&home, &opts("solo")).expect("create").project;
+    assert_eq!(single.layout(), Layout::Single);
+    assert_eq!(single.data_folders()[0].path, single.path("couchdb"));
 }
 
 #[test]

@@ -25,8 +25,8 @@ use super::model::ServiceSpec;
 use crate::docker::{Engine, ImageInfo, OneOff, labels};
 use crate::error::Result;
 use crate::fsutil;
-use crate::project::Project;
-use crate::project::render::hex_sha256;
+use crate::fsutil::hex_sha256;
+use crate::stack::Target;
 
 /// Where the upgrade service sees the CHT compose files.
 pub const COMPOSE_MOUNT: &str = "/docker-compose";
@@ -190,7 +190,7 @@ pub fn service_env(service: &UpgradeService<'_>) -> BTreeMap<String, String> {
 }
 
 /// Reads the cached answer for `key`, if the cache holds it.
-fn cached(project: &Project, key: &str) -> Option<Learned> {
+fn cached(project: &Target, key: &str) -> Option<Learned> {
     let text = std::fs::read_to_string(project.path(CACHE_FILE)).ok()?;
     let entry: Entry = serde_json::from_str(&text).ok()?;
     if entry.key != key {
@@ -205,7 +205,7 @@ fn cached(project: &Project, key: &str) -> Option<Learned> {
 
 /// Stores an answer. A cache that cannot be written only costs a one-off next time, so
 /// failures here are not errors.
-fn store(project: &Project, key: &str, learned: &Learned) {
+fn store(project: &Target, key: &str, learned: &Learned) {
     let entry = Entry {
         key: key.to_string(),
         known: match learned {
@@ -258,7 +258,7 @@ pub fn parse_output(stdout: &str) -> std::result::Result<ComposeHashes, String> 
 /// Asks the upgrade service's compose for the CHT services' config hashes (or reads
 /// the cached answer). Engine failures are answers too (`Unknown`), never errors: cht-dev
 /// can always fall back to its own hash.
-pub async fn learn(engine: &Engine, project: &Project, service: &UpgradeService<'_>) -> Learned {
+pub async fn learn(engine: &Engine, project: &Target, service: &UpgradeService<'_>) -> Learned {
     let Some(folder) = service.compose_folder() else {
         return Learned::Unknown(format!(
             "the upgrade service mounts no folder at {COMPOSE_MOUNT}"

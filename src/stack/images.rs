@@ -30,10 +30,10 @@ pub(crate) async fn ensure_images(
     reporter: &dyn Reporter,
 ) -> Result<BTreeMap<String, ImageInfo>> {
     let mut images: Vec<String> = stacks
-        .cht
+        .main
         .services
         .values()
-        .chain(stacks.upgrade.services.values())
+        .chain(stacks.companion.services.values())
         .map(|s| s.image.clone())
         .collect();
     images.sort();

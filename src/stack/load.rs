@@ -1,64 +1,61 @@
-//! A project's two compose projects, read from its files: the main one and the upgrade
-//! service that runs compose on it, each filled in from the environment its compose would
-//! see.
+//! A target's two compose projects, read from its files: the main one and the companion
+//! that runs compose on it, each filled in from the environment its compose would see.
 
-use indexmap::IndexMap;
-
+use super::Target;
 use super::compose_hash;
 use super::model::Stack;
 use crate::error::Result;
-use crate::project::{Project, render};
 
-/// The two compose projects of a cht-dev project: the main one and its upgrade service.
+/// A target's two compose projects.
 #[derive(Debug, Clone)]
 pub struct Stacks {
-    /// The main one: the project's compose files, compose project `<NAME>`.
-    pub cht: Stack,
-    /// The upgrade service: `upgrade-service.yml`, compose project `<NAME>-upgrade`.
-    pub upgrade: Stack,
+    /// The main compose project, `<NAME>`.
+    pub main: Stack,
+    /// The companion that runs compose on the main one, `<NAME>-upgrade`.
+    pub companion: Stack,
 }
 
-/// The compose project name of a cht-dev project's upgrade service.
-pub fn upgrade_project(name: &str) -> String {
+/// The compose project name of the companion of compose project `name`: the files the
+/// layer above writes name it so, and teardown finds it by that name alone.
+pub fn companion_project(name: &str) -> String {
     format!("{name}-upgrade")
 }
 
-/// Reads a project's compose files and `.env` into its two stacks.
+/// Reads a target's compose files into its two stacks.
 ///
-/// `upgrade-service.yml` is filled in as compose on the host does (the process
-/// environment over `.env`). The CHT files are filled in from the environment the upgrade
-/// service's container gets, because its compose is the one that recreates CHT's
-/// containers at every boot: cht-dev makes exactly the containers it would make. (The
-/// image's own environment is left out here; CHT's files use none of its variables.)
-pub fn load(project: &Project) -> Result<Stacks> {
-    load_in(project, &project.dir)
+/// The companion's files are filled in as compose on the host does (the process
+/// environment over the target's). The main files are filled in from the environment the
+/// companion's container gets when it runs compose on them at every boot, so that the
+/// stack makes exactly the containers it would make. (The image's own environment is left
+/// out here; files read by a companion use none of its variables.)
+pub fn load(target: &Target) -> Result<Stacks> {
+    load_in(target, &target.dir)
 }
 
-/// [`load`] with the files read from `root`, laid out as in a project folder: what
-/// `upgrade` uses to check files it rendered before it writes any into the project.
-pub fn load_in(project: &Project, root: &std::path::Path) -> Result<Stacks> {
-    let env: IndexMap<String, String> = project
-        .env
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect();
+/// [`load`] with the files read from `root`, laid out as in the target's folder: how files
+/// rendered elsewhere are checked before any of them is written into the folder.
+pub fn load_in(target: &Target, root: &std::path::Path) -> Result<Stacks> {
+    let env = &target.env;
     let host = |name: &str| std::env::var(name).ok().or_else(|| env.get(name).cloned());
     let upgrade = Stack::load(
-        &upgrade_project(&project.name),
+        &companion_project(&target.name),
         root,
-        &[render::UPGRADE_FILE.into()],
+        &target.companion_files,
         &host,
     )?;
-    let compose_dir = root.join("compose");
-    let files = project.compose_files()?.map(std::path::PathBuf::from);
+    let main_dir = root.join(&target.main_dir);
+    let files = &target.files;
     let cht = match compose_hash::find_upgrade_service(upgrade.services.values()) {
         Some(service) => {
             let seen = &service.env;
-            Stack::load(&project.name, &compose_dir, &files, &|name: &str| {
+            Stack::load(&target.name, &main_dir, files, &|name: &str| {
                 seen.get(name).cloned()
             })?
         }
-        None => Stack::load(&project.name, &compose_dir, &files, &host)?,
+        None => Stack::load(&target.name, &main_dir, files, &host)?,
     };
-    Ok(Stacks { cht, upgrade })
+    Ok(Stacks {
+        main: cht,
+        companion: upgrade,
+    })
 }

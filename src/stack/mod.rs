@@ -3,6 +3,10 @@
 //! `load` reads the files; `up` brings them up through `images`, `compose_hash`,
 //! `reconcile` and `readiness`; `status` reports; `teardown` takes them away.
 
+use std::path::PathBuf;
+
+use indexmap::IndexMap;
+
 pub mod compose_hash;
 pub mod images;
 pub mod interpolate;
@@ -17,6 +21,33 @@ pub mod start;
 pub mod status;
 pub mod teardown;
 pub mod up;
+
+/// A compose project as the stack runs it, with the companion compose project that runs
+/// compose on it at every boot (its container mounts the main files' folder). The layer
+/// above builds it; the stack reads the files it names and nothing else of that layer.
+#[derive(Debug, Clone)]
+pub struct Target {
+    /// The main compose project's name; the companion's is [`load::companion_project`] of it.
+    pub name: String,
+    /// The folder everything else is relative to. Bind-mount sources inside it are made
+    /// when missing; the stack's own cache lives in it.
+    pub dir: PathBuf,
+    /// The main compose files' folder (their project directory), relative to `dir`.
+    pub main_dir: PathBuf,
+    /// The main compose files, relative to `main_dir`, in merge order.
+    pub files: Vec<PathBuf>,
+    /// The companion's compose files, relative to `dir`.
+    pub companion_files: Vec<PathBuf>,
+    /// The variables compose reads from the project's `.env`.
+    pub env: IndexMap<String, String>,
+}
+
+impl Target {
+    /// A path inside the target's folder.
+    pub fn path(&self, relative: &str) -> PathBuf {
+        self.dir.join(relative)
+    }
+}
 
 /// Seconds a container gets to stop before it is killed (as compose).
 pub(crate) const STOP_GRACE: i32 = 10;

@@ -597,10 +597,10 @@ impl Stack {
     /// cht-dev's hash of a service's resolved model (changes when the container must be recreated).
     pub fn config_hash(spec: &ServiceSpec) -> String {
         let json = serde_json::to_string(spec).unwrap_or_default();
-        crate::project::render::hex_sha256(&json)
+        crate::fsutil::hex_sha256(&json)
     }
 }
 
-mod raw;
+pub mod raw;
 #[cfg(test)]
 mod tests;

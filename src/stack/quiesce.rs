@@ -8,14 +8,14 @@ use std::sync::Mutex;
 use futures_util::future::try_join_all;
 
 use super::STOP_GRACE;
-use super::load::upgrade_project;
+use super::load::companion_project;
 use super::profile::Profile;
 use super::status::containers;
 use super::teardown::pause_upgrade_service;
 use crate::docker::{ContainerInfo, Engine, labels};
 use crate::error::{Error, Result};
-use crate::project::Project;
 use crate::report::Reporter;
+use crate::stack::Target;
 
 /// What [`quiesce`] stopped, recorded as it goes, so whatever happens next (an error,
 /// Ctrl-C) [`resume`] starts exactly that again.
@@ -31,7 +31,7 @@ pub struct Quiesced {
 /// group by group, recording each in `record` as soon as it is stopped.
 pub async fn quiesce(
     engine: &Engine,
-    project: &Project,
+    project: &Target,
     profile: &Profile,
     record: &Mutex<Quiesced>,
     reporter: &dyn Reporter,
@@ -68,7 +68,7 @@ pub async fn quiesce(
 /// Starts again what [`quiesce`] stopped, the last group first, then the upgrade service.
 pub async fn resume(
     engine: &Engine,
-    project: &Project,
+    project: &Target,
     profile: &Profile,
     quiesced: &Quiesced,
 ) -> Result<()> {
@@ -84,7 +84,7 @@ pub async fn resume(
     }
     if quiesced.upgrade_paused {
         let upgrade = engine
-            .containers(&[(labels::PROJECT, &upgrade_project(&project.name))])
+            .containers(&[(labels::PROJECT, &companion_project(&project.name))])
             .await?;
         try_join_all(upgrade.iter().map(|c| engine.start(&c.id, &c.name))).await?;
     }

@@ -18,8 +18,8 @@ use crate::docker::{
     VolumeMount, labels,
 };
 use crate::error::{Error, Result};
-use crate::project::Project;
 use crate::report::Reporter;
+use crate::stack::Target;
 
 /// What a stack's containers must match to be kept: per service, the config hash and
 /// the image id, and the compose version to name in the labels.
@@ -347,7 +347,7 @@ pub(crate) type Preparing<'a> = Shared<BoxFuture<'a, std::result::Result<Prepare
 #[allow(clippy::too_many_arguments)]
 pub(crate) async fn prepare<'a>(
     engine: &'a Engine,
-    project: &'a Project,
+    project: &'a Target,
     role: &'a str,
     stack: &'a Stack,
     desired: &'a Desired,
@@ -388,7 +388,7 @@ pub(crate) async fn prepare<'a>(
 #[allow(clippy::too_many_arguments)]
 async fn prepare_one(
     engine: &Engine,
-    project: &Project,
+    project: &Target,
     role: &str,
     stack: &Stack,
     spec: &ServiceSpec,
@@ -653,15 +653,13 @@ pub(crate) fn check_published_ports(
         .filter(|c| !matches!(c.state, ContainerState::Exited | ContainerState::Dead))
         .map(|c| (c.project.clone(), c.service.clone()))
         .collect();
-    for stack in [&stacks.cht, &stacks.upgrade] {
+    for stack in [&stacks.main, &stacks.companion] {
         for spec in stack.services.values() {
             if running.contains(&(stack.project.clone(), spec.name.clone())) {
                 continue;
             }
             for port in &spec.ports {
-                let Some(reason) =
-                    crate::project::ports::busy_reason(port.host_port, &Default::default())
-                else {
+                let Some(reason) = crate::net::host_port_busy(port.host_port) else {
                     continue;
                 };
                 let (what, fix) = match profile.port_owner(port.host_port) {

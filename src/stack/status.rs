@@ -2,10 +2,10 @@
 
 use std::collections::BTreeMap;
 
-use super::load::{Stacks, load, upgrade_project};
+use super::load::{Stacks, companion_project, load};
 use crate::docker::{ContainerInfo, ContainerState, Engine, labels};
 use crate::error::Result;
-use crate::project::Project;
+use crate::stack::Target;
 
 /// The state of one service, for `status` and `up`'s summary.
 #[derive(Debug, Clone, serde::Serialize)]
@@ -32,7 +32,7 @@ pub struct ServiceState {
 /// Every container of a cht-dev project, found by label: cht-dev's own, and compose's
 /// project labels (containers compose made after an in-app upgrade carry only those).
 pub async fn containers(engine: &Engine, name: &str) -> Result<Vec<ContainerInfo>> {
-    let upgrade = upgrade_project(name);
+    let upgrade = companion_project(name);
     // Three label filters (the engine ANDs labels within one call), asked at once.
     let (own, cht, upgrades) = futures_util::future::try_join3(
         engine.containers(&[(labels::CHT_DEV_PROJECT, name)]),
@@ -53,7 +53,7 @@ pub async fn containers(engine: &Engine, name: &str) -> Result<Vec<ContainerInfo
 
 /// Each service's container state, CHT first, then the upgrade service; extra
 /// containers (made by compose, or orphans) follow.
-pub async fn status(engine: &Engine, project: &Project) -> Result<Vec<ServiceState>> {
+pub async fn status(engine: &Engine, project: &Target) -> Result<Vec<ServiceState>> {
     // Unreadable compose files still leave the containers to report.
     status_with(engine, project, load(project).ok().as_ref()).await
 }
@@ -61,7 +61,7 @@ pub async fn status(engine: &Engine, project: &Project) -> Result<Vec<ServiceSta
 /// [`status`] for stacks already loaded (or none).
 pub(crate) async fn status_with(
     engine: &Engine,
-    project: &Project,
+    project: &Target,
     stacks: Option<&Stacks>,
 ) -> Result<Vec<ServiceState>> {
     let list = containers(engine, &project.name).await?;
@@ -73,7 +73,7 @@ pub(crate) fn rows_of(list: &[ContainerInfo], stacks: Option<&Stacks>) -> Vec<Se
     let mut rows = Vec::new();
     let mut seen = Vec::new();
     if let Some(stacks) = stacks {
-        for stack in [&stacks.cht, &stacks.upgrade] {
+        for stack in [&stacks.main, &stacks.companion] {
             for spec in stack.services.values() {
                 let found = list
                     .iter()

@@ -2,19 +2,19 @@
 
 use futures_util::future::try_join_all;
 
-use super::load::{Stacks, load, upgrade_project};
+use super::load::{Stacks, companion_project, load};
 use super::status::containers;
 use super::{STOP_GRACE, UPGRADE_GRACE};
 use crate::docker::{ContainerInfo, Engine, labels};
 use crate::error::{Error, Result};
-use crate::project::Project;
 use crate::report::Reporter;
+use crate::stack::Target;
 
 /// A project's containers split for teardown: the upgrade service's first, so it cannot
 /// recreate CHT's containers while they are being taken away, then the rest; each with
 /// the grace it gets to stop.
 fn upgrade_first(name: &str, list: Vec<ContainerInfo>) -> [(Vec<ContainerInfo>, i32); 2] {
-    let upgrade = upgrade_project(name);
+    let upgrade = companion_project(name);
     let (first, rest) = list.into_iter().partition(|c| c.project == upgrade);
     [(first, UPGRADE_GRACE), (rest, STOP_GRACE)]
 }
@@ -27,7 +27,7 @@ pub async fn pause_upgrade_service(
     reporter: &dyn Reporter,
 ) -> Result<bool> {
     let running: Vec<ContainerInfo> = engine
-        .containers(&[(labels::PROJECT, &upgrade_project(name))])
+        .containers(&[(labels::PROJECT, &companion_project(name))])
         .await?
         .into_iter()
         .filter(|c| c.state.is_running())
@@ -76,13 +76,13 @@ const NETWORK_RETRY: std::time::Duration = std::time::Duration::from_millis(300)
 /// label, so one that compose left renamed halfway through a recreate
 /// (`<id>_<project>-<service>-1`) goes too; the project is listed again until none is left
 /// (a create in flight when the upgrade service was killed lands later).
-pub async fn down(engine: &Engine, project: &Project, reporter: &dyn Reporter) -> Result<()> {
+pub async fn down(engine: &Engine, project: &Target, reporter: &dyn Reporter) -> Result<()> {
     let stacks = load(project).ok();
     let mut networks = engine
         .networks(labels::CHT_DEV_PROJECT, &project.name)
         .await?;
     if let Some(stacks) = &stacks {
-        for stack in [&stacks.cht, &stacks.upgrade] {
+        for stack in [&stacks.main, &stacks.companion] {
             networks.extend(
                 stack
                     .networks
@@ -157,7 +157,7 @@ async fn remove_containers(
     };
     let joined = try_join_all(cht.iter().map(|c| {
         let plain = stacks
-            .and_then(|s| s.cht.services.get(&c.service))
+            .and_then(|s| s.main.services.get(&c.service))
             .is_some_and(|spec| spec.network_mode.is_none());
         async move {
             if plain {
@@ -186,7 +186,7 @@ pub async fn remove_volumes(engine: &Engine, name: &str, reporter: &dyn Reporter
     volumes.extend(engine.volumes(labels::PROJECT, name).await?);
     volumes.extend(
         engine
-            .volumes(labels::PROJECT, &upgrade_project(name))
+            .volumes(labels::PROJECT, &companion_project(name))
             .await?,
     );
     volumes.sort();

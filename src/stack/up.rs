@@ -20,8 +20,8 @@ use super::teardown::pause_upgrade_service;
 use crate::docker::timeline::Span;
 use crate::docker::{ContainerInfo, Engine, ImageInfo, labels};
 use crate::error::{Error, Result};
-use crate::project::{Project, render};
 use crate::report::Reporter;
+use crate::stack::Target;
 
 /// How `up` runs.
 #[derive(Debug, Clone)]
@@ -47,14 +47,19 @@ pub struct UpOutcome {
 /// as present: the hashes, or why they are unknown.
 async fn learn_compose_hashes(
     engine: &Engine,
-    project: &Project,
+    project: &Target,
     stacks: &Stacks,
     images: &BTreeMap<String, ImageInfo>,
 ) -> Learned {
-    let Some(spec) = compose_hash::find_upgrade_service(stacks.upgrade.services.values()) else {
+    let Some(spec) = compose_hash::find_upgrade_service(stacks.companion.services.values()) else {
         return Learned::Unknown(format!(
             "{} defines no service that mounts the compose folder at {}",
-            render::UPGRADE_FILE,
+            project
+                .companion_files
+                .iter()
+                .map(|f| f.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", "),
             compose_hash::COMPOSE_MOUNT
         ));
     };
@@ -69,12 +74,12 @@ async fn learn_compose_hashes(
 /// asked at once.
 async fn ensure_both_resources(
     engine: &Engine,
-    project: &Project,
+    project: &Target,
     stacks: &Stacks,
     reporter: &dyn Reporter,
 ) -> Result<()> {
-    ensure_resources(engine, &project.name, &stacks.cht, reporter).await?;
-    ensure_resources(engine, &project.name, &stacks.upgrade, reporter).await
+    ensure_resources(engine, &project.name, &stacks.main, reporter).await?;
+    ensure_resources(engine, &project.name, &stacks.companion, reporter).await
 }
 
 /// The one line said when compose's hashes are unknown.
@@ -87,9 +92,9 @@ pub fn unknown_hashes_note(why: &str) -> String {
 /// The bind mounts whose source is missing outside the project's folder (the socket of an
 /// engine that is not there, say), as (service, source, target). Missing folders inside
 /// the project are made when needed.
-pub fn missing_mount_sources(project: &Project, stacks: &Stacks) -> Vec<(String, String, String)> {
+pub fn missing_mount_sources(project: &Target, stacks: &Stacks) -> Vec<(String, String, String)> {
     let mut missing = Vec::new();
-    for stack in [&stacks.cht, &stacks.upgrade] {
+    for stack in [&stacks.main, &stacks.companion] {
         for spec in stack.services.values() {
             for m in spec.mounts.iter().filter(|m| m.bind) {
                 let source = std::path::Path::new(&m.source);
@@ -106,7 +111,7 @@ pub fn missing_mount_sources(project: &Project, stacks: &Stacks) -> Vec<(String,
 /// project's folder on the engine's machine: the engine would make a folder there as
 /// root. Only this machine can be looked at: an engine in a VM (Docker Desktop, Colima)
 /// has its own `/var/run/docker.sock`.
-async fn check_mount_sources(engine: &Engine, project: &Project, stacks: &Stacks) -> Result<()> {
+async fn check_mount_sources(engine: &Engine, project: &Target, stacks: &Stacks) -> Result<()> {
     let missing = missing_mount_sources(project, stacks);
     let Some((service, path, target)) = missing.into_iter().next() else {
         return Ok(());
@@ -126,20 +131,20 @@ async fn check_mount_sources(engine: &Engine, project: &Project, stacks: &Stacks
 /// gives a stopped one the files as it starts it).
 pub async fn reload_files(
     engine: &Engine,
-    project: &Project,
+    project: &Target,
     profile: &Profile,
 ) -> Result<Option<String>> {
     let Some(files) = &profile.volume_files else {
         return Ok(None);
     };
     let stacks = load(project)?;
-    super::reconcile::reload_files(engine, &stacks.cht, files).await
+    super::reconcile::reload_files(engine, &stacks.main, files).await
 }
 
 /// Whether every service of both stacks has a running container among `before`: then
 /// their networks and volumes exist (the engine removes neither while a container uses it).
 pub(crate) fn all_running(before: &[ContainerInfo], stacks: &Stacks) -> bool {
-    [&stacks.cht, &stacks.upgrade].iter().all(|stack| {
+    [&stacks.main, &stacks.companion].iter().all(|stack| {
         stack.services.values().all(|spec| {
             before.iter().any(|c| {
                 c.project == stack.project && c.service == spec.name && c.state.is_running()
@@ -168,7 +173,7 @@ struct Survey {
 /// and volumes: mounts and ports checked, images present, compose's hashes learned.
 async fn survey(
     engine: &Engine,
-    project: &Project,
+    project: &Target,
     profile: &Profile,
     opts: &UpOptions,
     reporter: &dyn Reporter,
@@ -211,8 +216,8 @@ async fn survey(
         }
     };
     Ok(Survey {
-        cht_target: Desired::of(&stacks.cht, &images, compose),
-        upgrade_target: Desired::of(&stacks.upgrade, &images, None),
+        cht_target: Desired::of(&stacks.main, &images, compose),
+        upgrade_target: Desired::of(&stacks.companion, &images, None),
         stacks,
         before,
         all_running,
@@ -224,7 +229,7 @@ async fn survey(
 /// files, the upgrade service's without.
 async fn prepare_both<'a>(
     engine: &'a Engine,
-    project: &'a Project,
+    project: &'a Target,
     survey: &'a Survey,
     profile: &'a Profile,
     reporter: &'a dyn Reporter,
@@ -237,7 +242,7 @@ async fn prepare_both<'a>(
             engine,
             project,
             "cht",
-            &survey.stacks.cht,
+            &survey.stacks.main,
             &survey.cht_target,
             profile.volume_files.as_ref(),
             reporter,
@@ -246,7 +251,7 @@ async fn prepare_both<'a>(
             engine,
             project,
             "upgrade",
-            &survey.stacks.upgrade,
+            &survey.stacks.companion,
             &survey.upgrade_target,
             None,
             reporter,
@@ -262,7 +267,7 @@ async fn prepare_both<'a>(
 /// the upgrade service starts only once they all run, so its boot-time `up` keeps them.
 pub async fn up(
     engine: &Engine,
-    project: &Project,
+    project: &Target,
     profile: &Profile,
     opts: &UpOptions,
     reporter: &dyn Reporter,
@@ -283,10 +288,10 @@ pub async fn up(
         .await
     };
     let files_changed = profile.volume_files.as_ref().is_some_and(|f| f.changed);
-    let cht_settled = is_settled(&survey.before, &stacks.cht, &survey.cht_target);
+    let cht_settled = is_settled(&survey.before, &stacks.main, &survey.cht_target);
     if survey.all_running
         && cht_settled
-        && is_settled(&survey.before, &stacks.upgrade, &survey.upgrade_target)
+        && is_settled(&survey.before, &stacks.companion, &survey.upgrade_target)
         && !files_changed
     {
         // Nothing to change: what runs is what the files say.
@@ -320,7 +325,7 @@ pub async fn up(
             after: None,
             issued: Some(tell),
         };
-        start_in_order(engine, &stacks.cht, cht, cht_sequence, reporter).await
+        start_in_order(engine, &stacks.main, cht, cht_sequence, reporter).await
     };
     let upgrade_after: futures_util::future::BoxFuture<'_, bool> =
         Box::pin(async { told.await.is_ok() });
@@ -329,7 +334,7 @@ pub async fn up(
         issued: None,
     };
     let upgrade_started =
-        start_in_order(engine, &stacks.upgrade, upgrade, upgrade_sequence, reporter);
+        start_in_order(engine, &stacks.companion, upgrade, upgrade_sequence, reporter);
     if opts.wait {
         // Probes start once CHT's services have started: a connection the engine's port
         // proxy takes before the container's network is up waits a TCP retransmit (1 s).
@@ -361,17 +366,17 @@ pub enum NextBoot {
 
 /// Tells what the upgrade service's next start would do to CHT's containers, without
 /// pulling anything (an absent image means it cannot be told).
-pub async fn next_boot(engine: &Engine, project: &Project) -> Result<NextBoot> {
+pub async fn next_boot(engine: &Engine, project: &Target) -> Result<NextBoot> {
     let stacks = match load(project) {
         Ok(s) => s,
         Err(e) => return Ok(NextBoot::Unknown(e.to_string())),
     };
     let mut images = BTreeMap::new();
     for spec in stacks
-        .cht
+        .main
         .services
         .values()
-        .chain(stacks.upgrade.services.values())
+        .chain(stacks.companion.services.values())
     {
         if let Some(info) = engine.image(&spec.image).await? {
             images.insert(spec.image.clone(), info);
@@ -382,12 +387,12 @@ pub async fn next_boot(engine: &Engine, project: &Project) -> Result<NextBoot> {
         Learned::Unknown(why) => return Ok(NextBoot::Unknown(why)),
     };
     let list = engine
-        .containers(&[(labels::PROJECT, &stacks.cht.project)])
+        .containers(&[(labels::PROJECT, &stacks.main.project)])
         .await?;
-    let target = Desired::of(&stacks.cht, &images, Some(&compose));
+    let target = Desired::of(&stacks.main, &images, Some(&compose));
     let mut recreated = Vec::new();
     let mut kept = 0;
-    for spec in stacks.cht.services.values() {
+    for spec in stacks.main.services.values() {
         let Some(c) = list.iter().find(|c| c.service == spec.name) else {
             continue;
         };
@@ -418,7 +423,7 @@ mod tests {
         .expect("main");
         let mut upgrade = main.clone();
         upgrade.project = "p-upgrade".into();
-        let stacks = Stacks { cht: main, upgrade };
+        let stacks = Stacks { main, companion: upgrade };
         let running = |project: &str, state| container(project, "web", state);
         let both = [
             running("p", ContainerState::Running),

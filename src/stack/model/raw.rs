@@ -1,4 +1,5 @@
-//! Compose files as serde reads them, before variables are filled in and fields typed.
+//! Compose files as serde reads them, before variables are filled in and fields typed;
+//! and the outline of a file that is read but not run.
 
 use indexmap::IndexMap;
 use serde::Deserialize;
@@ -210,4 +211,37 @@ pub(super) struct RawFile {
     /// Volumes by key.
     #[serde(default)]
     pub(super) volumes: IndexMap<String, Option<RawResource>>,
+}
+
+/// A compose file read only for its services' images and published ports, every other key
+/// ignored and no variable filled in: how files that are checked but not run (a Docker
+/// Helper project's, freshly rendered ones) are read.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct Outline {
+    /// Services by name, in file order.
+    #[serde(default)]
+    pub services: IndexMap<String, OutlineService>,
+}
+
+/// One service of an [`Outline`].
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct OutlineService {
+    /// The image reference, as written.
+    pub image: Option<String>,
+    /// Published ports, short syntax, as written.
+    #[serde(default)]
+    pub ports: Vec<String>,
+}
+
+impl Outline {
+    /// Parses compose YAML; `file` names it in the error.
+    pub fn parse(file: &str, text: &str) -> crate::error::Result<Outline> {
+        serde_saphyr::from_str(text).map_err(|e| crate::error::Error::Compose {
+            file: file.to_string(),
+            reason: format!(
+                "not valid compose YAML: {}",
+                e.to_string().lines().next().unwrap_or_default()
+            ),
+        })
+    }
 }

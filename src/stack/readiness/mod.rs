@@ -17,8 +17,8 @@ use super::status::containers;
 use crate::docker::timeline::Span;
 use crate::docker::{ContainerInfo, ContainerState, Engine, labels};
 use crate::error::{Error, Result};
-use crate::project::Project;
 use crate::report::Reporter;
+use crate::stack::Target;
 
 /// How often readiness probes run while waiting.
 const POLL: Duration = Duration::from_millis(25);
@@ -36,7 +36,7 @@ const LOG_LINES: u64 = 12;
 /// Gives up quietly at the deadline: the conditions then explain what is not ready.
 async fn wait_for_line(
     engine: &Engine,
-    project: &Project,
+    project: &Target,
     gate: &LogGate,
     deadline: Instant,
 ) -> Result<()> {
@@ -86,7 +86,7 @@ fn states_line(list: &[ContainerInfo], stack: &Stack) -> String {
 /// with their last log lines.
 pub(crate) async fn wait_ready(
     engine: &Engine,
-    project: &Project,
+    project: &Target,
     readiness: &Readiness,
     stacks: &Stacks,
     timeout: Duration,
@@ -102,7 +102,7 @@ pub(crate) async fn wait_ready(
     for gate in readiness
         .gates
         .iter()
-        .filter(|g| stacks.cht.services.contains_key(&g.service))
+        .filter(|g| stacks.main.services.contains_key(&g.service))
     {
         wait_for_line(engine, project, gate, started + timeout).await?;
     }
@@ -157,7 +157,7 @@ pub(crate) async fn wait_ready(
                     seen_down.insert(c.service.clone(), c.state);
                 }
             }
-            states = states_line(&list, &stacks.cht);
+            states = states_line(&list, &stacks.main);
         }
         let first_pending = (0..conditions.len()).find(|i| !ready[*i]).unwrap_or(0);
         reporter.status(&format!("waiting: {states} | {}", why[first_pending]));
@@ -179,7 +179,7 @@ pub(crate) async fn wait_ready(
 /// and the command to see more.
 async fn not_ready(
     engine: &Engine,
-    project: &Project,
+    project: &Target,
     stacks: &Stacks,
     timeout: Duration,
     pending: &[(WaitFor, String)],
@@ -188,7 +188,7 @@ async fn not_ready(
     let list = containers(engine, &project.name).await.unwrap_or_default();
     let mut details = Vec::new();
     let mut troubled = Vec::new();
-    for service in stacks.cht.services.keys() {
+    for service in stacks.main.services.keys() {
         let found = list
             .iter()
             .find(|c| &c.service == service && c.project == project.name);

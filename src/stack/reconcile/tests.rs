@@ -148,8 +148,8 @@ fn a_busy_published_port_names_the_setting_that_chooses_it() {
     );
     let stack = load_text(&text, &[]).expect("stack");
     let stacks = Stacks {
-        cht: stack.clone(),
-        upgrade: load_text("services: {}\n", &[]).expect("empty"),
+        main: stack.clone(),
+        companion: load_text("services: {}\n", &[]).expect("empty"),
     };
     let owned = Profile {
         port_owners: vec![crate::stack::profile::PortOwner {

@@ -34,7 +34,13 @@ pub fn standin_images() {
     lock.lock().expect("lock");
     let stamp = root.join("target/standin-images.stamp");
     let script = std::fs::read_to_string(root.join("scripts/standin-images.sh")).expect("script");
-    let want = cht_dev::project::render::hex_sha256(&script);
+    let want: String = {
+        use sha2::Digest as _;
+        sha2::Sha256::digest(script.as_bytes())
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect()
+    };
     let present = Command::new("docker")
         .args([
             "image",
