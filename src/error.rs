@@ -124,9 +124,56 @@ pub enum Error {
         /// What went wrong putting things back.
         rollback: Box<Error>,
     },
-    /// Options that do not fit together, or a bad option value not covered above.
+    /// Command-line options that do not fit together, or an option's value out of its
+    /// range (only options: other refusals have variants of their own).
     #[error("{0}")]
     BadOption(String),
+    /// A snapshot of a newer release than the project runs (its migrations already ran).
+    #[error(
+        "snapshot {label} holds CHT {version} data, newer than {project}'s {current}: upgrade the project first (`cht-dev upgrade {project} --cht-version {version}`)"
+    )]
+    SnapshotNewer {
+        /// The snapshot.
+        label: String,
+        /// The release it holds data of.
+        version: String,
+        /// The project.
+        project: String,
+        /// The release the project runs.
+        current: String,
+    },
+    /// A snapshot of another number of CouchDB nodes than the project runs.
+    #[error(
+        "snapshot {label} holds the data of {theirs}, and {project} runs {ours}: restore it into a project with the same number of CouchDB nodes"
+    )]
+    SnapshotLayout {
+        /// The snapshot.
+        label: String,
+        /// The layout it holds data of, for people.
+        theirs: &'static str,
+        /// The project.
+        project: String,
+        /// The project's layout, for people.
+        ours: &'static str,
+    },
+    /// A Docker Helper project file cht-dev refuses to take over.
+    #[error("cannot adopt {}: {reason}", file.display())]
+    CannotAdopt {
+        /// The helper's `NAME.env`.
+        file: PathBuf,
+        /// What is wrong with it, and what to do.
+        reason: String,
+    },
+    /// An environment variable cht-dev reads holds a value it cannot use.
+    #[error("{var}={value:?} {reason}")]
+    BadVariable {
+        /// The variable.
+        var: &'static str,
+        /// Its value.
+        value: String,
+        /// What is wrong, and what to give instead.
+        reason: String,
+    },
     /// A `--host` value that is neither a DNS name nor an IP address.
     #[error("invalid host {host:?}: use a DNS name such as cht.example.org or an IP address")]
     InvalidHost {
@@ -439,10 +486,26 @@ impl Error {
             | Error::NoProjects { .. }
             | Error::SnapshotNotFound { .. }
             | Error::Downgrade { .. }
+            | Error::SnapshotNewer { .. }
+            | Error::SnapshotLayout { .. }
+            | Error::CannotAdopt { .. }
+            | Error::BadVariable { .. }
             | Error::NotConfirmed(_) => 2,
             Error::RollbackFailed { error, .. } => error.exit_code(),
             Error::Interrupted => 130,
             _ => 1,
+        }
+    }
+
+    /// This failure with the outcome of putting things back after it: itself when that
+    /// worked, else both, this one first (its exit code is kept).
+    pub fn with_rollback(self, rollback: Result<()>) -> Error {
+        match rollback {
+            Ok(()) => self,
+            Err(rollback) => Error::RollbackFailed {
+                error: Box::new(self),
+                rollback: Box::new(rollback),
+            },
         }
     }
 

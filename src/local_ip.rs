@@ -53,10 +53,12 @@ pub struct Source(String);
 impl Source {
     /// Parses a source URL: `https://host[:port][/path]`, no query or fragment.
     pub fn parse(raw: &str) -> Result<Source> {
-        let bad = |why: &str| {
-            Error::BadOption(format!(
-                "{SOURCE_VAR}={raw:?} {why}; give an https:// URL such as {DEFAULT_SOURCE}, under which /fullchain and /key are served"
-            ))
+        let bad = |why: &str| Error::BadVariable {
+            var: SOURCE_VAR,
+            value: raw.to_string(),
+            reason: format!(
+                "{why}; give an https:// URL such as {DEFAULT_SOURCE}, under which /fullchain and /key are served"
+            ),
         };
         let trimmed = raw.trim().trim_end_matches('/');
         let Some(rest) = trimmed.strip_prefix("https://") else {

@@ -2,10 +2,8 @@
 
 use std::path::PathBuf;
 
-use time::OffsetDateTime;
-
 use crate::error::Result;
-use crate::project::{InitOptions, Project, backups};
+use crate::project::{InitOptions, Project};
 use crate::settings::Settings;
 
 pub mod adopt;
@@ -200,31 +198,6 @@ pub(crate) fn profile_of(
     project: &Project,
 ) -> Result<crate::stack::profile::Profile> {
     crate::project::profile::profile(project, &crate::tls::CaFiles::of(home).cert, false)
-}
-
-/// Moves the `compose/*.bak-*` copies earlier cht-dev versions kept (the upgrade service
-/// would run them) into `backups/`, and returns one note per move and per other file
-/// in `compose/` that the upgrade service would run besides CHT's two.
-pub fn tidy_compose_folder(project: &Project) -> Result<Vec<String>> {
-    let moved = backups::move_legacy(project, OffsetDateTime::now_utc())?;
-    let mut notes: Vec<String> = moved
-        .iter()
-        .map(|m| {
-            format!(
-                "moved {} to {} (the upgrade service runs every compose file in compose/)",
-                m.from.display(),
-                m.to.display()
-            )
-        })
-        .collect();
-    let [core, couchdb] = project.compose_files();
-    notes.extend(project.extra_compose_files().into_iter().map(|f| {
-        format!(
-            "{} is not CHT's: the upgrade service runs every valid compose file in that folder, cht-dev only {core} and {couchdb}; move it elsewhere unless you mean it",
-            project.path("compose").join(f).display()
-        )
-    }));
-    Ok(notes)
 }
 
 /// Asks `question` on the terminal and whether the user typed `name` to confirm; without

@@ -12,8 +12,8 @@ use crate::error::{Error, Result};
 use crate::fsutil;
 use crate::home::Home;
 use crate::printer::{Printer, Report};
-use crate::project::archives::{self, SnapshotInfo};
-use crate::project::layout::{DataFolder, Layout};
+use crate::project::layout::DataFolder;
+use crate::project::snapshots::{self, RestoreStaging, SnapshotInfo};
 use crate::project::{self, Project};
 use crate::report;
 use crate::settings::Settings;
@@ -33,23 +33,6 @@ pub struct RestoreRequest {
     pub yes: bool,
     /// How long to wait for readiness afterwards.
     pub timeout: Duration,
-}
-
-/// The project's CouchDB data folders, one per node (an adopted project's may lie outside
-/// the project folder), each an existing folder.
-fn data_folders(project: &Project) -> Result<Vec<DataFolder>> {
-    let folders = project.data_folders();
-    if let Some(missing) = folders.iter().find(|f| !f.path.is_dir()) {
-        return Err(Error::BrokenProject {
-            name: project.name.clone(),
-            reason: format!(
-                "its CouchDB data folder {} ({}) does not exist",
-                missing.path.display(),
-                missing.var
-            ),
-        });
-    }
-    Ok(folders)
 }
 
 /// How long `snapshot create` waits for the stack to be ready again after the copy.
@@ -122,16 +105,10 @@ async fn with_data_quiet<T: Send + 'static>(
         }
         .await;
         // A failure to start again never hides the first failure: it is attached.
-        match (outcome, resumed) {
-            (Err(error), Err(rollback)) => {
-                return Err(Error::RollbackFailed {
-                    error: Box::new(error),
-                    rollback: Box::new(rollback),
-                });
-            }
-            (_, Err(rollback)) => return Err(rollback),
-            (outcome, Ok(())) => return Ok((outcome?, stopped_for)),
-        }
+        return match outcome {
+            Err(e) => Err(e.with_rollback(resumed)),
+            Ok(done) => resumed.map(|()| (done, stopped_for)),
+        };
     }
     Ok((outcome?, stopped_for))
 }
@@ -195,14 +172,14 @@ pub async fn create(
     let project = Project::load(&home, name)?;
     let _lock = project::lock(&home, name)?;
     let label = label.map_or_else(
-        || archives::default_label(OffsetDateTime::now_utc()),
+        || snapshots::default_label(OffsetDateTime::now_utc()),
         str::to_string,
     );
-    archives::check_free(&project, &label)?;
+    snapshots::check_free(&project, &label)?;
     let version = project.cht_version()?;
     let layout = project.layout();
-    let folders = data_folders(&project)?;
-    let folder = archives::folder(&project);
+    let folders = snapshots::data_folders(&project)?;
+    let folder = snapshots::folder(&project);
     fsutil::create_dir_mode(&folder, fsutil::PRIVATE_DIR)?;
     let staging = fsutil::Staging::new(&folder, &label)?;
     let copy = staging.path().to_path_buf();
@@ -216,46 +193,17 @@ pub async fn create(
         &project,
         READY_AFTER_COPY,
         reporter.as_ref(),
-        move || {
-            // One running total across the folders, for one progress line.
-            let mut total = 0;
-            for folder in &from {
-                let into = to.join(folder.name);
-                std::fs::create_dir(&into).map_err(Error::io("create folder", &into))?;
-                let earlier = total;
-                total +=
-                    fsutil::copy_tree_with(&folder.path, &into, &|done| copying(earlier + done))?;
-            }
-            Ok(total)
-        },
+        move || snapshots::copy_data(&from, &to, &copying),
     )
     .await?;
-    let what = if folders.len() == 1 {
-        "the data folder was"
-    } else {
-        "the data folders were"
-    };
-    let method = match stopped_for {
-        Some(d) => format!(
-            "consistent: {} stopped for {:.2} s while {what} copied, then started again",
-            stopped_services(layout),
-            d.as_secs_f64()
-        ),
-        None => format!("consistent: nothing was running while {what} copied"),
-    };
-    let info = SnapshotInfo {
+    let info = snapshots::info(
         label,
-        cht_version: version,
-        created: OffsetDateTime::now_utc()
-            .replace_nanosecond(0)
-            .unwrap_or_else(|_| OffsetDateTime::now_utc())
-            .format(&time::format_description::well_known::Rfc3339)
-            .unwrap_or_default(),
-        bytes: 0,
+        version,
+        layout,
         data_bytes,
-        method,
-        couchdb_nodes: layout.nodes(),
-    };
+        snapshots::method(layout, folders.len(), stopped_for),
+        OffsetDateTime::now_utc(),
+    );
     let compressing = progress_to(
         &reporter,
         format!("compressing {} of data", size(data_bytes)),
@@ -263,29 +211,20 @@ pub async fn create(
     let archived = project.clone();
     let names: Vec<&'static str> = folders.iter().map(|f| f.name).collect();
     let written = super::runtime::blocking(move || {
-        archives::write(&archived, &copy, &names, info, &compressing)
+        snapshots::archive::write(&archived, &copy, &names, info, &compressing)
     })
     .await?;
     reporter.finish();
     drop(staging);
     Ok(SnapshotCreated {
         project: name.to_string(),
-        path: archives::folder(&project)
+        path: snapshots::folder(&project)
             .join(format!("{}.tar.gz", written.label))
             .display()
             .to_string(),
         stopped_ms: stopped_for.map(|d| d.as_millis()),
         info: written,
     })
-}
-
-/// The services [`with_data_quiet`] stops, for people.
-fn stopped_services(layout: Layout) -> String {
-    let couchdb = match layout {
-        Layout::Single => "CouchDB".to_string(),
-        Layout::Cluster => format!("CouchDB's {} nodes", layout.nodes()),
-    };
-    format!("API, Sentinel, {couchdb} and Nouveau (where it runs)")
 }
 
 /// The data folders' paths, for people.
@@ -340,7 +279,7 @@ pub fn ls(settings: &Settings, name: &str) -> Result<SnapshotList> {
     let project = Project::load(&home, name)?;
     Ok(SnapshotList {
         project: name.to_string(),
-        snapshots: archives::list(&project)?,
+        snapshots: snapshots::list(&project)?,
     })
 }
 
@@ -376,7 +315,7 @@ pub fn rm(settings: &Settings, name: &str, label: &str) -> Result<SnapshotDone> 
     let home = settings.home()?;
     let project = Project::load(&home, name)?;
     let _lock = project::lock(&home, name)?;
-    archives::remove(&project, label)?;
+    snapshots::remove(&project, label)?;
     Ok(SnapshotDone {
         project: name.to_string(),
         label: label.to_string(),
@@ -392,10 +331,7 @@ pub fn rm(settings: &Settings, name: &str, label: &str) -> Result<SnapshotDone> 
 pub async fn restore(settings: &Settings, req: &RestoreRequest) -> Result<SnapshotDone> {
     let home = settings.home()?;
     let project = Project::load(&home, &req.name)?;
-    let info = archives::find(&project, &req.label)?;
-    let current = project.cht_version()?;
-    info.restorable_into(&req.name, &current, project.layout())?;
-    let folders = data_folders(&project)?;
+    let (_, folders) = snapshots::restorable(&project, &req.label)?;
     let question = format!(
         "restore {} into {}: replace everything in {} with the snapshot?",
         req.label,
@@ -413,112 +349,55 @@ pub async fn restore(settings: &Settings, req: &RestoreRequest) -> Result<Snapsh
         )));
     }
     let _lock = project::lock(&home, &req.name)?;
-    // Beside each data folder, so each swap is one rename on one file system; once
-    // swapped, a staging folder holds the old data and goes when dropped.
-    let mut stagings = Vec::new();
-    for folder in &folders {
-        let parent = folder.path.parent().ok_or_else(|| Error::BrokenProject {
-            name: req.name.clone(),
-            reason: format!(
-                "its CouchDB data folder {} has no parent",
-                folder.path.display()
-            ),
-        })?;
-        // Named per folder: a cluster's node folders share one parent.
-        stagings.push(fsutil::Staging::new(
-            parent,
-            &format!("restore-{}", folder.name),
-        )?);
-    }
+    let (info, staging) = RestoreStaging::prepare(&project, &req.label)?;
     let reporter: Arc<dyn report::Reporter> =
         report::for_terminal(settings.printer.is_quiet()).into();
     let unpacking = progress_to(&reporter, "unpacking, read".to_string());
-    let targets: Vec<(&'static str, PathBuf)> = folders
-        .iter()
-        .zip(&stagings)
-        .map(|(f, s)| (f.name, s.path().to_path_buf()))
-        .collect();
-    let (unpacked, label) = (project.clone(), info.label.clone());
+    let (unpacked, label, targets) = (project.clone(), info.label.clone(), staging.targets());
     super::runtime::blocking(move || {
         let targets: Vec<(&str, &std::path::Path)> =
             targets.iter().map(|(n, p)| (*n, p.as_path())).collect();
-        archives::extract(&unpacked, &label, &targets, &unpacking)
+        snapshots::extract(&unpacked, &label, &targets, &unpacking)
     })
     .await?;
     // The unpacked data goes back to the data folder's owner and mode. Where a container's
     // user owns it (CouchDB's 5984) and this user is not root, through the engine.
     let image = super::runtime::data_image(&project);
-    let handovers = hand_back(&folders, &stagings);
-    through_engine(settings, &req.name, image.as_deref(), &handovers).await?;
-    let pairs: Vec<(PathBuf, PathBuf)> = folders
-        .iter()
-        .zip(&stagings)
-        .map(|(f, s)| (f.path.clone(), s.path().to_path_buf()))
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    let me = unsafe { libc::geteuid() };
+    let handovers: Vec<(PathBuf, owned::Change)> = staging
+        .hand_back(me)
+        .into_iter()
+        .map(|(path, uid, gid)| (path, owned::Change::Own { uid, gid }))
         .collect();
+    through_engine(settings, &req.name, image.as_deref(), &handovers).await?;
+    let pairs = staging.pairs();
     let (_, stopped_for) = with_data_quiet(
         settings,
         &home,
         &project,
         req.timeout,
         reporter.as_ref(),
-        move || exchange_all(&pairs),
+        move || snapshots::exchange_all(&pairs),
     )
     .await?;
-    let running = stopped_for.is_some();
-    // The staging folders now hold the previous data, which may be a container user's.
-    let mut disposals = Vec::new();
-    for staging in &stagings {
-        match std::fs::remove_dir_all(staging.path()) {
-            Err(e) if owned::denied(&e) => {
-                disposals.push((staging.path().to_path_buf(), owned::Change::Remove))
-            }
-            _ => {}
-        }
-    }
+    // The unpacking folders now hold the previous data, which may be a container user's.
+    let disposals: Vec<(PathBuf, owned::Change)> = staging
+        .dispose()
+        .into_iter()
+        .map(|path| (path, owned::Change::Remove))
+        .collect();
     if let Err(e) = through_engine(settings, &req.name, image.as_deref(), &disposals).await {
         reporter.step(&format!("the previous data was not removed: {e}"));
     }
     reporter.finish();
-    drop(stagings);
+    drop(staging);
     Ok(SnapshotDone {
         project: req.name.clone(),
         label: req.label.clone(),
         action: "restored",
-        running,
+        running: stopped_for.is_some(),
     })
-}
-
-/// Gives each unpacked folder its data folder's mode and owner; returns the hand-overs
-/// only the engine can do (a container user's folder, this user not root).
-fn hand_back(
-    folders: &[DataFolder],
-    stagings: &[fsutil::Staging],
-) -> Vec<(PathBuf, owned::Change)> {
-    // SAFETY: geteuid has no preconditions and cannot fail.
-    let me = unsafe { libc::geteuid() };
-    let mut handovers = Vec::new();
-    for (folder, staging) in folders.iter().zip(stagings) {
-        if let Ok(meta) = std::fs::metadata(&folder.path) {
-            use std::os::unix::fs::{MetadataExt, PermissionsExt};
-            let _ = std::fs::set_permissions(
-                staging.path(),
-                std::fs::Permissions::from_mode(meta.mode() & 0o7777),
-            );
-            if meta.uid() != me && me != 0 {
-                handovers.push((
-                    staging.path().to_path_buf(),
-                    owned::Change::Own {
-                        uid: meta.uid(),
-                        gid: meta.gid(),
-                    },
-                ));
-            } else {
-                let _ =
-                    std::os::unix::fs::chown(staging.path(), Some(meta.uid()), Some(meta.gid()));
-            }
-        }
-    }
-    handovers
 }
 
 /// Applies each change to its path through the engine, with the project's CouchDB image:
@@ -536,54 +415,9 @@ async fn through_engine(
         name: name.to_string(),
         reason: "its compose files name no CouchDB image to change the data folders with".into(),
     })?;
-    async {
-        let engine = super::runtime::connect(settings).await?;
-        for (path, change) in changes {
-            owned::apply_to_path(&engine, name, Some(image), path, *change).await?;
-        }
-        Ok(())
-    }
-    .await
-}
-
-/// Swaps each pair of folders; when one swap fails, swaps back those already done, so the
-/// data folders are either all restored or all as they were.
-fn exchange_all(pairs: &[(PathBuf, PathBuf)]) -> Result<()> {
-    for (done, (data, staged)) in pairs.iter().enumerate() {
-        if let Err(e) = fsutil::exchange(data, staged) {
-            for (data, staged) in pairs[..done].iter().rev() {
-                // A swap back of folders just swapped on the same file system.
-                let _ = fsutil::exchange(data, staged);
-            }
-            return Err(e);
-        }
+    let engine = super::runtime::connect(settings).await?;
+    for (path, change) in changes {
+        owned::apply_to_path(&engine, name, Some(image), path, *change).await?;
     }
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_failed_swap_puts_back_the_swaps_done() {
-        let tmp = tempfile::tempdir().expect("tmp");
-        let dir = |n: &str| tmp.path().join(n);
-        for (folder, file) in [("data-1", "old"), ("new-1", "new"), ("data-2", "old")] {
-            std::fs::create_dir(dir(folder)).expect("mkdir");
-            std::fs::write(dir(folder).join("f"), file).expect("write");
-        }
-        // The second staged folder is missing: its swap fails after the first one's.
-        let pairs = [(dir("data-1"), dir("new-1")), (dir("data-2"), dir("new-2"))];
-        assert!(exchange_all(&pairs).is_err());
-        let read = |folder: &str| std::fs::read_to_string(dir(folder).join("f")).expect("read");
-        assert_eq!(read("data-1"), "old");
-        assert_eq!(read("new-1"), "new");
-        assert_eq!(read("data-2"), "old");
-        std::fs::create_dir(dir("new-2")).expect("mkdir");
-        std::fs::write(dir("new-2").join("f"), "new").expect("write");
-        exchange_all(&pairs).expect("swaps");
-        assert_eq!(read("data-1"), "new");
-        assert_eq!(read("data-2"), "new");
-    }
 }

@@ -380,7 +380,7 @@ pub async fn run(settings: &Settings, req: &UpRequest) -> Result<Up> {
         let mut notes = Vec::new();
         let (mut project, cert_replaced) =
             prepared_project(settings, &home, &name, &plan, req, &mut notes).await?;
-        notes.extend(super::tidy_compose_folder(&project)?);
+        notes.extend(crate::project::backups::tidy_compose_folder(&project)?);
         fit_engine(&engine, &mut project, &mut notes).await?;
         notes.extend(sweep_owned_leftovers(&engine, &home, &project).await?);
         let reporter = report::for_terminal(settings.printer.is_quiet());

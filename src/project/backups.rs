@@ -141,6 +141,31 @@ pub fn move_legacy(project: &Project, now: OffsetDateTime) -> Result<Vec<Moved>>
     Ok(moved)
 }
 
+/// Moves the `compose/*.bak-*` copies earlier cht-dev versions kept (the upgrade service
+/// would run them) into `backups/`, and returns one note per move and per other file
+/// in `compose/` that the upgrade service would run besides CHT's two.
+pub fn tidy_compose_folder(project: &Project) -> Result<Vec<String>> {
+    let moved = move_legacy(project, OffsetDateTime::now_utc())?;
+    let mut notes: Vec<String> = moved
+        .iter()
+        .map(|m| {
+            format!(
+                "moved {} to {} (the upgrade service runs every compose file in compose/)",
+                m.from.display(),
+                m.to.display()
+            )
+        })
+        .collect();
+    let [core, couchdb] = project.compose_files();
+    notes.extend(project.extra_compose_files().into_iter().map(|f| {
+        format!(
+            "{} is not CHT's: the upgrade service runs every valid compose file in that folder, cht-dev only {core} and {couchdb}; move it elsewhere unless you mean it",
+            project.path("compose").join(f).display()
+        )
+    }));
+    Ok(notes)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

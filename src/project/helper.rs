@@ -78,8 +78,10 @@ pub fn read(
     copy_data: bool,
     tls: TlsMode,
 ) -> Result<HelperProject> {
-    let bad =
-        |reason: String| Error::BadOption(format!("cannot adopt {}: {reason}", env_file.display()));
+    let bad = |reason: String| Error::CannotAdopt {
+        file: env_file.to_path_buf(),
+        reason,
+    };
     let size = std::fs::metadata(env_file)
         .map_err(Error::io("read", &env_file))?
         .len();

@@ -1,6 +1,5 @@
 //! A cht-dev project: its folder, settings and generated files.
 
-pub mod archives;
 pub mod backups;
 pub mod certs;
 mod create;
@@ -14,6 +13,8 @@ pub mod name;
 pub mod ports;
 pub mod profile;
 pub mod render;
+pub mod snapshots;
+pub mod upgrade;
 pub mod versions;
 
 use std::path::{Path, PathBuf};

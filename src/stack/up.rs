@@ -333,8 +333,13 @@ pub async fn up(
         after: Some(upgrade_after.shared()),
         issued: None,
     };
-    let upgrade_started =
-        start_in_order(engine, &stacks.companion, upgrade, upgrade_sequence, reporter);
+    let upgrade_started = start_in_order(
+        engine,
+        &stacks.companion,
+        upgrade,
+        upgrade_sequence,
+        reporter,
+    );
     if opts.wait {
         // Probes start once CHT's services have started: a connection the engine's port
         // proxy takes before the container's network is up waits a TCP retransmit (1 s).
@@ -423,7 +428,10 @@ mod tests {
         .expect("main");
         let mut upgrade = main.clone();
         upgrade.project = "p-upgrade".into();
-        let stacks = Stacks { main, companion: upgrade };
+        let stacks = Stacks {
+            main,
+            companion: upgrade,
+        };
         let running = |project: &str, state| container(project, "web", state);
         let both = [
             running("p", ContainerState::Running),

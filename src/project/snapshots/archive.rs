@@ -10,9 +10,9 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
-use super::Project;
 use crate::error::{Error, Result};
 use crate::fsutil;
+use crate::project::Project;
 
 /// The folder of a project's snapshots, relative to the project folder.
 pub const DIR: &str = "snapshots";
@@ -47,22 +47,27 @@ impl SnapshotInfo {
         &self,
         name: &str,
         current: &str,
-        layout: super::layout::Layout,
+        layout: crate::project::layout::Layout,
     ) -> Result<()> {
-        if super::versions::order(&self.cht_version) > super::versions::order(current) {
-            return Err(Error::BadOption(format!(
-                "snapshot {} holds CHT {} data, newer than {name}'s {current}: upgrade the project first (`cht-dev upgrade {name} --cht-version {}`)",
-                self.label, self.cht_version, self.cht_version
-            )));
+        if crate::project::versions::order(&self.cht_version)
+            > crate::project::versions::order(current)
+        {
+            return Err(Error::SnapshotNewer {
+                label: self.label.clone(),
+                version: self.cht_version.clone(),
+                project: name.to_string(),
+                current: current.to_string(),
+            });
         }
         if self.couchdb_nodes != layout.nodes() {
-            let theirs = super::layout::Layout::from_nodes(self.couchdb_nodes)
+            let theirs = crate::project::layout::Layout::from_nodes(self.couchdb_nodes)
                 .map_or("another CouchDB layout", |l| l.describe());
-            return Err(Error::BadOption(format!(
-                "snapshot {} holds the data of {theirs}, and {name} runs {}: restore it into a project with the same number of CouchDB nodes",
-                self.label,
-                layout.describe()
-            )));
+            return Err(Error::SnapshotLayout {
+                label: self.label.clone(),
+                theirs,
+                project: name.to_string(),
+                ours: layout.describe(),
+            });
         }
         Ok(())
     }
@@ -185,7 +190,7 @@ pub fn check_free(project: &Project, label: &str) -> Result<()> {
 }
 
 /// Writes the folders `names` of `root` (a consistent copy of each data folder, named as
-/// [`DataFolder::name`](super::layout::DataFolder) says) as the archive of `info.label`,
+/// [`DataFolder::name`](crate::project::layout::DataFolder) says) as the archive of `info.label`,
 /// then its sidecar; returns `info` with the archive's size. `progress` hears the bytes
 /// read so far. On failure nothing is left behind.
 pub fn write(
@@ -404,8 +409,12 @@ mod tests {
 
     /// A project in `dir` with nothing but a name.
     fn project_in(dir: &Path) -> Project {
-        Project::from_env("p", dir.to_path_buf(), super::super::dotenv::EnvFile::new())
-            .expect("project")
+        Project::from_env(
+            "p",
+            dir.to_path_buf(),
+            crate::project::dotenv::EnvFile::new(),
+        )
+        .expect("project")
     }
 
     /// A sidecar for `label`.
