@@ -10,9 +10,9 @@ use std::time::Duration;
 
 use cht_dev::docker::Engine;
 use cht_dev::home::Home;
+use cht_dev::progress::Silent;
 use cht_dev::project::profile::profile;
 use cht_dev::project::{InitOptions, Project, create};
-use cht_dev::report::Silent;
 use cht_dev::stack::images::PullPolicy;
 use cht_dev::stack::teardown::down;
 use cht_dev::stack::up::{UpOptions, up};

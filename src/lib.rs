@@ -17,8 +17,8 @@ pub mod docker;
 pub mod error;
 pub mod home;
 pub mod local_ip;
+pub mod progress;
 pub mod project;
-pub mod report;
 pub mod stack;
 pub mod tls;
 

@@ -2,8 +2,8 @@
 
 use crate::error::{Error, Result};
 use crate::printer::{Printer, Report};
+use crate::progress;
 use crate::project::Project;
-use crate::report;
 use crate::settings::Settings;
 use crate::stack::{owned, teardown};
 
@@ -67,7 +67,7 @@ pub async fn stop(settings: &Settings, name: Option<&str>) -> Result<Stopped> {
     let name = super::runtime::pick_existing(&home, name, "stop")?;
     let project = Project::load(&home, &name)?;
     let _lock = crate::project::lock(&home, &name)?;
-    let reporter = report::for_terminal(settings.printer.is_quiet());
+    let reporter = progress::for_terminal(settings.printer.is_quiet());
     let count = super::runtime::interruptible(async {
         let engine = super::runtime::connect(settings).await?;
         teardown::stop(&engine, &project.name, reporter.as_ref()).await
@@ -85,7 +85,7 @@ pub async fn down(settings: &Settings, name: Option<&str>) -> Result<Down> {
     let name = super::runtime::pick_existing(&home, name, "down")?;
     let project = Project::load(&home, &name)?;
     let _lock = crate::project::lock(&home, &name)?;
-    let reporter = report::for_terminal(settings.printer.is_quiet());
+    let reporter = progress::for_terminal(settings.printer.is_quiet());
     super::runtime::interruptible(async {
         let engine = super::runtime::connect(settings).await?;
         teardown::down(&engine, &project.target(), reporter.as_ref()).await
@@ -114,7 +114,7 @@ pub async fn destroy(settings: &Settings, name: &str, yes: bool) -> Result<Destr
         )));
     }
     let lock = crate::project::lock(&home, name)?;
-    let reporter = report::for_terminal(settings.printer.is_quiet());
+    let reporter = progress::for_terminal(settings.printer.is_quiet());
     let image = super::runtime::data_image(&project);
     super::runtime::interruptible(async {
         let engine = super::runtime::connect(settings).await?;

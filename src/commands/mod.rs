@@ -179,7 +179,7 @@ pub(crate) fn profile_for_up(
     home: &crate::home::Home,
     project: &Project,
     replaced: bool,
-    reporter: &dyn crate::report::Reporter,
+    reporter: &dyn crate::progress::Reporter,
 ) -> Result<crate::stack::profile::Profile> {
     let renewed = crate::project::certs::renew_certificate(home, project)?;
     if renewed {

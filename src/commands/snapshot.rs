@@ -12,10 +12,10 @@ use crate::error::{Error, Result};
 use crate::fsutil;
 use crate::home::Home;
 use crate::printer::{Printer, Report};
+use crate::progress;
 use crate::project::layout::DataFolder;
 use crate::project::snapshots::{self, RestoreStaging, SnapshotInfo};
 use crate::project::{self, Project};
-use crate::report;
 use crate::settings::Settings;
 use crate::stack::load::load;
 use crate::stack::owned;
@@ -44,7 +44,7 @@ async fn wait_ready_again(
     home: &Home,
     project: &Project,
     timeout: Duration,
-    reporter: &dyn report::Reporter,
+    reporter: &dyn progress::Reporter,
 ) -> Result<()> {
     let target = project.target();
     let stacks = load(&target)?;
@@ -73,7 +73,7 @@ async fn with_data_quiet<T: Send + 'static>(
     home: &Home,
     project: &Project,
     ready_within: Duration,
-    reporter: &dyn report::Reporter,
+    reporter: &dyn progress::Reporter,
     work: impl FnOnce() -> Result<T> + Send + 'static,
 ) -> Result<(T, Option<Duration>)> {
     let profile = super::profile_of(home, project)?;
@@ -115,7 +115,7 @@ async fn with_data_quiet<T: Send + 'static>(
 
 /// A progress line shared with work on another thread.
 fn progress_to(
-    reporter: &Arc<dyn report::Reporter>,
+    reporter: &Arc<dyn progress::Reporter>,
     what: String,
 ) -> impl Fn(u64) + Send + Sync + 'static {
     let reporter = reporter.clone();
@@ -183,8 +183,8 @@ pub async fn create(
     fsutil::create_dir_mode(&folder, fsutil::PRIVATE_DIR)?;
     let staging = fsutil::Staging::new(&folder, &label)?;
     let copy = staging.path().to_path_buf();
-    let reporter: Arc<dyn report::Reporter> =
-        report::for_terminal(settings.printer.is_quiet()).into();
+    let reporter: Arc<dyn progress::Reporter> =
+        progress::for_terminal(settings.printer.is_quiet()).into();
     let copying = progress_to(&reporter, format!("copying {}", shown(&folders)));
     let (from, to) = (folders.clone(), copy.clone());
     let (data_bytes, stopped_for) = with_data_quiet(
@@ -350,8 +350,8 @@ pub async fn restore(settings: &Settings, req: &RestoreRequest) -> Result<Snapsh
     }
     let _lock = project::lock(&home, &req.name)?;
     let (info, staging) = RestoreStaging::prepare(&project, &req.label)?;
-    let reporter: Arc<dyn report::Reporter> =
-        report::for_terminal(settings.printer.is_quiet()).into();
+    let reporter: Arc<dyn progress::Reporter> =
+        progress::for_terminal(settings.printer.is_quiet()).into();
     let unpacking = progress_to(&reporter, "unpacking, read".to_string());
     let (unpacked, label, targets) = (project.clone(), info.label.clone(), staging.targets());
     super::runtime::blocking(move || {

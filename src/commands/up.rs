@@ -7,10 +7,10 @@ use crate::docker::endpoint;
 use crate::error::{Error, Result};
 use crate::home::Home;
 use crate::printer::{Printer, Report, Tone};
+use crate::progress;
 use crate::project::certs::{self, Chosen};
 use crate::project::engine_fit::{SOCKET_VAR, said};
 use crate::project::{self, InitOptions, Project, TlsMode};
-use crate::report;
 use crate::settings::Settings;
 use crate::stack::images::PullPolicy;
 use crate::stack::owned;
@@ -383,7 +383,7 @@ pub async fn run(settings: &Settings, req: &UpRequest) -> Result<Up> {
         notes.extend(crate::project::backups::tidy_compose_folder(&project)?);
         fit_engine(&engine, &mut project, &mut notes).await?;
         notes.extend(sweep_owned_leftovers(&engine, &home, &project).await?);
-        let reporter = report::for_terminal(settings.printer.is_quiet());
+        let reporter = progress::for_terminal(settings.printer.is_quiet());
         let opts = UpOptions {
             pull: req.pull,
             timeout: req.timeout,

@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use crate::error::{Error, Result};
 use crate::printer::{Printer, Report};
+use crate::progress;
 use crate::project::{self, Project, upgrade};
-use crate::report;
 use crate::settings::Settings;
 use crate::stack::images::PullPolicy;
 use crate::stack::status::ServiceState;
@@ -64,7 +64,7 @@ pub async fn run(settings: &Settings, req: &UpgradeRequest) -> Result<Upgraded> 
     let project = Project::load(&home, &req.name)?;
     let _lock = project::lock(&home, &req.name)?;
     let plan = RefCell::new(upgrade::plan(&project, &req.version, req.force)?);
-    let reporter = report::for_terminal(settings.printer.is_quiet());
+    let reporter = progress::for_terminal(settings.printer.is_quiet());
     let opts = UpOptions {
         pull: req.pull,
         timeout: req.timeout,

@@ -68,20 +68,8 @@ fn release(compose_dir: &Path, bad: &dyn Fn(String) -> Error) -> Result<(String,
     Ok((registry.to_string(), version))
 }
 
-/// Reads and checks the helper's `env_file` for project `name_given` (default: the
-/// file's name), the data to be copied (`copy_data`) or used in place, and the
-/// certificate's source `tls`.
-pub fn read(
-    home: &Home,
-    env_file: &Path,
-    name_given: Option<&str>,
-    copy_data: bool,
-    tls: TlsMode,
-) -> Result<HelperProject> {
-    let bad = |reason: String| Error::CannotAdopt {
-        file: env_file.to_path_buf(),
-        reason,
-    };
+/// The helper's `.env`, read and parsed (refused when larger than settings ever are).
+fn read_env(env_file: &Path, bad: &dyn Fn(String) -> Error) -> Result<EnvFile> {
     let size = std::fs::metadata(env_file)
         .map_err(Error::io("read", &env_file))?
         .len();
@@ -92,25 +80,12 @@ pub fn read(
         )));
     }
     let text = std::fs::read_to_string(env_file).map_err(Error::io("read", &env_file))?;
-    let env = EnvFile::parse(&text).map_err(|e| bad(format!("line {}: {}", e.line, e.reason)))?;
-    let name = match name_given {
-        Some(n) => n.to_string(),
-        None => env_file
-            .file_stem()
-            .and_then(|s| s.to_str())
-            .map(str::to_string)
-            .ok_or_else(|| {
-                bad("cannot tell the project name from the file name; pass --name".into())
-            })?,
-    };
-    // The name first: adopting one file twice says the project exists.
-    super::validate(
-        home,
-        &InitOptions {
-            name: name.clone(),
-            ..InitOptions::default()
-        },
-    )?;
+    EnvFile::parse(&text).map_err(|e| bad(format!("line {}: {}", e.line, e.reason)))
+}
+
+/// Refuses a file adopt cannot map: a clustered project's, one lacking a key the helper
+/// always writes, or one with a control character in a value cht-dev writes out again.
+fn check_keys(env: &EnvFile, bad: &dyn Fn(String) -> Error) -> Result<()> {
     // A clustered .env keeps one data folder per node (DB1_DATA...). The helper makes
     // single-node projects only, so such a file is not one adopt can map to settings.
     if ["DB1_DATA", "DB2_DATA", "DB3_DATA"]
@@ -141,6 +116,18 @@ pub fn read(
             )));
         }
     }
+    Ok(())
+}
+
+/// The helper's nginx ports, each a port number that no project and no program holds,
+/// and not the same one twice.
+fn helper_ports(
+    home: &Home,
+    env_file: &Path,
+    env: &EnvFile,
+    bad: &dyn Fn(String) -> Error,
+) -> Result<(u16, u16)> {
+    let get = |k: &str| env.get(k).unwrap_or_default().to_string();
     let taken = super::taken_ports(home)?;
     let port = |key: &'static str| -> Result<u16> {
         let raw = get(key);
@@ -161,6 +148,45 @@ pub fn read(
             "NGINX_HTTP_PORT and NGINX_HTTPS_PORT are both {http}; give each its own"
         )));
     }
+    Ok((http, https))
+}
+
+/// Reads and checks the helper's `env_file` for project `name_given` (default: the
+/// file's name), the data to be copied (`copy_data`) or used in place, and the
+/// certificate's source `tls`.
+pub fn read(
+    home: &Home,
+    env_file: &Path,
+    name_given: Option<&str>,
+    copy_data: bool,
+    tls: TlsMode,
+) -> Result<HelperProject> {
+    let bad = |reason: String| Error::CannotAdopt {
+        file: env_file.to_path_buf(),
+        reason,
+    };
+    let env = read_env(env_file, &bad)?;
+    let name = match name_given {
+        Some(n) => n.to_string(),
+        None => env_file
+            .file_stem()
+            .and_then(|s| s.to_str())
+            .map(str::to_string)
+            .ok_or_else(|| {
+                bad("cannot tell the project name from the file name; pass --name".into())
+            })?,
+    };
+    // The name first: adopting one file twice says the project exists.
+    super::validate(
+        home,
+        &InitOptions {
+            name: name.clone(),
+            ..InitOptions::default()
+        },
+    )?;
+    check_keys(&env, &bad)?;
+    let get = |k: &str| env.get(k).unwrap_or_default().to_string();
+    let (http, https) = helper_ports(home, env_file, &env, &bad)?;
     let raw_data = get("COUCHDB_DATA");
     let data = super::check_data_folder(home, &raw_data).map_err(|why| {
         bad(format!(

@@ -238,22 +238,9 @@ pub fn render(input: &RenderInput<'_>) -> Result<Vec<RenderedFile>> {
     let mut couch_values = common.to_vec();
     couch_values.push(("nouveau_service", &nouveau));
     couch_values.push(("healthcheck_service", &cluster_healthcheck));
-    couch_values.push((
-        "nouveau_title",
-        match (v4, cluster) {
-            (true, _) => "",
-            (false, false) => " with Nouveau",
-            (false, true) => " with Nouveau and the HAProxy healthcheck",
-        },
-    ));
-    couch_values.push((
-        "couchdb_depends_on",
-        if v4 {
-            ""
-        } else {
-            "\n    depends_on:\n      - nouveau"
-        },
-    ));
+    let (nouveau_title, couchdb_depends_on) = couchdb_words(v4, cluster);
+    couch_values.push(("nouveau_title", nouveau_title));
+    couch_values.push(("couchdb_depends_on", couchdb_depends_on));
     couch_values.extend(
         data_defaults
             .iter()
@@ -274,17 +261,33 @@ pub fn render(input: &RenderInput<'_>) -> Result<Vec<RenderedFile>> {
     ];
     files
         .into_iter()
-        .map(|(path, body)| {
-            Outline::parse(path, &body).map_err(|e| Error::Render {
-                file: path.to_string(),
-                reason: e.to_string(),
-            })?;
-            Ok(RenderedFile {
-                path,
-                contents: mark(&body),
-            })
-        })
+        .map(|(path, body)| checked(path, &body))
         .collect()
+}
+
+/// The CouchDB file's title words and CouchDB's `depends_on` block: 5.x runs Nouveau
+/// beside CouchDB (and, in a cluster, the healthcheck), which CouchDB waits for.
+fn couchdb_words(v4: bool, cluster: bool) -> (&'static str, &'static str) {
+    match (v4, cluster) {
+        (true, _) => ("", ""),
+        (false, false) => (" with Nouveau", "\n    depends_on:\n      - nouveau"),
+        (false, true) => (
+            " with Nouveau and the HAProxy healthcheck",
+            "\n    depends_on:\n      - nouveau",
+        ),
+    }
+}
+
+/// A rendered file, checked to parse as compose and marked as cht-dev's own.
+fn checked(path: &'static str, body: &str) -> Result<RenderedFile> {
+    Outline::parse(path, body).map_err(|e| Error::Render {
+        file: path.to_string(),
+        reason: e.to_string(),
+    })?;
+    Ok(RenderedFile {
+        path,
+        contents: mark(body),
+    })
 }
 
 #[cfg(test)]

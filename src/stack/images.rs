@@ -7,7 +7,7 @@ use futures_util::future::try_join_all;
 use super::load::Stacks;
 use crate::docker::{Engine, ImageInfo};
 use crate::error::{Error, Result};
-use crate::report::Reporter;
+use crate::progress::Reporter;
 
 /// When to pull images.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]

@@ -99,47 +99,63 @@ fn matching_brace(text: &str) -> Option<usize> {
     None
 }
 
+/// What a `${NAME<op>arg}` does with `arg`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Op {
+    /// `:-` or `-`: `arg` stands in when the variable is unset (or, with `:`, empty).
+    Default,
+    /// `:?` or `?`: an error with `arg` as its message when unset (or empty).
+    Required,
+    /// `:+` or `+`: `arg` when the variable is set (and, with `:`, not empty), else nothing.
+    Alternative,
+}
+
+/// Reads the operator after a variable's name: the operator, whether it also treats an
+/// empty value as unset (`:`), and its argument; `None` for an unknown operator.
+fn operator(op: &str) -> Option<(Op, bool, &str)> {
+    let (colon, rest) = match op.strip_prefix(':') {
+        Some(rest) => (true, rest),
+        None => (false, op),
+    };
+    let kind = match rest.chars().next()? {
+        '-' => Op::Default,
+        '?' => Op::Required,
+        '+' => Op::Alternative,
+        _ => return None,
+    };
+    Some((kind, colon, &rest[1..]))
+}
+
 /// Expands the inside of one `${...}`.
 fn expand(body: &str, lookup: &dyn Fn(&str) -> Option<String>) -> Result<String, InterpolateError> {
     let name_len = body.find(|c: char| !name_char(c)).unwrap_or(body.len());
     let (name, op) = body.split_at(name_len);
+    let syntax = || InterpolateError::Syntax {
+        text: body.to_string(),
+    };
     if name.is_empty() || name.starts_with(|c: char| c.is_ascii_digit()) {
-        return Err(InterpolateError::Syntax {
-            text: body.to_string(),
-        });
+        return Err(syntax());
     }
     let value = lookup(name);
-    let unset_or_empty = value.as_deref().is_none_or(str::is_empty);
-    let nested = |text: &str| interpolate(text, lookup);
-    let (kind, arg) = if op.is_empty() {
+    if op.is_empty() {
         return Ok(value.unwrap_or_default());
-    } else if let Some(arg) = op.strip_prefix(":-") {
-        ("default", (unset_or_empty, arg))
-    } else if let Some(arg) = op.strip_prefix('-') {
-        ("default", (value.is_none(), arg))
-    } else if let Some(arg) = op.strip_prefix(":?") {
-        ("required", (unset_or_empty, arg))
-    } else if let Some(arg) = op.strip_prefix('?') {
-        ("required", (value.is_none(), arg))
-    } else if let Some(arg) = op.strip_prefix(":+") {
-        ("alternative", (!unset_or_empty, arg))
-    } else if let Some(arg) = op.strip_prefix('+') {
-        ("alternative", (value.is_some(), arg))
+    }
+    let (kind, colon, arg) = operator(op).ok_or_else(syntax)?;
+    let unset = if colon {
+        value.as_deref().is_none_or(str::is_empty)
     } else {
-        return Err(InterpolateError::Syntax {
-            text: body.to_string(),
-        });
+        value.is_none()
     };
-    let (applies, arg) = arg;
+    let nested = |text: &str| interpolate(text, lookup);
     match kind {
-        "default" if applies => nested(arg),
-        "required" if applies => Err(InterpolateError::Required {
+        Op::Default if unset => nested(arg),
+        Op::Required if unset => Err(InterpolateError::Required {
             var: name.to_string(),
             message: nested(arg)?,
         }),
-        "alternative" if applies => nested(arg),
-        "alternative" => Ok(String::new()),
-        _ => Ok(value.unwrap_or_default()),
+        Op::Alternative if unset => Ok(String::new()),
+        Op::Alternative => nested(arg),
+        Op::Default | Op::Required => Ok(value.unwrap_or_default()),
     }
 }
 

@@ -8,6 +8,7 @@ use serde::Serialize;
 
 use self::raw::{KeyValues, RawFile, RawResource, Scalar, Words};
 use super::interpolate::interpolate;
+use crate::docker::Restart;
 use crate::error::{Error, Result};
 
 /// A port published on the host.
@@ -47,8 +48,9 @@ pub struct ServiceSpec {
     pub container_name: String,
     /// Hostname.
     pub hostname: Option<String>,
-    /// Restart policy name.
-    pub restart: Option<String>,
+    /// Restart policy (written as compose's word in the model's hash).
+    #[serde(serialize_with = "restart_word")]
+    pub restart: Option<Restart>,
     /// Environment, sorted by name.
     pub env: BTreeMap<String, String>,
     /// User labels, sorted by name.
@@ -376,6 +378,212 @@ fn read_files(
     Ok((raw, config_files))
 }
 
+/// What one service's model is read against: the project, the other services (enabled
+/// ones only), the declared networks and volumes, and the variables.
+struct Context<'a> {
+    /// The compose project name.
+    project: &'a str,
+    /// The project directory relative paths start from.
+    working_dir: &'a Path,
+    /// Every enabled service, as written.
+    services: &'a IndexMap<String, raw::RawService>,
+    /// The declared networks.
+    networks: &'a IndexMap<String, ResourceSpec>,
+    /// The declared volumes.
+    volumes: &'a IndexMap<String, ResourceSpec>,
+    /// The variables compose would see.
+    lookup: &'a dyn Fn(&str) -> Option<String>,
+}
+
+impl Context<'_> {
+    /// Service `name` as written (`s`), checked and typed; the error names the service.
+    fn service(&self, name: &str, s: &raw::RawService) -> std::result::Result<ServiceSpec, String> {
+        let image = s
+            .image
+            .clone()
+            .filter(|i| !i.trim().is_empty())
+            .ok_or_else(|| {
+                format!("service {name} has no image (cht-dev up does not build images)")
+            })?;
+        let expose = s
+            .expose
+            .iter()
+            .map(|e| {
+                let text = e.text();
+                if text.contains('/') {
+                    text
+                } else {
+                    format!("{text}/tcp")
+                }
+            })
+            .collect();
+        let ports = s
+            .ports
+            .iter()
+            .map(|p| {
+                parse_port(&p.text()).ok_or_else(|| {
+                    format!(
+                        "service {name}: port {:?} must be HOST:CONTAINER with numbers from 1 to 65535",
+                        p.text()
+                    )
+                })
+            })
+            .collect::<std::result::Result<Vec<_>, String>>()?;
+        let restart = match &s.restart {
+            Some(text) => Some(parse_restart(text).ok_or_else(|| {
+                format!("service {name}: restart {text:?} must be no, always, unless-stopped or on-failure[:N]")
+            })?),
+            None => None,
+        };
+        Ok(ServiceSpec {
+            name: name.to_string(),
+            image,
+            container_name: s
+                .container_name
+                .clone()
+                .unwrap_or_else(|| format!("{}-{name}-1", self.project)),
+            hostname: s.hostname.clone(),
+            restart,
+            env: environment(&s.environment, self.lookup),
+            labels: labels(&s.labels),
+            expose,
+            ports,
+            mounts: mounts(name, &s.volumes, self.working_dir, self.volumes)?,
+            log_driver: s.logging.as_ref().and_then(|l| l.driver.clone()),
+            log_options: s
+                .logging
+                .as_ref()
+                .map(|l| {
+                    l.options
+                        .iter()
+                        .map(|(k, v)| (k.clone(), v.text()))
+                        .collect()
+                })
+                .unwrap_or_default(),
+            memory: memory_limit(name, s)?,
+            depends_on: self.depends_on(name, s)?,
+            networks: self.networks_of(name, s)?,
+            command: s.command.as_ref().map(Words::args),
+            entrypoint: s.entrypoint.as_ref().map(Words::args),
+            user: s.user.clone(),
+            working_dir: s.working_dir.clone(),
+            network_mode: s.network_mode.clone(),
+        })
+    }
+
+    /// The services `name` needs started first: its `depends_on`, and the service whose
+    /// network namespace it shares; each must be an enabled service.
+    fn depends_on(
+        &self,
+        name: &str,
+        s: &raw::RawService,
+    ) -> std::result::Result<Vec<String>, String> {
+        let mut depends_on: Vec<String> =
+            s.depends_on.entries().into_iter().map(|(n, _)| n).collect();
+        let shared = s
+            .network_mode
+            .as_deref()
+            .and_then(|m| m.strip_prefix("service:"));
+        if let Some(other) = shared
+            && !depends_on.iter().any(|d| d == other)
+        {
+            depends_on.push(other.to_string());
+        }
+        if let Some(dep) = depends_on.iter().find(|d| !self.services.contains_key(*d)) {
+            return Err(format!(
+                "service {name} depends on {dep}, which is not defined or not in an enabled profile (COMPOSE_PROFILES)"
+            ));
+        }
+        Ok(depends_on)
+    }
+
+    /// The networks `name` joins (engine name, aliases), `default` when it names none;
+    /// none when it shares another namespace (`network_mode`).
+    fn networks_of(
+        &self,
+        name: &str,
+        s: &raw::RawService,
+    ) -> std::result::Result<Vec<(String, Vec<String>)>, String> {
+        let entries = s.networks.entries();
+        if s.network_mode.is_some() {
+            if !entries.is_empty() {
+                return Err(format!(
+                    "service {name} sets both network_mode and networks; keep one"
+                ));
+            }
+            return Ok(Vec::new());
+        }
+        let entries = if entries.is_empty() && self.networks.contains_key("default") {
+            vec![("default".to_string(), None)]
+        } else {
+            entries
+        };
+        let mut joined = Vec::new();
+        for (key, settings) in entries {
+            let net = self.networks.get(&key).ok_or_else(|| {
+                format!("service {name} joins network {key:?}, which is not declared under the top-level networks")
+            })?;
+            let mut aliases = vec![name.to_string()];
+            aliases.extend(settings.map(|s| s.aliases).unwrap_or_default());
+            joined.push((net.name.clone(), aliases));
+        }
+        if joined.is_empty() {
+            return Err(format!(
+                "service {name} joins no network; declare one (CHT services share cht-net)"
+            ));
+        }
+        Ok(joined)
+    }
+}
+
+/// A service's memory limit in bytes: `deploy.resources.limits.memory`, else `mem_limit`.
+fn memory_limit(name: &str, s: &raw::RawService) -> std::result::Result<Option<i64>, String> {
+    let text = s
+        .deploy
+        .as_ref()
+        .and_then(|d| d.resources.as_ref())
+        .and_then(|r| r.limits.as_ref())
+        .and_then(|l| l.memory.as_ref())
+        .or(s.mem_limit.as_ref())
+        .map(Scalar::text);
+    text.map(|t| {
+        parse_bytes(&t).ok_or_else(|| {
+            format!("service {name}: memory limit {t:?} is not a size like 512m or 1G")
+        })
+    })
+    .transpose()
+}
+
+/// Reads a compose restart policy: `no`, `always`, `unless-stopped`, `on-failure[:N]`.
+fn parse_restart(text: &str) -> Option<Restart> {
+    match text.trim() {
+        "no" => Some(Restart::No),
+        "always" => Some(Restart::Always),
+        "unless-stopped" => Some(Restart::UnlessStopped),
+        "on-failure" => Some(Restart::OnFailure(None)),
+        other => {
+            let n = other.strip_prefix("on-failure:")?.parse().ok()?;
+            Some(Restart::OnFailure(Some(n)))
+        }
+    }
+}
+
+/// Writes a restart policy as compose does, so that a model's hash is the one earlier
+/// versions computed from the word as written.
+fn restart_word<S: serde::Serializer>(
+    restart: &Option<Restart>,
+    out: S,
+) -> std::result::Result<S::Ok, S::Error> {
+    match restart {
+        None => out.serialize_none(),
+        Some(Restart::No) => out.serialize_some("no"),
+        Some(Restart::Always) => out.serialize_some("always"),
+        Some(Restart::UnlessStopped) => out.serialize_some("unless-stopped"),
+        Some(Restart::OnFailure(None)) => out.serialize_some("on-failure"),
+        Some(Restart::OnFailure(Some(n))) => out.serialize_some(&format!("on-failure:{n}")),
+    }
+}
+
 impl Stack {
     /// Reads `files` (relative to `working_dir` or absolute) as compose project `project`,
     /// filling variables from `lookup` (what compose would see: for a file run on the host,
@@ -401,144 +609,17 @@ impl Stack {
         // Services of profiles COMPOSE_PROFILES does not name are left out, as compose does.
         let profiles = lookup("COMPOSE_PROFILES").unwrap_or_default();
         raw.services.retain(|_, s| enabled(&s.profiles, &profiles));
-
+        let context = Context {
+            project,
+            working_dir,
+            services: &raw.services,
+            networks: &networks,
+            volumes: &volumes,
+            lookup,
+        };
         let mut services = IndexMap::new();
         for (name, s) in &raw.services {
-            let image = s
-                .image
-                .clone()
-                .filter(|i| !i.trim().is_empty())
-                .ok_or_else(|| {
-                    bad(format!(
-                        "service {name} has no image (cht-dev up does not build images)"
-                    ))
-                })?;
-            let env_map = environment(&s.environment, lookup);
-            let labels = labels(&s.labels);
-            let expose = s
-                .expose
-                .iter()
-                .map(|e| {
-                    let text = e.text();
-                    if text.contains('/') {
-                        text
-                    } else {
-                        format!("{text}/tcp")
-                    }
-                })
-                .collect();
-            let ports = s
-                .ports
-                .iter()
-                .map(|p| {
-                    parse_port(&p.text()).ok_or_else(|| {
-                        bad(format!(
-                            "service {name}: port {:?} must be HOST:CONTAINER with numbers from 1 to 65535",
-                            p.text()
-                        ))
-                    })
-                })
-                .collect::<Result<Vec<_>>>()?;
-            let mounts = mounts(name, &s.volumes, working_dir, &volumes).map_err(bad)?;
-            let memory_text = s
-                .deploy
-                .as_ref()
-                .and_then(|d| d.resources.as_ref())
-                .and_then(|r| r.limits.as_ref())
-                .and_then(|l| l.memory.as_ref())
-                .or(s.mem_limit.as_ref())
-                .map(Scalar::text);
-            let memory = match memory_text {
-                Some(t) => Some(parse_bytes(&t).ok_or_else(|| {
-                    bad(format!(
-                        "service {name}: memory limit {t:?} is not a size like 512m or 1G"
-                    ))
-                })?),
-                None => None,
-            };
-            let mut depends_on: Vec<String> =
-                s.depends_on.entries().into_iter().map(|(n, _)| n).collect();
-            // Sharing another service's network namespace needs its container first.
-            let shared = s
-                .network_mode
-                .as_deref()
-                .and_then(|m| m.strip_prefix("service:"));
-            if let Some(other) = shared
-                && !depends_on.iter().any(|d| d == other)
-            {
-                depends_on.push(other.to_string());
-            }
-            for dep in &depends_on {
-                if !raw.services.contains_key(dep) {
-                    return Err(bad(format!(
-                        "service {name} depends on {dep}, which is not defined or not in an enabled profile (COMPOSE_PROFILES)"
-                    )));
-                }
-            }
-            if s.network_mode.is_some() && !s.networks.entries().is_empty() {
-                return Err(bad(format!(
-                    "service {name} sets both network_mode and networks; keep one"
-                )));
-            }
-            let mut service_networks = Vec::new();
-            let entries = s.networks.entries();
-            let entries = if s.network_mode.is_some() {
-                Vec::new()
-            } else if entries.is_empty() && networks.contains_key("default") {
-                vec![("default".to_string(), None)]
-            } else {
-                entries
-            };
-            for (key, settings) in entries {
-                let net = networks.get(&key).ok_or_else(|| {
-                    bad(format!("service {name} joins network {key:?}, which is not declared under the top-level networks"))
-                })?;
-                let mut aliases = vec![name.clone()];
-                aliases.extend(settings.map(|s| s.aliases).unwrap_or_default());
-                service_networks.push((net.name.clone(), aliases));
-            }
-            if service_networks.is_empty() && s.network_mode.is_none() {
-                return Err(bad(format!(
-                    "service {name} joins no network; declare one (CHT services share cht-net)"
-                )));
-            }
-            services.insert(
-                name.clone(),
-                ServiceSpec {
-                    name: name.clone(),
-                    image,
-                    container_name: s
-                        .container_name
-                        .clone()
-                        .unwrap_or_else(|| format!("{project}-{name}-1")),
-                    hostname: s.hostname.clone(),
-                    restart: s.restart.clone(),
-                    env: env_map,
-                    labels,
-                    expose,
-                    ports,
-                    mounts,
-                    log_driver: s.logging.as_ref().and_then(|l| l.driver.clone()),
-                    log_options: s
-                        .logging
-                        .as_ref()
-                        .map(|l| {
-                            l.options
-                                .iter()
-                                .map(|(k, v)| (k.clone(), v.text()))
-                                .collect()
-                        })
-                        .unwrap_or_default(),
-                    memory,
-                    depends_on,
-                    networks: service_networks,
-                    command: s.command.as_ref().map(Words::args),
-                    entrypoint: s.entrypoint.as_ref().map(Words::args),
-                    user: s.user.clone(),
-                    working_dir: s.working_dir.clone(),
-                    network_mode: s.network_mode.clone(),
-                },
-            );
+            services.insert(name.clone(), context.service(name, s).map_err(bad)?);
         }
         let stack = Stack {
             project: project.to_string(),

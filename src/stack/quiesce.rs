@@ -14,7 +14,7 @@ use super::status::containers;
 use super::teardown::pause_upgrade_service;
 use crate::docker::{ContainerInfo, Engine, labels};
 use crate::error::{Error, Result};
-use crate::report::Reporter;
+use crate::progress::Reporter;
 use crate::stack::Target;
 
 /// What [`quiesce`] stopped, recorded as it goes, so whatever happens next (an error,

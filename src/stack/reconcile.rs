@@ -14,11 +14,11 @@ use super::load::Stacks;
 use super::model::{ServiceSpec, Stack};
 use super::profile::{Profile, VolumeFiles};
 use crate::docker::{
-    ContainerConfig, ContainerInfo, ContainerState, Engine, ImageInfo, Published, Restart,
-    VolumeMount, labels,
+    ContainerConfig, ContainerInfo, ContainerState, Engine, ImageInfo, Published, VolumeMount,
+    labels,
 };
 use crate::error::{Error, Result};
-use crate::report::Reporter;
+use crate::progress::Reporter;
 use crate::stack::Target;
 
 /// What a stack's containers must match to be kept: per service, the config hash and
@@ -105,14 +105,7 @@ pub(crate) fn container_config(
     exposed.extend(published.iter().map(|p| p.container.clone()));
     exposed.sort();
     exposed.dedup();
-    let restart = spec.restart.as_deref().map(|r| match r {
-        "always" => Restart::Always,
-        "unless-stopped" => Restart::UnlessStopped,
-        r if r.starts_with("on-failure") => {
-            Restart::OnFailure(r.strip_prefix("on-failure:").and_then(|n| n.parse().ok()))
-        }
-        _ => Restart::No,
-    });
+    let restart = spec.restart;
     ContainerConfig {
         name: spec.container_name.clone(),
         image: spec.image.clone(),

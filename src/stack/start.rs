@@ -10,7 +10,7 @@ use super::model::Stack;
 use super::reconcile::Preparing;
 use crate::docker::Engine;
 use crate::error::{Error, Result};
-use crate::report::Reporter;
+use crate::progress::Reporter;
 
 /// When a stack may start, and who to tell once its starts are (nearly) done: what
 /// orders the upgrade service after CHT.

@@ -7,7 +7,7 @@ use super::status::containers;
 use super::{STOP_GRACE, UPGRADE_GRACE};
 use crate::docker::{ContainerInfo, Engine, labels};
 use crate::error::{Error, Result};
-use crate::report::Reporter;
+use crate::progress::Reporter;
 use crate::stack::Target;
 
 /// A project's containers split for teardown: the upgrade service's first, so it cannot

@@ -20,7 +20,7 @@ use super::teardown::pause_upgrade_service;
 use crate::docker::timeline::Span;
 use crate::docker::{ContainerInfo, Engine, ImageInfo, labels};
 use crate::error::{Error, Result};
-use crate::report::Reporter;
+use crate::progress::Reporter;
 use crate::stack::Target;
 
 /// How `up` runs.

@@ -148,3 +148,35 @@ networks:
     let err = load_text(text, &[]).expect_err("TAG missing").to_string();
     assert!(err.contains("TAG"), "{err}");
 }
+
+#[test]
+fn restart_policies_are_typed_on_load_and_hash_as_the_word_written() {
+    for (word, want) in [
+        ("no", Restart::No),
+        ("always", Restart::Always),
+        ("unless-stopped", Restart::UnlessStopped),
+        ("on-failure", Restart::OnFailure(None)),
+        ("on-failure:3", Restart::OnFailure(Some(3))),
+    ] {
+        assert_eq!(parse_restart(word), Some(want), "{word}");
+        let text = format!(
+            "services:\n  a:\n    image: x:1\n    restart: \"{word}\"\nnetworks:\n  default: {{}}\n"
+        );
+        let stack = crate::stack::testing::load_text(&text, &[]).expect("loads");
+        let spec = &stack.services["a"];
+        assert_eq!(spec.restart, Some(want));
+        let json = serde_json::to_value(spec).expect("json");
+        assert_eq!(json["restart"], word, "the model's hash sees the word");
+    }
+    let text =
+        "services:\n  a:\n    image: x:1\n    restart: sometimes\nnetworks:\n  default: {}\n";
+    let err = crate::stack::testing::load_text(text, &[])
+        .expect_err("refused")
+        .to_string();
+    assert!(
+        err.contains(
+            "service a: restart \"sometimes\" must be no, always, unless-stopped or on-failure[:N]"
+        ),
+        "{err}"
+    );
+}

@@ -17,7 +17,7 @@ use super::status::containers;
 use crate::docker::timeline::Span;
 use crate::docker::{ContainerInfo, ContainerState, Engine, labels};
 use crate::error::{Error, Result};
-use crate::report::Reporter;
+use crate::progress::Reporter;
 use crate::stack::Target;
 
 /// How often readiness probes run while waiting.
