@@ -1,7 +1,11 @@
-//! Settings every command shares, resolved from the global arguments and environment.
+//! Settings every command shares, resolved from the global arguments and environment,
+//! and the engine they connect to, once, when a command first needs it.
 
 use std::path::PathBuf;
 
+use std::sync::Arc;
+
+use crate::docker::Engine;
 use crate::docker::endpoint::{self, Endpoint};
 use crate::docker::timeline::Timeline;
 use crate::error::Result;
@@ -19,6 +23,8 @@ pub struct Settings {
     pub timeline: Option<Timeline>,
     /// The docker context named by `--context`, if any.
     context: Option<String>,
+    /// The engine, once connected: every step of a command shares one connection.
+    engine: Arc<tokio::sync::OnceCell<Engine>>,
 }
 
 impl Settings {
@@ -29,6 +35,7 @@ impl Settings {
             printer,
             timeline: None,
             context: None,
+            engine: Arc::default(),
         }
     }
 
@@ -54,6 +61,25 @@ impl Settings {
     /// the Docker Helper's source).
     pub fn local_ip_source(&self) -> Result<crate::local_ip::Source> {
         crate::local_ip::Source::from_env()
+    }
+
+    /// The engine, connected (and its API version negotiated) on the first call; later
+    /// calls share that connection. A failed connection is tried again on the next call.
+    pub async fn engine(&self) -> Result<Engine> {
+        self.engine
+            .get_or_try_init(|| async {
+                let span = crate::docker::timeline::Span::open(self.timeline.as_ref(), || {
+                    "connect and negotiate".into()
+                });
+                let engine = Engine::connect_to(&self.endpoint()?).await?;
+                drop(span);
+                Ok(match &self.timeline {
+                    Some(t) => engine.with_timeline(t.clone()),
+                    None => engine,
+                })
+            })
+            .await
+            .cloned()
     }
 
     /// The resolved home (`--home`, `CHT_DEV_HOME`, or the platform data dir).

@@ -313,7 +313,7 @@ pub async fn checks(settings: &Settings, home: &Home) -> Result<Vec<Check>> {
     let mut here = true;
     // Whether it is Podman, whose projects need settings of their own.
     let mut podman = false;
-    let engine = match super::runtime::connect(settings).await {
+    let engine = match settings.engine().await {
         Ok(engine) => {
             let (verdict, detail) = match engine.facts().await {
                 Ok(facts) => {

@@ -69,7 +69,7 @@ pub async fn stop(settings: &Settings, name: Option<&str>) -> Result<Stopped> {
     let _lock = crate::project::lock(&home, &name)?;
     let reporter = progress::for_terminal(settings.printer.is_quiet());
     let count = super::runtime::interruptible(async {
-        let engine = super::runtime::connect(settings).await?;
+        let engine = settings.engine().await?;
         teardown::stop(&engine, &project.name, reporter.as_ref()).await
     })
     .await?;
@@ -87,7 +87,7 @@ pub async fn down(settings: &Settings, name: Option<&str>) -> Result<Down> {
     let _lock = crate::project::lock(&home, &name)?;
     let reporter = progress::for_terminal(settings.printer.is_quiet());
     super::runtime::interruptible(async {
-        let engine = super::runtime::connect(settings).await?;
+        let engine = settings.engine().await?;
         teardown::down(&engine, &project.target(), reporter.as_ref()).await
     })
     .await?;
@@ -117,7 +117,7 @@ pub async fn destroy(settings: &Settings, name: &str, yes: bool) -> Result<Destr
     let reporter = progress::for_terminal(settings.printer.is_quiet());
     let image = super::runtime::data_image(&project);
     super::runtime::interruptible(async {
-        let engine = super::runtime::connect(settings).await?;
+        let engine = settings.engine().await?;
         teardown::down(&engine, &project.target(), reporter.as_ref()).await?;
         teardown::remove_volumes(&engine, name, reporter.as_ref()).await?;
         // `.env` goes last, and the compose files (which name the image the engine

@@ -49,7 +49,7 @@ pub async fn rows(settings: &Settings) -> Result<Vec<Row>> {
         Vec::new()
     } else {
         super::runtime::interruptible(async {
-            let Ok(engine) = super::runtime::connect(settings).await else {
+            let Ok(engine) = settings.engine().await else {
                 return Ok(vec![
                     "unknown (engine unreachable)".to_string();
                     projects.len()

@@ -2,24 +2,9 @@
 
 use std::future::Future;
 
-use crate::docker::Engine;
-use crate::docker::timeline::{Call, Span};
+use crate::docker::timeline::Call;
 use crate::error::{Error, Result};
 use crate::home::Home;
-use crate::settings::Settings;
-
-/// Connects to the engine, recording into the settings' timeline (`--timings`), if any.
-pub async fn connect(settings: &Settings) -> Result<Engine> {
-    let span = Span::open(settings.timeline.as_ref(), || {
-        "connect and negotiate".into()
-    });
-    let engine = Engine::connect_to(&settings.endpoint()?).await?;
-    drop(span);
-    Ok(match &settings.timeline {
-        Some(t) => engine.with_timeline(t.clone()),
-        None => engine,
-    })
-}
 
 /// The timeline as lines for stderr: each call's start and end in milliseconds and what
 /// it was, in start order.

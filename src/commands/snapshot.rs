@@ -50,7 +50,7 @@ async fn wait_ready_again(
     let stacks = load(&target)?;
     let profile = super::profile_of(home, project)?;
     super::runtime::interruptible(async {
-        let engine = super::runtime::connect(settings).await?;
+        let engine = settings.engine().await?;
         wait_ready(
             &engine,
             &target,
@@ -80,7 +80,7 @@ async fn with_data_quiet<T: Send + 'static>(
     let record = Mutex::new(Quiesced::default());
     let stopped_at = Cell::new(None);
     let outcome = super::runtime::interruptible(async {
-        let engine = super::runtime::connect(settings).await?;
+        let engine = settings.engine().await?;
         quiesce(&engine, &project.target(), &profile, &record, reporter).await?;
         stopped_at.set(Some(Instant::now()));
         tokio::task::spawn_blocking(work)
@@ -94,7 +94,7 @@ async fn with_data_quiet<T: Send + 'static>(
         .flatten();
     if !quiesced.stopped.is_empty() || quiesced.upgrade_paused {
         let resumed = async {
-            let engine = super::runtime::connect(settings).await?;
+            let engine = settings.engine().await?;
             resume(&engine, &project.target(), &profile, &quiesced).await?;
             // Serving again before saying anything else, failure included (not after
             // Ctrl-C: the user asked to stop).
@@ -415,7 +415,7 @@ async fn through_engine(
         name: name.to_string(),
         reason: "its compose files name no CouchDB image to change the data folders with".into(),
     })?;
-    let engine = super::runtime::connect(settings).await?;
+    let engine = settings.engine().await?;
     for (path, change) in changes {
         owned::apply_to_path(&engine, name, Some(image), path, *change).await?;
     }

@@ -30,7 +30,7 @@ pub async fn status(settings: &Settings, name: Option<&str>) -> Result<Status> {
     let name = super::runtime::pick_existing(&home, name, "status")?;
     let project = Project::load(&home, &name)?;
     let rows = super::runtime::interruptible(async {
-        let engine = super::runtime::connect(settings).await?;
+        let engine = settings.engine().await?;
         stack_status::status(&engine, &project.target()).await
     })
     .await?;
@@ -108,7 +108,7 @@ pub async fn logs(settings: &Settings, req: &LogsRequest) -> Result<()> {
     let p = settings.printer;
     let json = settings.printer.is_json();
     super::runtime::interruptible(async {
-        let engine = super::runtime::connect(settings).await?;
+        let engine = settings.engine().await?;
         let all = containers(&engine, &project.name).await?;
         let chosen: Vec<_> = match service {
             Some(s) => all.iter().filter(|c| c.service == s).collect(),

@@ -182,7 +182,7 @@ pub async fn run(settings: &Settings, req: &TlsRequest) -> Result<Switched> {
     super::runtime::interruptible(async {
         // The engine first: a switch it could not hand to a running nginx would leave
         // nginx serving the old certificate while the files say otherwise.
-        let engine = super::runtime::connect(settings).await?;
+        let engine = settings.engine().await?;
         let mut project = Project::load(&home, &req.name)?;
         let mut notes = Vec::new();
         let pair = match req.mode {

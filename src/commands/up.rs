@@ -372,7 +372,7 @@ pub async fn run(settings: &Settings, req: &UpRequest) -> Result<Up> {
     let home = settings.home()?;
     let started = Instant::now();
     super::runtime::interruptible(async {
-        let engine = super::runtime::connect(settings).await?;
+        let engine = settings.engine().await?;
         let name = super::runtime::pick(&home, req.name.as_deref(), "up")?
             .unwrap_or_else(|| DEFAULT_NAME.to_string());
         let plan = plan_certificate(&home, &name, req)?;

@@ -71,7 +71,7 @@ pub async fn run(settings: &Settings, req: &UpgradeRequest) -> Result<Upgraded> 
         wait: true,
     };
     let result = super::runtime::interruptible(async {
-        let engine = super::runtime::connect(settings).await?;
+        let engine = settings.engine().await?;
         // The upgrade service's compose must not read the files half-way through: it
         // stops first, and `up` starts it again last.
         teardown::pause_upgrade_service(&engine, &project.name, reporter.as_ref()).await?;
