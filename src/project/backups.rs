@@ -15,6 +15,21 @@ use super::Project;
 use crate::error::{Error, Result};
 use crate::fsutil;
 
+/// `now` in UTC as `YYYY<sep>MM<sep>DDTHH<sep>MM<sep>SSZ`: a name part that sorts by time
+/// and holds no `:` (which Windows file systems refuse).
+pub fn utc_stamp(now: OffsetDateTime, sep: &str) -> String {
+    let now = now.to_offset(time::UtcOffset::UTC);
+    format!(
+        "{:04}{sep}{:02}{sep}{:02}T{:02}{sep}{:02}{sep}{:02}Z",
+        now.year(),
+        u8::from(now.month()),
+        now.day(),
+        now.hour(),
+        now.minute(),
+        now.second()
+    )
+}
+
 /// The backups folder, relative to the project folder.
 pub const DIR: &str = "backups";
 /// The suffix of the backups earlier cht-dev versions left inside `compose/`.
@@ -71,15 +86,7 @@ fn root(project: &Project) -> Result<PathBuf> {
 /// Makes a new, empty backup folder for files of `version`, named for `version` and `now`.
 pub fn new_folder(project: &Project, version: &str, now: OffsetDateTime) -> Result<PathBuf> {
     let root = root(project)?;
-    let stamp = format!(
-        "{:04}{:02}{:02}T{:02}{:02}{:02}Z",
-        now.year(),
-        u8::from(now.month()),
-        now.day(),
-        now.hour(),
-        now.minute(),
-        now.second()
-    );
+    let stamp = utc_stamp(now, "");
     let base = format!("{}-{stamp}", folder_part(version));
     for n in 1..1000 {
         let name = if n == 1 {

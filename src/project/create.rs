@@ -421,13 +421,7 @@ fn write_project(
         fsutil::copy_tree(from, &root.join("couchdb"))?;
     }
     fsutil::write_new(&root.join(".env"), env_text.as_bytes(), fsutil::PRIVATE)?;
-    for file in files {
-        fsutil::write_new(
-            &root.join(file.path),
-            file.contents.as_bytes(),
-            fsutil::PUBLIC,
-        )?;
-    }
+    super::render::write_into(root, files)?;
     fsutil::write_new(
         &root.join("certs/cert.pem"),
         leaf.cert_pem.as_bytes(),

@@ -265,6 +265,18 @@ pub fn render(input: &RenderInput<'_>) -> Result<Vec<RenderedFile>> {
         .collect()
 }
 
+/// Writes each rendered file into a new file under `root` (its path relative to it).
+pub fn write_into(root: &std::path::Path, files: &[RenderedFile]) -> Result<()> {
+    for file in files {
+        crate::fsutil::write_new(
+            &root.join(file.path),
+            file.contents.as_bytes(),
+            crate::fsutil::PUBLIC,
+        )?;
+    }
+    Ok(())
+}
+
 /// The CouchDB file's title words and CouchDB's `depends_on` block: 5.x runs Nouveau
 /// beside CouchDB (and, in a cluster, the healthcheck), which CouchDB waits for.
 fn couchdb_words(v4: bool, cluster: bool) -> (&'static str, &'static str) {

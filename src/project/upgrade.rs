@@ -87,13 +87,7 @@ fn check_rendered(project: &Project, files: &[RenderedFile]) -> Result<()> {
     let staging = fsutil::Staging::new(&project.dir, "upgrade")?;
     let root = staging.path();
     fsutil::create_dir_mode(&root.join("compose"), fsutil::SHARED_DIR)?;
-    for file in files {
-        fsutil::write_new(
-            &root.join(file.path),
-            file.contents.as_bytes(),
-            fsutil::PUBLIC,
-        )?;
-    }
+    render::write_into(root, files)?;
     let upgrade = project.path(render::UPGRADE_FILE);
     std::fs::copy(&upgrade, root.join(render::UPGRADE_FILE))
         .map_err(Error::io("copy", &upgrade))?;

@@ -99,15 +99,7 @@ pub fn check_label(label: &str) -> Result<()> {
 /// The default label: the time, e.g. `2026-11-23T01-30-05Z` (no `:`, so it is a file name
 /// everywhere).
 pub fn default_label(now: OffsetDateTime) -> String {
-    format!(
-        "{:04}-{:02}-{:02}T{:02}-{:02}-{:02}Z",
-        now.year(),
-        u8::from(now.month()),
-        now.day(),
-        now.hour(),
-        now.minute(),
-        now.second()
-    )
+    crate::project::backups::utc_stamp(now, "-")
 }
 
 /// The snapshots folder of `project`.

@@ -337,8 +337,9 @@ mod tests {
         ));
     }
 
-    /// A one-request HTTP server on loopback answering `status`; returns its port.
-    fn answering(status: u16) -> u16 {
+    /// A one-request HTTP server on loopback sending `answer` (raw bytes) once it has read
+    /// the request; returns its port.
+    fn serving_once(answer: Vec<u8>) -> u16 {
         use std::io::{Read, Write};
         let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
         let port = listener.local_addr().expect("addr").port();
@@ -346,13 +347,18 @@ mod tests {
             if let Ok((mut stream, _)) = listener.accept() {
                 let mut buf = [0u8; 1024];
                 let _ = stream.read(&mut buf);
-                let _ = write!(
-                    stream,
-                    "HTTP/1.1 {status} X\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok"
-                );
+                let _ = stream.write_all(&answer);
             }
         });
         port
+    }
+
+    /// A one-request HTTP server on loopback answering `status`; returns its port.
+    fn answering(status: u16) -> u16 {
+        serving_once(
+            format!("HTTP/1.1 {status} X\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok")
+                .into_bytes(),
+        )
     }
 
     #[tokio::test]
@@ -389,30 +395,18 @@ mod tests {
 
     #[tokio::test]
     async fn a_chunked_answer_longer_than_a_packet_is_read_whole() {
-        use std::io::{Read, Write};
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-        let port = listener.local_addr().expect("addr").port();
         let text = format!(
             r#"{{"pad":"{}","x":{{"completed":false,"text":"Indexing"}}}}"#,
             "p".repeat(9000)
         );
-        let sent = text.clone();
-        std::thread::spawn(move || {
-            if let Ok((mut stream, _)) = listener.accept() {
-                let mut buf = [0u8; 1024];
-                let _ = stream.read(&mut buf);
-                let _ = write!(
-                    stream,
-                    "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
-                );
-                for part in sent.as_bytes().chunks(4000) {
-                    let _ = write!(stream, "{:x}\r\n", part.len());
-                    let _ = stream.write_all(part);
-                    let _ = write!(stream, "\r\n");
-                }
-                let _ = write!(stream, "0\r\n\r\n");
-            }
-        });
+        let mut answer = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n".to_vec();
+        for part in text.as_bytes().chunks(4000) {
+            answer.extend(format!("{:x}\r\n", part.len()).into_bytes());
+            answer.extend(part);
+            answer.extend(b"\r\n");
+        }
+        answer.extend(b"0\r\n\r\n");
+        let port = serving_once(answer);
         let (status, body) = request(port, "/setup/poll", None).await.expect("answer");
         assert_eq!((status, body.as_str()), (200, text.as_str()));
         assert_eq!(summarize_progress(&body), "Indexing");
