@@ -47,7 +47,7 @@ async fn main() -> Result<(), cht_dev::Error> {
     // What CHT's services are (nginx's certificate, readiness, ports), for the runner.
     let profile = profile(&project, &home.ca_dir().join("ca.pem"), false)?;
     let outcome = up(&engine, &project.target(), &profile, &options, &Silent).await?;
-    println!("url: {}", project.url().unwrap_or_default());
+    println!("url: {}", project.url());
     println!("ca:  {}", home.ca_dir().join("ca.pem").display());
     for s in outcome.services {
         println!("{:<20} {}", s.service, s.state_word());

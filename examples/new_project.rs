@@ -21,7 +21,7 @@ fn main() -> Result<(), cht_dev::Error> {
         },
     )?;
     println!("project: {}", created.project.dir.display());
-    println!("url:     {}", created.project.url().unwrap_or_default());
+    println!("url:     {}", created.project.url());
     println!("ca:      {}", created.ca.cert.display());
     Ok(())
 }

@@ -50,7 +50,7 @@ impl From<&project::Created> for Initialized {
             dir: project.dir.display().to_string(),
             http_port: project.http_port(),
             https_port: project.https_port(),
-            url: project.url(),
+            url: Some(project.url()),
             user: Some(project.credentials().user.clone()),
             env_file: project.path(".env").display().to_string(),
             tls: project.tls_mode(),

@@ -72,7 +72,7 @@ pub async fn rows(settings: &Settings) -> Result<Vec<Row>> {
             version: project.cht_version().unwrap_or_else(|_| "?".into()),
             http_port: Some(project.http_port()),
             https_port: Some(project.https_port()),
-            url: project.url(),
+            url: Some(project.url()),
             dir: project.dir.display().to_string(),
             name: project.name,
         })

@@ -48,11 +48,7 @@ pub fn run(settings: &Settings, name: Option<&str>, fauxton: bool) -> Result<Ope
         project.fauxton_url()
     } else {
         project.url()
-    }
-    .ok_or_else(|| crate::error::Error::BrokenProject {
-        name: name.clone(),
-        reason: "NGINX_HTTPS_PORT is missing or not a port number in .env".into(),
-    })?;
+    };
     let opener = std::process::Command::new(OPENER)
         .arg(&url)
         .stdin(std::process::Stdio::null())

@@ -35,7 +35,7 @@ pub async fn status(settings: &Settings, name: Option<&str>) -> Result<Status> {
     })
     .await?;
     Ok(Status {
-        url: project.url().unwrap_or_default(),
+        url: project.url(),
         state: summary(&rows),
         project: project.name,
         services: rows,

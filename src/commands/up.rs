@@ -358,7 +358,7 @@ fn summary(
         tls: project.tls_mode(),
         ca: ca.display().to_string(),
         phone: project.phone_url(),
-        fauxton: project.fauxton_url(),
+        fauxton: Some(project.fauxton_url()),
         cht_conf: project.cht_conf_command(&ca),
         services,
         notes,

@@ -418,15 +418,21 @@ impl Project {
 
     /// The project's HTTPS URL to use: the first of [`Project::urls`], with the port
     /// always written.
-    pub fn url(&self) -> Option<String> {
-        let port = self.https_port();
-        let host = self.hosts().into_iter().next()?;
-        Some(format!("https://{host}:{port}/"))
+    pub fn url(&self) -> String {
+        format!("https://{}:{}/", self.first_host(), self.https_port())
+    }
+
+    /// The first of [`Project::hosts`]: there is always one (loopback's, in any mode).
+    fn first_host(&self) -> String {
+        self.hosts()
+            .into_iter()
+            .next()
+            .unwrap_or_else(|| "localhost".into())
     }
 
     /// Fauxton, CouchDB's admin interface, through nginx at [`Project::url`].
-    pub fn fauxton_url(&self) -> Option<String> {
-        self.url().map(|url| format!("{url}_utils/"))
+    pub fn fauxton_url(&self) -> String {
+        format!("{}_utils/", self.url())
     }
 
     /// A cht-conf command that reaches this project, quoted for a POSIX shell: the login in
@@ -440,7 +446,7 @@ impl Project {
         use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
         let port = self.https_port();
         let host = match self.tls_mode() {
-            TlsMode::LocalIp => self.hosts().into_iter().next()?,
+            TlsMode::LocalIp => self.first_host(),
             _ => self.domain().unwrap_or("localhost").to_string(),
         };
         let host_port = format!("{host}:{port}");

@@ -49,10 +49,7 @@ fn urls_fauxton_and_cht_conf_name_the_projects_own_host() {
     let mut project = create(&home, &opts("my_app")).expect("create").project;
     let port = project.https_port();
     let password = project.credentials().password.clone();
-    assert_eq!(
-        project.url(),
-        Some(format!("https://my-app.localhost:{port}/"))
-    );
+    assert_eq!(project.url(), format!("https://my-app.localhost:{port}/"));
     assert_eq!(
         project.urls()[..2],
         [
@@ -62,7 +59,7 @@ fn urls_fauxton_and_cht_conf_name_the_projects_own_host() {
     );
     assert_eq!(
         project.fauxton_url(),
-        Some(format!("https://my-app.localhost:{port}/_utils/"))
+        format!("https://my-app.localhost:{port}/_utils/")
     );
     assert_eq!(
         project.cht_conf_command(Path::new("/home/Jo Doe/ca.pem")),
@@ -84,10 +81,7 @@ fn urls_fauxton_and_cht_conf_name_the_projects_own_host() {
     project
         .update_env(&[(DOMAIN_VAR, "cht.example.org"), (CERT_VAR, "own")])
         .expect("edit");
-    assert_eq!(
-        project.url(),
-        Some(format!("https://cht.example.org:{port}/"))
-    );
+    assert_eq!(project.url(), format!("https://cht.example.org:{port}/"));
     assert!(
         project
             .cht_conf_command(Path::new("/ca.pem"))
@@ -116,7 +110,7 @@ fn local_ip_projects_are_reached_by_local_ip_names_only() {
         ))
     );
     assert_eq!(urls.len(), crate::net::lan_ipv4().len() + 1);
-    assert_eq!(project.url().as_ref(), urls.first());
+    assert_eq!(Some(&project.url()), urls.first());
     // The phone's URL is the first LAN address's, when there is one.
     assert_eq!(
         project.phone_url().is_some(),
