@@ -12,7 +12,8 @@
 # - std: RUSTC_BOOTSTRAP=1 lets that cargo build std for the target (-Zbuild-std); the
 #   project's crates and std's are vendored once per Cargo.lock, then every check is offline.
 # - ring's C code: Debian's clang-14, freestanding, with a stand-in TargetConditionals.h.
-#   Nothing is linked.
+#   zstd's C library is not compiled: zstd-sys is pointed at Debian's libzstd through
+#   pkg-config (ZSTD_SYS_USE_PKG_CONFIG), which only names it. Nothing is linked.
 # - cargo's fingerprints ignore the project's folder, so the crate is cleaned before each
 #   check: a warm cache never reports OK for code it did not check.
 set -euo pipefail
@@ -26,11 +27,12 @@ die() { say "$*"; exit 1; }
 for tool in apt-get apt-cache dpkg-deb dpkg-query; do
   command -v "$tool" >/dev/null || die "needs $tool (a Debian system)"
 done
-if ! command -v clang-14 >/dev/null; then
-  [ "$(id -u)" -eq 0 ] || die "needs clang-14 for ring's C code: sudo apt-get install clang-14"
-  say "installing clang-14"
+if ! command -v clang-14 >/dev/null || ! command -v pkg-config >/dev/null \
+  || ! pkg-config --exists libzstd; then
+  [ "$(id -u)" -eq 0 ] || die "needs clang-14 for ring's C code and libzstd's pkg-config file: sudo apt-get install clang-14 pkg-config libzstd-dev"
+  say "installing clang-14, pkg-config and libzstd-dev"
   apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq clang-14 >/dev/null
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq clang-14 pkg-config libzstd-dev >/dev/null
 fi
 
 # --- Toolchain: rustc-web, cargo-web and rust-web-src from <codename>-security -------------
@@ -118,6 +120,7 @@ EOF
 
 # --- The checks ---------------------------------------------------------------------------
 export RUSTC="$rustc_bin" RUSTC_BOOTSTRAP=1 CARGO_TARGET_DIR="$cache/target" CARGO_TERM_COLOR=never
+export ZSTD_SYS_USE_PKG_CONFIG=1 PKG_CONFIG_ALLOW_CROSS=1
 offline=(
   --offline --locked
   --config 'source.crates-io.replace-with="vendored-sources"'

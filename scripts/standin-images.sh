@@ -86,14 +86,39 @@ build_service() { # tag port
 # CouchDB: the real image's entrypoint, as far as data ownership goes (docker-entrypoint.sh
 # in apache/couchdb-docker): chown the data to couchdb, folders 0755, files 0644, then
 # drop to couchdb. What it writes from then on is 5984's.
-couchdb_entrypoint='trap "exit 0" TERM
-d=/opt/couchdb/data
+#
+# For snapshot tests: when the data folder holds `standin-writer`, a writer appends to
+# `.couch` files all the time and now and then replaces one by rename, as compaction does;
+# on SIGTERM it stops, and the data as it is then is copied into `.at-stop` inside the data
+# folder, so a test can compare what a snapshot holds with the data at the moment of the stop.
+couchdb_entrypoint='d=/opt/couchdb/data
+writer=
+stop() {
+  if [ -n "$writer" ]; then
+    kill $writer; wait $writer
+    rm -rf /tmp/at-stop; mkdir /tmp/at-stop
+    for f in $d/* $d/.[!.]*; do
+      [ -e "$f" ] && [ "$f" != "$d/.at-stop" ] && cp -a "$f" /tmp/at-stop/
+    done
+    rm -rf $d/.at-stop; cp -a /tmp/at-stop $d/.at-stop
+  fi
+  exit 0
+}
+trap stop TERM
 mkdir -p $d
 chown -R couchdb:couchdb $d
 find $d -type d ! -perm 0755 -exec chmod 0755 {} +
 find $d -type f ! -perm 0644 -exec chmod 0644 {} +
 su -s /bin/sh couchdb -c "echo started >> $d/standin-marker"
 su -s /bin/sh couchdb -c "exec httpd -f -v -p 5984 -h /www" &
+if [ -f $d/standin-writer ]; then
+  su -s /bin/sh couchdb -c "mkdir -p $d/shards; i=0; while :; do i=\$((i+1));
+    echo doc-\$i-aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa >> $d/shards/a.couch;
+    echo doc-\$i >> $d/b.couch;
+    if [ \$((i % 50)) -eq 0 ]; then echo compacted-\$i > $d/c.couch.compact; mv $d/c.couch.compact $d/c.couch; fi;
+    usleep 1000; done" &
+  writer=$!
+fi
 wait'
 mkdir -p "$ctx/couchdb"
 printf '%s\n' "$couchdb_entrypoint" > "$ctx/couchdb/entrypoint.sh"

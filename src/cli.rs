@@ -136,6 +136,7 @@ fn snapshot_action(command: &SnapshotCommand) -> Action {
         SnapshotCommand::Create(args) => Action::SnapshotCreate {
             name: args.name.clone(),
             label: args.label.clone(),
+            level: args.level,
         },
         SnapshotCommand::Ls(args) => Action::SnapshotLs {
             name: args.name.clone(),

@@ -128,6 +128,21 @@ pub enum Error {
     /// range (only options: other refusals have variants of their own).
     #[error("{0}")]
     BadOption(String),
+    /// Too little free space for what a command is about to write.
+    #[error(
+        "not enough free space in {} to {what}: it needs about {needed}, and {available} is free; free some space there and run it again",
+        path.display()
+    )]
+    NoSpace {
+        /// The folder written to.
+        path: PathBuf,
+        /// What would be written, for people.
+        what: String,
+        /// The space needed, for people.
+        needed: String,
+        /// The space free, for people.
+        available: String,
+    },
     /// A snapshot of a newer release than the project runs (its migrations already ran).
     #[error(
         "snapshot {label} holds CHT {version} data, newer than {project}'s {current}: upgrade the project first (`cht-dev upgrade {project} --cht-version {version}`)"

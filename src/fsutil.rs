@@ -351,6 +351,55 @@ impl Drop for Staging {
     }
 }
 
+/// Copies the file `from` to the new file `to` and returns its length: a reflink (the
+/// same blocks shared until either changes) where the file system can make one (btrfs,
+/// XFS), else a copy.
+pub fn clone_or_copy(from: &Path, to: &Path) -> Result<u64> {
+    let source = fs::File::open(from).map_err(Error::io("open", from))?;
+    let len = source.metadata().map_err(Error::io("inspect", from))?.len();
+    let target = fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(to)
+        .map_err(Error::io("create", to))?;
+    if reflink(&source, &target) {
+        return Ok(len);
+    }
+    let mut reader = std::io::Read::take(&source, len);
+    std::io::copy(&mut reader, &mut &target).map_err(Error::io("copy", from))
+}
+
+/// Shares `source`'s blocks with the empty `target` (Linux's FICLONE); false where the
+/// file system or platform cannot.
+#[cfg(target_os = "linux")]
+fn reflink(source: &fs::File, target: &fs::File) -> bool {
+    use std::os::fd::AsRawFd;
+    // SAFETY: both descriptors are open for the duration of the call, and FICLONE takes
+    // the source descriptor as its argument.
+    unsafe { libc::ioctl(target.as_raw_fd(), libc::FICLONE, source.as_raw_fd()) == 0 }
+}
+
+/// No reflinks off Linux: always copied.
+#[cfg(not(target_os = "linux"))]
+fn reflink(_source: &fs::File, _target: &fs::File) -> bool {
+    false
+}
+
+/// Bytes this user may still write on the file system holding `path`, when it can tell.
+pub fn available_space(path: &Path) -> Option<u64> {
+    fs4::available_space(path).ok()
+}
+
+/// Bytes for people: `1.5 GB`, `20.0 MB`, `3.0 kB`, `12 B` (powers of 1024).
+pub fn human_bytes(bytes: u64) -> String {
+    match bytes {
+        b if b >= 1 << 30 => format!("{:.1} GB", b as f64 / f64::from(1u32 << 30)),
+        b if b >= 1 << 20 => format!("{:.1} MB", b as f64 / f64::from(1u32 << 20)),
+        b if b >= 1 << 10 => format!("{:.1} kB", b as f64 / 1024.0),
+        b => format!("{b} B"),
+    }
+}
+
 /// Lowercase hex SHA-256 of `text`.
 pub fn hex_sha256(text: &str) -> String {
     use sha2::Digest as _;

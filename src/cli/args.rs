@@ -280,7 +280,8 @@ pub enum SnapshotCommand {
     #[command(after_help = "\
 Examples:
   cht-dev snapshot create my-app                          labelled with the date and time
-  cht-dev snapshot create my-app --label before-upgrade")]
+  cht-dev snapshot create my-app --label before-upgrade
+  cht-dev snapshot create my-app --level 9               smaller, slower")]
     Create(SnapshotCreateArgs),
 
     /// List a project's snapshots with their CHT version, date and size
@@ -313,6 +314,10 @@ pub struct SnapshotCreateArgs {
     /// The snapshot's name [default: the date and time, e.g. 2026-11-23T01-30-05Z]
     #[arg(long)]
     pub label: Option<String>,
+
+    /// zstd compression level, 1 (fastest) to 19 (smallest) [default: 3]
+    #[arg(long, value_parser = clap::value_parser!(i32).range(1..=19))]
+    pub level: Option<i32>,
 }
 
 /// Arguments of `snapshot ls`.

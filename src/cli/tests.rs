@@ -144,6 +144,15 @@ fn table_2() -> Vec<(&'static [&'static str], Action)> {
             Action::SnapshotCreate {
                 name: "app".into(),
                 label: None,
+                level: None,
+            },
+        ),
+        (
+            &["snapshot", "create", "app", "--level", "19"],
+            Action::SnapshotCreate {
+                name: "app".into(),
+                label: None,
+                level: Some(19),
             },
         ),
         (

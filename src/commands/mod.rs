@@ -65,6 +65,8 @@ pub enum Action {
         name: String,
         /// The label, if given.
         label: Option<String>,
+        /// The zstd level, if given.
+        level: Option<i32>,
     },
     /// `snapshot ls`.
     SnapshotLs {
@@ -142,8 +144,8 @@ async fn dispatch(settings: &Settings, action: &Action) -> Result<()> {
         Action::Upgrade(req) => p.report(&upgrade::run(settings, req).await?),
         Action::Adopt(req) => p.report(&adopt::run(settings, req)?),
         Action::ExportKubernetes(req) => p.report(&export::run(settings, req)?),
-        Action::SnapshotCreate { name, label } => {
-            p.report(&snapshot::create(settings, name, label.as_deref()).await?)
+        Action::SnapshotCreate { name, label, level } => {
+            p.report(&snapshot::create(settings, name, label.as_deref(), *level).await?)
         }
         Action::SnapshotLs { name } => p.report(&snapshot::ls(settings, name)?),
         Action::SnapshotRestore(req) => p.report(&snapshot::restore(settings, req).await?),

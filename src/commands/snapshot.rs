@@ -14,7 +14,7 @@ use crate::home::Home;
 use crate::printer::{Printer, Report};
 use crate::progress;
 use crate::project::layout::DataFolder;
-use crate::project::snapshots::{self, RestoreStaging, SnapshotInfo};
+use crate::project::snapshots::{self, RestoreStaging, SnapshotInfo, Writer};
 use crate::project::{self, Project};
 use crate::settings::Settings;
 use crate::stack::load::load;
@@ -113,13 +113,20 @@ async fn with_data_quiet<T: Send + 'static>(
     Ok((outcome?, stopped_for))
 }
 
-/// A progress line shared with work on another thread.
+/// A progress line shared with work on another thread: the bytes so far and the rate.
 fn progress_to(
     reporter: &Arc<dyn progress::Reporter>,
     what: String,
 ) -> impl Fn(u64) + Send + Sync + 'static {
     let reporter = reporter.clone();
-    move |done| reporter.status(&format!("{what}: {}", size(done)))
+    let started = Instant::now();
+    move |done| {
+        let seconds = started.elapsed().as_secs_f64().max(0.001);
+        // Bytes per second fit f64 exactly enough for a progress line.
+        #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+        let rate = (done as f64 / seconds) as u64;
+        reporter.status(&format!("{what}: {} ({}/s)", size(done), size(rate)));
+    }
 }
 
 /// A snapshot taken.
@@ -153,20 +160,17 @@ impl Report for SnapshotCreated {
 
 /// Bytes for people.
 fn size(bytes: u64) -> String {
-    match bytes {
-        b if b >= 1 << 30 => format!("{:.1} GB", b as f64 / f64::from(1u32 << 30)),
-        b if b >= 1 << 20 => format!("{:.1} MB", b as f64 / f64::from(1u32 << 20)),
-        b if b >= 1 << 10 => format!("{:.1} kB", b as f64 / 1024.0),
-        b => format!("{b} B"),
-    }
+    fsutil::human_bytes(bytes)
 }
 
-/// `snapshot create`: copies the data folders (every node's) with CouchDB and its writers
-/// stopped only for the copy, starts them again, then compresses the copy into the archive.
+/// `snapshot create`: archives the data folders (every node's) while the services run,
+/// stops CouchDB and its writers only to catch up with what changed meanwhile, starts them
+/// again, then ends the archive (see `project::snapshots::writer`).
 pub async fn create(
     settings: &Settings,
     name: &str,
     label: Option<&str>,
+    level: Option<i32>,
 ) -> Result<SnapshotCreated> {
     let home = settings.home()?;
     let project = Project::load(&home, name)?;
@@ -178,48 +182,50 @@ pub async fn create(
     snapshots::check_free(&project, &label)?;
     let version = project.cht_version()?;
     let layout = project.layout();
-    let folders = snapshots::data_folders(&project)?;
+    let sources = snapshots::sources(&project)?;
+    let data: u64 = sources.iter().map(|s| snapshots::data_size(&s.dir)).sum();
     let folder = snapshots::folder(&project);
     fsutil::create_dir_mode(&folder, fsutil::PRIVATE_DIR)?;
-    let staging = fsutil::Staging::new(&folder, &label)?;
-    let copy = staging.path().to_path_buf();
+    // The archive is rarely more than half the data (CouchDB's JSON compresses 2 to 4
+    // times); a disk that fills anyway fails the write, which leaves nothing behind.
+    snapshots::check_space(&folder, data / 2, "write the snapshot")?;
+    let mut writer = Writer::create(&project, &label, level.unwrap_or(snapshots::DEFAULT_LEVEL))?;
     let reporter: Arc<dyn progress::Reporter> =
         progress::for_terminal(settings.printer.is_quiet()).into();
-    let copying = progress_to(&reporter, format!("copying {}", shown(&folders)));
-    let (from, to) = (folders.clone(), copy.clone());
-    let (data_bytes, stopped_for) = with_data_quiet(
+    let reading = progress_to(&reporter, format!("archiving {}", size(data)));
+    let live = sources.clone();
+    let mut writer = super::runtime::blocking(move || {
+        writer.take_live(&live, &reading)?;
+        Ok(writer)
+    })
+    .await?;
+    let ((writer, caught), stopped_for) = with_data_quiet(
         settings,
         &home,
         &project,
         READY_AFTER_COPY,
         reporter.as_ref(),
-        move || snapshots::copy_data(&from, &to, &copying),
+        move || {
+            let caught = writer.catch_up(&sources)?;
+            Ok((writer, caught))
+        },
     )
     .await?;
     let info = snapshots::info(
         label,
         version,
         layout,
-        data_bytes,
-        snapshots::method(layout, folders.len(), stopped_for),
+        caught.data,
+        snapshots::method(layout, stopped_for, &caught),
         OffsetDateTime::now_utc(),
     );
-    let compressing = progress_to(
-        &reporter,
-        format!("compressing {} of data", size(data_bytes)),
-    );
+    let ending = progress_to(&reporter, "archiving what changed".to_string());
     let archived = project.clone();
-    let names: Vec<&'static str> = folders.iter().map(|f| f.name).collect();
-    let written = super::runtime::blocking(move || {
-        snapshots::archive::write(&archived, &copy, &names, info, &compressing)
-    })
-    .await?;
+    let written = super::runtime::blocking(move || writer.finish(&archived, info, &ending)).await?;
     reporter.finish();
-    drop(staging);
     Ok(SnapshotCreated {
         project: name.to_string(),
-        path: snapshots::folder(&project)
-            .join(format!("{}.tar.gz", written.label))
+        path: snapshots::archive_of(&project, &written)
             .display()
             .to_string(),
         stopped_ms: stopped_for.map(|d| d.as_millis()),
@@ -350,14 +356,15 @@ pub async fn restore(settings: &Settings, req: &RestoreRequest) -> Result<Snapsh
     }
     let _lock = project::lock(&home, &req.name)?;
     let (info, staging) = RestoreStaging::prepare(&project, &req.label)?;
+    staging.check_space(&info)?;
     let reporter: Arc<dyn progress::Reporter> =
         progress::for_terminal(settings.printer.is_quiet()).into();
     let unpacking = progress_to(&reporter, "unpacking, read".to_string());
-    let (unpacked, label, targets) = (project.clone(), info.label.clone(), staging.targets());
+    let (unpacked, targets) = (project.clone(), staging.targets());
     super::runtime::blocking(move || {
         let targets: Vec<(&str, &std::path::Path)> =
             targets.iter().map(|(n, p)| (*n, p.as_path())).collect();
-        snapshots::extract(&unpacked, &label, &targets, &unpacking)
+        snapshots::extract(&unpacked, &info, &targets, &unpacking)
     })
     .await?;
     // The unpacked data goes back to the data folder's owner and mode. Where a container's

@@ -408,7 +408,7 @@ fn snapshots_copy_the_data_consistently_and_restore_it_while_running() {
     assert_eq!(snaps[0]["cht_version"], "5.2.0");
     assert!(snaps[0]["bytes"].as_u64().unwrap_or(0) > 0, "{ls}");
     assert_eq!(
-        crate::common::mode(&s.dir().join("snapshots/before.tar.gz")),
+        crate::common::mode(&s.dir().join("snapshots/before.tar.zst")),
         0o600
     );
 
@@ -484,18 +484,99 @@ fn snapshots_copy_the_data_consistently_and_restore_it_while_running() {
     );
 }
 
+/// Every file and folder under `dir` with its contents (folders as `<dir>`), by path
+/// relative to `dir`, leaving out the top-level entry `skip`.
+fn tree(dir: &Path, skip: &str) -> std::collections::BTreeMap<std::path::PathBuf, Vec<u8>> {
+    let mut found = std::collections::BTreeMap::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(at) = stack.pop() {
+        for entry in std::fs::read_dir(&at).expect("read") {
+            let path = entry.expect("entry").path();
+            let relative = path.strip_prefix(dir).expect("inside").to_path_buf();
+            if relative == Path::new(skip) {
+                continue;
+            }
+            if path.is_dir() {
+                found.insert(relative, b"<dir>".to_vec());
+                stack.push(path);
+            } else {
+                found.insert(relative, std::fs::read(&path).expect("read"));
+            }
+        }
+    }
+    found
+}
+
+#[test]
+fn a_snapshot_taken_while_couchdb_writes_holds_the_data_as_it_was_at_the_stop() {
+    let s = Stack::new("snaplive");
+    s.init();
+    // The stand-in CouchDB appends to .couch files all the time and replaces one by
+    // rename now and then; when stopped, it copies the data as it is into `.at-stop`.
+    let data = s.dir().join("couchdb");
+    std::fs::write(data.join("standin-writer"), "").expect("writer on");
+    let filler: Vec<u8> = (0..8u32 << 20).map(|i| (i % 251) as u8).collect();
+    std::fs::create_dir_all(data.join("shards/00-7f")).expect("mkdir");
+    for n in 0..4 {
+        std::fs::write(data.join(format!("shards/00-7f/db{n}.couch")), &filler).expect("filler");
+    }
+    s.up(&[]).ok();
+    let appended = data.join("shards/a.couch");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while std::fs::metadata(&appended).map_or(0, |m| m.len()) < 10_000 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the writer never wrote"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let made = s
+        .cht
+        .run(&["snapshot", "create", &s.name, "--label", "live"])
+        .ok();
+    assert!(made.stdout.contains("that grew"), "{made:#?}");
+    // Stopped (the writer copies the data at this stop too, into the data that is about
+    // to be replaced), then restored: the restored data is the data at the snapshot's stop.
+    s.cht.run(&["stop", &s.name]).ok();
+    s.cht
+        .run(&["snapshot", "restore", &s.name, "live", "--yes"])
+        .ok();
+    let restored = tree(&data, ".at-stop");
+    let at_stop = tree(&data.join(".at-stop"), "");
+    assert!(
+        at_stop
+            .get(Path::new("shards/a.couch"))
+            .is_some_and(|a| a.len() >= 10_000),
+        "the writer's file is in the copy at the stop"
+    );
+    assert!(
+        at_stop.contains_key(Path::new("c.couch")),
+        "a compaction ran"
+    );
+    let differing: Vec<_> = restored
+        .keys()
+        .chain(at_stop.keys())
+        .filter(|k| restored.get(*k) != at_stop.get(*k))
+        .collect();
+    assert!(
+        differing.is_empty(),
+        "differs from the data at the stop: {differing:?}"
+    );
+}
+
 #[test]
 fn ctrl_c_during_a_snapshot_starts_couchdb_again_and_leaves_no_archive() {
     use std::io::BufRead;
     let s = Stack::new("snapint");
     s.up(&[]).ok();
-    // Enough data that the copy is still under way when the interrupt lands.
+    // Enough data, and data that does not compress, that the archive is still being
+    // written when the interrupt lands.
     let big = s.dir().join("couchdb/big.couch");
     let file = std::fs::File::create(&big).expect("create");
     file.set_len(0).expect("len");
     drop(file);
     let zeros = std::process::Command::new("dd")
-        .args(["if=/dev/zero", "bs=1M", "count=600"])
+        .args(["if=/dev/urandom", "bs=1M", "count=600"])
         .arg(format!("of={}", big.display()))
         .output()
         .expect("dd");
@@ -512,7 +593,7 @@ fn ctrl_c_during_a_snapshot_starts_couchdb_again_and_leaves_no_archive() {
     let mut seen = Vec::new();
     for line in std::io::BufReader::new(stderr).lines() {
         let line = line.expect("line");
-        let copying = line.starts_with("copying");
+        let copying = line.starts_with("archiving");
         seen.push(line);
         if copying {
             break;
@@ -545,7 +626,7 @@ fn ctrl_c_during_a_snapshot_starts_couchdb_again_and_leaves_no_archive() {
         .collect();
     assert_eq!(
         left,
-        ["big.json", "big.tar.gz"]
+        ["big.json", "big.tar.zst"]
             .map(String::from)
             .to_vec()
             .iter()

@@ -1,10 +1,15 @@
-//! A project's CouchDB snapshots: compressed archives in `<project>/snapshots/`, each with a
-//! JSON sidecar naming its CHT version, time and sizes. An archive appears only once it is
-//! whole (written under a hidden name, then renamed), and its sidecar only after it, so a
-//! snapshot that fails part-way leaves nothing listed.
+//! A project's CouchDB snapshots: tar archives in `<project>/snapshots/`, compressed with
+//! zstd (`LABEL.tar.zst`; earlier ones with gzip, `LABEL.tar.gz`, still list and restore),
+//! each with a JSON sidecar naming its CHT version, time, sizes and compression. An archive
+//! appears only once it is whole (written under a hidden name, then renamed), and its
+//! sidecar only after it, so a snapshot that fails part-way leaves nothing listed.
+//!
+//! An archive taken from folders in use may hold a file more than once (a later entry
+//! replaces an earlier one) and ends with a manifest of every path the data holds: what is
+//! unpacked and not in it (deleted while the archive was written) is removed.
 
 use std::fs::File;
-use std::io::{BufWriter, Read, Write};
+use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -37,7 +42,39 @@ pub struct SnapshotInfo {
     /// How many CouchDB nodes' data it holds (sidecars from before clusters hold one).
     #[serde(default = "one_node")]
     pub couchdb_nodes: u32,
+    /// How the archive is compressed (sidecars from before zstd: gzip).
+    #[serde(default)]
+    pub compression: Compression,
+    /// The zstd level it was written at.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub level: Option<i32>,
 }
+
+/// How an archive is compressed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Compression {
+    /// gzip (`.tar.gz`), as cht-dev wrote snapshots before zstd.
+    #[default]
+    Gzip,
+    /// zstd (`.tar.zst`).
+    Zstd,
+}
+
+impl Compression {
+    /// The archive's file name ending.
+    pub fn extension(self) -> &'static str {
+        match self {
+            Compression::Gzip => "tar.gz",
+            Compression::Zstd => "tar.zst",
+        }
+    }
+}
+
+/// The zstd level snapshots are written at unless `--level` says otherwise.
+pub const DEFAULT_LEVEL: i32 = 3;
+/// The name of the manifest entry that ends an archive taken from folders in use.
+pub const MANIFEST: &str = ".cht-dev-manifest.json";
 
 impl SnapshotInfo {
     /// Whether this snapshot may replace the data of project `name`, which runs CHT
@@ -107,9 +144,14 @@ pub fn folder(project: &Project) -> PathBuf {
     project.path(DIR)
 }
 
-/// The archive of `label`.
-fn archive_path(project: &Project, label: &str) -> PathBuf {
-    folder(project).join(format!("{label}.tar.gz"))
+/// The archive of `label` compressed with `compression`.
+fn archive_path(project: &Project, label: &str, compression: Compression) -> PathBuf {
+    folder(project).join(format!("{label}.{}", compression.extension()))
+}
+
+/// The archive of the snapshot `info` describes.
+pub fn archive_of(project: &Project, info: &SnapshotInfo) -> PathBuf {
+    archive_path(project, &info.label, info.compression)
 }
 
 /// The sidecar of `label`.
@@ -134,7 +176,7 @@ pub fn list(project: &Project) -> Result<Vec<SnapshotInfo>> {
             check_label(label).ok()?;
             let text = std::fs::read_to_string(e.path()).ok()?;
             let info: SnapshotInfo = serde_json::from_str(&text).ok()?;
-            (info.label == label && archive_path(project, label).is_file()).then_some(info)
+            (info.label == label && archive_of(project, &info).is_file()).then_some(info)
         })
         .collect();
     found.sort_by(|a, b| (&a.created, &a.label).cmp(&(&b.created, &b.label)));
@@ -172,7 +214,8 @@ pub fn find(project: &Project, label: &str) -> Result<SnapshotInfo> {
 /// Refuses a label already taken.
 pub fn check_free(project: &Project, label: &str) -> Result<()> {
     check_label(label)?;
-    if archive_path(project, label).exists() || sidecar_path(project, label).exists() {
+    let archives = [Compression::Gzip, Compression::Zstd].map(|c| archive_path(project, label, c));
+    if archives.iter().any(|a| a.exists()) || sidecar_path(project, label).exists() {
         return Err(Error::SnapshotExists {
             project: project.name.clone(),
             label: label.to_string(),
@@ -181,132 +224,86 @@ pub fn check_free(project: &Project, label: &str) -> Result<()> {
     Ok(())
 }
 
-/// Writes the folders `names` of `root` (a consistent copy of each data folder, named as
-/// [`DataFolder::name`](crate::project::layout::DataFolder) says) as the archive of `info.label`,
-/// then its sidecar; returns `info` with the archive's size. `progress` hears the bytes
-/// read so far. On failure nothing is left behind.
-pub fn write(
-    project: &Project,
-    root: &Path,
-    names: &[&str],
-    mut info: SnapshotInfo,
-    progress: &dyn Fn(u64),
-) -> Result<SnapshotInfo> {
-    check_free(project, &info.label)?;
-    let dir = folder(project);
-    fsutil::create_dir_mode(&dir, fsutil::PRIVATE_DIR)?;
-    let target = archive_path(project, &info.label);
-    let tmp = dir.join(format!(".{}.tar.gz.new-{}", info.label, std::process::id()));
-    let written = (|| -> Result<u64> {
-        let file = File::create(&tmp).map_err(Error::io("create", &tmp))?;
-        fsutil::set_mode(&tmp, fsutil::PRIVATE)?;
-        let gz = flate2::write::GzEncoder::new(BufWriter::new(file), flate2::Compression::fast());
-        let mut tar = tar::Builder::new(gz);
-        tar.follow_symlinks(false);
-        let mut counted = 0;
-        for name in names {
-            append_tree(
-                &mut tar,
-                &root.join(name),
-                Path::new(name),
-                &mut counted,
-                progress,
-            )?;
-        }
-        let gz = tar.into_inner().map_err(Error::io("write", &tmp))?;
-        let file = gz.finish().map_err(Error::io("write", &tmp))?;
-        let file = file
-            .into_inner()
-            .map_err(|e| Error::io("write", &tmp)(e.into_error()))?;
-        file.sync_all().map_err(Error::io("sync", &tmp))?;
-        Ok(file.metadata().map_err(Error::io("inspect", &tmp))?.len())
-    })();
-    match written {
-        Ok(bytes) => info.bytes = bytes,
-        Err(e) => {
-            let _ = std::fs::remove_file(&tmp);
-            return Err(e);
-        }
-    }
-    if let Err(e) = std::fs::rename(&tmp, &target) {
-        let _ = std::fs::remove_file(&tmp);
-        return Err(Error::io("move into place", &target)(e));
-    }
-    let text = serde_json::to_string_pretty(&info).map_err(|e| Error::Encode {
-        what: "the snapshot's record".into(),
-        reason: e.to_string(),
-    })?;
-    if let Err(e) = fsutil::replace(
-        &sidecar_path(project, &info.label),
-        (text + "\n").as_bytes(),
-        fsutil::PRIVATE,
-    ) {
-        let _ = std::fs::remove_file(&target);
-        return Err(e);
-    }
-    Ok(info)
-}
-
-/// Adds the tree `dir` to `tar` under `name`, files, folders and links as they are.
-fn append_tree<W: Write>(
-    tar: &mut tar::Builder<W>,
-    dir: &Path,
-    name: &Path,
-    counted: &mut u64,
-    progress: &dyn Fn(u64),
-) -> Result<()> {
-    tar.append_dir(name, dir)
-        .map_err(Error::io("archive", dir))?;
-    let mut entries: Vec<_> = std::fs::read_dir(dir)
-        .map_err(Error::io("read", dir))?
-        .collect::<std::io::Result<_>>()
-        .map_err(Error::io("read", dir))?;
-    entries.sort_by_key(std::fs::DirEntry::file_name);
-    for entry in entries {
-        let path = entry.path();
-        let inner = name.join(entry.file_name());
-        let kind = entry.file_type().map_err(Error::io("inspect", &path))?;
-        if kind.is_dir() {
-            append_tree(tar, &path, &inner, counted, progress)?;
-        } else {
-            if kind.is_file() {
-                *counted += entry.metadata().map_or(0, |m| m.len());
-                progress(*counted);
-            }
-            tar.append_path_with_name(&path, &inner)
-                .map_err(Error::io("archive", &path))?;
-        }
-    }
-    Ok(())
-}
-
-/// Unpacks the archive of `label`: each data folder it holds (`name`, see
-/// [`write`]) into the new, empty folder `targets` pairs with that name, as it was, with
-/// modes (and owners, when run as root). Entries never land outside their target; an
-/// entry under a name without a target is refused, and so is an archive that lacks a
-/// target's folder (its data would be restored as nothing).
+/// Unpacks the archive of the snapshot `info` describes, decompressing and unpacking in
+/// one pass: each data folder it holds (`name`, see [`super::writer`]) into the new, empty
+/// folder `targets` pairs with that name, as it was, with modes (and owners, when run as
+/// root). Entries never land outside their target; an entry under a name without a target
+/// is refused, and so is an archive that lacks a target's folder (its data would be
+/// restored as nothing). `progress` hears the archive's bytes read so far.
 pub fn extract(
     project: &Project,
-    label: &str,
+    info: &SnapshotInfo,
     targets: &[(&str, &Path)],
-    progress: &dyn Fn(u64),
+    progress: &(dyn Fn(u64) + Sync),
 ) -> Result<()> {
-    let path = archive_path(project, label);
+    let path = archive_of(project, info);
     let file = File::open(&path).map_err(Error::io("open", &path))?;
-    let reading = CountingRead {
-        inner: std::io::BufReader::new(file),
-        count: 0,
-        progress,
-    };
-    let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(reading));
+    let compression = info.compression;
+    // Decompressing on a thread of its own, into a pipe, while this one unpacks: as
+    // `zstd -d | tar -x` does, with two processes.
+    let (pipe_out, pipe_in) = std::io::pipe().map_err(Error::io("read", &path))?;
+    let shown = path.clone();
+    std::thread::scope(|scope| -> Result<()> {
+        let decoder = scope.spawn(|| -> Result<()> {
+            let mut pipe_in = pipe_in;
+            let reading = CountingRead {
+                inner: std::io::BufReader::with_capacity(1 << 20, file),
+                count: 0,
+                progress,
+            };
+            let mut decoded: Box<dyn Read> = match compression {
+                Compression::Gzip => Box::new(flate2::read::GzDecoder::new(reading)),
+                Compression::Zstd => Box::new(
+                    zstd::stream::read::Decoder::new(reading).map_err(Error::io("read", &shown))?,
+                ),
+            };
+            match std::io::copy(&mut decoded, &mut pipe_in) {
+                Ok(_) => Ok(()),
+                // The unpacking side stopped reading (it failed, and says why).
+                Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+                Err(e) => Err(Error::io("read", &shown)(e)),
+            }
+        });
+        let unpacked = unpack(
+            std::io::BufReader::with_capacity(1 << 20, pipe_out),
+            &path,
+            targets,
+        );
+        let decoded = decoder.join().unwrap_or_else(|_| {
+            Err(Error::io("read", &path)(std::io::Error::other(
+                "the decompressing thread failed",
+            )))
+        });
+        // A broken archive fails the decompression first: its error says why.
+        decoded.and(unpacked)
+    })
+}
+
+/// Unpacks the tar stream `decoded` of the archive at `path` into `targets` (see
+/// [`extract`]).
+fn unpack(decoded: impl Read, path: &Path, targets: &[(&str, &Path)]) -> Result<()> {
+    let path = path.to_path_buf();
+    let mut archive = tar::Archive::new(decoded);
     archive.set_preserve_permissions(true);
     // SAFETY: geteuid has no preconditions and cannot fail.
     archive.set_preserve_ownerships(unsafe { libc::geteuid() } == 0);
-    archive.set_overwrite(false);
+    // A file taken again after it changed comes later and replaces the first.
+    archive.set_overwrite(true);
     let mut seen = vec![false; targets.len()];
+    let mut manifest: Option<Vec<String>> = None;
     for entry in archive.entries().map_err(Error::io("read", &path))? {
         let mut entry = entry.map_err(Error::io("read", &path))?;
         let name = entry.path().map_err(Error::io("read", &path))?.into_owned();
+        if name == Path::new(MANIFEST) {
+            let mut text = String::new();
+            entry
+                .read_to_string(&mut text)
+                .map_err(Error::io("read", &path))?;
+            manifest = Some(serde_json::from_str(&text).map_err(|e| {
+                Error::io("read", &path)(std::io::Error::other(format!("its manifest: {e}")))
+            })?);
+            continue;
+        }
         let Some((index, rest, into)) = targets
             .iter()
             .enumerate()
@@ -344,6 +341,13 @@ pub fn extract(
             "it holds no {top}/ folder: not a snapshot of this project's CouchDB layout"
         ))));
     }
+    if let Some(manifest) = manifest {
+        let keep: std::collections::BTreeSet<PathBuf> =
+            manifest.iter().map(PathBuf::from).collect();
+        for (top, into) in targets {
+            prune(&into.join(top), Path::new(top), &keep)?;
+        }
+    }
     // Each target's entries were unpacked under `into/<name>`: lift them one level.
     for (top, into) in targets {
         let inner = into.join(top);
@@ -356,6 +360,53 @@ pub fn extract(
             std::fs::rename(entry.path(), &to).map_err(Error::io("move", &to))?;
         }
         std::fs::remove_dir(&inner).map_err(Error::io("remove", &inner))?;
+    }
+    Ok(())
+}
+
+/// Moves the finished hidden archive `tmp` into place as the archive of `info`, then
+/// writes its sidecar; when the sidecar cannot be written, the archive goes too.
+pub(super) fn publish(project: &Project, tmp: &Path, info: &SnapshotInfo) -> Result<()> {
+    let target = archive_of(project, info);
+    std::fs::rename(tmp, &target).map_err(Error::io("move into place", &target))?;
+    let written = serde_json::to_string_pretty(info)
+        .map_err(|e| Error::Encode {
+            what: "the snapshot's record".into(),
+            reason: e.to_string(),
+        })
+        .and_then(|text| {
+            fsutil::replace(
+                &sidecar_path(project, &info.label),
+                (text + "\n").as_bytes(),
+                fsutil::PRIVATE,
+            )
+        });
+    if written.is_err() {
+        let _ = std::fs::remove_file(&target);
+    }
+    written
+}
+
+/// Removes from the unpacked folder `dir` (archive name `name`) what `keep` does not name:
+/// files deleted while the archive was written.
+fn prune(dir: &Path, name: &Path, keep: &std::collections::BTreeSet<PathBuf>) -> Result<()> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Ok(());
+    };
+    for entry in entries {
+        let entry = entry.map_err(Error::io("read", dir))?;
+        let (path, inner) = (entry.path(), name.join(entry.file_name()));
+        let kind = entry.file_type().map_err(Error::io("inspect", &path))?;
+        if !keep.contains(&inner) {
+            let removed = if kind.is_dir() {
+                std::fs::remove_dir_all(&path)
+            } else {
+                std::fs::remove_file(&path)
+            };
+            removed.map_err(Error::io("remove", &path))?;
+        } else if kind.is_dir() {
+            prune(&path, &inner, keep)?;
+        }
     }
     Ok(())
 }
@@ -385,7 +436,11 @@ impl<R: Read> Read for CountingRead<'_, R> {
 /// Removes the snapshot `label` (sidecar first, so it is never listed half-removed).
 pub fn remove(project: &Project, label: &str) -> Result<()> {
     find(project, label)?;
-    for path in [sidecar_path(project, label), archive_path(project, label)] {
+    for path in [
+        sidecar_path(project, label),
+        archive_path(project, label, Compression::Gzip),
+        archive_path(project, label, Compression::Zstd),
+    ] {
         match std::fs::remove_file(&path) {
             Ok(()) => {}
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
@@ -419,7 +474,30 @@ mod tests {
             data_bytes: 0,
             method: "test".into(),
             couchdb_nodes: nodes,
+            compression: Compression::Zstd,
+            level: None,
         }
+    }
+
+    /// The folders `names` of `root` archived as snapshot `info` with nothing changing.
+    fn write(
+        project: &Project,
+        root: &Path,
+        names: &[&str],
+        info: SnapshotInfo,
+    ) -> Result<SnapshotInfo> {
+        let sources: Vec<super::super::Source> = names
+            .iter()
+            .map(|n| super::super::Source {
+                name: (*n).to_string(),
+                dir: root.join(n),
+                later: Vec::new(),
+            })
+            .collect();
+        let mut writer = super::super::Writer::create(project, &info.label, DEFAULT_LEVEL)?;
+        writer.take_live(&sources, &|_| {})?;
+        writer.catch_up(&sources)?;
+        writer.finish(project, info, &|_| {})
     }
 
     #[test]
@@ -432,7 +510,7 @@ mod tests {
             std::fs::create_dir_all(copy.join(name).join("shards")).expect("mkdir");
             std::fs::write(copy.join(name).join("shards/db.couch"), name).expect("write");
         }
-        let written = write(&project, &copy, &names, info("three", 3), &|_| {}).expect("write");
+        let written = write(&project, &copy, &names, info("three", 3)).expect("write");
         assert!(written.bytes > 0);
         assert_eq!(list(&project).expect("list")[0].couchdb_nodes, 3);
         let targets: Vec<PathBuf> = names
@@ -447,7 +525,7 @@ mod tests {
             .copied()
             .zip(targets.iter().map(PathBuf::as_path))
             .collect();
-        extract(&project, "three", &pairs, &|_| {}).expect("extract");
+        extract(&project, &written, &pairs, &|_| {}).expect("extract");
         for (name, t) in &pairs {
             assert_eq!(
                 std::fs::read_to_string(t.join("shards/db.couch")).expect("read"),
@@ -459,7 +537,7 @@ mod tests {
         std::fs::create_dir(&fresh).expect("mkdir");
         let err = extract(
             &project,
-            "three",
+            &written,
             &[("node-1", &fresh), ("node-2", &fresh)],
             &|_| {},
         )
@@ -467,22 +545,56 @@ mod tests {
         .to_string();
         assert!(err.contains("outside node-1/, node-2/"), "{err}");
         // A one-folder snapshot lacks the second folder of a two-folder restore.
-        write(&project, &copy, &["node-1"], info("one", 1), &|_| {}).expect("write");
+        let one = write(&project, &copy, &["node-1"], info("one", 1)).expect("write");
         let (a, b) = (tmp.path().join("a"), tmp.path().join("b"));
         for t in [&a, &b] {
             std::fs::create_dir(t).expect("mkdir");
         }
-        let err = extract(&project, "one", &[("node-1", &a), ("node-2", &b)], &|_| {})
+        let err = extract(&project, &one, &[("node-1", &a), ("node-2", &b)], &|_| {})
             .expect_err("refused")
             .to_string();
         assert!(err.contains("holds no node-2/ folder"), "{err}");
     }
 
     #[test]
-    fn sidecars_from_before_clusters_hold_one_node() {
+    fn sidecars_from_before_clusters_and_zstd_hold_one_node_in_gzip() {
         let old = r#"{"label":"a","cht_version":"5.2.0","created":"x","bytes":1,"data_bytes":1,"method":"m"}"#;
         let parsed: SnapshotInfo = serde_json::from_str(old).expect("parse");
         assert_eq!(parsed.couchdb_nodes, 1);
+        assert_eq!(
+            (parsed.compression, parsed.level),
+            (Compression::Gzip, None)
+        );
+    }
+
+    #[test]
+    fn a_gzip_snapshot_from_before_zstd_lists_restores_and_is_removed() {
+        let tmp = tempfile::tempdir().expect("tmp");
+        let project = project_in(tmp.path());
+        let dir = folder(&project);
+        std::fs::create_dir_all(&dir).expect("mkdir");
+        let file = File::create(dir.join("old.tar.gz")).expect("create");
+        let gz = flate2::write::GzEncoder::new(file, flate2::Compression::fast());
+        let mut tar = tar::Builder::new(gz);
+        let data = tmp.path().join("data");
+        std::fs::create_dir_all(data.join("shards")).expect("mkdir");
+        std::fs::write(data.join("shards/a.couch"), "old data").expect("write");
+        tar.append_dir_all("data", &data).expect("archive");
+        tar.into_inner().expect("tar").finish().expect("gzip");
+        let sidecar = r#"{"label":"old","cht_version":"5.2.0","created":"2026-01-01T00:00:00Z","bytes":1,"data_bytes":8,"method":"m"}"#;
+        std::fs::write(dir.join("old.json"), sidecar).expect("write");
+        let info = find(&project, "old").expect("listed");
+        assert_eq!(archive_of(&project, &info), dir.join("old.tar.gz"));
+        let into = tmp.path().join("into");
+        std::fs::create_dir(&into).expect("mkdir");
+        extract(&project, &info, &[("data", &into)], &|_| {}).expect("extract");
+        assert_eq!(
+            std::fs::read_to_string(into.join("shards/a.couch")).expect("read"),
+            "old data"
+        );
+        assert!(check_free(&project, "old").is_err());
+        remove(&project, "old").expect("remove");
+        assert!(!dir.join("old.tar.gz").exists() && !dir.join("old.json").exists());
     }
 
     #[test]
@@ -509,6 +621,8 @@ mod tests {
             data_bytes: 0,
             method: String::new(),
             couchdb_nodes: 1,
+            compression: Compression::Zstd,
+            level: Some(3),
         };
         assert!(info.restorable_into("p", "4.22.0", Layout::Single).is_ok());
         assert!(info.restorable_into("p", "5.2.0", Layout::Single).is_ok());

@@ -5,13 +5,18 @@
 //! container's user owns) between these steps.
 
 pub mod archive;
+pub mod writer;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use time::OffsetDateTime;
 
-pub use archive::{SnapshotInfo, check_free, default_label, extract, find, folder, list, remove};
+pub use archive::{
+    Compression, DEFAULT_LEVEL, SnapshotInfo, archive_of, check_free, default_label, extract, find,
+    folder, list, remove,
+};
+pub use writer::{CaughtUp, Source, Writer};
 
 use super::Project;
 use super::layout::{DataFolder, Layout};
@@ -35,17 +40,55 @@ pub fn data_folders(project: &Project) -> Result<Vec<DataFolder>> {
     Ok(folders)
 }
 
-/// Copies each data folder into `into/<node name>` (a new folder each), reporting one
-/// running total of bytes across the folders; returns the total.
-pub fn copy_data(folders: &[DataFolder], into: &Path, progress: &dyn Fn(u64)) -> Result<u64> {
-    let mut total = 0;
-    for folder in folders {
-        let to = into.join(folder.name);
-        std::fs::create_dir(&to).map_err(Error::io("create folder", &to))?;
-        let earlier = total;
-        total += fsutil::copy_tree_with(&folder.path, &to, &|done| progress(earlier + done))?;
+/// The sub-folder of the first node's data folder that holds Nouveau's index: read only
+/// while Nouveau is stopped (an index copied while written may not open).
+pub const NOUVEAU_DIR: &str = "nouveau";
+
+/// What a snapshot of the project archives: each data folder under its node's name, the
+/// first one's Nouveau index read only while the services are stopped.
+pub fn sources(project: &Project) -> Result<Vec<Source>> {
+    Ok(data_folders(project)?
+        .into_iter()
+        .enumerate()
+        .map(|(i, folder)| Source {
+            name: folder.name.to_string(),
+            dir: folder.path,
+            later: if i == 0 {
+                vec![PathBuf::from(NOUVEAU_DIR)]
+            } else {
+                Vec::new()
+            },
+        })
+        .collect())
+}
+
+/// The bytes the files under `dir` hold (what a snapshot reads, or a restore unpacks).
+pub fn data_size(dir: &Path) -> u64 {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    entries
+        .flatten()
+        .map(|e| match e.file_type() {
+            Ok(kind) if kind.is_dir() => data_size(&e.path()),
+            Ok(kind) if kind.is_file() => e.metadata().map_or(0, |m| m.len()),
+            _ => 0,
+        })
+        .sum()
+}
+
+/// Refuses, before anything is written, when the file system holding `dir` has less
+/// than `needed` bytes free for `what`.
+pub fn check_space(dir: &Path, needed: u64, what: &str) -> Result<()> {
+    match fsutil::available_space(dir) {
+        Some(available) if available < needed => Err(Error::NoSpace {
+            path: dir.to_path_buf(),
+            what: what.to_string(),
+            needed: fsutil::human_bytes(needed),
+            available: fsutil::human_bytes(available),
+        }),
+        _ => Ok(()),
     }
-    Ok(total)
 }
 
 /// The services stopped for a consistent copy, for people.
@@ -58,20 +101,33 @@ pub fn stopped_services(layout: Layout) -> String {
 }
 
 /// How a snapshot was made consistent, as its sidecar records it: how long the services
-/// were stopped for the copy (`None`: nothing ran), for `folders` data folders.
-pub fn method(layout: Layout, folders: usize, stopped_for: Option<Duration>) -> String {
-    let what = if folders == 1 {
-        "the data folder was"
-    } else {
-        "the data folders were"
+/// were stopped (`None`: nothing ran) and what was copied meanwhile.
+pub fn method(layout: Layout, stopped_for: Option<Duration>, caught: &CaughtUp) -> String {
+    let files = |n: u64| {
+        if n == 1 {
+            "1 file".to_string()
+        } else {
+            format!("{n} files")
+        }
+    };
+    let what = match (caught.grown, caught.whole) {
+        (0, 0) => "nothing had changed".to_string(),
+        (grown, 0) => format!("the tails of {} that grew were copied", files(grown)),
+        (0, whole) => format!("{} were copied", files(whole)),
+        (grown, whole) => format!(
+            "the tails of {} that grew and {} whole were copied",
+            files(grown),
+            files(whole)
+        ),
     };
     match stopped_for {
         Some(d) => format!(
-            "consistent: {} stopped for {:.2} s while {what} copied, then started again",
+            "consistent: {} stopped for {:.2} s while {what} ({}), then started again",
             stopped_services(layout),
-            d.as_secs_f64()
+            d.as_secs_f64(),
+            fsutil::human_bytes(caught.bytes)
         ),
-        None => format!("consistent: nothing was running while {what} copied"),
+        None => "consistent: nothing was running while the data was read".to_string(),
     }
 }
 
@@ -97,6 +153,8 @@ pub fn info(
         data_bytes,
         method,
         couchdb_nodes: layout.nodes(),
+        compression: Compression::Zstd,
+        level: None,
     }
 }
 
@@ -180,6 +238,16 @@ impl RestoreStaging {
             }
         }
         left
+    }
+
+    /// Refuses, before anything is unpacked, when a data folder's file system has less
+    /// free space than the snapshot's data (`info.data_bytes`, all nodes': a cluster's
+    /// folders usually share one file system).
+    pub fn check_space(&self, info: &SnapshotInfo) -> Result<()> {
+        for staging in &self.stagings {
+            check_space(staging.path(), info.data_bytes, "unpack the snapshot")?;
+        }
+        Ok(())
     }
 
     /// Removes the unpacking folders (after the swaps: the previous data); returns those

@@ -19,19 +19,29 @@ fn created(nodes: u32) -> (tempfile::TempDir, Project) {
 }
 
 #[test]
-fn the_method_says_what_stopped_and_for_how_long() {
+fn the_method_says_what_stopped_for_how_long_and_what_was_copied() {
     let took = Some(Duration::from_millis(512));
+    let caught = |grown, whole| CaughtUp {
+        grown,
+        whole,
+        bytes: 2048,
+        data: 0,
+    };
     assert_eq!(
-        method(Layout::Single, 1, took),
-        "consistent: API, Sentinel, CouchDB and Nouveau (where it runs) stopped for 0.51 s while the data folder was copied, then started again"
+        method(Layout::Single, took, &caught(0, 0)),
+        "consistent: API, Sentinel, CouchDB and Nouveau (where it runs) stopped for 0.51 s while nothing had changed (2.0 kB), then started again"
     );
     assert_eq!(
-        method(Layout::Cluster, 3, took),
-        "consistent: API, Sentinel, CouchDB's 3 nodes and Nouveau (where it runs) stopped for 0.51 s while the data folders were copied, then started again"
+        method(Layout::Cluster, took, &caught(2, 1)),
+        "consistent: API, Sentinel, CouchDB's 3 nodes and Nouveau (where it runs) stopped for 0.51 s while the tails of 2 files that grew and 1 file whole were copied (2.0 kB), then started again"
     );
     assert_eq!(
-        method(Layout::Single, 1, None),
-        "consistent: nothing was running while the data folder was copied"
+        method(Layout::Single, took, &caught(0, 3)),
+        "consistent: API, Sentinel, CouchDB and Nouveau (where it runs) stopped for 0.51 s while 3 files were copied (2.0 kB), then started again"
+    );
+    assert_eq!(
+        method(Layout::Single, None, &caught(0, 0)),
+        "consistent: nothing was running while the data was read"
     );
 }
 
@@ -51,25 +61,28 @@ fn the_sidecar_records_the_release_layout_and_a_whole_second() {
 }
 
 #[test]
-fn every_node_is_copied_into_its_own_folder_with_one_running_total() {
-    let (tmp, project) = created(3);
-    for (n, folder) in project.data_folders().iter().enumerate() {
-        std::fs::write(folder.path.join("db.couch"), "x".repeat(n + 1)).expect("write");
-    }
-    let into = tmp.path().join("copy");
-    std::fs::create_dir(&into).expect("mkdir");
-    let seen = std::sync::Mutex::new(Vec::new());
-    let total = copy_data(&project.data_folders(), &into, &|n| {
-        seen.lock().expect("lock").push(n)
-    })
-    .expect("copies");
-    assert_eq!(total, 6);
-    for (n, name) in ["node-1", "node-2", "node-3"].iter().enumerate() {
-        let copied = std::fs::read_to_string(into.join(name).join("db.couch")).expect("read");
-        assert_eq!(copied.len(), n + 1);
-    }
-    let seen = seen.into_inner().expect("lock");
-    assert!(seen.windows(2).all(|w| w[0] <= w[1]), "{seen:?}");
+fn the_first_node_reads_nouveau_only_while_stopped_and_sizes_add_up() {
+    let (_tmp, project) = created(3);
+    let sources = sources(&project).expect("sources");
+    assert_eq!(
+        sources.iter().map(|s| s.name.as_str()).collect::<Vec<_>>(),
+        ["node-1", "node-2", "node-3"]
+    );
+    assert_eq!(sources[0].later, [PathBuf::from(NOUVEAU_DIR)]);
+    assert!(sources[1].later.is_empty() && sources[2].later.is_empty());
+    std::fs::create_dir_all(sources[0].dir.join("shards")).expect("mkdir");
+    std::fs::write(sources[0].dir.join("shards/a.couch"), "x".repeat(100)).expect("write");
+    std::fs::write(sources[0].dir.join("b.couch"), "y".repeat(20)).expect("write");
+    assert_eq!(data_size(&sources[0].dir), 120);
+    let folder = folder(&project);
+    std::fs::create_dir_all(&folder).expect("mkdir");
+    let err = check_space(&folder, u64::MAX, "write the snapshot").expect_err("refused");
+    assert!(
+        err.to_string().contains("not enough free space")
+            && err.to_string().contains("write the snapshot"),
+        "{err}"
+    );
+    check_space(&folder, 1, "write the snapshot").expect("fits");
 }
 
 #[test]
