@@ -96,11 +96,11 @@ writer=
 stop() {
   if [ -n "$writer" ]; then
     kill $writer; wait $writer
-    rm -rf /tmp/at-stop; mkdir /tmp/at-stop
+    rm -rf /opt/couchdb/at-stop; mkdir /opt/couchdb/at-stop
     for f in $d/* $d/.[!.]*; do
-      [ -e "$f" ] && [ "$f" != "$d/.at-stop" ] && cp -a "$f" /tmp/at-stop/
+      [ -e "$f" ] && [ "$f" != "$d/.at-stop" ] && cp -a "$f" /opt/couchdb/at-stop/
     done
-    rm -rf $d/.at-stop; cp -a /tmp/at-stop $d/.at-stop
+    rm -rf $d/.at-stop; cp -a /opt/couchdb/at-stop $d/.at-stop
   fi
   exit 0
 }

@@ -555,6 +555,14 @@ pub enum EngineFailure {
 }
 
 impl Error {
+    /// The kind of an engine failure, `None` for any other error.
+    pub fn engine_kind(&self) -> Option<EngineFailure> {
+        match self {
+            Error::Engine { kind, .. } => Some(*kind),
+            _ => None,
+        }
+    }
+
     /// An engine failure that did not come from the client (an error in a pull stream, a
     /// one-off that ran too long).
     pub fn engine(action: impl Into<String>, reason: impl Into<String>) -> Error {

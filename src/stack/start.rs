@@ -9,7 +9,7 @@ use futures_util::future::{BoxFuture, Shared};
 use super::model::Stack;
 use super::reconcile::Preparing;
 use crate::docker::Engine;
-use crate::error::{Error, Result};
+use crate::error::{EngineFailure, Error, Result};
 use crate::progress::Reporter;
 
 /// When a stack may start, and who to tell once its starts are (nearly) done: what
@@ -123,8 +123,11 @@ pub(crate) async fn start_in_order<'a>(
         .map(|_| ())
         // The first failure: its own error when no dependant holds it any more.
         .map_err(|shared| {
-            Arc::try_unwrap(shared).unwrap_or_else(|e| {
-                Error::engine(format!("start {}", stack.project), e.to_string())
+            Arc::try_unwrap(shared).unwrap_or_else(|e| Error::Engine {
+                action: format!("start {}", stack.project),
+                kind: e.engine_kind().unwrap_or(EngineFailure::Other),
+                reason: e.to_string(),
+                source: None,
             })
         })
 }

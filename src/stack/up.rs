@@ -19,7 +19,7 @@ use super::status::{ServiceState, containers, rows_of, status_with};
 use super::teardown::pause_upgrade_service;
 use crate::docker::timeline::Span;
 use crate::docker::{ContainerInfo, Engine, ImageInfo, labels};
-use crate::error::{Error, Result};
+use crate::error::{EngineFailure, Error, Result};
 use crate::progress::Reporter;
 use crate::stack::Target;
 
@@ -266,6 +266,34 @@ async fn prepare_both<'a>(
 /// CHT's containers carry the config hash the upgrade service's own compose computes, and
 /// the upgrade service starts only once they all run, so its boot-time `up` keeps them.
 pub async fn up(
+    engine: &Engine,
+    project: &Target,
+    profile: &Profile,
+    opts: &UpOptions,
+    reporter: &dyn Reporter,
+) -> Result<UpOutcome> {
+    let mut tries = 1;
+    loop {
+        match up_once(engine, project, profile, opts, reporter).await {
+            // A container listed by the survey went away before `up` used it: another
+            // client's removal (a compose run, a killed command's last request) landed
+            // meanwhile. `up` converges from any state, so it looks again.
+            Err(e)
+                if e.engine_kind() == Some(EngineFailure::NotFound) && tries < VANISHED_TRIES =>
+            {
+                reporter.step(&format!("looking again: {e}"));
+                tries += 1;
+            }
+            outcome => return outcome,
+        }
+    }
+}
+
+/// How many times `up` runs when containers vanish under it.
+const VANISHED_TRIES: u32 = 3;
+
+/// One run of [`up`] from a fresh survey.
+async fn up_once(
     engine: &Engine,
     project: &Target,
     profile: &Profile,
