@@ -9,7 +9,7 @@
 //! unpacked and not in it (deleted while the archive was written) is removed.
 
 use std::fs::File;
-use std::io::Read;
+use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -242,6 +242,7 @@ pub fn extract(
     // Decompressing on a thread of its own, into a pipe, while this one unpacks: as
     // `zstd -d | tar -x` does, with two processes.
     let (pipe_out, pipe_in) = std::io::pipe().map_err(Error::io("read", &path))?;
+    grow_pipe(&pipe_in);
     let shown = path.clone();
     std::thread::scope(|scope| -> Result<()> {
         let decoder = scope.spawn(|| -> Result<()> {
@@ -257,7 +258,8 @@ pub fn extract(
                     zstd::stream::read::Decoder::new(reading).map_err(Error::io("read", &shown))?,
                 ),
             };
-            match std::io::copy(&mut decoded, &mut pipe_in) {
+            let mut out = std::io::BufWriter::with_capacity(1 << 20, &mut pipe_in);
+            match std::io::copy(&mut decoded, &mut out).and_then(|_| out.flush()) {
                 Ok(_) => Ok(()),
                 // The unpacking side stopped reading (it failed, and says why).
                 Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
@@ -278,6 +280,68 @@ pub fn extract(
         decoded.and(unpacked)
     })
 }
+
+/// Whether `name` is only plain parts (no root, `.`, `..` or prefix), so it stays inside
+/// the folder it is joined to.
+fn is_plain(name: &Path) -> bool {
+    name.components()
+        .all(|c| matches!(c, std::path::Component::Normal(_)))
+}
+
+/// Writes the file `entry` at `into/name` (replacing one there; its folder made when
+/// missing) through a 1 MiB buffer, with the entry's mode, time and, as root, owner;
+/// false, writing nothing, when its folder leads outside `into` (through a link an
+/// earlier entry made).
+fn write_file<R: Read>(
+    entry: &mut tar::Entry<'_, R>,
+    into: &Path,
+    name: &Path,
+) -> std::io::Result<bool> {
+    use std::os::unix::fs::PermissionsExt;
+    let to = into.join(name);
+    if let Some(parent) = to.parent() {
+        std::fs::create_dir_all(parent)?;
+        if !std::fs::canonicalize(parent)?.starts_with(std::fs::canonicalize(into)?) {
+            return Ok(false);
+        }
+    }
+    if std::fs::symlink_metadata(&to).is_ok() {
+        std::fs::remove_file(&to)?;
+    }
+    let header = entry.header();
+    let mode = header.mode()? & 0o7777;
+    let mtime = header.mtime()?;
+    let owner = (header.uid()?, header.gid()?);
+    let file = File::options().write(true).create_new(true).open(&to)?;
+    let mut out = std::io::BufWriter::with_capacity(1 << 20, file);
+    std::io::copy(entry, &mut out)?;
+    let file = out.into_inner().map_err(std::io::IntoInnerError::into_error)?;
+    file.set_permissions(std::fs::Permissions::from_mode(mode))?;
+    file.set_modified(std::time::UNIX_EPOCH + std::time::Duration::from_secs(mtime))?;
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    if unsafe { libc::geteuid() } == 0 {
+        let (uid, gid) = (u32::try_from(owner.0), u32::try_from(owner.1));
+        if let (Ok(uid), Ok(gid)) = (uid, gid) {
+            std::os::unix::fs::fchown(&file, Some(uid), Some(gid))?;
+        }
+    }
+    Ok(true)
+}
+
+/// Makes the pipe hold 1 MiB (Linux's default is 64 KiB), so that the two sides meet
+/// less often; where it cannot, it stays as it is.
+#[cfg(target_os = "linux")]
+fn grow_pipe(pipe: &std::io::PipeWriter) {
+    use std::os::fd::AsRawFd;
+    // SAFETY: the descriptor is open for the call; F_SETPIPE_SZ only resizes its buffer.
+    unsafe {
+        libc::fcntl(pipe.as_raw_fd(), libc::F_SETPIPE_SZ, 1 << 20);
+    }
+}
+
+/// Pipes keep their size off Linux.
+#[cfg(not(target_os = "linux"))]
+fn grow_pipe(_pipe: &std::io::PipeWriter) {}
 
 /// Unpacks the tar stream `decoded` of the archive at `path` into `targets` (see
 /// [`extract`]).
@@ -320,10 +384,14 @@ fn unpack(decoded: impl Read, path: &Path, targets: &[(&str, &Path)]) -> Result<
             seen[index] = true;
             continue;
         }
-        // unpack_in refuses entries that would leave `into` (`..`, absolute paths).
-        let unpacked = entry
-            .unpack_in(into)
-            .map_err(Error::io("unpack", &into.join(rest)))?;
+        // unpack_in refuses entries that would leave `into` (`..`, absolute paths); a
+        // plain file whose name is only plain parts is written here in large pieces.
+        let unpacked = if entry.header().entry_type().is_file() && is_plain(&name) {
+            write_file(&mut entry, into, &name)
+        } else {
+            entry.unpack_in(into)
+        }
+        .map_err(Error::io("unpack", &into.join(rest)))?;
         if !unpacked {
             return Err(Error::io("unpack", &path)(std::io::Error::other(format!(
                 "{} would land outside the data folder",
@@ -595,6 +663,40 @@ mod tests {
         assert!(check_free(&project, "old").is_err());
         remove(&project, "old").expect("remove");
         assert!(!dir.join("old.tar.gz").exists() && !dir.join("old.json").exists());
+    }
+
+    #[test]
+    fn a_file_behind_a_link_out_of_the_data_folder_is_refused() {
+        let tmp = tempfile::tempdir().expect("tmp");
+        let project = project_in(tmp.path());
+        let dir = folder(&project);
+        std::fs::create_dir_all(&dir).expect("mkdir");
+        let outside = tmp.path().join("outside");
+        std::fs::create_dir(&outside).expect("mkdir");
+        let file = File::create(dir.join("evil.tar.zst")).expect("create");
+        let mut tar = tar::Builder::new(zstd::stream::write::Encoder::new(file, 1).expect("zstd"));
+        let mut header = tar::Header::new_gnu();
+        header.set_entry_type(tar::EntryType::Directory);
+        header.set_mode(0o755);
+        header.set_size(0);
+        tar.append_data(&mut header, "data", std::io::empty()).expect("dir");
+        let mut link = tar::Header::new_gnu();
+        link.set_entry_type(tar::EntryType::Symlink);
+        link.set_size(0);
+        tar.append_link(&mut link, "data/evil", &outside).expect("link");
+        let mut plain = tar::Header::new_gnu();
+        plain.set_mode(0o644);
+        plain.set_size(2);
+        tar.append_data(&mut plain, "data/evil/f", &b"no"[..]).expect("file");
+        tar.into_inner().expect("tar").finish().expect("zstd");
+        let mut sidecar = info("evil", 1);
+        sidecar.compression = Compression::Zstd;
+        let into = tmp.path().join("into");
+        std::fs::create_dir(&into).expect("mkdir");
+        // The link, or the file behind it, is refused; nothing lands outside.
+        let err = extract(&project, &sidecar, &[("data", &into)], &|_| {}).expect_err("refused");
+        assert!(err.to_string().contains("unpack"), "{err}");
+        assert!(!outside.join("f").exists());
     }
 
     #[test]
