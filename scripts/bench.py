@@ -400,7 +400,7 @@ def main():
             "| measure | median | target |",
             "|---|---:|---|",
         ]
-        table += [f"| {name} | {value} | {target} |" for name, value, target in rows]
+        table += [f"| {cell(name)} | {value} | {target} |" for name, value, target in rows]
         table += ["", "One `cht-dev --timings up` from nothing and one `--timings down` of the same run "
                   "(start, end and duration in ms; steps of `up` enclose the engine calls they make):",
                   "", "```", up_timeline.strip(), "```", "", "```", down_timeline.strip(), "```"]
@@ -545,6 +545,24 @@ def snapshot_rows(snap):
     ]
 
 
+def replace_block(path, start, end, block):
+    """Puts `block` between the markers `start` and `end` of the file, or at its end."""
+    with open(path) as f:
+        text = f.read()
+    pattern = re.escape(start) + r".*?" + re.escape(end)
+    if re.search(pattern, text, flags=re.S):
+        text = re.sub(pattern, lambda _: block, text, flags=re.S)
+    else:
+        text = text.rstrip("\n") + "\n\n" + block + "\n"
+    with open(path, "w") as f:
+        f.write(text)
+
+
+def cell(text):
+    """Text for a Markdown table cell: its pipes escaped."""
+    return text.replace("|", "\\|")
+
+
 def write_snapshot_block(args, snap):
     """Writes (or replaces) the snapshot block for this data size in the benchmark file."""
     key = f"snapshots-{snap['gb']:g}gb"
@@ -553,21 +571,12 @@ def write_snapshot_block(args, snap):
         f"{start} (written by scripts/bench.py --snapshots-only; edit outside these markers) -->",
         f"Snapshots of {snap['gb']:g} GB, measured by `scripts/bench.sh --runs {snap['runs']} --snapshots-only "
         f"--snapshot-gb {snap['gb']:g} --write BENCHMARKS.md` on {time.strftime('%Y-%m-%d')}: "
-        f"{os.cpu_count()} cores, medians of {snap['runs']} runs.",
+        f"{os.cpu_count()} cores, " + (f"medians of {snap['runs']} runs." if snap["runs"] > 1 else "one run."),
         "",
         "| measure | median | target |",
         "|---|---:|---|",
-    ] + [f"| {n} | {v} | {t} |" for n, v, t in snapshot_rows(snap)] + [end]
-    block = "\n".join(lines)
-    with open(args.write) as f:
-        text = f.read()
-    pattern = re.escape(start) + r".*?" + re.escape(end)
-    if re.search(pattern, text, flags=re.S):
-        text = re.sub(pattern, lambda _: block, text, flags=re.S)
-    else:
-        text = text.rstrip("\n") + "\n\n" + block + "\n"
-    with open(args.write, "w") as f:
-        f.write(text)
+    ] + [f"| {cell(n)} | {v} | {t} |" for n, v, t in snapshot_rows(snap)] + [end]
+    replace_block(args.write, start, end, "\n".join(lines))
     print(f"\nwrote the {key} block of {args.write}")
 
 
@@ -595,16 +604,7 @@ def write_engine_block(args, med, ratio, v2):
         "| measure | median |",
         "|---|---:|",
     ] + [f"| {name} | {value} |" for name, value in rows] + [end]
-    block = "\n".join(lines)
-    with open(args.write) as f:
-        text = f.read()
-    pattern = re.escape(start) + r".*?" + re.escape(end)
-    if re.search(pattern, text, flags=re.S):
-        text = re.sub(pattern, lambda _: block, text, flags=re.S)
-    else:
-        text = text.rstrip("\n") + "\n\n" + block + "\n"
-    with open(args.write, "w") as f:
-        f.write(text)
+    replace_block(args.write, start, end, "\n".join(lines))
     print(f"\nwrote the {args.engine} block of {args.write}")
 
 

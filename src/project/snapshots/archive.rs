@@ -315,7 +315,9 @@ fn write_file<R: Read>(
     let file = File::options().write(true).create_new(true).open(&to)?;
     let mut out = std::io::BufWriter::with_capacity(1 << 20, file);
     std::io::copy(entry, &mut out)?;
-    let file = out.into_inner().map_err(std::io::IntoInnerError::into_error)?;
+    let file = out
+        .into_inner()
+        .map_err(std::io::IntoInnerError::into_error)?;
     file.set_permissions(std::fs::Permissions::from_mode(mode))?;
     file.set_modified(std::time::UNIX_EPOCH + std::time::Duration::from_secs(mtime))?;
     // SAFETY: geteuid has no preconditions and cannot fail.
@@ -521,16 +523,7 @@ pub fn remove(project: &Project, label: &str) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// A project in `dir` with nothing but a name.
-    fn project_in(dir: &Path) -> Project {
-        Project::from_env(
-            "p",
-            dir.to_path_buf(),
-            crate::project::dotenv::EnvFile::new(),
-        )
-        .expect("project")
-    }
+    use crate::project::snapshots::testing::project_in;
 
     /// A sidecar for `label`.
     fn info(label: &str, nodes: u32) -> SnapshotInfo {
@@ -679,15 +672,18 @@ mod tests {
         header.set_entry_type(tar::EntryType::Directory);
         header.set_mode(0o755);
         header.set_size(0);
-        tar.append_data(&mut header, "data", std::io::empty()).expect("dir");
+        tar.append_data(&mut header, "data", std::io::empty())
+            .expect("dir");
         let mut link = tar::Header::new_gnu();
         link.set_entry_type(tar::EntryType::Symlink);
         link.set_size(0);
-        tar.append_link(&mut link, "data/evil", &outside).expect("link");
+        tar.append_link(&mut link, "data/evil", &outside)
+            .expect("link");
         let mut plain = tar::Header::new_gnu();
         plain.set_mode(0o644);
         plain.set_size(2);
-        tar.append_data(&mut plain, "data/evil/f", &b"no"[..]).expect("file");
+        tar.append_data(&mut plain, "data/evil/f", &b"no"[..])
+            .expect("file");
         tar.into_inner().expect("tar").finish().expect("zstd");
         let mut sidecar = info("evil", 1);
         sidecar.compression = Compression::Zstd;

@@ -280,5 +280,23 @@ pub fn exchange_all(pairs: &[(PathBuf, PathBuf)]) -> Result<()> {
     Ok(())
 }
 
+/// What the snapshot modules' unit tests share.
+#[cfg(test)]
+pub(crate) mod testing {
+    use std::path::Path;
+
+    use crate::project::Project;
+
+    /// A project `p` in `dir` with nothing but a name.
+    pub(crate) fn project_in(dir: &Path) -> Project {
+        Project::from_env(
+            "p",
+            dir.to_path_buf(),
+            crate::project::dotenv::EnvFile::new(),
+        )
+        .expect("project")
+    }
+}
+
 #[cfg(test)]
 mod tests;
