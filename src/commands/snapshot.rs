@@ -355,6 +355,8 @@ pub async fn restore(settings: &Settings, req: &RestoreRequest) -> Result<Snapsh
         )));
     }
     let _lock = project::lock(&home, &req.name)?;
+    // Checked again under the lock, which is not held while the user answers: another
+    // command may have removed the snapshot meanwhile.
     let (info, staging) = RestoreStaging::prepare(&project, &req.label)?;
     staging.check_space(&info)?;
     let reporter: Arc<dyn progress::Reporter> =

@@ -247,7 +247,7 @@ pub fn extract(
     std::thread::scope(|scope| -> Result<()> {
         let decoder = scope.spawn(|| -> Result<()> {
             let mut pipe_in = pipe_in;
-            let reading = CountingRead {
+            let reading = super::CountingRead {
                 inner: std::io::BufReader::with_capacity(1 << 20, file),
                 count: 0,
                 progress,
@@ -479,28 +479,6 @@ fn prune(dir: &Path, name: &Path, keep: &std::collections::BTreeSet<PathBuf>) ->
         }
     }
     Ok(())
-}
-
-/// A reader that counts the bytes through it and reports them.
-struct CountingRead<'a, R> {
-    /// Where the bytes come from.
-    inner: R,
-    /// Bytes so far.
-    count: u64,
-    /// Told the running count now and then.
-    progress: &'a dyn Fn(u64),
-}
-
-impl<R: Read> Read for CountingRead<'_, R> {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        let before = self.count;
-        self.count += n as u64;
-        if before >> 22 != self.count >> 22 {
-            (self.progress)(self.count);
-        }
-        Ok(n)
-    }
 }
 
 /// Removes the snapshot `label` (sidecar first, so it is never listed half-removed).

@@ -265,6 +265,29 @@ impl RestoreStaging {
     }
 }
 
+/// A reader telling `progress` the running total of bytes read through it (counted from
+/// `count`), each time it passes a 4 MiB boundary.
+pub(crate) struct CountingRead<'a, R> {
+    /// Where the bytes come from.
+    pub(crate) inner: R,
+    /// The running total.
+    pub(crate) count: u64,
+    /// Told the total now and then.
+    pub(crate) progress: &'a dyn Fn(u64),
+}
+
+impl<R: std::io::Read> std::io::Read for CountingRead<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        let before = self.count;
+        self.count += n as u64;
+        if before >> 22 != self.count >> 22 {
+            (self.progress)(self.count);
+        }
+        Ok(n)
+    }
+}
+
 /// Swaps each pair of folders; when one swap fails, swaps back those already done, so the
 /// data folders are either all restored or all as they were.
 pub fn exchange_all(pairs: &[(PathBuf, PathBuf)]) -> Result<()> {

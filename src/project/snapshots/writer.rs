@@ -229,9 +229,9 @@ impl Writer {
         let len = meta.len();
         let mut header = header_of(&meta);
         header.set_size(len);
-        let counted = Counted {
+        let counted = super::CountingRead {
             inner: &mut file,
-            at: self.read,
+            count: self.read,
             progress,
         };
         let mut exact = Exactly::new(counted, len);
@@ -509,28 +509,6 @@ fn read_at(file: &mut File, start: u64, end: u64) -> std::io::Result<Vec<u8>> {
     let mut bytes = Vec::with_capacity(usize::try_from(end - start).unwrap_or(0));
     file.take(end - start).read_to_end(&mut bytes)?;
     Ok(bytes)
-}
-
-/// A reader telling `progress` the running total of bytes read (from `at`), every 4 MiB.
-struct Counted<'a, R> {
-    /// Where the bytes come from.
-    inner: R,
-    /// The running total.
-    at: u64,
-    /// Told the total now and then.
-    progress: &'a dyn Fn(u64),
-}
-
-impl<R: Read> Read for Counted<'_, R> {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        let before = self.at;
-        self.at += n as u64;
-        if before >> 22 != self.at >> 22 {
-            (self.progress)(self.at);
-        }
-        Ok(n)
-    }
 }
 
 /// A reader giving exactly `len` bytes: the inner reader's, then zeros if it ends early
