@@ -538,8 +538,8 @@ def snapshot_rows(snap):
         ("`cht-dev snapshot restore` (stack down)", f"{snap['restore']:.2f} s", ""),
         ("`zstd -d | tar -x` of the same archive", f"{snap['unzstd']:.2f} s", ""),
         ("snapshot restore / zstd -d | tar -x", f"{snap['restore'] / snap['unzstd']:.2f}x", "<= 1.2x"),
-        ("services stopped during create, idle", f"{snap['down_ms']:.0f} ms", target_down),
-        ("services stopped, 1% of the data appended during the first pass",
+        ("services paused during create, idle", f"{snap['down_ms']:.0f} ms", target_down),
+        ("services paused, 1% of the data appended during the first pass",
          f"{snap['busy_down_ms']:.0f} ms", target_down),
         ("peak RSS of `snapshot create`", f"{snap['create_rss'] / 1024:.1f} MB", "<= 64 MB"),
     ]

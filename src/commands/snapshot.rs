@@ -14,12 +14,12 @@ use crate::home::Home;
 use crate::printer::{Printer, Report};
 use crate::progress;
 use crate::project::layout::DataFolder;
-use crate::project::snapshots::{self, RestoreStaging, SnapshotInfo, Writer};
+use crate::project::snapshots::{self, Finished, Held, RestoreStaging, SnapshotInfo, Writer};
 use crate::project::{self, Project};
 use crate::settings::Settings;
 use crate::stack::load::load;
 use crate::stack::owned;
-use crate::stack::quiesce::{Quiesced, quiesce, resume};
+use crate::stack::quiesce::{Hold, Quiesced, quiesce, resume};
 use crate::stack::readiness::wait_ready;
 
 /// What `snapshot restore` was asked to do.
@@ -64,24 +64,33 @@ async fn wait_ready_again(
     .await
 }
 
-/// Takes the data folder out of use (when the project runs), runs `work` on a thread of
-/// its own, and always starts again what was stopped, Ctrl-C included (it ends `work`'s
-/// wait at once, and a second Ctrl-C is ignored while the services start); returns
-/// `work`'s result and how long the services were stopped (`None` when nothing ran).
+/// Takes the data folder out of use (when the project runs) as `hold` says, runs `work`
+/// on a thread of its own, and always lets run again what was held, Ctrl-C included (it
+/// ends `work`'s wait at once, and a second Ctrl-C is ignored while the services start);
+/// returns `work`'s result and how the services were held (`None` when nothing ran).
 async fn with_data_quiet<T: Send + 'static>(
     settings: &Settings,
     home: &Home,
     project: &Project,
+    hold: Hold,
     ready_within: Duration,
     reporter: &dyn progress::Reporter,
     work: impl FnOnce() -> Result<T> + Send + 'static,
-) -> Result<(T, Option<Duration>)> {
+) -> Result<(T, Option<Held>)> {
     let profile = super::profile_of(home, project)?;
     let record = Mutex::new(Quiesced::default());
     let stopped_at = Cell::new(None);
     let outcome = super::runtime::interruptible(async {
         let engine = settings.engine().await?;
-        quiesce(&engine, &project.target(), &profile, &record, reporter).await?;
+        quiesce(
+            &engine,
+            &project.target(),
+            &profile,
+            hold,
+            &record,
+            reporter,
+        )
+        .await?;
         stopped_at.set(Some(Instant::now()));
         tokio::task::spawn_blocking(work)
             .await
@@ -89,10 +98,14 @@ async fn with_data_quiet<T: Send + 'static>(
     })
     .await;
     let quiesced = record.into_inner().unwrap_or_default();
-    let stopped_for = (!quiesced.stopped.is_empty())
-        .then(|| stopped_at.get().map(|t| t.elapsed()))
-        .flatten();
-    if !quiesced.stopped.is_empty() || quiesced.upgrade_paused {
+    let held = stopped_at.get().map(|t| t.elapsed()).and_then(|took| {
+        if !quiesced.frozen.is_empty() {
+            Some(Held::Paused(took))
+        } else {
+            (!quiesced.stopped.is_empty()).then_some(Held::Stopped(took))
+        }
+    });
+    if quiesced.held_any() || quiesced.upgrade_paused {
         let resumed = async {
             let engine = settings.engine().await?;
             resume(&engine, &project.target(), &profile, &quiesced).await?;
@@ -107,10 +120,10 @@ async fn with_data_quiet<T: Send + 'static>(
         // A failure to start again never hides the first failure: it is attached.
         return match outcome {
             Err(e) => Err(e.with_rollback(resumed)),
-            Ok(done) => resumed.map(|()| (done, stopped_for)),
+            Ok(done) => resumed.map(|()| (done, held)),
         };
     }
-    Ok((outcome?, stopped_for))
+    Ok((outcome?, held))
 }
 
 /// A progress line shared with work on another thread: the bytes so far and the rate.
@@ -129,6 +142,34 @@ fn progress_to(
     }
 }
 
+/// The end of an archive, running on a thread of its own; dropped, it waits for the
+/// thread, so the hidden archive is removed before the command ends.
+struct Finishing(Option<std::thread::JoinHandle<Result<Finished>>>);
+
+impl Finishing {
+    /// Runs `end` on a new thread.
+    fn start(end: impl FnOnce() -> Result<Finished> + Send + 'static) -> Finishing {
+        Finishing(Some(std::thread::spawn(end)))
+    }
+
+    /// Waits for the end.
+    fn join(mut self) -> Result<Finished> {
+        let thread = self.0.take();
+        thread
+            .ok_or_else(|| Error::engine("end the archive", "it has already ended"))?
+            .join()
+            .map_err(|_| Error::engine("end the archive", "its thread failed"))?
+    }
+}
+
+impl Drop for Finishing {
+    fn drop(&mut self) {
+        if let Some(thread) = self.0.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
 /// A snapshot taken.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct SnapshotCreated {
@@ -137,7 +178,8 @@ pub struct SnapshotCreated {
     /// What the sidecar records.
     #[serde(flatten)]
     pub info: SnapshotInfo,
-    /// How long CouchDB and its writers were stopped, in milliseconds (`None`: nothing ran).
+    /// How long CouchDB and its writers were paused (or stopped), in milliseconds
+    /// (`None`: nothing ran).
     pub stopped_ms: Option<u128>,
     /// The archive.
     pub path: String,
@@ -199,36 +241,39 @@ pub async fn create(
         Ok(writer)
     })
     .await?;
-    let ((writer, caught), stopped_for) = with_data_quiet(
+    let ending = progress_to(&reporter, "archiving what changed".to_string());
+    let ((finishing, caught), held) = with_data_quiet(
         settings,
         &home,
         &project,
+        Hold::Freeze,
         READY_AFTER_COPY,
         reporter.as_ref(),
         move || {
             let caught = writer.catch_up(&sources)?;
-            Ok((writer, caught))
+            // The archive ends while the services start again.
+            let finishing = Finishing::start(move || writer.finish(&ending));
+            Ok((finishing, caught))
         },
     )
     .await?;
+    let finished = super::runtime::blocking(move || finishing.join()).await?;
     let info = snapshots::info(
         label,
         version,
         layout,
         caught.data,
-        snapshots::method(layout, stopped_for, &caught),
+        snapshots::method(layout, held, &caught),
         OffsetDateTime::now_utc(),
     );
-    let ending = progress_to(&reporter, "archiving what changed".to_string());
-    let archived = project.clone();
-    let written = super::runtime::blocking(move || writer.finish(&archived, info, &ending)).await?;
+    let written = finished.publish(&project, info)?;
     reporter.finish();
     Ok(SnapshotCreated {
         project: name.to_string(),
         path: snapshots::archive_of(&project, &written)
             .display()
             .to_string(),
-        stopped_ms: stopped_for.map(|d| d.as_millis()),
+        stopped_ms: held.map(|h| h.took().as_millis()),
         info: written,
     })
 }
@@ -381,10 +426,11 @@ pub async fn restore(settings: &Settings, req: &RestoreRequest) -> Result<Snapsh
         .collect();
     through_engine(settings, &req.name, image.as_deref(), &handovers).await?;
     let pairs = staging.pairs();
-    let (_, stopped_for) = with_data_quiet(
+    let (_, held) = with_data_quiet(
         settings,
         &home,
         &project,
+        Hold::Stop,
         req.timeout,
         reporter.as_ref(),
         move || snapshots::exchange_all(&pairs),
@@ -405,7 +451,7 @@ pub async fn restore(settings: &Settings, req: &RestoreRequest) -> Result<Snapsh
         project: req.name.clone(),
         label: req.label.clone(),
         action: "restored",
-        running: stopped_for.is_some(),
+        running: held.is_some(),
     })
 }
 

@@ -139,6 +139,28 @@ impl Engine {
         Ok(())
     }
 
+    /// Freezes every process of a container (the cgroup freezer): none runs until
+    /// [`Engine::unpause`]; nothing is signalled, nothing restarts. Engines that cannot
+    /// (rootless on cgroup v1) refuse.
+    pub async fn pause(&self, id: &str, name: &str) -> Result<()> {
+        let _span = self.span(|| format!("pause container {name}"));
+        self.docker
+            .pause_container(id)
+            .await
+            .map_err(self.fail(format!("pause container {name}")))
+    }
+
+    /// Lets a frozen container's processes run again; one not frozen (or gone) is fine.
+    pub async fn unpause(&self, id: &str, name: &str) -> Result<()> {
+        let _span = self.span(|| format!("unpause container {name}"));
+        self.docker
+            .unpause_container(id)
+            .await
+            .map_err(self.fail(format!("unpause container {name}")))
+            .tolerate(&[NotFound, Conflict])?;
+        Ok(())
+    }
+
     /// Sends SIGKILL to a container's processes and returns once it is sent (the kernel
     /// ends them at once; the engine's own cleanup goes on). One not running is fine.
     pub async fn kill(&self, id: &str, name: &str) -> Result<()> {

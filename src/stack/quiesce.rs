@@ -1,7 +1,11 @@
 //! Taking a project's data out of use for the shortest time, for a consistent copy or a
-//! restore, and bringing the services back: the services the profile puts in quiet groups
-//! stop group by group (the upgrade service first: its compose would start them again),
-//! and start again in the reverse order.
+//! restore, and bringing the services back. For a copy ([`Hold::Freeze`]) the services the
+//! profile puts in quiet groups and the upgrade service are frozen where they stand (the
+//! cgroup freezer: no process of theirs runs, nothing restarts), so their files stay as
+//! at one instant, as a power cut would leave them; engines that cannot freeze (rootless
+//! on cgroup v1) stop them instead. For a restore ([`Hold::Stop`]) they stop group by
+//! group (the upgrade service is paused beside the first group, before any later group
+//! stops: its compose would start them again), and start again in the reverse order.
 
 use std::sync::Mutex;
 
@@ -12,37 +16,71 @@ use super::load::companion_project;
 use super::profile::Profile;
 use super::status::containers;
 use super::teardown::pause_upgrade_service;
-use crate::docker::{ContainerInfo, Engine, labels};
+use crate::docker::{ContainerInfo, ContainerState, Engine, labels};
 use crate::error::{Error, Result};
 use crate::progress::Reporter;
 use crate::stack::Target;
 
-/// What [`quiesce`] stopped, recorded as it goes, so whatever happens next (an error,
-/// Ctrl-C) [`resume`] starts exactly that again.
+/// How the quiet services are held while their data is read or replaced.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Hold {
+    /// Frozen, for a copy; stopped where the engine cannot freeze.
+    Freeze,
+    /// Stopped, for a restore: the services must open the new files when they start.
+    Stop,
+}
+
+/// How many times freezing lists the project again for a quiet service that started
+/// meanwhile (the upgrade service's compose, before it froze, may start one).
+const FREEZE_ROUNDS: usize = 3;
+
+/// What [`quiesce`] froze or stopped, recorded as it goes, so whatever happens next (an
+/// error, Ctrl-C) [`resume`] lets exactly that run again.
 #[derive(Debug, Default)]
 pub struct Quiesced {
-    /// The upgrade service was running and is paused.
+    /// The upgrade service was running and is stopped.
     pub upgrade_paused: bool,
     /// The containers stopped, in stop order.
     pub stopped: Vec<ContainerInfo>,
+    /// The containers frozen (the upgrade service's included).
+    pub frozen: Vec<ContainerInfo>,
+}
+
+impl Quiesced {
+    /// Whether any service was held.
+    pub fn held_any(&self) -> bool {
+        !self.stopped.is_empty() || !self.frozen.is_empty()
+    }
 }
 
 /// Stops the upgrade service and the running services the profile puts in a quiet group,
-/// group by group, recording each in `record` as soon as it is stopped.
+/// group by group, recording each in `record` as soon as it is stopped. The upgrade
+/// service stops beside the first group: only the later groups hold the data, and none of
+/// them stops before it is paused. With [`Hold::Freeze`] they freeze instead, all at
+/// once; if the engine refuses, what froze runs again and they stop.
 pub async fn quiesce(
     engine: &Engine,
     project: &Target,
     profile: &Profile,
+    hold: Hold,
     record: &Mutex<Quiesced>,
     reporter: &dyn Reporter,
 ) -> Result<()> {
-    if pause_upgrade_service(engine, &project.name, reporter).await?
-        && let Ok(mut r) = record.lock()
-    {
-        r.upgrade_paused = true;
+    if hold == Hold::Freeze {
+        let Err(refused) = freeze(engine, project, profile, record, reporter).await else {
+            return Ok(());
+        };
+        let frozen = record
+            .lock()
+            .map(|mut r| std::mem::take(&mut r.frozen))
+            .unwrap_or_default();
+        thaw(engine, project, &frozen).await?;
+        reporter.step(&format!(
+            "stopping the services instead of pausing them: {refused}"
+        ));
     }
     let list = containers(engine, &project.name).await?;
-    for group in 0..profile.quiet_group_count() {
+    let stop_group = |group: usize| {
         let running: Vec<&ContainerInfo> = list
             .iter()
             .filter(|c| {
@@ -60,33 +98,106 @@ pub async fn quiesce(
             reporter.step(&format!("stopped {}", c.name));
             Ok::<(), Error>(())
         }))
-        .await?;
+    };
+    let (paused, first) = tokio::join!(
+        pause_upgrade_service(engine, &project.name, reporter),
+        stop_group(0)
+    );
+    if paused? && let Ok(mut r) = record.lock() {
+        r.upgrade_paused = true;
+    }
+    first?;
+    for group in 1..profile.quiet_group_count() {
+        stop_group(group).await?;
     }
     Ok(())
 }
 
-/// Starts again what [`quiesce`] stopped, the last group first, then the upgrade service.
+/// Starts again what [`quiesce`] stopped, the last group first; the upgrade service starts
+/// beside the first group, when the data is in use again.
 pub async fn resume(
     engine: &Engine,
     project: &Target,
     profile: &Profile,
     quiesced: &Quiesced,
 ) -> Result<()> {
-    for group in (0..profile.quiet_group_count()).rev() {
+    thaw(engine, project, &quiesced.frozen).await?;
+    let start_group = |group: usize| {
         try_join_all(
             quiesced
                 .stopped
                 .iter()
-                .filter(|c| profile.quiet_group(&c.service) == Some(group))
+                .filter(move |c| profile.quiet_group(&c.service) == Some(group))
                 .map(|c| engine.start(&c.id, &c.name)),
         )
+    };
+    for group in (1..profile.quiet_group_count()).rev() {
+        start_group(group).await?;
+    }
+    let upgrade = async {
+        if quiesced.upgrade_paused {
+            let upgrade = engine
+                .containers(&[(labels::PROJECT, &companion_project(&project.name))])
+                .await?;
+            try_join_all(upgrade.iter().map(|c| engine.start(&c.id, &c.name))).await?;
+        }
+        Ok::<(), Error>(())
+    };
+    tokio::try_join!(start_group(0), upgrade)?;
+    Ok(())
+}
+
+/// Freezes the running quiet services and the upgrade service at once, recording each
+/// before it is frozen; lists the project again until no quiet service runs unfrozen.
+async fn freeze(
+    engine: &Engine,
+    project: &Target,
+    profile: &Profile,
+    record: &Mutex<Quiesced>,
+    reporter: &dyn Reporter,
+) -> Result<()> {
+    let companion = companion_project(&project.name);
+    for _ in 0..FREEZE_ROUNDS {
+        let frozen: Vec<String> = record
+            .lock()
+            .map(|r| r.frozen.iter().map(|c| c.id.clone()).collect())
+            .unwrap_or_default();
+        let due: Vec<ContainerInfo> = containers(engine, &project.name)
+            .await?
+            .into_iter()
+            .filter(|c| {
+                let quiet = c.project == project.name && profile.quiet_group(&c.service).is_some();
+                (quiet || c.project == companion) && c.state.is_running() && !frozen.contains(&c.id)
+            })
+            .collect();
+        if due.is_empty() {
+            return Ok(());
+        }
+        try_join_all(due.iter().map(|c| async move {
+            // Recorded first: a freeze cut short still leaves it to be thawed.
+            if let Ok(mut r) = record.lock() {
+                r.frozen.push(c.clone());
+            }
+            engine.pause(&c.id, &c.name).await?;
+            reporter.step(&format!("paused {}", c.name));
+            Ok::<(), Error>(())
+        }))
         .await?;
     }
-    if quiesced.upgrade_paused {
-        let upgrade = engine
-            .containers(&[(labels::PROJECT, &companion_project(&project.name))])
-            .await?;
-        try_join_all(upgrade.iter().map(|c| engine.start(&c.id, &c.name))).await?;
+    Ok(())
+}
+
+/// Lets frozen containers run again: those of `frozen` the engine lists as paused (a
+/// freeze refused or cut short left some running, and engines refuse to unpause those).
+async fn thaw(engine: &Engine, project: &Target, frozen: &[ContainerInfo]) -> Result<()> {
+    if frozen.is_empty() {
+        return Ok(());
     }
+    let paused: Vec<ContainerInfo> = containers(engine, &project.name)
+        .await?
+        .into_iter()
+        .filter(|c| c.state == ContainerState::Paused && frozen.iter().any(|f| f.id == c.id))
+        .collect();
+    try_join_all(paused.iter().map(|c| engine.unpause(&c.id, &c.name))).await?;
     Ok(())
 }

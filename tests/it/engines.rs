@@ -2,6 +2,8 @@
 //! (started by `scripts/test.sh`, each in its own namespaces): what CHT developers run
 //! beside Debian's Docker 20.10.
 
+use std::path::Path;
+
 use crate::common::ChtDev;
 use crate::common::engine::{SecondEngine, Stack};
 use crate::platforms::{COUCHDB_UID, contexts_journey, normal_user_journey};
@@ -69,9 +71,18 @@ fn core_set(engine: &SecondEngine, product: &str, cht: ChtDev) {
 
     let data = s.dir().join("couchdb");
     std::fs::write(data.join("keep-me"), "data").expect("marker");
-    s.cht
+    let made = s
+        .cht
         .run(&["snapshot", "create", name, "--label", "core"])
         .ok();
+    // Rootless engines cannot freeze containers on cgroup v1: they stop them instead.
+    let cgroup_v1 = !Path::new("/sys/fs/cgroup/cgroup.controllers").exists();
+    let held = if doctor.stdout.contains("rootless") && cgroup_v1 {
+        "stopped for"
+    } else {
+        "paused for"
+    };
+    assert!(made.stdout.contains(held), "{made:#?}");
     std::fs::remove_file(data.join("keep-me")).expect("rm");
     s.cht
         .run(&["snapshot", "restore", name, "core", "--yes"])

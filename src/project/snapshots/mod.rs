@@ -16,7 +16,7 @@ pub use archive::{
     Compression, DEFAULT_LEVEL, SnapshotInfo, archive_of, check_free, default_label, extract, find,
     folder, list, remove,
 };
-pub use writer::{CaughtUp, Source, Writer};
+pub use writer::{CaughtUp, Finished, Source, Writer};
 
 use super::Project;
 use super::layout::{DataFolder, Layout};
@@ -100,9 +100,27 @@ pub fn stopped_services(layout: Layout) -> String {
     format!("API, Sentinel, {couchdb} and Nouveau (where it runs)")
 }
 
-/// How a snapshot was made consistent, as its sidecar records it: how long the services
-/// were stopped (`None`: nothing ran) and what was copied meanwhile.
-pub fn method(layout: Layout, stopped_for: Option<Duration>, caught: &CaughtUp) -> String {
+/// How the services were held still while what changed was copied, and for how long.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Held {
+    /// Frozen where they stood, then let run on.
+    Paused(Duration),
+    /// Stopped, then started again (engines that cannot freeze).
+    Stopped(Duration),
+}
+
+impl Held {
+    /// How long they were held.
+    pub fn took(self) -> Duration {
+        match self {
+            Held::Paused(d) | Held::Stopped(d) => d,
+        }
+    }
+}
+
+/// How a snapshot was made consistent, as its sidecar records it: how the services were
+/// held and for how long (`None`: nothing ran), and what was copied meanwhile.
+pub fn method(layout: Layout, held: Option<Held>, caught: &CaughtUp) -> String {
     let files = |n: u64| {
         if n == 1 {
             "1 file".to_string()
@@ -120,15 +138,19 @@ pub fn method(layout: Layout, stopped_for: Option<Duration>, caught: &CaughtUp) 
             files(whole)
         ),
     };
-    match stopped_for {
-        Some(d) => format!(
-            "consistent: {} stopped for {:.2} s while {what} ({}), then started again",
-            stopped_services(layout),
-            d.as_secs_f64(),
-            fsutil::human_bytes(caught.bytes)
-        ),
-        None => "consistent: nothing was running while the data was read".to_string(),
-    }
+    let Some(held) = held else {
+        return "consistent: nothing was running while the data was read".to_string();
+    };
+    let (how, after) = match held {
+        Held::Paused(_) => ("paused", "then resumed"),
+        Held::Stopped(_) => ("stopped", "then started again"),
+    };
+    format!(
+        "consistent: {} {how} for {:.2} s while {what} ({}), {after}",
+        stopped_services(layout),
+        held.took().as_secs_f64(),
+        fsutil::human_bytes(caught.bytes)
+    )
 }
 
 /// The sidecar of a snapshot `label` of CHT `version` data taken `now`, before its

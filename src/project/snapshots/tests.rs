@@ -19,8 +19,8 @@ fn created(nodes: u32) -> (tempfile::TempDir, Project) {
 }
 
 #[test]
-fn the_method_says_what_stopped_for_how_long_and_what_was_copied() {
-    let took = Some(Duration::from_millis(512));
+fn the_method_says_how_the_services_were_held_for_how_long_and_what_was_copied() {
+    let took = Some(Held::Stopped(Duration::from_millis(512)));
     let caught = |grown, whole| CaughtUp {
         grown,
         whole,
@@ -38,6 +38,14 @@ fn the_method_says_what_stopped_for_how_long_and_what_was_copied() {
     assert_eq!(
         method(Layout::Single, took, &caught(0, 3)),
         "consistent: API, Sentinel, CouchDB and Nouveau (where it runs) stopped for 0.51 s while 3 files were copied (2.0 kB), then started again"
+    );
+    assert_eq!(
+        method(
+            Layout::Single,
+            Some(Held::Paused(Duration::from_millis(7))),
+            &caught(1, 0)
+        ),
+        "consistent: API, Sentinel, CouchDB and Nouveau (where it runs) paused for 0.01 s while the tails of 1 file that grew were copied (2.0 kB), then resumed"
     );
     assert_eq!(
         method(Layout::Single, None, &caught(0, 0)),

@@ -370,15 +370,10 @@ impl Writer {
         Ok(())
     }
 
-    /// The last step: archives again what changed, then the manifest, and moves the
-    /// archive into place with its sidecar; returns `info` with the archive's size, level
-    /// and compression.
-    pub fn finish(
-        mut self,
-        project: &Project,
-        mut info: SnapshotInfo,
-        progress: &dyn Fn(u64),
-    ) -> Result<SnapshotInfo> {
+    /// Ends the archive: archives again what changed, then the manifest, and syncs the
+    /// hidden file. It needs nothing of the services, so it runs while they start again;
+    /// [`Finished::publish`] then moves it into place with its sidecar.
+    pub fn finish(mut self, progress: &dyn Fn(u64)) -> Result<Finished> {
         let again = std::mem::take(&mut self.again);
         for item in again {
             self.archive_again(item, progress)?;
@@ -409,11 +404,15 @@ impl Writer {
             .map_err(|e| Error::io("write", &tmp)(e.into_error()))?;
         let file = encoder.finish().map_err(Error::io("write", &tmp))?;
         file.sync_all().map_err(Error::io("sync", &tmp))?;
-        info.bytes = file.metadata().map_err(Error::io("inspect", &tmp))?.len();
-        info.compression = Compression::Zstd;
-        info.level = Some(self.level);
-        archive::publish(project, &tmp, &info)?;
-        Ok(info)
+        let bytes = file.metadata().map_err(Error::io("inspect", &tmp))?.len();
+        // The hidden file now belongs to the finished archive, which removes it unless
+        // published.
+        self.tmp = PathBuf::new();
+        Ok(Finished {
+            tmp,
+            bytes,
+            level: self.level,
+        })
     }
 
     /// Appends one changed entry.
@@ -471,8 +470,43 @@ impl Writer {
 
 impl Drop for Writer {
     fn drop(&mut self) {
-        // Finished: the hidden file was renamed into place and this finds nothing.
-        let _ = std::fs::remove_file(&self.tmp);
+        // Finished: the hidden file was handed on and this removes nothing.
+        if !self.tmp.as_os_str().is_empty() {
+            let _ = std::fs::remove_file(&self.tmp);
+        }
+    }
+}
+
+/// A whole archive, synced, still hidden; removed when dropped unpublished.
+#[derive(Debug)]
+pub struct Finished {
+    /// The hidden archive.
+    tmp: PathBuf,
+    /// Its size.
+    bytes: u64,
+    /// Its zstd level.
+    level: i32,
+}
+
+impl Finished {
+    /// Moves the archive into place with its sidecar (`info`, completed with the archive's
+    /// size, level and compression); returns what the sidecar records.
+    pub fn publish(mut self, project: &Project, mut info: SnapshotInfo) -> Result<SnapshotInfo> {
+        info.bytes = self.bytes;
+        info.compression = Compression::Zstd;
+        info.level = Some(self.level);
+        archive::publish(project, &self.tmp, &info)?;
+        self.tmp = PathBuf::new();
+        Ok(info)
+    }
+}
+
+impl Drop for Finished {
+    fn drop(&mut self) {
+        // Published: the hidden file was renamed into place.
+        if !self.tmp.as_os_str().is_empty() {
+            let _ = std::fs::remove_file(&self.tmp);
+        }
     }
 }
 

@@ -34,7 +34,7 @@ fn write(
     let mut writer = super::super::Writer::create(project, &info.label, DEFAULT_LEVEL)?;
     writer.take_live(&sources, &|_| {})?;
     writer.catch_up(&sources)?;
-    writer.finish(project, info, &|_| {})
+    writer.finish(&|_| {})?.publish(project, info)
 }
 
 #[test]

@@ -112,7 +112,11 @@ fn an_archive_of_folders_in_use_holds_them_as_they_were_at_the_stop() {
     std::fs::remove_file(data.join("_users.couch")).expect("remove");
     let mut sidecar = info("live");
     sidecar.data_bytes = caught.data;
-    let written = writer.finish(&project, sidecar, &|_| {}).expect("finish");
+    let written = writer
+        .finish(&|_| {})
+        .expect("finish")
+        .publish(&project, sidecar)
+        .expect("publish");
     assert_eq!(
         (written.compression, written.level),
         (Compression::Zstd, Some(3))
