@@ -68,7 +68,7 @@ fi
 export PATH="$PWD/.venv/bin:$PATH"
 
 if cargo nextest --version >/dev/null 2>&1; then
-  cargo nextest run --workspace --no-fail-fast "$@"
+  cargo nextest run --workspace --features fault-hooks --no-fail-fast "$@"
 else
-  cargo test --workspace --no-fail-fast "$@"
+  cargo test --workspace --features fault-hooks --no-fail-fast "$@"
 fi

@@ -272,6 +272,20 @@ pub enum Error {
         /// What is missing or unreadable.
         reason: String,
     },
+    /// A project's network could not be removed: containers are still attached to it.
+    #[error(
+        "could not remove network {network}: still attached: {}; remove them (`docker rm -f {}`) and run `cht-dev down {project}` again",
+        .containers.join(", "),
+        .containers.join(" ")
+    )]
+    NetworkInUse {
+        /// The project.
+        project: String,
+        /// The network.
+        network: String,
+        /// The containers attached.
+        containers: Vec<String>,
+    },
     /// A file or folder operation failed.
     #[error("cannot {action} {path}: {source}", path = .path.display())]
     Io {

@@ -91,11 +91,14 @@ impl Home {
     }
 
     /// Removes what killed cht-dev processes left behind: staging folders in the home, and
-    /// half-written files in each project's folders (see [`Home::sweep_project`]).
-    pub fn sweep_leftovers(&self) {
+    /// half-written files in each project's folders (see [`Home::sweep_project`]) but those
+    /// `keep` names (a journal still needs what is there: a restore's swapped-out data).
+    pub fn sweep_leftovers(&self, keep: &dyn Fn(&str) -> bool) {
         crate::fsutil::sweep_leftovers(&self.root);
         for name in self.folders_holding(".env").unwrap_or_default() {
-            self.sweep_project(&name);
+            if !keep(&name) {
+                self.sweep_project(&name);
+            }
         }
     }
 

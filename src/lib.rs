@@ -25,6 +25,7 @@ pub mod tls;
 // The binary's own layers: the command line, the commands, and their output.
 pub mod cli;
 pub(crate) mod commands;
+pub(crate) mod faults;
 pub(crate) mod fsutil;
 pub(crate) mod net;
 pub mod printer;

@@ -1,9 +1,10 @@
 //! `cht-dev stop`, `down` and `destroy`: taking a project's containers away, by label.
 
+use crate::docker::Engine;
 use crate::error::{Error, Result};
 use crate::printer::{Printer, Report};
 use crate::progress;
-use crate::project::Project;
+use crate::project::{Project, journal};
 use crate::settings::Settings;
 use crate::stack::{owned, teardown};
 
@@ -115,28 +116,63 @@ pub async fn destroy(settings: &Settings, name: &str, yes: bool) -> Result<Destr
     }
     let lock = crate::project::lock(&home, name)?;
     let reporter = progress::for_terminal(settings.printer.is_quiet());
-    let image = super::runtime::data_image(&project);
-    super::runtime::interruptible(async {
+    let journal = journal::Open::begin(&project, "destroy")?;
+    let destroyed = super::runtime::interruptible(async {
         let engine = settings.engine().await?;
-        teardown::down(&engine, &project.target(), reporter.as_ref()).await?;
-        teardown::remove_volumes(&engine, name, reporter.as_ref()).await?;
-        // `.env` goes last, and the compose files (which name the image the engine
-        // removes with) only once the engine has removed what containers own: a destroy
-        // that fails part-way leaves a project that `ls` lists and `destroy` finishes.
-        owned::remove_folder(
+        // Confirmed and under way: a destroy killed from here on is finished by the next
+        // command (one that fails or is interrupted is left for `destroy` to finish).
+        journal.update(|j| j.destroy = true)?;
+        destroy_steps(
             &engine,
             name,
-            image.as_deref(),
+            Some(&project),
             &project.dir,
-            &["compose", crate::project::render::UPGRADE_FILE],
-            ".env",
+            reporter.as_ref(),
         )
         .await
     })
-    .await?;
+    .await;
+    if let Err(e) = destroyed {
+        if project.dir.join(".env").is_file() {
+            journal.update(|j| j.destroy = false)?;
+        }
+        return Err(e);
+    }
     drop(lock);
     Ok(Destroyed {
         project: name.to_string(),
         destroyed: true,
     })
+}
+
+/// The steps of `destroy` once confirmed, each safe to run again: the project's containers,
+/// networks and volumes (when its files still load: `project`), then its folder: `.env`,
+/// the compose files (which name the image the engine removes with) and the journal that
+/// says a destroy is under way go last, with the folder, in one step.
+pub(super) async fn destroy_steps(
+    engine: &Engine,
+    name: &str,
+    project: Option<&Project>,
+    dir: &std::path::Path,
+    reporter: &dyn progress::Reporter,
+) -> Result<()> {
+    let image = project.and_then(super::runtime::data_image);
+    if let Some(project) = project {
+        teardown::down(engine, &project.target(), reporter).await?;
+        teardown::remove_volumes(engine, name, reporter).await?;
+    }
+    crate::faults::point("engine-part-done");
+    owned::remove_folder(
+        engine,
+        name,
+        image.as_deref(),
+        dir,
+        &[
+            "compose",
+            crate::project::render::UPGRADE_FILE,
+            ".env",
+            journal::FILE,
+        ],
+    )
+    .await
 }

@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 
 use crate::error::Result;
-use crate::project::{InitOptions, Project};
+use crate::project::{InitOptions, Project, journal};
 use crate::settings::Settings;
 
 pub mod adopt;
@@ -15,6 +15,7 @@ pub mod init;
 pub mod lifecycle;
 pub mod ls;
 pub mod open;
+mod repair;
 pub mod runtime;
 pub mod snapshot;
 pub mod status;
@@ -116,13 +117,19 @@ pub enum Action {
 /// Runs one resolved command; with `--timings`, then prints its engine calls on stderr
 /// (whether it succeeded or not).
 pub fn run(settings: &Settings, action: &Action) -> Result<()> {
-    // Start-up: what killed cht-dev processes left in the home (staging folders,
-    // half-written files) goes first. A home that cannot be resolved is the command's
-    // own error to report, if it needs one.
-    if let Ok(home) = settings.home() {
-        home.sweep_leftovers();
-    }
-    let result = runtime::drive(dispatch(settings, action));
+    // Start-up: what a killed command left half done, from its journal, said on stderr. The
+    // repair goes first: a restore's staging folder may hold the data to swap back. Then
+    // what killed processes left in the home (staging folders, half-written files). A
+    // home that cannot be resolved is the command's own error to report, if it needs one.
+    let result = runtime::drive(async {
+        for line in repair::run(settings).await {
+            settings.printer.always_warn(&line);
+        }
+        if let Ok(home) = settings.home() {
+            home.sweep_leftovers(&|name| journal::path_in(&home.project_dir(name)).exists());
+        }
+        dispatch(settings, action).await
+    });
     if let Some(timeline) = &settings.timeline {
         for line in runtime::timeline_lines(&timeline.calls()) {
             settings.printer.always_warn(&line);

@@ -3,7 +3,7 @@
 
 use std::cell::Cell;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use time::OffsetDateTime;
@@ -13,13 +13,14 @@ use crate::fsutil;
 use crate::home::Home;
 use crate::printer::{Printer, Report};
 use crate::progress;
+use crate::project::journal::{self, Swap};
 use crate::project::layout::DataFolder;
 use crate::project::snapshots::{self, Finished, Held, RestoreStaging, SnapshotInfo, Writer};
 use crate::project::{self, Project};
 use crate::settings::Settings;
 use crate::stack::load::load;
 use crate::stack::owned;
-use crate::stack::quiesce::{Hold, Quiesced, quiesce, resume};
+use crate::stack::quiesce::{Hold, Quiesced, Record, quiesce, resume};
 use crate::stack::readiness::wait_ready;
 
 /// What `snapshot restore` was asked to do.
@@ -67,18 +68,21 @@ async fn wait_ready_again(
 /// Takes the data folder out of use (when the project runs) as `hold` says, runs `work`
 /// on a thread of its own, and always lets run again what was held, Ctrl-C included (it
 /// ends `work`'s wait at once, and a second Ctrl-C is ignored while the services start);
-/// returns `work`'s result and how the services were held (`None` when nothing ran).
+/// returns `work`'s result and how the services were held (`None` when nothing ran). What
+/// is held is in `journal` before the engine is asked, and out of it once running again.
+#[allow(clippy::too_many_arguments)]
 async fn with_data_quiet<T: Send + 'static>(
     settings: &Settings,
     home: &Home,
     project: &Project,
+    journal: &journal::Open,
     hold: Hold,
     ready_within: Duration,
     reporter: &dyn progress::Reporter,
     work: impl FnOnce() -> Result<T> + Send + 'static,
 ) -> Result<(T, Option<Held>)> {
     let profile = super::profile_of(home, project)?;
-    let record = Mutex::new(Quiesced::default());
+    let record = Record::new(|held: &Quiesced| journal.update(|j| j.held = Some(held.clone())));
     let stopped_at = Cell::new(None);
     let outcome = super::runtime::interruptible(async {
         let engine = settings.engine().await?;
@@ -92,12 +96,13 @@ async fn with_data_quiet<T: Send + 'static>(
         )
         .await?;
         stopped_at.set(Some(Instant::now()));
+        crate::faults::point("held");
         tokio::task::spawn_blocking(work)
             .await
             .map_err(|e| Error::engine("copy the data folder", e.to_string()))?
     })
     .await;
-    let quiesced = record.into_inner().unwrap_or_default();
+    let quiesced = record.into_inner();
     let held = stopped_at.get().map(|t| t.elapsed()).and_then(|took| {
         if !quiesced.frozen.is_empty() {
             Some(Held::Paused(took))
@@ -109,6 +114,7 @@ async fn with_data_quiet<T: Send + 'static>(
         let resumed = async {
             let engine = settings.engine().await?;
             resume(&engine, &project.target(), &profile, &quiesced).await?;
+            journal.update(|j| j.held = None)?;
             // Serving again before saying anything else, failure included (not after
             // Ctrl-C: the user asked to stop).
             if !matches!(outcome, Err(Error::Interrupted)) && !quiesced.stopped.is_empty() {
@@ -242,10 +248,12 @@ pub async fn create(
     })
     .await?;
     let ending = progress_to(&reporter, "archiving what changed".to_string());
+    let journal = journal::Open::begin(&project, "snapshot create")?;
     let ((finishing, caught), held) = with_data_quiet(
         settings,
         &home,
         &project,
+        &journal,
         Hold::Freeze,
         READY_AFTER_COPY,
         reporter.as_ref(),
@@ -426,14 +434,30 @@ pub async fn restore(settings: &Settings, req: &RestoreRequest) -> Result<Snapsh
         .collect();
     through_engine(settings, &req.name, image.as_deref(), &handovers).await?;
     let pairs = staging.pairs();
+    let journal = Arc::new(journal::Open::begin(&project, "snapshot restore")?);
+    let swapping = journal.clone();
     let (_, held) = with_data_quiet(
         settings,
         &home,
         &project,
+        &journal,
         Hold::Stop,
         req.timeout,
         reporter.as_ref(),
-        move || snapshots::exchange_all(&pairs),
+        move || {
+            let swaps = pairs
+                .iter()
+                .map(|(data, staged)| Swap::of(data, staged))
+                .collect::<Result<Vec<_>>>()?;
+            swapping.update(|j| j.swaps = swaps.clone())?;
+            let swapped = snapshots::exchange_all(&pairs);
+            // All swapped, or all swapped back: nothing is half done (a swap back that
+            // failed stays in the journal, for the next command).
+            if swapped.is_ok() || snapshots::undo_swaps(&swaps).is_ok() {
+                swapping.update(|j| j.swaps.clear())?;
+            }
+            swapped
+        },
     )
     .await?;
     // The unpacking folders now hold the previous data, which may be a container user's.

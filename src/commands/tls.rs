@@ -10,7 +10,7 @@ use crate::home::Home;
 use crate::local_ip::{self, Obtained, Pair};
 use crate::printer::{Printer, Report, Tone};
 use crate::project::certs::{self, Chosen};
-use crate::project::{Project, TlsMode};
+use crate::project::{Project, TlsMode, journal};
 use crate::settings::Settings;
 use crate::stack::readiness::probe::wait_serving;
 use crate::stack::up::reload_files;
@@ -198,7 +198,8 @@ pub async fn run(settings: &Settings, req: &TlsRequest) -> Result<Switched> {
             (None, Some((cert, key))) => Chosen::Own { cert, key },
             (None, None) => Chosen::LocalCa,
         };
-        let changed = certs::switch(&home, &mut project, chosen)?;
+        let journal = journal::Open::begin(&project, "tls")?;
+        let changed = certs::switch(&home, &mut project, chosen, &journal)?;
         // Handed over again even when unchanged: a switch cut short before the reload
         // is finished by running it again.
         let profile =
@@ -209,6 +210,7 @@ pub async fn run(settings: &Settings, req: &TlsRequest) -> Result<Switched> {
         if reloaded.is_some() {
             wait_serving(project.https_port(), &cert, RELOAD_TIMEOUT).await?;
         }
+        journal.update(|j| j.certificates = None)?;
         if req.mode == TlsMode::LocalIp {
             notes.push(PUBLIC_KEY_NOTE.to_string());
         }

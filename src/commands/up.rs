@@ -10,7 +10,7 @@ use crate::printer::{Printer, Report, Tone};
 use crate::progress;
 use crate::project::certs::{self, Chosen};
 use crate::project::engine_fit::{SOCKET_VAR, said};
-use crate::project::{self, InitOptions, Project, TlsMode};
+use crate::project::{self, InitOptions, Project, TlsMode, journal};
 use crate::settings::Settings;
 use crate::stack::images::PullPolicy;
 use crate::stack::owned;
@@ -215,6 +215,10 @@ async fn sweep_owned_leftovers(
     home: &Home,
     project: &Project,
 ) -> Result<Option<String>> {
+    // A journal the repair could not finish still needs what is there.
+    if journal::path_in(&project.dir).exists() {
+        return Ok(None);
+    }
     let stuck = home.sweep_project(&project.name);
     if stuck.is_empty() {
         return Ok(None);
@@ -286,7 +290,8 @@ fn plan_certificate(home: &Home, name: &str, req: &UpRequest) -> Result<Certific
 
 /// The project `up` runs: made now (its summary said at once), or loaded and switched to
 /// the certificate asked for, the local-ip pair downloaded first when it is the one;
-/// returns it and whether its certificate files changed.
+/// returns it and, when its certificate files changed, the journal that holds the new
+/// pair until nginx serves it.
 async fn prepared_project(
     settings: &Settings,
     home: &Home,
@@ -294,7 +299,7 @@ async fn prepared_project(
     plan: &CertificatePlan,
     req: &UpRequest,
     notes: &mut Vec<String>,
-) -> Result<(Project, bool)> {
+) -> Result<(Project, Option<journal::Open>)> {
     let p = &settings.printer;
     let exists = home.project_dir(name).join(".env").is_file();
     let mode = match (exists, plan.switch_to) {
@@ -316,7 +321,7 @@ async fn prepared_project(
         if !p.is_json() {
             p.report(&super::init::Initialized::from(&created))?;
         }
-        return Ok((created.project, false));
+        return Ok((created.project, None));
     }
     let mut project = Project::load(home, name)?;
     let chosen = match (&pair, &plan.own_cert) {
@@ -324,10 +329,13 @@ async fn prepared_project(
         (None, Some((cert, key))) => Some(Chosen::Own { cert, key }),
         (None, None) => plan.switch_to.map(|_| Chosen::LocalCa),
     };
-    let replaced = match chosen {
-        Some(chosen) => certs::switch(home, &mut project, chosen)?,
-        None => false,
-    };
+    let mut replaced = None;
+    if let Some(chosen) = chosen {
+        let journal = journal::Open::begin(&project, "up")?;
+        if certs::switch(home, &mut project, chosen, &journal)? {
+            replaced = Some(journal);
+        }
+    }
     if req.init_given && plan.switch_to.is_none() {
         p.warn(&format!("note: project {name} exists; creation options were ignored (edit its .env or compose files to change it, or switch its certificate with `cht-dev tls {name} MODE`)"));
     }
@@ -378,8 +386,9 @@ pub async fn run(settings: &Settings, req: &UpRequest) -> Result<Up> {
         let plan = plan_certificate(&home, &name, req)?;
         let _lock = project::lock(&home, &name)?;
         let mut notes = Vec::new();
-        let (mut project, cert_replaced) =
+        let (mut project, replaced) =
             prepared_project(settings, &home, &name, &plan, req, &mut notes).await?;
+        let cert_replaced = replaced.is_some();
         notes.extend(crate::project::backups::tidy_compose_folder(&project)?);
         fit_engine(&engine, &mut project, &mut notes).await?;
         notes.extend(sweep_owned_leftovers(&engine, &home, &project).await?);
@@ -410,6 +419,10 @@ pub async fn run(settings: &Settings, req: &UpRequest) -> Result<Up> {
             let path = project.path("certs/cert.pem");
             let cert = std::fs::read_to_string(&path).map_err(Error::io("read", &path))?;
             crate::stack::readiness::probe::wait_serving(port, &cert, req.timeout).await?;
+        }
+        // nginx has the new pair (with --no-wait, it is handed over, if not yet served).
+        if let Some(journal) = replaced {
+            journal.update(|j| j.certificates = None)?;
         }
         if project.tls_mode() == TlsMode::LocalIp {
             notes.push(super::tls::PUBLIC_KEY_NOTE.to_string());

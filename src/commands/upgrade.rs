@@ -7,9 +7,10 @@ use std::time::Duration;
 use crate::error::{Error, Result};
 use crate::printer::{Printer, Report};
 use crate::progress;
-use crate::project::{self, Project, upgrade};
+use crate::project::{self, Project, journal, upgrade};
 use crate::settings::Settings;
 use crate::stack::images::PullPolicy;
+use crate::stack::quiesce::Quiesced;
 use crate::stack::status::ServiceState;
 use crate::stack::teardown;
 use crate::stack::up::{self as stack_up, UpOptions};
@@ -64,6 +65,7 @@ pub async fn run(settings: &Settings, req: &UpgradeRequest) -> Result<Upgraded> 
     let project = Project::load(&home, &req.name)?;
     let _lock = project::lock(&home, &req.name)?;
     let plan = RefCell::new(upgrade::plan(&project, &req.version, req.force)?);
+    let journal = journal::Open::begin(&project, "upgrade")?;
     let reporter = progress::for_terminal(settings.printer.is_quiet());
     let opts = UpOptions {
         pull: req.pull,
@@ -73,9 +75,19 @@ pub async fn run(settings: &Settings, req: &UpgradeRequest) -> Result<Upgraded> 
     let result = super::runtime::interruptible(async {
         let engine = settings.engine().await?;
         // The upgrade service's compose must not read the files half-way through: it
-        // stops first, and `up` starts it again last.
+        // stops first, and `up` starts it again last. Each step is in the journal first.
+        journal.update(|j| {
+            j.held = Some(Quiesced {
+                upgrade_paused: true,
+                ..Quiesced::default()
+            });
+        })?;
         teardown::pause_upgrade_service(&engine, &project.name, reporter.as_ref()).await?;
-        let mut notes = plan.borrow_mut().write(&project)?;
+        journal.update(|j| j.files = Some(plan.borrow().journal_files()))?;
+        let written = plan.borrow_mut().write(&project);
+        crate::faults::point("files-written");
+        journal.update(|j| j.files = Some(plan.borrow().journal_files()))?;
+        let mut notes = written?;
         let profile = super::profile_for_up(&home, &project, false, reporter.as_ref())?;
         let target = project.target();
         match stack_up::up(&engine, &target, &profile, &opts, reporter.as_ref()).await {
@@ -102,9 +114,25 @@ pub async fn run(settings: &Settings, req: &UpgradeRequest) -> Result<Upgraded> 
     let mut plan = plan.into_inner();
     let outcome = match result {
         Ok(outcome) => outcome,
-        // Interrupted, or the engine failed outside `up`: the previous files again.
-        Err(e) => return Err(e.with_rollback(plan.undo())),
+        // Interrupted, or the engine failed outside `up`: the previous files again (the
+        // upgrade service, if stopped, is for the next command to start).
+        Err(e) => {
+            let undone = plan.undo();
+            if undone.is_ok() {
+                journal.update(|j| j.files = None)?;
+            }
+            return Err(e.with_rollback(undone));
+        }
     };
+    // Kept, or put back by the rollback, whose `up` started the upgrade service again
+    // (unless it failed: then that is left for the next command).
+    let started = !matches!(outcome, Err((_, false)));
+    journal.update(|j| {
+        j.files = None;
+        if started {
+            j.held = None;
+        }
+    })?;
     match outcome {
         Ok((services, notes)) => Ok(Upgraded {
             project: project.name,

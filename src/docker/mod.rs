@@ -12,6 +12,7 @@ mod types;
 pub use self::types::*;
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 use std::time::Duration;
 
 use bollard::Docker;
@@ -87,9 +88,12 @@ pub struct Engine {
     endpoint: Endpoint,
     /// Where calls are recorded with their start and end (`--timings`), if anywhere.
     timeline: Option<Timeline>,
-    /// Whether it is Podman, from the version asked beside the negotiation (`None` when
-    /// that answer did not come).
-    podman: Option<bool>,
+    /// Whether it is Podman: asked in the background once the negotiation is done (so it
+    /// neither slows the negotiation, nor costs a command that never needs it a wait;
+    /// Podman answers `/version` in about 50 ms), settled by the first that needs it.
+    podman: Arc<tokio::sync::OnceCell<bool>>,
+    /// That background question, until settled.
+    asking: Arc<std::sync::Mutex<Option<tokio::task::JoinHandle<Option<bool>>>>>,
 }
 
 /// The product name of Podman in [`EngineFacts`].
@@ -200,21 +204,24 @@ impl Engine {
             )));
         }
         .map_err(|e| unreachable(e.to_string()))?;
-        // Which engine answers is asked at the same time: Podman answers `/version` in
-        // ~50 ms, so a second round trip later would cost every `up` that much.
+        let docker = tokio::time::timeout(Duration::from_secs(10), docker.negotiate_version())
+            .await
+            .map_err(|_| unreachable("no answer within 10 s".into()))?
+            .map_err(|e| unreachable(e.to_string()))?;
         let product = docker.clone();
-        let (negotiated, version) = tokio::time::timeout(
-            Duration::from_secs(10),
-            futures_util::future::join(docker.negotiate_version(), product.version()),
-        )
-        .await
-        .map_err(|_| unreachable("no answer within 10 s".into()))?;
-        let docker = negotiated.map_err(|e| unreachable(e.to_string()))?;
+        let asking = tokio::spawn(async move {
+            product
+                .version()
+                .await
+                .ok()
+                .map(|v| podman_component(&v).is_some())
+        });
         Ok(Engine {
             docker,
             endpoint: endpoint.clone(),
             timeline: None,
-            podman: version.ok().map(|v| podman_component(&v).is_some()),
+            podman: Arc::new(tokio::sync::OnceCell::new()),
+            asking: Arc::new(std::sync::Mutex::new(Some(asking))),
         })
     }
 
@@ -235,18 +242,27 @@ impl Engine {
         Span::open(self.timeline.as_ref(), what)
     }
 
-    /// Whether the engine is Podman (known from connecting, else asked).
+    /// Whether the engine is Podman (asked once, in the background since connecting).
     pub async fn is_podman(&self) -> Result<bool> {
-        if let Some(podman) = self.podman {
-            return Ok(podman);
-        }
-        let _span = self.span(|| "version".into());
-        let version = self
-            .docker
-            .version()
+        self.podman
+            .get_or_try_init(|| async {
+                let asking = self.asking.lock().ok().and_then(|mut a| a.take());
+                if let Some(Ok(Some(podman))) = match asking {
+                    Some(task) => Some(task.await),
+                    None => None,
+                } {
+                    return Ok(podman);
+                }
+                let _span = self.span(|| "version".into());
+                let version = self
+                    .docker
+                    .version()
+                    .await
+                    .map_err(self.fail("read its version"))?;
+                Ok(podman_component(&version).is_some())
+            })
             .await
-            .map_err(self.fail("read its version"))?;
-        Ok(podman_component(&version).is_some())
+            .copied()
     }
 
     /// Which engine answers: product, version, rootless or not, and the name of the

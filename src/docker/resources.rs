@@ -161,6 +161,33 @@ impl Engine {
         Ok(())
     }
 
+    /// The names of the containers attached to the network called `name`, sorted (none
+    /// when it is gone).
+    pub async fn network_containers(&self, name: &str) -> Result<Vec<String>> {
+        let _span = self.span(|| format!("inspect network {name}"));
+        let mut names = Vec::new();
+        for id in self.networks_named(name).await? {
+            let inspect = self
+                .docker
+                .inspect_network(
+                    &id,
+                    None::<bollard::query_parameters::InspectNetworkOptions>,
+                )
+                .await
+                .map_err(self.fail(format!("inspect network {name}")))
+                .tolerate(&[NotFound])?;
+            names.extend(
+                inspect
+                    .and_then(|n| n.containers)
+                    .unwrap_or_default()
+                    .into_iter()
+                    .map(|(id, c)| c.name.unwrap_or(id)),
+            );
+        }
+        names.sort();
+        Ok(names)
+    }
+
     /// Removes a volume; a missing one is not an error.
     pub async fn remove_volume(&self, name: &str) -> Result<()> {
         let _span = self.span(|| format!("remove volume {name}"));

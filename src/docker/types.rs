@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 /// A container as listed by the engine.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct ContainerInfo {
     /// Engine id.
     pub id: String,
@@ -31,7 +31,7 @@ pub struct ContainerInfo {
 }
 
 /// A container's state as the engine reports it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum ContainerState {
     /// Made, never started.

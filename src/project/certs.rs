@@ -3,6 +3,7 @@
 
 use time::OffsetDateTime;
 
+use super::journal::{self, Certificates};
 use super::{HOSTS_VAR, Project, TlsMode};
 use crate::error::{Error, Result};
 use crate::fsutil;
@@ -64,13 +65,20 @@ impl Chosen<'_> {
 /// cover a project's domain, so such a project is refused it; a project already on the
 /// local CA keeps its certificate (`up` renews it); the same local-ip pair is not
 /// written twice; the user's own is always written.
-pub fn switch(home: &Home, project: &mut Project, chosen: Chosen<'_>) -> Result<bool> {
-    match chosen {
-        Chosen::LocalCa if project.tls_mode() == TlsMode::LocalCa => Ok(false),
+///
+/// The pair goes into `journal` first: a kill between the key and the certificate leaves a
+/// pair the next command puts in place whole.
+pub fn switch(
+    home: &Home,
+    project: &mut Project,
+    chosen: Chosen<'_>,
+    journal: &journal::Open,
+) -> Result<bool> {
+    let (cert, key) = match chosen {
+        Chosen::LocalCa if project.tls_mode() == TlsMode::LocalCa => return Ok(false),
         Chosen::LocalCa => {
             let leaf = issue(home, project)?;
-            project.install_certificate(TlsMode::LocalCa, &leaf.cert_pem, &leaf.key_pem)?;
-            Ok(true)
+            (leaf.cert_pem, leaf.key_pem)
         }
         Chosen::LocalIp(pair) => {
             refuse(project, TlsMode::LocalIp)?;
@@ -79,14 +87,33 @@ pub fn switch(home: &Home, project: &mut Project, chosen: Chosen<'_>) -> Result<
             {
                 return Ok(false);
             }
-            project.install_certificate(TlsMode::LocalIp, &pair.fullchain, &pair.key)?;
-            Ok(true)
+            (pair.fullchain.clone(), pair.key.clone())
         }
-        Chosen::Own { cert, key } => {
-            project.install_certificate(TlsMode::Own, cert, key)?;
-            Ok(true)
-        }
-    }
+        Chosen::Own { cert, key } => (cert.to_string(), key.to_string()),
+    };
+    let mode = chosen.mode();
+    journal.update(|j| {
+        j.certificates = Some(Certificates {
+            mode: mode.as_str().to_string(),
+            cert: cert.clone(),
+            key: key.clone(),
+        });
+    })?;
+    project.install_certificate(mode, &cert, &key)?;
+    crate::faults::point("certificate-written");
+    Ok(true)
+}
+
+/// Puts a pair the journal holds in place (again), as [`switch`] began to.
+pub fn put_in_place(project: &mut Project, pair: &Certificates) -> Result<()> {
+    let mode = TlsMode::parse(&pair.mode).ok_or_else(|| Error::BrokenProject {
+        name: project.name.clone(),
+        reason: format!(
+            "its journal names an unknown certificate mode {:?}",
+            pair.mode
+        ),
+    })?;
+    project.install_certificate(mode, &pair.cert, &pair.key)
 }
 
 /// Refuses a switch of `project` to `mode` that cannot serve it: the local-ip certificate
@@ -163,7 +190,8 @@ mod tests {
         let mut project = create(&home, &opts).expect("create").project;
         let read = |p: &Project| std::fs::read_to_string(p.path("certs/cert.pem")).expect("read");
         let issued = read(&project);
-        assert!(!switch(&home, &mut project, Chosen::LocalCa).expect("same mode"));
+        let journal = journal::Open::begin(&project, "tls").expect("journal");
+        assert!(!switch(&home, &mut project, Chosen::LocalCa, &journal).expect("same mode"));
         assert_eq!(
             read(&project),
             issued,
@@ -181,18 +209,31 @@ mod tests {
             fullchain: leaf.cert_pem.clone(),
             key: leaf.key_pem.clone(),
         };
-        assert!(switch(&home, &mut project, Chosen::LocalIp(&pair)).expect("switch"));
+        assert!(switch(&home, &mut project, Chosen::LocalIp(&pair), &journal).expect("switch"));
         assert_eq!(project.tls_mode(), TlsMode::LocalIp);
+        let kept = journal::read("sw", &project.dir)
+            .expect("read")
+            .and_then(|j| j.certificates)
+            .expect("the journal holds the pair until nginx serves it");
+        assert_eq!(
+            (kept.mode.as_str(), kept.cert.as_str()),
+            ("local-ip", leaf.cert_pem.as_str())
+        );
+
+        // Killed between the key and the certificate: the journal's pair goes in whole.
+        std::fs::write(project.path("certs/cert.pem"), &issued).expect("half");
+        put_in_place(&mut project, &kept).expect("put in place");
+        assert!(project.serves_pair(&leaf.cert_pem, &leaf.key_pem));
         assert_eq!(read(&project), leaf.cert_pem);
         assert_eq!(
             Project::load(&home, "sw").expect("load").tls_mode(),
             TlsMode::LocalIp,
             ".env says so"
         );
-        assert!(!switch(&home, &mut project, Chosen::LocalIp(&pair)).expect("again"));
+        assert!(!switch(&home, &mut project, Chosen::LocalIp(&pair), &journal).expect("again"));
 
         // Back to the local CA: a new certificate from the home CA, for NAME.localhost.
-        assert!(switch(&home, &mut project, Chosen::LocalCa).expect("back"));
+        assert!(switch(&home, &mut project, Chosen::LocalCa, &journal).expect("back"));
         let info = tls::inspect(&read(&project)).expect("inspect");
         assert!(
             info.names.contains(&"sw.localhost".to_string()),
@@ -203,7 +244,8 @@ mod tests {
         project
             .update_env(&[(crate::project::DOMAIN_VAR, "cht.example.org")])
             .expect("edit");
-        let err = switch(&home, &mut project, Chosen::LocalIp(&pair)).expect_err("domain");
+        let err =
+            switch(&home, &mut project, Chosen::LocalIp(&pair), &journal).expect_err("domain");
         assert!(err.to_string().contains("does not cover"), "{err}");
         assert_eq!(project.tls_mode(), TlsMode::LocalCa);
     }

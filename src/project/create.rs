@@ -419,6 +419,7 @@ fn write_project(
     }
     if let Some(from) = adopted.and_then(|a| a.copy_data.as_deref()) {
         fsutil::copy_tree(from, &root.join("couchdb"))?;
+        crate::faults::point("copied");
     }
     fsutil::write_new(&root.join(".env"), env_text.as_bytes(), fsutil::PRIVATE)?;
     super::render::write_into(root, files)?;

@@ -6,6 +6,7 @@ mod create;
 pub mod dotenv;
 pub mod engine_fit;
 pub mod helper;
+pub mod journal;
 pub mod kube;
 pub mod layout;
 mod lock;
@@ -90,6 +91,13 @@ impl TlsMode {
             TlsMode::LocalIp => "local-ip",
             TlsMode::Own => "own",
         }
+    }
+
+    /// The mode a word names (as [`TlsMode::as_str`] writes it).
+    pub fn parse(word: &str) -> Option<TlsMode> {
+        [TlsMode::LocalCa, TlsMode::LocalIp, TlsMode::Own]
+            .into_iter()
+            .find(|m| m.as_str() == word)
     }
 }
 
@@ -193,16 +201,14 @@ impl Config {
             Some(other) => return Err(bad(layout::NODES_VAR, other, "it must be 1 or 3")),
         };
         let tls = match env.get(CERT_VAR).map(str::trim) {
-            None | Some("" | "local-ca") => TlsMode::LocalCa,
-            Some("local-ip") => TlsMode::LocalIp,
-            Some("own") => TlsMode::Own,
-            Some(other) => {
-                return Err(bad(
+            None | Some("") => TlsMode::LocalCa,
+            Some(word) => TlsMode::parse(word).ok_or_else(|| {
+                bad(
                     CERT_VAR,
-                    other,
+                    word,
                     "it must be local-ca, local-ip or own (switch with `cht-dev tls NAME MODE`)",
-                ));
-            }
+                )
+            })?,
         };
         let get = |k: &str| env.get(k).unwrap_or_default().to_string();
         Ok(Config {

@@ -8,6 +8,7 @@ use std::path::PathBuf;
 
 use time::OffsetDateTime;
 
+use super::journal::Files;
 use super::render::{self, Marker, RenderInput, RenderedFile};
 use super::versions::{self, ChtVersion};
 use super::{Project, backups};
@@ -143,17 +144,41 @@ impl Plan {
     /// Puts every file back as it was and removes this run's backup folder (its copies
     /// are the files just put back); a no-op when nothing was written, or once undone.
     pub fn undo(&mut self) -> Result<()> {
-        if !std::mem::take(&mut self.written) {
+        if !self.written {
             return Ok(());
         }
-        for (path, old) in &self.previous {
-            fsutil::replace(path, old.as_bytes(), fsutil::PUBLIC)?;
-        }
-        if let Some(dir) = self.backup.take() {
-            std::fs::remove_dir_all(&dir).map_err(Error::io("remove", &dir))?;
-        }
+        put_back(&self.journal_files())?;
+        self.written = false;
+        self.backup = None;
         Ok(())
     }
+
+    /// What the journal keeps while the files change: each file before, and the backup
+    /// folder once made.
+    pub fn journal_files(&self) -> Files {
+        Files {
+            change: format!("the upgrade to {}", self.target.version),
+            previous: self.previous.clone(),
+            backup: self.backup.clone(),
+        }
+    }
+}
+
+/// Puts back the files a change replaced, as the journal recorded them, and removes the
+/// backup folder it made (its copies are the files put back).
+pub fn put_back(files: &Files) -> Result<()> {
+    for (path, old) in &files.previous {
+        fsutil::replace(path, old.as_bytes(), fsutil::PUBLIC)?;
+    }
+    if let Some(dir) = &files.backup {
+        match std::fs::remove_dir_all(dir) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                return Err(Error::io("remove", dir)(e));
+            }
+            _ => {}
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]

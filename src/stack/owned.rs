@@ -232,18 +232,19 @@ pub async fn apply_to_path(
     apply_with(engine, project, image, parent, &[entry.to_owned()], change).await
 }
 
-/// Removes the entries of `dir` other than `last` (each whole, through the engine when
-/// containers own them), then `last` and `dir` itself: until the very end, `last` is
-/// there (a project's `.env`, which is what makes it a project), so a removal that fails
-/// part-way can be run again. `keep_until_engine` are removed only after the engine's
-/// part has worked (what the engine's image is read from).
+/// Removes folder `dir`: its entries other than `keep_until_engine` first (each whole,
+/// through the engine when containers own them), then, once nothing in it is a
+/// container's, the folder itself in one step: renamed to a hidden staging name beside it
+/// (which the start-up sweep of any command removes, should this process die), then
+/// removed. Until that rename, `keep_until_engine` are there (a project's `.env`, which
+/// is what makes it a project, and the files the engine's image is read from), so a
+/// removal that fails part-way can be run again.
 pub async fn remove_folder(
     engine: &Engine,
     project: &str,
     image: Option<&str>,
     dir: &Path,
     keep_until_engine: &[&str],
-    last: &str,
 ) -> Result<()> {
     let mut entries: Vec<OsString> = std::fs::read_dir(dir)
         .map_err(Error::io("read", dir))?
@@ -251,22 +252,24 @@ pub async fn remove_folder(
         .collect::<std::io::Result<_>>()
         .map_err(Error::io("read", dir))?;
     entries.sort();
-    let (later, now): (Vec<OsString>, Vec<OsString>) = entries
+    let now: Vec<OsString> = entries
         .into_iter()
-        .filter(|n| n.as_os_str() != last)
-        .partition(|n| keep_until_engine.iter().any(|k| n.as_os_str() == *k));
+        .filter(|n| !keep_until_engine.iter().any(|k| n.as_os_str() == *k))
+        .collect();
     let stuck = remove_entries(dir, &now)?;
     apply_with(engine, project, image, dir, &stuck, Change::Remove).await?;
-    let stuck = remove_entries(dir, &later)?;
-    apply_with(engine, project, image, dir, &stuck, Change::Remove).await?;
-    let last = dir.join(last);
-    match std::fs::remove_file(&last) {
-        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-            return Err(Error::io("remove", &last)(e));
-        }
-        _ => {}
-    }
-    std::fs::remove_dir(dir).map_err(Error::io("remove", dir))
+    let (Some(parent), Some(name)) = (dir.parent(), dir.file_name()) else {
+        return Err(Error::io("remove", dir)(std::io::Error::other(
+            "no parent folder",
+        )));
+    };
+    let going = parent.join(format!(
+        ".staging-gone-{}-{}",
+        name.to_string_lossy(),
+        std::process::id()
+    ));
+    std::fs::rename(dir, &going).map_err(Error::io("remove", dir))?;
+    std::fs::remove_dir_all(&going).map_err(Error::io("remove", &going))
 }
 
 /// Removes each entry of `dir` named; returns those this user may not remove.

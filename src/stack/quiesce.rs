@@ -17,7 +17,7 @@ use super::profile::Profile;
 use super::status::containers;
 use super::teardown::pause_upgrade_service;
 use crate::docker::{ContainerInfo, ContainerState, Engine, labels};
-use crate::error::{Error, Result};
+use crate::error::{EngineFailure, Error, Result};
 use crate::progress::Reporter;
 use crate::stack::Target;
 
@@ -36,7 +36,7 @@ const FREEZE_ROUNDS: usize = 3;
 
 /// What [`quiesce`] froze or stopped, recorded as it goes, so whatever happens next (an
 /// error, Ctrl-C) [`resume`] lets exactly that run again.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone, serde::Serialize, serde::Deserialize)]
 pub struct Quiesced {
     /// The upgrade service was running and is stopped.
     pub upgrade_paused: bool,
@@ -53,6 +53,43 @@ impl Quiesced {
     }
 }
 
+/// Where a [`Record`] writes each change.
+type Save<'a> = dyn Fn(&Quiesced) -> Result<()> + Send + Sync + 'a;
+
+/// What [`quiesce`] has held so far, handed to `save` (a journal, which a kill leaves for
+/// the next command) before each service is held, so nothing is ever held unrecorded.
+pub struct Record<'a> {
+    /// What is held.
+    state: Mutex<Quiesced>,
+    /// Told each change before the engine is asked.
+    save: Box<Save<'a>>,
+}
+
+impl<'a> Record<'a> {
+    /// An empty record handing each change to `save`.
+    pub fn new(save: impl Fn(&Quiesced) -> Result<()> + Send + Sync + 'a) -> Record<'a> {
+        Record {
+            state: Mutex::new(Quiesced::default()),
+            save: Box::new(save),
+        }
+    }
+
+    /// Changes the record and saves it.
+    fn note(&self, change: impl FnOnce(&mut Quiesced)) -> Result<()> {
+        let mut state = self
+            .state
+            .lock()
+            .map_err(|_| Error::engine("record the services held", "a thread failed"))?;
+        change(&mut state);
+        (self.save)(&state)
+    }
+
+    /// What is held.
+    pub fn into_inner(self) -> Quiesced {
+        self.state.into_inner().unwrap_or_default()
+    }
+}
+
 /// Stops the upgrade service and the running services the profile puts in a quiet group,
 /// group by group, recording each in `record` as soon as it is stopped. The upgrade
 /// service stops beside the first group: only the later groups hold the data, and none of
@@ -63,7 +100,7 @@ pub async fn quiesce(
     project: &Target,
     profile: &Profile,
     hold: Hold,
-    record: &Mutex<Quiesced>,
+    record: &Record<'_>,
     reporter: &dyn Reporter,
 ) -> Result<()> {
     if hold == Hold::Freeze {
@@ -71,10 +108,12 @@ pub async fn quiesce(
             return Ok(());
         };
         let frozen = record
+            .state
             .lock()
-            .map(|mut r| std::mem::take(&mut r.frozen))
+            .map(|r| r.frozen.clone())
             .unwrap_or_default();
         thaw(engine, project, &frozen).await?;
+        record.note(|r| r.frozen.clear())?;
         reporter.step(&format!(
             "stopping the services instead of pausing them: {refused}"
         ));
@@ -91,20 +130,19 @@ pub async fn quiesce(
             .collect();
         try_join_all(running.into_iter().map(|c| async move {
             // Recorded first: a stop cut short still leaves it to be started again.
-            if let Ok(mut r) = record.lock() {
-                r.stopped.push(c.clone());
-            }
+            record.note(|r| r.stopped.push(c.clone()))?;
             engine.stop(&c.id, &c.name, STOP_GRACE).await?;
             reporter.step(&format!("stopped {}", c.name));
             Ok::<(), Error>(())
         }))
     };
+    record.note(|r| r.upgrade_paused = true)?;
     let (paused, first) = tokio::join!(
         pause_upgrade_service(engine, &project.name, reporter),
         stop_group(0)
     );
-    if paused? && let Ok(mut r) = record.lock() {
-        r.upgrade_paused = true;
+    if !paused? {
+        record.note(|r| r.upgrade_paused = false)?;
     }
     first?;
     for group in 1..profile.quiet_group_count() {
@@ -114,7 +152,8 @@ pub async fn quiesce(
 }
 
 /// Starts again what [`quiesce`] stopped, the last group first; the upgrade service starts
-/// beside the first group, when the data is in use again.
+/// beside the first group, when the data is in use again. A container removed meanwhile
+/// (by `down`, or by hand) is left to the next `up`.
 pub async fn resume(
     engine: &Engine,
     project: &Target,
@@ -128,7 +167,7 @@ pub async fn resume(
                 .stopped
                 .iter()
                 .filter(move |c| profile.quiet_group(&c.service) == Some(group))
-                .map(|c| engine.start(&c.id, &c.name)),
+                .map(|c| start_kept(engine, c)),
         )
     };
     for group in (1..profile.quiet_group_count()).rev() {
@@ -139,7 +178,7 @@ pub async fn resume(
             let upgrade = engine
                 .containers(&[(labels::PROJECT, &companion_project(&project.name))])
                 .await?;
-            try_join_all(upgrade.iter().map(|c| engine.start(&c.id, &c.name))).await?;
+            try_join_all(upgrade.iter().map(|c| start_kept(engine, c))).await?;
         }
         Ok::<(), Error>(())
     };
@@ -147,18 +186,61 @@ pub async fn resume(
     Ok(())
 }
 
+/// [`resume`] for a command that died while holding the services: a stop or a freeze it
+/// had asked for may still be under way in the engine (which finishes what it was asked
+/// after the asker is gone), so each stopped container is stopped (again: the engine
+/// answers once it has stopped) before it starts, and the frozen ones are thawed until a
+/// listing a moment later finds none of them paused.
+pub async fn bring_back(
+    engine: &Engine,
+    project: &Target,
+    profile: &Profile,
+    held: &Quiesced,
+) -> Result<()> {
+    try_join_all(held.stopped.iter().map(|c| async move {
+        match engine.stop(&c.id, &c.name, STOP_GRACE).await {
+            Err(e) if e.engine_kind() == Some(EngineFailure::NotFound) => Ok(()),
+            done => done,
+        }
+    }))
+    .await?;
+    resume(engine, project, profile, held).await?;
+    if held.frozen.is_empty() {
+        return Ok(());
+    }
+    for _ in 0..THAW_ROUNDS {
+        tokio::time::sleep(THAW_SETTLE).await;
+        let still = containers(engine, &project.name)
+            .await?
+            .into_iter()
+            .any(|c| c.state == ContainerState::Paused && held.frozen.iter().any(|f| f.id == c.id));
+        if !still {
+            return Ok(());
+        }
+        thaw(engine, project, &held.frozen).await?;
+    }
+    Ok(())
+}
+
+/// How many times [`bring_back`] looks again for a freeze that landed late.
+const THAW_ROUNDS: usize = 5;
+
+/// How long [`bring_back`] waits before it looks again.
+const THAW_SETTLE: std::time::Duration = std::time::Duration::from_millis(200);
+
 /// Freezes the running quiet services and the upgrade service at once, recording each
 /// before it is frozen; lists the project again until no quiet service runs unfrozen.
 async fn freeze(
     engine: &Engine,
     project: &Target,
     profile: &Profile,
-    record: &Mutex<Quiesced>,
+    record: &Record<'_>,
     reporter: &dyn Reporter,
 ) -> Result<()> {
     let companion = companion_project(&project.name);
     for _ in 0..FREEZE_ROUNDS {
         let frozen: Vec<String> = record
+            .state
             .lock()
             .map(|r| r.frozen.iter().map(|c| c.id.clone()).collect())
             .unwrap_or_default();
@@ -175,9 +257,7 @@ async fn freeze(
         }
         try_join_all(due.iter().map(|c| async move {
             // Recorded first: a freeze cut short still leaves it to be thawed.
-            if let Ok(mut r) = record.lock() {
-                r.frozen.push(c.clone());
-            }
+            record.note(|r| r.frozen.push(c.clone()))?;
             engine.pause(&c.id, &c.name).await?;
             reporter.step(&format!("paused {}", c.name));
             Ok::<(), Error>(())
@@ -200,4 +280,12 @@ async fn thaw(engine: &Engine, project: &Target, frozen: &[ContainerInfo]) -> Re
         .collect();
     try_join_all(paused.iter().map(|c| engine.unpause(&c.id, &c.name))).await?;
     Ok(())
+}
+
+/// Starts a container, unless it is gone.
+async fn start_kept(engine: &Engine, c: &ContainerInfo) -> Result<()> {
+    match engine.start(&c.id, &c.name).await {
+        Err(e) if e.engine_kind() == Some(EngineFailure::NotFound) => Ok(()),
+        done => done,
+    }
 }

@@ -42,24 +42,32 @@ pub async fn pause_upgrade_service(
 }
 
 /// Stops every container of the project (they stay, with their data), the upgrade
-/// service first; returns how many.
+/// service first; returns how many. The project is listed again until none runs (one the
+/// upgrade service's compose started just before it stopped runs after the first
+/// listing), a few times at most.
 pub async fn stop(engine: &Engine, name: &str, reporter: &dyn Reporter) -> Result<usize> {
     let mut count = 0;
-    for (group, grace) in upgrade_first(name, containers(engine, name).await?) {
-        let running: Vec<_> = group.iter().filter(|c| c.state.is_running()).collect();
-        try_join_all(running.iter().map(|c| async move {
-            engine.stop(&c.id, &c.name, grace).await?;
-            reporter.step(&format!("stopped {}", c.name));
-            Ok::<(), Error>(())
-        }))
-        .await?;
-        count += running.len();
+    for _ in 0..DOWN_ROUNDS {
+        let list = containers(engine, name).await?;
+        if !list.iter().any(|c| c.state.is_running()) {
+            break;
+        }
+        for (group, grace) in upgrade_first(name, list) {
+            let running: Vec<_> = group.iter().filter(|c| c.state.is_running()).collect();
+            try_join_all(running.iter().map(|c| async move {
+                engine.stop(&c.id, &c.name, grace).await?;
+                reporter.step(&format!("stopped {}", c.name));
+                Ok::<(), Error>(())
+            }))
+            .await?;
+            count += running.len();
+        }
     }
     Ok(count)
 }
 
-/// How many times `down` lists the project's containers again: a create the upgrade
-/// service's compose sent just before it was killed can land after a listing.
+/// How many times `down` and `stop` list the project's containers again: a create or start
+/// the upgrade service's compose sent just before it was stopped can land after a listing.
 const DOWN_ROUNDS: usize = 5;
 
 /// How many more times `down` tries to remove a network that still has endpoints.
@@ -109,12 +117,23 @@ pub async fn down(engine: &Engine, project: &Target, reporter: &dyn Reporter) ->
         let mut failed = None;
         for net in &networks {
             if let Err(e) = engine.remove_network(net).await {
-                failed = Some(e);
+                failed = Some((net, e));
             }
         }
         match failed {
             None => return Ok(()),
-            Some(e) if tries >= NETWORK_TRIES => return Err(e),
+            Some((network, e)) if tries >= NETWORK_TRIES => {
+                // Named: what holds it is not the project's (by label), or will not go.
+                let containers = engine.network_containers(network).await.unwrap_or_default();
+                if containers.is_empty() {
+                    return Err(e);
+                }
+                return Err(Error::NetworkInUse {
+                    project: project.name.clone(),
+                    network: network.clone(),
+                    containers,
+                });
+            }
             Some(_) => {
                 tries += 1;
                 tokio::time::sleep(NETWORK_RETRY).await;

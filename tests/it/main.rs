@@ -10,6 +10,7 @@ mod engines;
 mod export;
 mod faults;
 mod init;
+mod kills;
 mod no_panic;
 mod operations;
 mod outputs;

@@ -8,7 +8,7 @@ use crate::common::{ChtDev, run_tool, tool};
 
 /// Makes a self-signed ECDSA server certificate (CA:FALSE) and PKCS#8 key for `names` with
 /// openssl; returns (cert, key).
-fn openssl_cert(dir: &Path, stem: &str, names: &[&str]) -> (PathBuf, PathBuf) {
+pub(crate) fn openssl_cert(dir: &Path, stem: &str, names: &[&str]) -> (PathBuf, PathBuf) {
     let openssl = tool("openssl", "apt-get install openssl");
     let (cert, key) = (
         dir.join(format!("{stem}.pem")),

@@ -19,6 +19,7 @@ pub use archive::{
 pub use writer::{CaughtUp, Finished, Source, Writer};
 
 use super::Project;
+use super::journal::Swap;
 use super::layout::{DataFolder, Layout};
 use crate::error::{Error, Result};
 use crate::fsutil;
@@ -321,8 +322,24 @@ pub fn exchange_all(pairs: &[(PathBuf, PathBuf)]) -> Result<()> {
             }
             return Err(e);
         }
+        if done == 0 {
+            crate::faults::point("swapped");
+        }
     }
     Ok(())
+}
+
+/// Swaps back each pair of `swaps` whose swap happened (a restore killed part-way), so
+/// every data folder is as it was before the restore; returns how many were swapped back.
+pub fn undo_swaps(swaps: &[Swap]) -> Result<usize> {
+    let mut undone = 0;
+    for swap in swaps.iter().rev() {
+        if swap.done()? {
+            fsutil::exchange(&swap.data, &swap.staged)?;
+            undone += 1;
+        }
+    }
+    Ok(undone)
 }
 
 /// What the snapshot modules' unit tests share.
