@@ -1,8 +1,16 @@
 #!/usr/bin/env bash
 # Installs what the tests need (once), then runs the whole test suite.
-# Usage: bash scripts/test.sh [extra cargo nextest arguments]
+# Usage: bash scripts/test.sh [--stress] [extra cargo nextest arguments]
+#   --stress  runs the suite on a busy machine: stress-ng's CPU hog (two workers) and an
+#             I/O worker, and a loop that keeps creating and removing containers on the
+#             host's engine, all beside the tests until they end
 set -euo pipefail
 cd "$(dirname "$0")/.."
+stress=0
+if [ "${1:-}" = --stress ]; then
+  stress=1
+  shift
+fi
 
 need_apt=()
 command -v docker-compose >/dev/null || need_apt+=(docker-compose)
@@ -15,6 +23,7 @@ command -v chromium >/dev/null || need_apt+=(chromium)
 command -v certutil >/dev/null || need_apt+=(libnss3-tools)
 command -v docker >/dev/null || need_apt+=(docker.io)
 python3 -c 'import venv, ensurepip' 2>/dev/null || need_apt+=(python3-venv)
+((stress == 0)) || command -v stress-ng >/dev/null || need_apt+=(stress-ng)
 if ((${#need_apt[@]})); then
   # nginx-light is only a source of a binary for the stand-in image; never start it here.
   export RUNLEVEL=1
@@ -66,6 +75,21 @@ if [ ! -x .venv/bin/check-jsonschema ] || [ ! -x .venv/bin/kubernetes-validate ]
   .venv/bin/pip install -q --disable-pip-version-check check-jsonschema kubernetes-validate
 fi
 export PATH="$PWD/.venv/bin:$PATH"
+
+if ((stress)); then
+  # Built first, so the hog slows the tests, not the compiler.
+  cargo nextest run --workspace --features fault-hooks --no-run >/dev/null 2>&1 || true
+  stress-ng --cpu 2 --io 1 --timeout 0 --quiet &
+  hog=$!
+  (
+    while :; do
+      docker run --rm --label cht-dev-stress=1 cht-dev-standin-base:2 true >/dev/null 2>&1 || sleep 1
+    done
+  ) &
+  churn=$!
+  echo "stress: stress-ng --cpu 2 --io 1 (pid $hog) and a container churn loop (pid $churn) run beside the tests"
+  trap 'kill "$hog" "$churn" 2>/dev/null; for e in "${engines[@]:-}"; do [ -n "$e" ] && bash scripts/engines.sh down "$e"; done' EXIT
+fi
 
 if cargo nextest --version >/dev/null 2>&1; then
   cargo nextest run --workspace --features fault-hooks --no-fail-fast "$@"

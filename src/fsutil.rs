@@ -297,6 +297,22 @@ pub fn sweep_leftovers(dir: &Path) -> Vec<PathBuf> {
     denied
 }
 
+/// `error` as the disk-full error it is when a write found the file system at `dir` full
+/// (what was being done: `what`; about `needed` bytes), else unchanged.
+pub fn when_full(error: Error, dir: &Path, needed: u64, what: &str) -> Error {
+    match &error {
+        Error::Io { source, .. } if source.kind() == std::io::ErrorKind::StorageFull => {
+            Error::NoSpace {
+                path: dir.to_path_buf(),
+                what: what.to_string(),
+                needed: human_bytes(needed),
+                available: human_bytes(available_space(dir).unwrap_or(0)),
+            }
+        }
+        _ => error,
+    }
+}
+
 /// A folder being filled before it is moved into place; removed on drop unless committed.
 #[derive(Debug)]
 pub struct Staging {

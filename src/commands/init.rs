@@ -3,6 +3,7 @@
 use serde::Serialize;
 
 use crate::error::Result;
+use crate::fsutil;
 use crate::printer::{Printer, Report, Tone};
 use crate::project::{self, InitOptions, TlsMode, render};
 use crate::settings::Settings;
@@ -81,7 +82,9 @@ pub fn run(settings: &Settings, opts: &InitOptions) -> Result<Initialized> {
         notes.extend(super::tls::obtained_note(&obtained));
         notes.push(super::tls::PUBLIC_KEY_NOTE.to_string());
     }
-    let created = project::create(&home, opts)?;
+    let created = project::create(&home, opts).map_err(|e| {
+        fsutil::when_full(e, home.root(), project::SPACE_NEEDED, "make the project")
+    })?;
     for note in &notes {
         settings.printer.warn(&format!("note: {note}"));
     }

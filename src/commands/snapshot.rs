@@ -235,8 +235,10 @@ pub async fn create(
     let folder = snapshots::folder(&project);
     fsutil::create_dir_mode(&folder, fsutil::PRIVATE_DIR)?;
     // The archive is rarely more than half the data (CouchDB's JSON compresses 2 to 4
-    // times); a disk that fills anyway fails the write, which leaves nothing behind.
+    // times); a disk that fills anyway fails the write, which leaves nothing behind and
+    // says how much the data could need at most.
     snapshots::check_space(&folder, data / 2, "write the snapshot")?;
+    let full = |e| fsutil::when_full(e, &folder, data, "write the snapshot");
     let mut writer = Writer::create(&project, &label, level.unwrap_or(snapshots::DEFAULT_LEVEL))?;
     let reporter: Arc<dyn progress::Reporter> =
         progress::for_terminal(settings.printer.is_quiet()).into();
@@ -246,7 +248,8 @@ pub async fn create(
         writer.take_live(&live, &reading)?;
         Ok(writer)
     })
-    .await?;
+    .await
+    .map_err(full)?;
     let ending = progress_to(&reporter, "archiving what changed".to_string());
     let journal = journal::Open::begin(&project, "snapshot create")?;
     let ((finishing, caught), held) = with_data_quiet(
@@ -264,8 +267,11 @@ pub async fn create(
             Ok((finishing, caught))
         },
     )
-    .await?;
-    let finished = super::runtime::blocking(move || finishing.join()).await?;
+    .await
+    .map_err(full)?;
+    let finished = super::runtime::blocking(move || finishing.join())
+        .await
+        .map_err(full)?;
     let info = snapshots::info(
         label,
         version,
@@ -416,12 +422,20 @@ pub async fn restore(settings: &Settings, req: &RestoreRequest) -> Result<Snapsh
         progress::for_terminal(settings.printer.is_quiet()).into();
     let unpacking = progress_to(&reporter, "unpacking, read".to_string());
     let (unpacked, targets) = (project.clone(), staging.targets());
+    // A disk that fills all the same (another writer) fails here, before any swap.
+    let (needed, beside) = (
+        info.data_bytes,
+        targets
+            .first()
+            .map_or_else(|| project.dir.clone(), |(_, p)| p.clone()),
+    );
     super::runtime::blocking(move || {
         let targets: Vec<(&str, &std::path::Path)> =
             targets.iter().map(|(n, p)| (*n, p.as_path())).collect();
         snapshots::extract(&unpacked, &info, &targets, &unpacking)
     })
-    .await?;
+    .await
+    .map_err(|e| fsutil::when_full(e, &beside, needed, "unpack the snapshot"))?;
     // The unpacked data goes back to the data folder's owner and mode. Where a container's
     // user owns it (CouchDB's 5984) and this user is not root, through the engine.
     let image = super::runtime::data_image(&project);

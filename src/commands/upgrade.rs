@@ -5,6 +5,7 @@ use std::cell::RefCell;
 use std::time::Duration;
 
 use crate::error::{Error, Result};
+use crate::fsutil;
 use crate::printer::{Printer, Report};
 use crate::progress;
 use crate::project::{self, Project, journal, upgrade};
@@ -64,7 +65,11 @@ pub async fn run(settings: &Settings, req: &UpgradeRequest) -> Result<Upgraded> 
     let home = settings.home()?;
     let project = Project::load(&home, &req.name)?;
     let _lock = project::lock(&home, &req.name)?;
-    let plan = RefCell::new(upgrade::plan(&project, &req.version, req.force)?);
+    // A full disk fails the plan's check (it writes the new files to a staging folder
+    // first) or the write, each of which leaves the files as they were.
+    let needed = upgrade::space_needed(&project);
+    let full = |e| fsutil::when_full(e, &project.dir, needed, "write the new release's files");
+    let plan = RefCell::new(upgrade::plan(&project, &req.version, req.force).map_err(full)?);
     let journal = journal::Open::begin(&project, "upgrade")?;
     let reporter = progress::for_terminal(settings.printer.is_quiet());
     let opts = UpOptions {
@@ -87,7 +92,7 @@ pub async fn run(settings: &Settings, req: &UpgradeRequest) -> Result<Upgraded> 
         let written = plan.borrow_mut().write(&project);
         crate::faults::point("files-written");
         journal.update(|j| j.files = Some(plan.borrow().journal_files()))?;
-        let mut notes = written?;
+        let mut notes = written.map_err(full)?;
         let profile = super::profile_for_up(&home, &project, false, reporter.as_ref())?;
         let target = project.target();
         match stack_up::up(&engine, &target, &profile, &opts, reporter.as_ref()).await {

@@ -37,6 +37,9 @@ use crate::tls::{self, CaFiles, SanName};
 pub const DEFAULT_USER: &str = "medic";
 /// Length of generated CouchDB passwords (alphanumeric, so safe inside URLs).
 const PASSWORD_LEN: usize = 24;
+/// About the most a new project's files take (compose files, certificates, `.env`; the
+/// home's CA the first time), for a disk-full error to say.
+pub const SPACE_NEEDED: u64 = 128 << 10;
 /// The largest `.env` cht-dev reads: settings take a few kilobytes.
 pub const MAX_ENV_BYTES: u64 = 1 << 20;
 /// cht-dev's own `.env` variable listing the extra `--host` names of the certificate.

@@ -46,6 +46,22 @@ pub fn check_direction(project: &str, current: &str, target: &str, force: bool) 
     Ok(())
 }
 
+/// About the space an upgrade of `project` writes: its compose files twice (checked in a
+/// staging folder, then written), and once more for backups.
+pub fn space_needed(project: &Project) -> u64 {
+    let compose = project.path("compose");
+    let files: u64 = std::fs::read_dir(&compose)
+        .map(|entries| {
+            entries
+                .flatten()
+                .filter_map(|e| e.metadata().ok())
+                .map(|m| m.len())
+                .sum()
+        })
+        .unwrap_or(0);
+    files * 3
+}
+
 /// Decides the move of `project` to release `version` and renders its files with the
 /// registry the project already uses, checked the way `up` will load them; reads every
 /// file they replace. Writes nothing into the project.

@@ -77,9 +77,9 @@ const NETWORK_TRIES: usize = 10;
 const NETWORK_RETRY: std::time::Duration = std::time::Duration::from_millis(300);
 
 /// Removes every container and network of the project; volumes, data and files stay.
-/// The upgrade service goes first: it keeps no data and its container goes, so it is
-/// killed (node as PID 1 ignores SIGTERM, so a grace would only wait), which ends its
-/// compose at once; its removal then runs alongside CHT's. CHT's containers are stopped
+/// The upgrade service keeps no data and its container goes, so it is killed (node as
+/// PID 1 ignores SIGTERM, so a grace would only wait), which ends its compose at once,
+/// and removed, alongside CHT's containers, which are stopped
 /// gracefully (SIGTERM, then SIGKILL after 10 s), as compose does. Containers are found by
 /// label, so one that compose left renamed halfway through a recreate
 /// (`<id>_<project>-<service>-1`) goes too; the project is listed again until none is left
@@ -142,8 +142,8 @@ pub async fn down(engine: &Engine, project: &Target, reporter: &dyn Reporter) ->
     }
 }
 
-/// One round of [`down`]: the upgrade service's containers killed and removed, CHT's
-/// stopped and removed, those in another container's network namespace first (Podman
+/// One round of [`down`]: the upgrade service's containers killed and removed while CHT's
+/// are stopped and removed, those in another container's network namespace first (Podman
 /// refuses to remove a container others joined). Which those are is read from the files
 /// where they say (a service the files define without `network_mode` joins none), else
 /// asked of the engine.
@@ -155,13 +155,6 @@ async fn remove_containers(
     reporter: &dyn Reporter,
 ) -> Result<()> {
     let [(upgrade, _), (cht, grace)] = upgrade_first(name, list);
-    try_join_all(
-        upgrade
-            .iter()
-            .filter(|c| c.state.is_running())
-            .map(|c| engine.kill(&c.id, &c.name)),
-    )
-    .await?;
     let remove = |c: &ContainerInfo, stop: Option<i32>| {
         let (id, name) = (c.id.clone(), c.name.clone());
         let running = c.state.is_running();
@@ -174,28 +167,37 @@ async fn remove_containers(
             Ok::<(), Error>(())
         }
     };
-    let joined = try_join_all(cht.iter().map(|c| {
-        let plain = stacks
-            .and_then(|s| s.main.services.get(&c.service))
-            .is_some_and(|spec| spec.network_mode.is_none());
-        async move {
-            if plain {
-                return Ok(false);
+    // The upgrade service is killed and removed beside CHT's own stops: whatever its
+    // compose still created meanwhile, the next round of `down` finds.
+    let upgrade_part = async {
+        try_join_all(
+            upgrade
+                .iter()
+                .filter(|c| c.state.is_running())
+                .map(|c| engine.kill(&c.id, &c.name)),
+        )
+        .await?;
+        try_join_all(upgrade.iter().map(|c| remove(c, None))).await
+    };
+    let cht_part = async {
+        let joined = try_join_all(cht.iter().map(|c| {
+            let plain = stacks
+                .and_then(|s| s.main.services.get(&c.service))
+                .is_some_and(|spec| spec.network_mode.is_none());
+            async move {
+                if plain {
+                    return Ok(false);
+                }
+                let mode = engine.network_mode(&c.id, &c.name).await?;
+                Ok::<bool, Error>(mode.is_some_and(|m| m.starts_with("container:")))
             }
-            let mode = engine.network_mode(&c.id, &c.name).await?;
-            Ok::<bool, Error>(mode.is_some_and(|m| m.starts_with("container:")))
-        }
-    }))
-    .await?;
-    let (joiners, owners): (Vec<_>, Vec<_>) = cht.iter().zip(joined).partition(|(_, j)| *j);
-    try_join_all(
-        upgrade
-            .iter()
-            .map(|c| remove(c, None))
-            .chain(joiners.iter().map(|(c, _)| remove(c, Some(grace)))),
-    )
-    .await?;
-    try_join_all(owners.iter().map(|(c, _)| remove(c, Some(grace)))).await?;
+        }))
+        .await?;
+        let (joiners, owners): (Vec<_>, Vec<_>) = cht.iter().zip(joined).partition(|(_, j)| *j);
+        try_join_all(joiners.iter().map(|(c, _)| remove(c, Some(grace)))).await?;
+        try_join_all(owners.iter().map(|(c, _)| remove(c, Some(grace)))).await
+    };
+    tokio::try_join!(upgrade_part, cht_part)?;
     Ok(())
 }
 

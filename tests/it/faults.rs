@@ -476,3 +476,29 @@ fn a_container_name_held_outside_the_project_is_named_after_a_short_wait() {
         "{line}"
     );
 }
+
+#[test]
+fn down_names_a_container_outside_the_project_that_holds_its_network() {
+    let s = Stack::new("netheld");
+    s.up(&[]).ok();
+    let foreign = crate::common::engine::unique("netheld-foreign");
+    let run = std::process::Command::new("docker")
+        .args(["run", "-d", "--name", &foreign, "--network"])
+        .arg(format!("{}-cht-net", s.name))
+        .args(["--entrypoint", "sleep", "cht-dev-standin-base:2", "600"])
+        .output()
+        .expect("docker run");
+    assert!(run.status.success(), "{run:?}");
+    let line = s.cmd("down", &[]).error_after_progress();
+    assert!(
+        line.contains("still attached") && line.contains(&foreign) && line.contains("docker rm -f"),
+        "{line}"
+    );
+    let removed = std::process::Command::new("docker")
+        .args(["rm", "-f", &foreign])
+        .output()
+        .expect("docker rm");
+    assert!(removed.status.success());
+    s.cmd("down", &[]).ok();
+    assert!(!s.network_exists());
+}

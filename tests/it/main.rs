@@ -5,6 +5,7 @@
 mod cluster;
 mod coexist;
 mod common;
+mod disk;
 mod engine;
 mod engines;
 mod export;

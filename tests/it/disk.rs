@@ -1,0 +1,231 @@
+//! A disk that fills: the home on a small file system (a tmpfs with a size limit, mounted
+//! by the test, as root), filled up to a chosen point by a file beside the home. Each
+//! command fails with the one-line disk-full error saying how much it needed, and leaves
+//! nothing half-written: the data as it was, no partial archive, the stack serving.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use crate::common::ChtDev;
+use crate::common::engine::{Stack, docker_names};
+
+/// A tmpfs of a given size, unmounted when dropped.
+struct SmallDisk {
+    /// Where it is mounted.
+    at: PathBuf,
+}
+
+impl SmallDisk {
+    /// Mounts a tmpfs of `mib` MiB at `at`.
+    fn mount(at: &Path, mib: u32) -> SmallDisk {
+        std::fs::create_dir_all(at).expect("mkdir");
+        let mounted = Command::new("mount")
+            .args([
+                "-t",
+                "tmpfs",
+                "-o",
+                &format!("size={mib}m,mode=0755"),
+                "tmpfs",
+            ])
+            .arg(at)
+            .status()
+            .expect("mount");
+        assert!(
+            mounted.success(),
+            "these tests mount a small tmpfs for the home, which needs root (scripts/test.sh runs them as root)"
+        );
+        SmallDisk {
+            at: at.to_path_buf(),
+        }
+    }
+
+    /// Fills the disk until `leave` bytes are free, with a file beside the home.
+    fn fill_leaving(&self, leave: u64) {
+        let path = self.at.join("filler");
+        let mut file = std::fs::File::create(&path).expect("filler");
+        let block = vec![0x5au8; 1 << 20];
+        while file.write_all(&block).is_ok() {}
+        let _ = file.flush();
+        let written = std::fs::metadata(&path).expect("meta").len();
+        file.set_len(written.saturating_sub(leave))
+            .expect("leave room");
+    }
+
+    /// Frees what [`SmallDisk::fill_leaving`] took.
+    fn empty(&self) {
+        let _ = std::fs::remove_file(self.at.join("filler"));
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(&self.at).status();
+    }
+}
+
+/// A project whose home is on a small disk; the project goes before the disk.
+struct OnSmallDisk {
+    /// The project.
+    s: Stack,
+    /// The disk its home is on.
+    disk: SmallDisk,
+}
+
+impl OnSmallDisk {
+    /// A project `prefix…` in a home on a `mib` MiB disk, up and serving.
+    fn up(prefix: &str, mib: u32, extra: &[&str]) -> OnSmallDisk {
+        let s = Stack::in_home(prefix, ChtDev::with_home("disk/home"));
+        let disk = SmallDisk::mount(&s.cht.scratch().join("disk"), mib);
+        s.up(extra).ok();
+        OnSmallDisk { s, disk }
+    }
+}
+
+/// Incompressible bytes, `mib` MiB of them, in `path`.
+fn noise(path: &Path, mib: usize) {
+    std::fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
+    let mut x: u64 = 0x2545_f491_4f6c_dd1d;
+    let bytes: Vec<u8> = (0..mib << 20)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect();
+    std::fs::write(path, bytes).expect("noise");
+}
+
+/// Fails when a staging folder or half-written file is anywhere under `dir`.
+fn nothing_half_written(dir: &Path) {
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(at) = stack.pop() {
+        for entry in std::fs::read_dir(&at).into_iter().flatten().flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            assert!(
+                !name.starts_with(".staging-") && !name.contains(".new-"),
+                "left behind: {}",
+                entry.path().display()
+            );
+            if entry.file_type().is_ok_and(|t| t.is_dir()) {
+                stack.push(entry.path());
+            }
+        }
+    }
+}
+
+/// The stack serves, none of it paused.
+fn still_serving(s: &Stack) {
+    assert_eq!(s.curl_https("/").0, "200");
+    let paused = docker_names(&[
+        "ps",
+        "-aq",
+        "--filter",
+        &format!("label=com.docker.compose.project={}", s.name),
+        "--filter",
+        "status=paused",
+    ]);
+    assert!(paused.is_empty(), "{paused:?}");
+}
+
+#[test]
+fn a_snapshot_that_fills_the_disk_fails_cleanly_and_the_stack_runs_on() {
+    let d = OnSmallDisk::up("diskfull", 160, &[]);
+    let s = &d.s;
+    noise(&s.dir().join("couchdb/shards/big.couch"), 48);
+    // Room for half the data (the check passes), not for an archive of data that does
+    // not compress.
+    d.disk.fill_leaving(32 << 20);
+    let line = s
+        .cht
+        .run(&["snapshot", "create", &s.name, "--label", "full"])
+        .error_after_progress();
+    assert!(
+        line.contains("not enough free space")
+            && line.contains("to write the snapshot: it needs about 48.0 MB"),
+        "{line}"
+    );
+    nothing_half_written(&s.cht.home());
+    assert!(!s.dir().join("snapshots/full.tar.zst").exists());
+    assert!(!s.dir().join("snapshots/full.json").exists());
+    still_serving(s);
+    d.disk.empty();
+    s.cht
+        .run(&["snapshot", "create", &s.name, "--label", "full"])
+        .ok();
+}
+
+#[test]
+fn a_restore_without_room_is_refused_before_the_swap_and_the_data_stays() {
+    let d = OnSmallDisk::up("diskrest", 128, &[]);
+    let s = &d.s;
+    noise(&s.dir().join("couchdb/shards/big.couch"), 24);
+    let marker = s.dir().join("couchdb/disk-marker");
+    std::fs::write(&marker, "in the snapshot").expect("marker");
+    s.cht
+        .run(&["snapshot", "create", &s.name, "--label", "base"])
+        .ok();
+    std::fs::write(&marker, "after").expect("marker");
+    d.disk.fill_leaving(8 << 20);
+    let line = s
+        .cht
+        .run(&["snapshot", "restore", &s.name, "base", "--yes"])
+        .one_line_error();
+    assert!(
+        line.contains("not enough free space")
+            && line.contains("to unpack the snapshot: it needs about 24.0 MB"),
+        "{line}"
+    );
+    assert_eq!(std::fs::read_to_string(&marker).expect("marker"), "after");
+    nothing_half_written(&s.cht.home());
+    still_serving(s);
+}
+
+#[test]
+fn an_upgrade_or_an_init_on_a_full_disk_writes_nothing() {
+    let d = OnSmallDisk::up("diskupg", 64, &["--cht-version", "4.22.0"]);
+    let s = &d.s;
+    d.disk.fill_leaving(0);
+    let before = s.cht.tree();
+    let line = s
+        .cht
+        .run(&[
+            "upgrade",
+            &s.name,
+            "--cht-version",
+            "5.2.0",
+            "--pull",
+            "never",
+        ])
+        .one_line_error();
+    assert!(
+        line.contains("not enough free space")
+            && line.contains("write the new release's files: it needs about"),
+        "{line}"
+    );
+    assert_eq!(s.cht.tree(), before, "not one file changed");
+    still_serving(s);
+
+    let line = s.cht.run(&["init", "second"]).one_line_error();
+    assert!(
+        line.contains("not enough free space")
+            && line.contains("to make the project: it needs about"),
+        "{line}"
+    );
+    assert!(!s.cht.project("second").exists());
+    nothing_half_written(&s.cht.home());
+    d.disk.empty();
+    s.cmd(
+        "upgrade",
+        &[
+            "--cht-version",
+            "5.2.0",
+            "--pull",
+            "never",
+            "--timeout",
+            "60",
+        ],
+    )
+    .ok();
+}
