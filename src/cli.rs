@@ -47,7 +47,8 @@ impl Cli {
         };
         let settings = Settings::new(self.home.clone(), Printer::from_env(mode))
             .with_timings(self.timings)
-            .with_context(self.context.clone());
+            .with_context(self.context.clone())
+            .with_product_early(matches!(self.command, Command::Up(_) | Command::Upgrade(_)));
         let action = match &self.command {
             Command::Up(args) => Action::Up(UpRequest {
                 name: args.name.clone(),

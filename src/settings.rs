@@ -25,6 +25,9 @@ pub struct Settings {
     context: Option<String>,
     /// The engine, once connected: every step of a command shares one connection.
     engine: Arc<tokio::sync::OnceCell<Engine>>,
+    /// Whether the command needs to know at once which engine answers (see
+    /// `Engine::connect_to`).
+    product_early: bool,
 }
 
 impl Settings {
@@ -36,6 +39,7 @@ impl Settings {
             timeline: None,
             context: None,
             engine: Arc::default(),
+            product_early: false,
         }
     }
 
@@ -57,6 +61,13 @@ impl Settings {
         self
     }
 
+    /// These settings, asking which engine answers beside the API negotiation when `on`
+    /// (`up` and `upgrade`, which fit the project to the engine first thing).
+    pub fn with_product_early(mut self, on: bool) -> Self {
+        self.product_early = on;
+        self
+    }
+
     /// Where the local-ip certificate is downloaded from (`CHT_DEV_LOCAL_IP_URL`, else
     /// the Docker Helper's source).
     pub fn local_ip_source(&self) -> Result<crate::local_ip::Source> {
@@ -71,7 +82,7 @@ impl Settings {
                 let span = crate::docker::timeline::Span::open(self.timeline.as_ref(), || {
                     "connect and negotiate".into()
                 });
-                let engine = Engine::connect_to(&self.endpoint()?).await?;
+                let engine = Engine::connect_to(&self.endpoint()?, self.product_early).await?;
                 drop(span);
                 Ok(match &self.timeline {
                     Some(t) => engine.with_timeline(t.clone()),

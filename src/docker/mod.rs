@@ -88,11 +88,9 @@ pub struct Engine {
     endpoint: Endpoint,
     /// Where calls are recorded with their start and end (`--timings`), if anywhere.
     timeline: Option<Timeline>,
-    /// Whether it is Podman: asked in the background once the negotiation is done (so it
-    /// neither slows the negotiation, nor costs a command that never needs it a wait;
-    /// Podman answers `/version` in about 50 ms), settled by the first that needs it.
+    /// Whether it is Podman, settled by the first call that needs it.
     podman: Arc<tokio::sync::OnceCell<bool>>,
-    /// That background question, until settled.
+    /// The question asked beside the negotiation, if it was, until settled.
     asking: Arc<std::sync::Mutex<Option<tokio::task::JoinHandle<Option<bool>>>>>,
 }
 
@@ -182,11 +180,16 @@ impl Engine {
     /// Connects to the engine and negotiates the API version it speaks.
     pub async fn connect() -> Result<Engine> {
         let surroundings = endpoint::Surroundings::of_process(None);
-        Engine::connect_to(&endpoint::resolve(&surroundings, &|p| p.exists())?).await
+        Engine::connect_to(&endpoint::resolve(&surroundings, &|p| p.exists())?, false).await
     }
 
-    /// Connects to the engine at `endpoint` and negotiates the API version.
-    pub async fn connect_to(endpoint: &Endpoint) -> Result<Engine> {
+    /// Connects to the engine at `endpoint` and negotiates the API version. Which engine
+    /// answers (Podman or not) is asked in the background beside the negotiation when
+    /// `product_early` (a command that needs it at once: a second round trip later would
+    /// cost it that much), else only when asked ([`Engine::is_podman`]): the engine
+    /// answers `/version` slowly (dockerd runs `runc --version` for it), and a second one
+    /// at once slows the negotiation and the calls after it.
+    pub async fn connect_to(endpoint: &Endpoint, product_early: bool) -> Result<Engine> {
         let host = endpoint.host.clone();
         let unreachable = |reason: String| Error::EngineUnreachable {
             host: host.clone(),
@@ -204,24 +207,26 @@ impl Engine {
             )));
         }
         .map_err(|e| unreachable(e.to_string()))?;
+        let ask = |docker: Docker| {
+            tokio::spawn(async move {
+                docker
+                    .version()
+                    .await
+                    .ok()
+                    .map(|v| podman_component(&v).is_some())
+            })
+        };
+        let early = product_early.then(|| ask(docker.clone()));
         let docker = tokio::time::timeout(Duration::from_secs(10), docker.negotiate_version())
             .await
             .map_err(|_| unreachable("no answer within 10 s".into()))?
             .map_err(|e| unreachable(e.to_string()))?;
-        let product = docker.clone();
-        let asking = tokio::spawn(async move {
-            product
-                .version()
-                .await
-                .ok()
-                .map(|v| podman_component(&v).is_some())
-        });
         Ok(Engine {
             docker,
             endpoint: endpoint.clone(),
             timeline: None,
             podman: Arc::new(tokio::sync::OnceCell::new()),
-            asking: Arc::new(std::sync::Mutex::new(Some(asking))),
+            asking: Arc::new(std::sync::Mutex::new(early)),
         })
     }
 
@@ -242,7 +247,7 @@ impl Engine {
         Span::open(self.timeline.as_ref(), what)
     }
 
-    /// Whether the engine is Podman (asked once, in the background since connecting).
+    /// Whether the engine is Podman (asked once: beside the negotiation, or now).
     pub async fn is_podman(&self) -> Result<bool> {
         self.podman
             .get_or_try_init(|| async {

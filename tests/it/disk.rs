@@ -7,8 +7,8 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use crate::common::ChtDev;
-use crate::common::engine::{Stack, docker_names};
+use crate::common::engine::Stack;
+use crate::common::{ChtDev, assert_left_nothing, noise};
 
 /// A tmpfs of a given size, unmounted when dropped.
 struct SmallDisk {
@@ -82,50 +82,10 @@ impl OnSmallDisk {
     }
 }
 
-/// Incompressible bytes, `mib` MiB of them, in `path`.
-fn noise(path: &Path, mib: usize) {
-    std::fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
-    let mut x: u64 = 0x2545_f491_4f6c_dd1d;
-    let bytes: Vec<u8> = (0..mib << 20)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect();
-    std::fs::write(path, bytes).expect("noise");
-}
-
-/// Fails when a staging folder or half-written file is anywhere under `dir`.
-fn nothing_half_written(dir: &Path) {
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(at) = stack.pop() {
-        for entry in std::fs::read_dir(&at).into_iter().flatten().flatten() {
-            let name = entry.file_name().to_string_lossy().into_owned();
-            assert!(
-                !name.starts_with(".staging-") && !name.contains(".new-"),
-                "left behind: {}",
-                entry.path().display()
-            );
-            if entry.file_type().is_ok_and(|t| t.is_dir()) {
-                stack.push(entry.path());
-            }
-        }
-    }
-}
-
 /// The stack serves, none of it paused.
 fn still_serving(s: &Stack) {
     assert_eq!(s.curl_https("/").0, "200");
-    let paused = docker_names(&[
-        "ps",
-        "-aq",
-        "--filter",
-        &format!("label=com.docker.compose.project={}", s.name),
-        "--filter",
-        "status=paused",
-    ]);
+    let paused = s.paused();
     assert!(paused.is_empty(), "{paused:?}");
 }
 
@@ -146,7 +106,7 @@ fn a_snapshot_that_fills_the_disk_fails_cleanly_and_the_stack_runs_on() {
             && line.contains("to write the snapshot: it needs about 48.0 MB"),
         "{line}"
     );
-    nothing_half_written(&s.cht.home());
+    assert_left_nothing(&s.cht.home(), "after the failure");
     assert!(!s.dir().join("snapshots/full.tar.zst").exists());
     assert!(!s.dir().join("snapshots/full.json").exists());
     still_serving(s);
@@ -178,7 +138,7 @@ fn a_restore_without_room_is_refused_before_the_swap_and_the_data_stays() {
         "{line}"
     );
     assert_eq!(std::fs::read_to_string(&marker).expect("marker"), "after");
-    nothing_half_written(&s.cht.home());
+    assert_left_nothing(&s.cht.home(), "after the failure");
     still_serving(s);
 }
 
@@ -214,7 +174,7 @@ fn an_upgrade_or_an_init_on_a_full_disk_writes_nothing() {
         "{line}"
     );
     assert!(!s.cht.project("second").exists());
-    nothing_half_written(&s.cht.home());
+    assert_left_nothing(&s.cht.home(), "after the failure");
     d.disk.empty();
     s.cmd(
         "upgrade",

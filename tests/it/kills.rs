@@ -3,12 +3,12 @@
 //! archives intact, no staging folder or half-written file once it has run, what was
 //! half done repaired and said, `status` coherent, and `up` reaching HTTPS.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::Instant;
 
 use crate::common::engine::{Stack, docker_names};
-use crate::common::{ChtDev, helper_project, tool};
+use crate::common::{ChtDev, assert_left_nothing, helper_project, noise, tool};
 
 /// How many moments each command is killed at.
 const MOMENTS: u32 = 10;
@@ -81,42 +81,14 @@ fn next_command_finds_a_whole_project(s: &Stack, round: u32) -> String {
     );
     let json: serde_json::Value = serde_json::from_str(&status.stdout).expect("json");
     assert!(json["state"].is_string(), "round {round}: {json}");
-    assert_left_nothing(&s.cht.home(), round);
+    assert_left_nothing(&s.cht.home(), &format!("round {round}"));
     assert!(
         !s.dir().join(".cht-dev-journal.json").exists(),
         "round {round}: the journal is gone once repaired: {status:#?}"
     );
-    let paused = docker_names(&[
-        "ps",
-        "-aq",
-        "--filter",
-        &format!("label=com.docker.compose.project={}", s.name),
-        "--filter",
-        "status=paused",
-    ]);
+    let paused = s.paused();
     assert!(paused.is_empty(), "round {round}: still paused: {paused:?}");
     status.stderr
-}
-
-/// Fails when a staging folder or half-written file is left anywhere under `dir`.
-fn assert_left_nothing(dir: &Path, round: u32) {
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(at) = stack.pop() {
-        let Ok(entries) = std::fs::read_dir(&at) else {
-            continue;
-        };
-        for entry in entries.flatten() {
-            let name = entry.file_name().to_string_lossy().into_owned();
-            assert!(
-                !name.starts_with(".staging-") && !name.contains(".new-"),
-                "round {round}: left behind: {}",
-                entry.path().display()
-            );
-            if entry.file_type().is_ok_and(|t| t.is_dir()) {
-                stack.push(entry.path());
-            }
-        }
-    }
 }
 
 /// `up` works and HTTPS answers.
@@ -137,19 +109,8 @@ fn mark(s: &Stack, text: &str) -> PathBuf {
 /// About `mib` MiB of incompressible data in the data folder, so that the commands that
 /// read it take long enough to be killed in the middle.
 fn fill(s: &Stack, mib: usize) {
-    let shards = s.dir().join("couchdb/shards");
-    std::fs::create_dir_all(&shards).expect("mkdir");
-    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
     for n in 0..mib / 8 {
-        let block: Vec<u8> = (0..8 << 20)
-            .map(|_| {
-                x ^= x << 13;
-                x ^= x >> 7;
-                x ^= x << 17;
-                x as u8
-            })
-            .collect();
-        std::fs::write(shards.join(format!("db{n}.couch")), block).expect("fill");
+        noise(&s.dir().join(format!("couchdb/shards/db{n}.couch")), 8);
     }
 }
 
@@ -332,7 +293,7 @@ fn a_destroy_killed_at_any_moment_is_finished_or_leaves_the_project_whole() {
         &mut |round| {
             let ls = s.cht.run(&["--json", "ls"]);
             assert_eq!(ls.code, 0, "round {round}: {ls:#?}");
-            assert_left_nothing(&s.cht.home(), round);
+            assert_left_nothing(&s.cht.home(), &format!("round {round}"));
             if s.dir().exists() {
                 assert!(
                     s.dir().join(".env").is_file(),
@@ -390,7 +351,7 @@ fn an_adoption_killed_while_it_copies_leaves_no_half_project() {
         &mut |round| {
             let ls = s.cht.run(&["--json", "ls"]);
             assert_eq!(ls.code, 0, "round {round}: {ls:#?}");
-            assert_left_nothing(&s.cht.home(), round);
+            assert_left_nothing(&s.cht.home(), &format!("round {round}"));
             if s.dir().exists() {
                 assert_eq!(
                     std::fs::read_to_string(s.dir().join("couchdb/helper-marker"))

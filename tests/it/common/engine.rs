@@ -436,6 +436,18 @@ impl Stack {
         all
     }
 
+    /// The project's containers the engine has paused.
+    pub fn paused(&self) -> Vec<String> {
+        docker_names(&[
+            "ps",
+            "-aq",
+            "--filter",
+            &format!("label=com.docker.compose.project={}", self.name),
+            "--filter",
+            "status=paused",
+        ])
+    }
+
     /// Whether the project's network (`<NAME>-cht-net`) exists.
     pub fn network_exists(&self) -> bool {
         let filter = format!("name=^{}-cht-net$", self.name);

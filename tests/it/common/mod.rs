@@ -543,3 +543,44 @@ pub fn helper_project(user_home: &Path, name: &str, http: u16, https: u16) -> st
     std::fs::write(&file, env).expect("env");
     file
 }
+
+/// Fails when a staging folder or half-written file (`.staging-*`, `*.new-*`) is left
+/// anywhere under `dir`; `when` says after what, for the message.
+#[track_caller]
+pub fn assert_left_nothing(dir: &Path, when: &str) {
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(at) = stack.pop() {
+        for entry in std::fs::read_dir(&at).into_iter().flatten().flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            assert!(
+                !name.starts_with(".staging-") && !name.contains(".new-"),
+                "{when}: left behind: {}",
+                entry.path().display()
+            );
+            if entry.file_type().is_ok_and(|t| t.is_dir()) {
+                stack.push(entry.path());
+            }
+        }
+    }
+}
+
+/// `mib` MiB of bytes that do not compress (xorshift, seeded by the path, so no two files
+/// repeat each other), written to `path`.
+pub fn noise(path: &Path, mib: usize) {
+    std::fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
+    let mut x: u64 = path
+        .to_string_lossy()
+        .bytes()
+        .fold(0x2545_f491_4f6c_dd1d, |h, b| {
+            (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
+        });
+    let bytes: Vec<u8> = (0..mib << 20)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect();
+    std::fs::write(path, bytes).expect("noise");
+}
