@@ -246,6 +246,7 @@ pub async fn create(
     let live = sources.clone();
     let mut writer = super::runtime::blocking(move || {
         writer.take_live(&live, &reading)?;
+        crate::faults::point("first-pass-done");
         Ok(writer)
     })
     .await

@@ -70,11 +70,12 @@ pub async fn stop(engine: &Engine, name: &str, reporter: &dyn Reporter) -> Resul
 /// the upgrade service's compose sent just before it was stopped can land after a listing.
 const DOWN_ROUNDS: usize = 5;
 
-/// How many more times `down` tries to remove a network that still has endpoints.
-const NETWORK_TRIES: usize = 10;
+/// How many more times `down` tries to remove a network that still has endpoints (a busy
+/// engine can take seconds to let go of a removed container's endpoint).
+const NETWORK_TRIES: usize = 20;
 
 /// How long `down` waits before it tries a network again.
-const NETWORK_RETRY: std::time::Duration = std::time::Duration::from_millis(300);
+const NETWORK_RETRY: std::time::Duration = std::time::Duration::from_millis(500);
 
 /// Removes every container and network of the project; volumes, data and files stay.
 /// The upgrade service keeps no data and its container goes, so it is killed (node as

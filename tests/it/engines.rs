@@ -256,3 +256,69 @@ fn rootless_docker_serves_its_user_with_container_owned_data() {
     assert!(made.is_empty(), "{made:?}");
     cht.run(&["destroy", "low", "--yes"]).ok();
 }
+
+#[test]
+fn docker28_restarting_in_the_middle_of_a_snapshot_is_named_and_the_next_up_brings_all_back() {
+    let engine = SecondEngine::require("docker28");
+    let s = Stack::in_home("restart", ChtDev::new().on_engine(&engine));
+    s.up(&[]).ok();
+    let data = s.dir().join("couchdb");
+    std::fs::write(data.join("restart-marker"), "kept").expect("marker");
+    // Held once its first pass is done (the fault-hooks feature), while the engine goes
+    // down; it goes on to pause the services, and the engine comes back meanwhile.
+    let go = s.cht.scratch().join("go");
+    let child = s
+        .cht
+        .command()
+        .env("CHT_DEV_WAIT_AT", "first-pass-done")
+        .env("CHT_DEV_WAIT_FILE", &go)
+        .args(["snapshot", "create", &s.name, "--label", "cut"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let reached = s.cht.scratch().join("go.reached");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !reached.exists() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "never reached the step"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let engines = |action: &str| {
+        let run = crate::common::run_tool(
+            Path::new("/bin/bash"),
+            &["scripts/engines.sh", action, "docker28"],
+            root,
+        );
+        assert_eq!(run.code, 0, "engines.sh {action}: {run:#?}");
+    };
+    engines("down");
+    std::fs::write(&go, "").expect("go");
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    engines("up");
+    let out = child.wait_with_output().expect("wait");
+    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+    let last = stderr.lines().last().unwrap_or_default().to_string();
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        last.starts_with("error: ") && last.contains(&engine.host),
+        "the error names the engine: {stderr}"
+    );
+    // The next command repairs what the snapshot held, and `up` brings the stack back.
+    let status = s.cmd("status", &["--json"]);
+    assert_eq!(status.code, 0, "{status:#?}");
+    s.up(&[]).ok();
+    assert_eq!(s.curl_https("/").0, "200");
+    assert_eq!(
+        std::fs::read_to_string(data.join("restart-marker")).expect("marker"),
+        "kept"
+    );
+    crate::common::assert_left_nothing(&s.cht.home(), "after the restart");
+    assert!(
+        !s.dir().join("snapshots/cut.tar.zst").exists(),
+        "no torn archive"
+    );
+}

@@ -30,12 +30,8 @@ fn kill_at_moments(
     let whole = cht.run(&args.iter().map(String::as_str).collect::<Vec<_>>());
     assert_eq!(whole.code, 0, "the uninterrupted run: {whole:#?}");
     let took = started.elapsed();
-    let spawn = |step: Option<&str>| {
-        let mut command = cht.command();
-        if let Some(step) = step {
-            command.env("CHT_DEV_KILL_AT", step);
-        }
-        command
+    let spawn = || {
+        cht.command()
             .args(args)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -46,7 +42,7 @@ fn kill_at_moments(
     for round in 1..=MOMENTS {
         setup(round);
         let at = took.mul_f64((f64::from(round) - 0.5) / f64::from(MOMENTS));
-        let mut child = spawn(None);
+        let mut child = spawn();
         std::thread::sleep(at);
         // Child::kill sends SIGKILL.
         let _ = child.kill();
@@ -56,11 +52,19 @@ fn kill_at_moments(
     for (n, step) in steps.iter().enumerate() {
         let round = MOMENTS + 1 + n as u32;
         setup(round);
-        let status = spawn(Some(step)).wait().expect("wait");
+        let mut command = cht.command();
+        let out = command
+            .env("CHT_DEV_KILL_AT", step)
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .expect("run");
         assert_eq!(
-            std::os::unix::process::ExitStatusExt::signal(&status),
+            std::os::unix::process::ExitStatusExt::signal(&out.status),
             Some(9),
-            "killed at {step}: {status:?}"
+            "killed at {step}: {:?} {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
         );
         check(round);
     }
