@@ -538,13 +538,19 @@ fn logs_follow_streams_new_lines() {
             }
         }
     });
-    std::thread::sleep(Duration::from_millis(300));
-    assert_eq!(s.curl_https("/followed-path").0, "404");
-    let deadline = Instant::now() + Duration::from_secs(10);
+    // A request, then its line awaited; again until one shows (the stream attaches at a
+    // moment the test cannot see, and `--tail 0` shows nothing from before it).
+    let deadline = Instant::now() + Duration::from_secs(30);
     let mut seen = false;
+    let mut asked = 0;
     while Instant::now() < deadline && !seen {
-        if let Ok(line) = rx.recv_timeout(Duration::from_millis(200)) {
-            seen = line.contains("/followed-path") || line.contains("response:404");
+        asked += 1;
+        assert_eq!(s.curl_https(&format!("/followed-path-{asked}")).0, "404");
+        while let Ok(line) = rx.recv_timeout(Duration::from_millis(500)) {
+            if line.contains("/followed-path") || line.contains("response:404") {
+                seen = true;
+                break;
+            }
         }
     }
     let _ = child.kill();
