@@ -302,14 +302,20 @@ pub fn sweep_leftovers(dir: &Path) -> Vec<PathBuf> {
 pub fn when_full(error: Error, dir: &Path, needed: u64, what: &str) -> Error {
     match &error {
         Error::Io { source, .. } if source.kind() == std::io::ErrorKind::StorageFull => {
-            Error::NoSpace {
-                path: dir.to_path_buf(),
-                what: what.to_string(),
-                needed: human_bytes(needed),
-                available: human_bytes(available_space(dir).unwrap_or(0)),
-            }
+            no_space(dir, what, needed, available_space(dir).unwrap_or(0))
         }
         _ => error,
+    }
+}
+
+/// The disk-full error: `what` in `dir` needs about `needed` bytes, and `available` are
+/// free.
+pub fn no_space(dir: &Path, what: &str, needed: u64, available: u64) -> Error {
+    Error::NoSpace {
+        path: dir.to_path_buf(),
+        what: what.to_string(),
+        needed: human_bytes(needed),
+        available: human_bytes(available),
     }
 }
 

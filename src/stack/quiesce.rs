@@ -197,12 +197,12 @@ pub async fn bring_back(
     profile: &Profile,
     held: &Quiesced,
 ) -> Result<()> {
-    try_join_all(held.stopped.iter().map(|c| async move {
-        match engine.stop(&c.id, &c.name, STOP_GRACE).await {
-            Err(e) if e.engine_kind() == Some(EngineFailure::NotFound) => Ok(()),
-            done => done,
-        }
-    }))
+    // (A container gone meanwhile is fine: `Engine::stop` tolerates it.)
+    try_join_all(
+        held.stopped
+            .iter()
+            .map(|c| engine.stop(&c.id, &c.name, STOP_GRACE)),
+    )
     .await?;
     resume(engine, project, profile, held).await?;
     if held.frozen.is_empty() {
@@ -210,14 +210,9 @@ pub async fn bring_back(
     }
     for _ in 0..THAW_ROUNDS {
         tokio::time::sleep(THAW_SETTLE).await;
-        let still = containers(engine, &project.name)
-            .await?
-            .into_iter()
-            .any(|c| c.state == ContainerState::Paused && held.frozen.iter().any(|f| f.id == c.id));
-        if !still {
+        if thaw(engine, project, &held.frozen).await? == 0 {
             return Ok(());
         }
-        thaw(engine, project, &held.frozen).await?;
     }
     Ok(())
 }
@@ -268,10 +263,11 @@ async fn freeze(
 }
 
 /// Lets frozen containers run again: those of `frozen` the engine lists as paused (a
-/// freeze refused or cut short left some running, and engines refuse to unpause those).
-async fn thaw(engine: &Engine, project: &Target, frozen: &[ContainerInfo]) -> Result<()> {
+/// freeze refused or cut short left some running, and engines refuse to unpause those);
+/// returns how many it found paused.
+async fn thaw(engine: &Engine, project: &Target, frozen: &[ContainerInfo]) -> Result<usize> {
     if frozen.is_empty() {
-        return Ok(());
+        return Ok(0);
     }
     let paused: Vec<ContainerInfo> = containers(engine, &project.name)
         .await?
@@ -279,7 +275,7 @@ async fn thaw(engine: &Engine, project: &Target, frozen: &[ContainerInfo]) -> Re
         .filter(|c| c.state == ContainerState::Paused && frozen.iter().any(|f| f.id == c.id))
         .collect();
     try_join_all(paused.iter().map(|c| engine.unpause(&c.id, &c.name))).await?;
-    Ok(())
+    Ok(paused.len())
 }
 
 /// Starts a container, unless it is gone.

@@ -82,12 +82,9 @@ pub fn data_size(dir: &Path) -> u64 {
 /// than `needed` bytes free for `what`.
 pub fn check_space(dir: &Path, needed: u64, what: &str) -> Result<()> {
     match fsutil::available_space(dir) {
-        Some(available) if available < needed => Err(Error::NoSpace {
-            path: dir.to_path_buf(),
-            what: what.to_string(),
-            needed: fsutil::human_bytes(needed),
-            available: fsutil::human_bytes(available),
-        }),
+        Some(available) if available < needed => {
+            Err(fsutil::no_space(dir, what, needed, available))
+        }
         _ => Ok(()),
     }
 }
