@@ -79,11 +79,18 @@ export PATH="$PWD/.venv/bin:$PATH"
 if ((stress)); then
   # Built first, so the hog slows the tests, not the compiler.
   cargo nextest run --workspace --features fault-hooks --no-run >/dev/null 2>&1 || true
+  # The churn's image, made here so the loop churns from the first test on: static
+  # busybox as /bin/true, nothing else.
+  churn_ctx=$(mktemp -d)
+  cp /bin/busybox "$churn_ctx/true"
+  printf 'FROM scratch\nCOPY true /bin/true\nENTRYPOINT ["/bin/true"]\n' > "$churn_ctx/Dockerfile"
+  docker build -q -t cht-dev-stress-churn:1 "$churn_ctx" >/dev/null
+  rm -rf "$churn_ctx"
   stress-ng --cpu 2 --io 1 --timeout 0 --quiet &
   hog=$!
   (
     while :; do
-      docker run --rm --label cht-dev-stress=1 cht-dev-standin-base:2 true >/dev/null 2>&1 || sleep 1
+      docker run --rm --label cht-dev-stress=1 cht-dev-stress-churn:1 >/dev/null 2>&1 || sleep 1
     done
   ) &
   churn=$!

@@ -28,6 +28,9 @@ pub struct Settings {
     /// Whether the command needs to know at once which engine answers (see
     /// `Engine::connect_to`).
     product_early: bool,
+    /// A connection begun ahead of the first need ([`Settings::connect_ahead`]); the first
+    /// call to [`Settings::engine`] takes it over, its failure included.
+    ahead: Arc<std::sync::Mutex<Option<Ahead>>>,
 }
 
 impl Settings {
@@ -40,6 +43,7 @@ impl Settings {
             context: None,
             engine: Arc::default(),
             product_early: false,
+            ahead: Arc::default(),
         }
     }
 
@@ -74,20 +78,42 @@ impl Settings {
         crate::local_ip::Source::from_env()
     }
 
-    /// The engine, connected (and its API version negotiated) on the first call; later
-    /// calls share that connection. A failed connection is tried again on the next call.
+    /// Begins connecting to the engine (and negotiating its API version) on another worker,
+    /// for a command that will need it: the engine answers while the command reads its
+    /// files. Must run inside the runtime. An endpoint that cannot be resolved begins
+    /// nothing; [`Settings::engine`] reports it when asked.
+    pub fn connect_ahead(&self) {
+        let Ok(endpoint) = self.endpoint() else {
+            return;
+        };
+        let (timeline, early) = (self.timeline.clone(), self.product_early);
+        let host = endpoint.host.clone();
+        let task = tokio::spawn(async move { connect(&endpoint, early, timeline).await });
+        if let Ok(mut ahead) = self.ahead.lock() {
+            *ahead = Some(Ahead { host, task });
+        }
+    }
+
+    /// The engine, connected (and its API version negotiated) on the first call, or by the
+    /// connection begun ahead; later calls share that connection. A failed connection is
+    /// tried again on the next call.
     pub async fn engine(&self) -> Result<Engine> {
         self.engine
             .get_or_try_init(|| async {
-                let span = crate::docker::timeline::Span::open(self.timeline.as_ref(), || {
-                    "connect and negotiate".into()
-                });
-                let engine = Engine::connect_to(&self.endpoint()?, self.product_early).await?;
-                drop(span);
-                Ok(match &self.timeline {
-                    Some(t) => engine.with_timeline(t.clone()),
-                    None => engine,
-                })
+                let ahead = self.ahead.lock().ok().and_then(|mut a| a.take());
+                match ahead {
+                    Some(Ahead { host, task }) => {
+                        task.await
+                            .map_err(|e| crate::error::Error::EngineUnreachable {
+                                host,
+                                reason: format!("the connection was cut short: {e}"),
+                                source: None,
+                            })?
+                    }
+                    None => {
+                        connect(&self.endpoint()?, self.product_early, self.timeline.clone()).await
+                    }
+                }
             })
             .await
             .cloned()
@@ -97,4 +123,28 @@ impl Settings {
     pub fn home(&self) -> Result<Home> {
         Home::resolve(self.home_flag.as_deref())
     }
+}
+
+/// A connection begun ahead: the address it goes to, and the task making it.
+#[derive(Debug)]
+struct Ahead {
+    host: String,
+    task: tokio::task::JoinHandle<Result<Engine>>,
+}
+
+/// Connects to the engine at `endpoint`, recording the connection and every later call into
+/// `timeline` when given.
+async fn connect(
+    endpoint: &Endpoint,
+    product_early: bool,
+    timeline: Option<Timeline>,
+) -> Result<Engine> {
+    let span =
+        crate::docker::timeline::Span::open(timeline.as_ref(), || "connect and negotiate".into());
+    let engine = Engine::connect_to(endpoint, product_early).await?;
+    drop(span);
+    Ok(match timeline {
+        Some(t) => engine.with_timeline(t),
+        None => engine,
+    })
 }

@@ -114,6 +114,26 @@ pub enum Action {
     },
 }
 
+impl Action {
+    /// Whether the command always talks to the engine, so its connection can begin while
+    /// the command reads its files.
+    fn needs_engine(&self) -> bool {
+        matches!(
+            self,
+            Action::Up(_)
+                | Action::Stop { .. }
+                | Action::Down { .. }
+                | Action::Status { .. }
+                | Action::Logs(_)
+                | Action::Upgrade(_)
+                | Action::SnapshotCreate { .. }
+                | Action::SnapshotRestore(_)
+                | Action::Doctor
+                | Action::Ls
+        )
+    }
+}
+
 /// Runs one resolved command; with `--timings`, then prints its engine calls on stderr
 /// (whether it succeeded or not).
 pub fn run(settings: &Settings, action: &Action) -> Result<()> {
@@ -122,6 +142,9 @@ pub fn run(settings: &Settings, action: &Action) -> Result<()> {
     // what killed processes left in the home (staging folders, half-written files). A
     // home that cannot be resolved is the command's own error to report, if it needs one.
     let result = runtime::drive(async {
+        if action.needs_engine() {
+            settings.connect_ahead();
+        }
         for line in repair::run(settings).await {
             settings.printer.always_warn(&line);
         }

@@ -188,6 +188,27 @@ impl Engine {
         Ok(names)
     }
 
+    /// Deletes the endpoint called `container` from the network called `name` by force,
+    /// whether that container still exists or not (the engine's way to drop an endpoint a
+    /// removed container left behind); a missing network or endpoint is not an error.
+    pub async fn force_disconnect(&self, name: &str, container: &str) -> Result<()> {
+        let _span = self.span(|| format!("force-disconnect {container} from network {name}"));
+        for id in self.networks_named(name).await? {
+            self.docker
+                .disconnect_network(
+                    &id,
+                    bollard::models::NetworkDisconnectRequest {
+                        container: container.to_string(),
+                        force: Some(true),
+                    },
+                )
+                .await
+                .map_err(self.fail(format!("force-disconnect {container} from network {name}")))
+                .tolerate(&[NotFound])?;
+        }
+        Ok(())
+    }
+
     /// Removes a volume; a missing one is not an error.
     pub async fn remove_volume(&self, name: &str) -> Result<()> {
         let _span = self.span(|| format!("remove volume {name}"));

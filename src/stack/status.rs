@@ -54,8 +54,13 @@ pub async fn containers(engine: &Engine, name: &str) -> Result<Vec<ContainerInfo
 /// Each service's container state, CHT first, then the upgrade service; extra
 /// containers (made by compose, or orphans) follow.
 pub async fn status(engine: &Engine, project: &Target) -> Result<Vec<ServiceState>> {
-    // Unreadable compose files still leave the containers to report.
-    status_with(engine, project, load(project).ok().as_ref()).await
+    // The compose files are read on a blocking thread while the engine lists; unreadable
+    // ones still leave the containers to report.
+    let target = project.clone();
+    let reading = tokio::task::spawn_blocking(move || load(&target).ok());
+    let list = containers(engine, &project.name).await?;
+    let stacks = reading.await.ok().flatten();
+    Ok(rows_of(&list, stacks.as_ref()))
 }
 
 /// [`status`] for stacks already loaded (or none).

@@ -74,6 +74,9 @@ const DOWN_ROUNDS: usize = 5;
 /// engine can take seconds to let go of a removed container's endpoint).
 const NETWORK_TRIES: usize = 20;
 
+/// After how many tries `down` drops endpoints that no attached container explains.
+const STALE_AFTER: usize = 2;
+
 /// How long `down` waits before it tries a network again.
 const NETWORK_RETRY: std::time::Duration = std::time::Duration::from_millis(500);
 
@@ -107,12 +110,14 @@ pub async fn down(engine: &Engine, project: &Target, reporter: &dyn Reporter) ->
     // one the engine is still letting go of) is on it: the containers are listed again,
     // and the networks tried again, a few times.
     let mut tries = 0;
+    let mut seen = std::collections::BTreeSet::new();
     loop {
         for _ in 0..DOWN_ROUNDS {
             let list = containers(engine, &project.name).await?;
             if list.is_empty() {
                 break;
             }
+            seen.extend(list.iter().map(|c| c.name.clone()));
             remove_containers(engine, &project.name, list, stacks.as_ref(), reporter).await?;
         }
         let mut failed = None;
@@ -123,11 +128,14 @@ pub async fn down(engine: &Engine, project: &Target, reporter: &dyn Reporter) ->
         }
         match failed {
             None => return Ok(()),
-            Some((network, e)) if tries >= NETWORK_TRIES => {
+            Some((network, _)) if tries >= NETWORK_TRIES => {
                 // Named: what holds it is not the project's (by label), or will not go.
                 let containers = engine.network_containers(network).await.unwrap_or_default();
                 if containers.is_empty() {
-                    return Err(e);
+                    return Err(Error::NetworkStuck {
+                        project: project.name.clone(),
+                        network: network.clone(),
+                    });
                 }
                 return Err(Error::NetworkInUse {
                     project: project.name.clone(),
@@ -135,8 +143,21 @@ pub async fn down(engine: &Engine, project: &Target, reporter: &dyn Reporter) ->
                     containers,
                 });
             }
-            Some(_) => {
+            Some((network, _)) => {
                 tries += 1;
+                // From the second try on, endpoints the project's removed containers left
+                // (an engine can keep one after a container it was removing is gone) are
+                // dropped by name; a container still there is left to its removal.
+                if tries >= STALE_AFTER
+                    && engine
+                        .network_containers(network)
+                        .await
+                        .is_ok_and(|c| c.is_empty())
+                {
+                    for name in &seen {
+                        engine.force_disconnect(network, name).await.ok();
+                    }
+                }
                 tokio::time::sleep(NETWORK_RETRY).await;
             }
         }
