@@ -139,8 +139,9 @@ impl Action {
 pub fn run(settings: &Settings, action: &Action) -> Result<()> {
     // Start-up: what a killed command left half done, from its journal, said on stderr. The
     // repair goes first: a restore's staging folder may hold the data to swap back. Then
-    // what killed processes left in the home (staging folders, half-written files). A
-    // home that cannot be resolved is the command's own error to report, if it needs one.
+    // what killed processes left in the home (staging folders, half-written files), but in
+    // a project whose repair could not undo a restore's swaps yet. A home that cannot be
+    // resolved is the command's own error to report, if it needs one.
     let result = runtime::drive(async {
         if action.needs_engine() {
             settings.connect_ahead();
@@ -149,7 +150,7 @@ pub fn run(settings: &Settings, action: &Action) -> Result<()> {
             settings.printer.always_warn(&line);
         }
         if let Ok(home) = settings.home() {
-            home.sweep_leftovers(&|name| journal::path_in(&home.project_dir(name)).exists());
+            home.sweep_leftovers(&|name| journal::needs_staging(name, &home.project_dir(name)));
         }
         dispatch(settings, action).await
     });

@@ -38,6 +38,11 @@ use crate::error::{Error, Result};
 /// How long one engine request may take before it counts as failed.
 const REQUEST_TIMEOUT: u64 = 120;
 
+/// How long the engine may take to answer the API version negotiation: a busy engine (its
+/// `/version` runs `runc --version` and friends, slow on a loaded machine) is not an
+/// unreachable one.
+const NEGOTIATE_WITHIN: Duration = Duration::from_secs(30);
+
 /// Which engine answers, as `doctor` names it.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct EngineFacts {
@@ -217,9 +222,9 @@ impl Engine {
             })
         };
         let early = product_early.then(|| ask(docker.clone()));
-        let docker = tokio::time::timeout(Duration::from_secs(10), docker.negotiate_version())
+        let docker = tokio::time::timeout(NEGOTIATE_WITHIN, docker.negotiate_version())
             .await
-            .map_err(|_| unreachable("no answer within 10 s".into()))?
+            .map_err(|_| unreachable(format!("no answer within {} s", NEGOTIATE_WITHIN.as_secs())))?
             .map_err(|e| unreachable(e.to_string()))?;
         Ok(Engine {
             docker,

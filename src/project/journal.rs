@@ -137,6 +137,13 @@ pub fn path_in(dir: &Path) -> PathBuf {
     dir.join(FILE)
 }
 
+/// Whether the journal in project `name`'s folder `dir` still needs what staging folders
+/// hold there (a restore's swaps, to be undone); an unreadable journal counts as needing
+/// them, and no journal as not.
+pub fn needs_staging(name: &str, dir: &Path) -> bool {
+    read(name, dir).map_or(true, |left| left.is_some_and(|j| !j.swaps.is_empty()))
+}
+
 /// The journal left in project `name`'s folder `dir`, if any.
 pub fn read(name: &str, dir: &Path) -> Result<Option<Journal>> {
     let path = path_in(dir);
@@ -263,6 +270,36 @@ mod tests {
         std::fs::write(path_in(dir.path()), "{torn").expect("torn");
         let err = read("p", dir.path()).expect_err("unreadable");
         assert!(err.to_string().contains("remove it to go on"), "{err}");
+    }
+
+    #[test]
+    fn only_a_restores_swaps_or_an_unreadable_journal_keep_the_staging_folders() {
+        let dir = tempfile::tempdir().expect("tmp");
+        assert!(!needs_staging("p", dir.path()), "no journal");
+        let held = Journal {
+            command: "snapshot create".into(),
+            files: Some(Files {
+                change: "x".into(),
+                previous: Vec::new(),
+                backup: None,
+            }),
+            ..Journal::default()
+        };
+        write(dir.path(), &held).expect("write");
+        assert!(!needs_staging("p", dir.path()), "nothing staged is needed");
+        let data = dir.path().join("data");
+        let staged = dir.path().join(".staging-data-1");
+        std::fs::create_dir(&data).expect("mkdir");
+        std::fs::create_dir(&staged).expect("mkdir");
+        let restoring = Journal {
+            command: "snapshot restore".into(),
+            swaps: vec![Swap::of(&data, &staged).expect("swap")],
+            ..Journal::default()
+        };
+        write(dir.path(), &restoring).expect("write");
+        assert!(needs_staging("p", dir.path()), "a swap to undo");
+        std::fs::write(path_in(dir.path()), "{torn").expect("torn");
+        assert!(needs_staging("p", dir.path()), "unreadable: kept");
     }
 
     #[test]

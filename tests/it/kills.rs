@@ -85,7 +85,10 @@ fn next_command_finds_a_whole_project(s: &Stack, round: u32) -> String {
     );
     let json: serde_json::Value = serde_json::from_str(&status.stdout).expect("json");
     assert!(json["state"].is_string(), "round {round}: {json}");
-    assert_left_nothing(&s.cht.home(), &format!("round {round}"));
+    assert_left_nothing(
+        &s.cht.home(),
+        &format!("round {round} (status said: {:?})", status.stderr),
+    );
     assert!(
         !s.dir().join(".cht-dev-journal.json").exists(),
         "round {round}: the journal is gone once repaired: {status:#?}"
