@@ -34,14 +34,22 @@ impl Report for Stopped {
 pub struct Down {
     /// The project.
     pub project: String,
-    /// Always true: the containers and network are gone.
+    /// Always true: the containers are gone.
     pub down: bool,
+    /// The network the engine would not remove although nothing is attached, if any
+    /// (omitted when the network went too).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub network_stays: Option<String>,
 }
 
 impl Report for Down {
     fn human(&self, p: &Printer) -> Result<()> {
+        let removed = match self.network_stays {
+            Some(_) => "containers removed (the network stays)",
+            None => "containers and network removed",
+        };
         p.info(format!(
-            "{}: containers and network removed; data, volumes, certificates and files kept",
+            "{}: {removed}; data, volumes, certificates and files kept",
             self.project
         ))
     }
@@ -87,14 +95,30 @@ pub async fn down(settings: &Settings, name: Option<&str>) -> Result<Down> {
     let project = Project::load(&home, &name)?;
     let _lock = crate::project::lock(&home, &name)?;
     let reporter = progress::for_terminal(settings.printer.is_quiet());
-    super::runtime::interruptible(async {
+    let downed = super::runtime::interruptible(async {
         let engine = settings.engine().await?;
         teardown::down(&engine, &project.target(), reporter.as_ref()).await
     })
-    .await?;
+    .await;
+    let network_stays = match downed {
+        // Every container is gone, which is what `down` is for; the network an engine will
+        // not let go of is harmless and the next `up` uses it again.
+        Err(Error::NetworkStuck { network, .. }) => {
+            settings.printer.always_warn(&stuck_network(
+                &network,
+                &format!("; the next `cht-dev up {name}` uses it again"),
+            ));
+            Some(network)
+        }
+        other => {
+            other?;
+            None
+        }
+    };
     Ok(Down {
         project: name,
         down: true,
+        network_stays,
     })
 }
 
@@ -132,11 +156,15 @@ pub async fn destroy(settings: &Settings, name: &str, yes: bool) -> Result<Destr
         .await
     })
     .await;
-    if let Err(e) = destroyed {
-        if project.dir.join(".env").is_file() {
-            journal.update(|j| j.destroy = false)?;
+    match destroyed {
+        Err(e) => {
+            if project.dir.join(".env").is_file() {
+                journal.update(|j| j.destroy = false)?;
+            }
+            return Err(e);
         }
-        return Err(e);
+        Ok(Some(network)) => settings.printer.always_warn(&stuck_network(&network, "")),
+        Ok(None) => {}
     }
     drop(lock);
     Ok(Destroyed {
@@ -155,10 +183,14 @@ pub(super) async fn destroy_steps(
     project: Option<&Project>,
     dir: &std::path::Path,
     reporter: &dyn progress::Reporter,
-) -> Result<()> {
+) -> Result<Option<String>> {
     let image = project.and_then(super::runtime::data_image);
+    let mut stuck = None;
     if let Some(project) = project {
-        teardown::down(engine, &project.target(), reporter).await?;
+        match teardown::down(engine, &project.target(), reporter).await {
+            Err(Error::NetworkStuck { network, .. }) => stuck = Some(network),
+            other => other?,
+        }
         teardown::remove_volumes(engine, name, reporter).await?;
     }
     crate::faults::point("engine-part-done");
@@ -174,5 +206,13 @@ pub(super) async fn destroy_steps(
             journal::FILE,
         ],
     )
-    .await
+    .await?;
+    Ok(stuck)
+}
+
+/// The warning for a network the engine would not remove although nothing is attached.
+pub(super) fn stuck_network(network: &str, then: &str) -> String {
+    format!(
+        "warning: network {network} stays: the engine still holds an endpoint of a removed container (restart the engine, then `docker network rm {network}`{then})"
+    )
 }

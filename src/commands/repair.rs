@@ -73,10 +73,15 @@ async fn repair(settings: &Settings, home: &Home, name: &str) -> Result<Option<S
     if left.destroy {
         let engine = settings.engine().await?;
         let project = Project::load(home, name).ok();
-        super::lifecycle::destroy_steps(&engine, name, project.as_ref(), &dir, &Silent).await?;
-        return Ok(Some(format!(
+        let stuck =
+            super::lifecycle::destroy_steps(&engine, name, project.as_ref(), &dir, &Silent).await?;
+        let mut line = format!(
             "finished destroying {name}, which an interrupted `{command}` had left half removed"
-        )));
+        );
+        if let Some(network) = stuck {
+            line = format!("{line}; {}", super::lifecycle::stuck_network(&network, ""));
+        }
+        return Ok(Some(line));
     }
     with_engine(settings, home, name, &mut left, &mut done).await?;
     journal::write(&dir, &left)?;
