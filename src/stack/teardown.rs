@@ -128,10 +128,15 @@ pub async fn down(engine: &Engine, project: &Target, reporter: &dyn Reporter) ->
         }
         match failed {
             None => return Ok(()),
-            Some((network, _)) if tries >= NETWORK_TRIES => {
+            Some((network, e)) if tries >= NETWORK_TRIES => {
                 // Named: what holds it is not the project's (by label), or will not go.
                 let containers = engine.network_containers(network).await.unwrap_or_default();
                 if containers.is_empty() {
+                    // Endpoints the engine counts without any container on them (Docker's
+                    // words), else the engine's own error.
+                    if !e.to_string().contains("active endpoints") {
+                        return Err(e);
+                    }
                     return Err(Error::NetworkStuck {
                         project: project.name.clone(),
                         network: network.clone(),
