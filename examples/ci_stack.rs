@@ -37,7 +37,10 @@ async fn main() -> Result<(), cht_dev::Error> {
         }
     };
     if args.next().as_deref() == Some("down") {
-        return down(&engine, &project.target(), &Silent).await;
+        if let Some(network) = down(&engine, &project.target(), &Silent).await? {
+            println!("network {network} stays: the engine holds an endpoint it no longer has");
+        }
+        return Ok(());
     }
     let options = UpOptions {
         pull: PullPolicy::Missing,

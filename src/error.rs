@@ -286,17 +286,6 @@ pub enum Error {
         /// The containers attached.
         containers: Vec<String>,
     },
-    /// A project's network could not be removed although no container is attached to it:
-    /// the engine holds an endpoint of a container that is gone.
-    #[error(
-        "could not remove network {network}: the engine still holds an endpoint of a removed container and would not drop it; restart the engine (e.g. `sudo systemctl restart docker`) and run `cht-dev down {project}` again"
-    )]
-    NetworkStuck {
-        /// The project.
-        project: String,
-        /// The network.
-        network: String,
-    },
     /// A file or folder operation failed.
     #[error("cannot {action} {path}: {source}", path = .path.display())]
     Io {

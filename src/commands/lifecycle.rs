@@ -95,26 +95,17 @@ pub async fn down(settings: &Settings, name: Option<&str>) -> Result<Down> {
     let project = Project::load(&home, &name)?;
     let _lock = crate::project::lock(&home, &name)?;
     let reporter = progress::for_terminal(settings.printer.is_quiet());
-    let downed = super::runtime::interruptible(async {
+    let network_stays = super::runtime::interruptible(async {
         let engine = settings.engine().await?;
         teardown::down(&engine, &project.target(), reporter.as_ref()).await
     })
-    .await;
-    let network_stays = match downed {
-        // Every container is gone, which is what `down` is for; the network an engine will
-        // not let go of is harmless and the next `up` uses it again.
-        Err(Error::NetworkStuck { network, .. }) => {
-            settings.printer.always_warn(&stuck_network(
-                &network,
-                &format!("; the next `cht-dev up {name}` uses it again"),
-            ));
-            Some(network)
-        }
-        other => {
-            other?;
-            None
-        }
-    };
+    .await?;
+    if let Some(network) = &network_stays {
+        settings.printer.always_warn(&stuck_network(
+            network,
+            &format!("; the next `cht-dev up {name}` uses it again"),
+        ));
+    }
     Ok(Down {
         project: name,
         down: true,
@@ -176,7 +167,8 @@ pub async fn destroy(settings: &Settings, name: &str, yes: bool) -> Result<Destr
 /// The steps of `destroy` once confirmed, each safe to run again: the project's containers,
 /// networks and volumes (when its files still load: `project`), then its folder: `.env`,
 /// the compose files (which name the image the engine removes with) and the journal that
-/// says a destroy is under way go last, with the folder, in one step.
+/// says a destroy is under way go last, with the folder, in one step. Returns the network
+/// the engine would not remove although nothing is attached (see `teardown::down`), if any.
 pub(super) async fn destroy_steps(
     engine: &Engine,
     name: &str,
@@ -187,10 +179,7 @@ pub(super) async fn destroy_steps(
     let image = project.and_then(super::runtime::data_image);
     let mut stuck = None;
     if let Some(project) = project {
-        match teardown::down(engine, &project.target(), reporter).await {
-            Err(Error::NetworkStuck { network, .. }) => stuck = Some(network),
-            other => other?,
-        }
+        stuck = teardown::down(engine, &project.target(), reporter).await?;
         teardown::remove_volumes(engine, name, reporter).await?;
     }
     crate::faults::point("engine-part-done");

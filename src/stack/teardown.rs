@@ -87,8 +87,15 @@ const NETWORK_RETRY: std::time::Duration = std::time::Duration::from_millis(500)
 /// gracefully (SIGTERM, then SIGKILL after 10 s), as compose does. Containers are found by
 /// label, so one that compose left renamed halfway through a recreate
 /// (`<id>_<project>-<service>-1`) goes too; the project is listed again until none is left
-/// (a create in flight when the upgrade service was killed lands later).
-pub async fn down(engine: &Engine, project: &Target, reporter: &dyn Reporter) -> Result<()> {
+/// (a create in flight when the upgrade service was killed lands later). Returns the
+/// network the engine would not remove although nothing is attached to it (it counts an
+/// endpoint it no longer has, which only its restart clears), if any: the containers are
+/// gone all the same, and the next `up` uses that network again.
+pub async fn down(
+    engine: &Engine,
+    project: &Target,
+    reporter: &dyn Reporter,
+) -> Result<Option<String>> {
     let stacks = load(project).ok();
     let mut networks = engine
         .networks(labels::CHT_DEV_PROJECT, &project.name)
@@ -127,7 +134,7 @@ pub async fn down(engine: &Engine, project: &Target, reporter: &dyn Reporter) ->
             }
         }
         match failed {
-            None => return Ok(()),
+            None => return Ok(None),
             Some((network, e)) if tries >= NETWORK_TRIES => {
                 // Named: what holds it is not the project's (by label), or will not go.
                 let containers = engine.network_containers(network).await.unwrap_or_default();
@@ -137,10 +144,7 @@ pub async fn down(engine: &Engine, project: &Target, reporter: &dyn Reporter) ->
                     if !e.to_string().contains("active endpoints") {
                         return Err(e);
                     }
-                    return Err(Error::NetworkStuck {
-                        project: project.name.clone(),
-                        network: network.clone(),
-                    });
+                    return Ok(Some(network.clone()));
                 }
                 return Err(Error::NetworkInUse {
                     project: project.name.clone(),
