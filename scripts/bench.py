@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""Benchmark cht-dev on the stand-in stack against Docker Compose v1 and v2 and the engine floor.
+"""Benchmark cht-dev on the stand-in stack against Docker Compose v1 and v2 and the engine floor
+(all at once, and in `depends_on` order).
 
 Prints medians of several alternating runs and their ratios to the targets; with
 --write FILE, also writes them as Markdown (BENCHMARKS.md). Needs: a Docker engine,
@@ -209,6 +210,7 @@ def main():
     run(cht + ["up", NAME, "--pull", "never"])
     ids = run(["docker", "ps", "-aq", "--filter", f"label=org.cht-dev.project={NAME}"]).stdout.split()
     specs = []
+    service_of = {}
     network = f"{NAME}-cht-net"
     for cid in ids:
         info = json.loads(run(["docker", "inspect", cid]).stdout)[0]
@@ -232,11 +234,17 @@ def main():
             # make a second stack beside the floor's containers.
             body["Entrypoint"] = ["/bin/sh", "-c", "httpd -f -p 5008 -h /www"]
         specs.append((info["Name"].lstrip("/").replace(NAME, "floor", 1), body))
+        service_of[specs[-1][0]] = cfg["Labels"].get("com.docker.compose.service", "")
+    # What each service's `depends_on` names, as compose reads the files (for the floor in
+    # dependency order).
+    config = json.loads(run(compose_core("v2") + ["config", "--format", "json"], cwd=pdir).stdout)
+    depends = {svc: sorted((s.get("depends_on") or {}).keys()) for svc, s in config["services"].items()}
     wait_boot(NAME)
     run(cht + ["down", NAME])
 
     results = {k: [] for k in ("cht_up", "v1_up", "v2_up", "floor_up", "cht_down", "v1_down", "v2_down",
-                               "status", "rss_kb", "cht_again", "v2_again", "v2_ps", "cht_cold", "floor_down")}
+                               "status", "rss_kb", "cht_again", "v2_again", "v2_ps", "cht_cold", "floor_down",
+                               "floor_deps_up")}
     cache = os.path.join(pdir, "cache", "compose-hashes.json")
 
     def cycle_cht():
@@ -313,7 +321,35 @@ def main():
         engine("DELETE", f"/networks/{network}")
         results["floor_down"].append(time.perf_counter() - start)
 
-    cycles = [cycle_cht, lambda: cycle_compose("v1"), lambda: cycle_compose("v2"), cycle_floor, cycle_cold]
+    def cycle_floor_in_order():
+        # The floor with compose's start order: each container made at once, and started as
+        # soon as it is made and the services its `depends_on` names have started (what
+        # `depends_on` allows any client); nothing else waits.
+        start = time.perf_counter()
+        engine("POST", "/networks/create", {"Name": network, "Driver": "bridge"})
+        created = {}
+        started = {svc: threading.Event() for svc in service_of.values()}
+        def bring(name, body):
+            created[name] = engine("POST", f"/containers/create?name={name}", body)["Id"]
+            for dep in depends.get(service_of[name], []):
+                if dep in started:
+                    started[dep].wait()
+            engine("POST", f"/containers/{created[name]}/start")
+            started[service_of[name]].set()
+        joiners = [(n, b) for n, b in specs if b["HostConfig"]["NetworkMode"].startswith("container:")]
+        parallel([lambda n=n, b=b: bring(n, b) for n, b in specs if (n, b) not in joiners])
+        for n, b in joiners:
+            bring(n, b)
+        wait_ready(http_port, https_port, ca)
+        results["floor_deps_up"].append(time.perf_counter() - start)
+        time.sleep(1)
+        joined = {n for n, _ in joiners}
+        parallel([lambda i=i: engine("DELETE", f"/containers/{i}?force=true") for n, i in created.items() if n in joined])
+        parallel([lambda i=i: engine("DELETE", f"/containers/{i}?force=true") for n, i in created.items() if n not in joined])
+        engine("DELETE", f"/networks/{network}")
+
+    cycles = [cycle_cht, lambda: cycle_compose("v1"), lambda: cycle_compose("v2"), cycle_floor, cycle_cold,
+              cycle_floor_in_order]
     if args.engine == "podman":
         # Compose v1 looks up nginx-dns's network container before making any: it cannot
         # start the Podman files from nothing (v2 can). Its rows read nan.
@@ -355,6 +391,9 @@ def main():
         ("compose v1 `up -d` + same readiness poll", f"{med['v1_up']:.2f} s", ""),
         ("engine floor (raw API, parallel) + same poll", f"{med['floor_up']:.2f} s", ""),
         ("up / floor", ratio("cht_up", "floor_up") + floor_spread("cht_up", "floor_up", spread), "<= 1.05x"),
+        ("engine floor in `depends_on` order (raw API) + same poll", f"{med['floor_deps_up']:.2f} s", ""),
+        ("up / floor in `depends_on` order (information)",
+         ratio("cht_up", "floor_deps_up") + floor_spread("cht_up", "floor_deps_up", spread), ""),
         ("up / compose v2 (information)", ratio("cht_up", "v2_up"), ""),
         ("up / compose v1 (information)", ratio("cht_up", "v1_up"), ""),
         ("first `up` of a project (hashes not yet learned)", f"{med['cht_cold']:.2f} s", ""),
