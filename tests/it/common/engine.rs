@@ -465,8 +465,8 @@ impl Stack {
     }
 
     /// Whether the project's network is gone, or stays only because the engine keeps an
-    /// endpoint count of a container it removed (dockerd 20.10 after a container start was
-    /// cut off by a kill under load): then nothing is attached and the engine itself refuses
+    /// endpoint count of a container it removed (dockerd 20.10 under load, seen after a
+    /// killed `up` and after an ordinary `destroy`): then nothing is attached and it refuses
     /// `docker network rm` with "active endpoints", which only an engine restart clears, and
     /// cht-dev warns that it stays. A network the engine would remove fails the check.
     pub fn network_gone_or_stuck(&self) -> std::result::Result<(), String> {
