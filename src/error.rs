@@ -560,8 +560,12 @@ pub enum EngineFailure {
     NotFound,
     /// 409: a name in use, or an operation already under way.
     Conflict,
-    /// 304: already in the state asked for (started, stopped).
+    /// 304 (or an engine's words for it): already in the state asked for (started,
+    /// stopped, not paused).
     NotModified,
+    /// 403 (or an engine's words for it): still in use, such as a network with endpoints
+    /// (which an engine can keep counting after their containers are gone).
+    InUse,
     /// The engine did not answer.
     Unreachable,
     /// Anything else.

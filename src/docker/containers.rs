@@ -157,7 +157,7 @@ impl Engine {
             .unpause_container(id)
             .await
             .map_err(self.fail(format!("unpause container {name}")))
-            .tolerate(&[NotFound, Conflict])?;
+            .tolerate(&[NotFound, Conflict, NotModified])?;
         Ok(())
     }
 

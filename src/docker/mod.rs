@@ -32,7 +32,7 @@ use futures_util::{Stream, StreamExt};
 
 use self::endpoint::Endpoint;
 use self::timeline::{Span, Timeline};
-use crate::error::EngineFailure::{self, Conflict, NotFound, NotModified};
+use crate::error::EngineFailure::{self, Conflict, InUse, NotFound, NotModified};
 use crate::error::{Error, Result};
 
 /// How long one engine request may take before it counts as failed.
@@ -129,12 +129,28 @@ fn is_unreachable(e: &BollardError) -> bool {
 fn kind_of(e: &BollardError) -> EngineFailure {
     match e {
         _ if is_unreachable(e) => EngineFailure::Unreachable,
-        BollardError::DockerResponseServerError { status_code, .. } => match status_code {
-            404 => EngineFailure::NotFound,
-            409 => EngineFailure::Conflict,
-            304 => EngineFailure::NotModified,
-            _ => EngineFailure::Other,
-        },
+        BollardError::DockerResponseServerError {
+            status_code,
+            message,
+        } => kind_of_answer(*status_code, message),
+        _ => EngineFailure::Other,
+    }
+}
+
+/// What kind of failure an engine's error answer is, by its status and, where engines
+/// answer a known case with a plain 500, by its words: Docker 20.10 and Podman say a
+/// container "is not paused" (newer Docker: 409) and Podman says a network "is being
+/// used" (Docker: 403, "has active endpoints").
+fn kind_of_answer(status: u16, message: &str) -> EngineFailure {
+    match status {
+        404 => EngineFailure::NotFound,
+        409 => EngineFailure::Conflict,
+        304 => EngineFailure::NotModified,
+        403 => EngineFailure::InUse,
+        _ if message.contains("is not paused") => EngineFailure::NotModified,
+        _ if message.contains("active endpoints") || message.contains("is being used") => {
+            EngineFailure::InUse
+        }
         _ => EngineFailure::Other,
     }
 }
@@ -444,6 +460,44 @@ pub fn split_reference(image: &str) -> (String, String) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn answers_are_classified_by_status_then_by_the_words_engines_use_for_a_500() {
+        let cases = [
+            (404, "No such container: x", EngineFailure::NotFound),
+            (409, "Container x is not paused", EngineFailure::Conflict),
+            (304, "", EngineFailure::NotModified),
+            (
+                403,
+                "error while removing network: network n id 1f has active endpoints",
+                EngineFailure::InUse,
+            ),
+            (
+                500,
+                "Container 8f19 is not paused",
+                EngineFailure::NotModified,
+            ),
+            (
+                500,
+                "\"8f19\" is not paused, can't unpause: container state improper",
+                EngineFailure::NotModified,
+            ),
+            (
+                500,
+                "\"n\" has associated containers with it. network is being used",
+                EngineFailure::InUse,
+            ),
+            (
+                500,
+                "Cannot unpause container x: no such process",
+                EngineFailure::Other,
+            ),
+            (400, "bad parameter", EngineFailure::Other),
+        ];
+        for (status, message, kind) in cases {
+            assert_eq!(kind_of_answer(status, message), kind, "{status} {message}");
+        }
+    }
 
     #[test]
     fn references_split_at_the_tag_not_the_registry_port() {

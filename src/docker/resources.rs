@@ -44,7 +44,7 @@ impl Engine {
                 .await
                 .map_err(self.fail(format!("remove duplicate network {name}")))
                 // Best effort: one still in use (403) stays, and is harmless.
-                .tolerate(&[NotFound, Conflict, EngineFailure::Other])?;
+                .tolerate(&[NotFound, Conflict, InUse])?;
         }
         Ok(())
     }
@@ -148,10 +148,20 @@ impl Engine {
         Ok(names)
     }
 
-    /// Removes the network(s) called `name`; a missing one is not an error.
+    /// Removes the network(s) called `name`; a missing one is not an error, one in use
+    /// fails with [`EngineFailure::InUse`]. A lone network goes by its name: Podman removes
+    /// one by its full id even with containers on it (which it then cannot remove), but
+    /// refuses by name, as Docker does either way; only Docker can hold two of one name,
+    /// and those go by id.
     pub async fn remove_network(&self, name: &str) -> Result<()> {
         let _span = self.span(|| format!("remove network {name}"));
-        for id in self.networks_named(name).await? {
+        let ids = self.networks_named(name).await?;
+        let targets = if ids.len() == 1 {
+            vec![name.to_string()]
+        } else {
+            ids
+        };
+        for id in targets {
             self.docker
                 .remove_network(&id)
                 .await

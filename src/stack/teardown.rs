@@ -6,7 +6,7 @@ use super::load::{Stacks, companion_project, load};
 use super::status::containers;
 use super::{STOP_GRACE, UPGRADE_GRACE};
 use crate::docker::{ContainerInfo, Engine, labels};
-use crate::error::{Error, Result};
+use crate::error::{EngineFailure, Error, Result};
 use crate::progress::Reporter;
 use crate::stack::Target;
 
@@ -139,9 +139,9 @@ pub async fn down(
                 // Named: what holds it is not the project's (by label), or will not go.
                 let containers = engine.network_containers(network).await.unwrap_or_default();
                 if containers.is_empty() {
-                    // Endpoints the engine counts without any container on them (Docker's
-                    // words), else the engine's own error.
-                    if !e.to_string().contains("active endpoints") {
+                    // Endpoints the engine counts without any container on them, else the
+                    // engine's own error.
+                    if e.engine_kind() != Some(EngineFailure::InUse) {
                         return Err(e);
                     }
                     return Ok(Some(network.clone()));

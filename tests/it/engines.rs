@@ -322,3 +322,104 @@ fn docker28_restarting_in_the_middle_of_a_snapshot_is_named_and_the_next_up_brin
         "no torn archive"
     );
 }
+
+/// Each engine's own answers to two states a killed command leaves and the next one meets:
+/// unpausing a container that is not paused (Docker 20.10 and Podman answer 500 with
+/// words, newer Docker 409) is done, and removing a network a container is on is "in use"
+/// (Docker 403 "active endpoints", Podman its own words), which `down` reads to tell a
+/// network held by endpoints from any other failure; and the network and its container
+/// stay whole and removable (Podman removes a network asked by its full id even with a
+/// container on it, leaving a container it cannot remove).
+fn engine_answers_are_read(host: &str, docker: impl Fn() -> std::process::Command) {
+    use cht_dev::docker::Engine;
+    use cht_dev::docker::endpoint::{Endpoint, Source};
+    use cht_dev::error::EngineFailure;
+
+    let name = format!("answers{}", std::process::id());
+    let network = format!("{name}-net");
+    let cli = |args: &[&str]| {
+        let out = docker().args(args).output().expect("docker");
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).trim().to_string(),
+            String::from_utf8_lossy(&out.stderr).trim().to_string(),
+        )
+    };
+    let image = format!("{}/cht-api:5.2.0", crate::common::engine::REGISTRY);
+    let made = cli(&["network", "create", &network]);
+    assert!(made.0, "network create on {host}: {made:?}");
+    let run = cli(&[
+        "run",
+        "-d",
+        "--name",
+        &name,
+        "--network",
+        &network,
+        "--entrypoint",
+        "/bin/sleep",
+        &image,
+        "600",
+    ]);
+    assert!(run.0, "run on {host}: {run:?}");
+    let id = run.1.clone();
+    let state = || cli(&["inspect", "--format", "{{.State.Status}}", &name]).1;
+
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    let outcome = runtime.block_on(async {
+        let endpoint = Endpoint {
+            host: host.to_string(),
+            source: Source::DockerHost,
+        };
+        let engine = Engine::connect_to(&endpoint, false).await.expect("connect");
+        let not_paused = engine.unpause(&id, &name).await;
+        engine.pause(&id, &name).await.expect("pause");
+        let paused = state();
+        let thawed = engine.unpause(&id, &name).await;
+        let removal = engine.remove_network(&network).await;
+        (not_paused, paused, thawed, removal)
+    });
+    let after = state();
+    let still = cli(&["network", "inspect", "--format", "{{.Name}}", &network]);
+    let removed = cli(&["rm", "-f", &name]);
+    let network_removed = cli(&["network", "rm", &network]);
+    let (not_paused, paused, thawed, removal) = outcome;
+    assert!(
+        not_paused.is_ok(),
+        "{host}: unpausing a running container: {not_paused:?}"
+    );
+    assert_eq!(paused, "paused", "{host}: pause");
+    assert!(thawed.is_ok(), "{host}: unpause: {thawed:?}");
+    assert_eq!(after, "running", "{host}: after unpause");
+    match removal {
+        Err(e) => assert_eq!(
+            e.engine_kind(),
+            Some(EngineFailure::InUse),
+            "{host}: removing a network in use: {e}"
+        ),
+        Ok(()) => panic!("{host}: a network with a container on it was removed"),
+    }
+    assert!(still.0, "{host}: the network in use stays: {still:?}");
+    assert!(
+        removed.0,
+        "{host}: its container can still be removed: {removed:?}"
+    );
+    assert!(
+        network_removed.0,
+        "{host}: then the network: {network_removed:?}"
+    );
+}
+
+#[test]
+fn engine_answers_are_read_on_docker_20_10_docker28_and_podman() {
+    crate::common::engine::require_docker();
+    crate::common::engine::standin_images();
+    engine_answers_are_read("unix:///var/run/docker.sock", || {
+        let mut docker = std::process::Command::new("docker");
+        docker.env("DOCKER_HOST", "unix:///var/run/docker.sock");
+        docker
+    });
+    for name in ["docker28", "podman"] {
+        let engine = SecondEngine::require(name);
+        engine_answers_are_read(&engine.host, || engine.docker());
+    }
+}
