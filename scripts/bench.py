@@ -292,6 +292,14 @@ def main():
         run(compose_core(cli) + ["down"], cwd=pdir)
         results[f"{cli}_down"].append(time.perf_counter() - start)
 
+    def remove_all(created, take):
+        # The containers on another's network first (as their owner must outlive them),
+        # then the rest, each group at once; then the network.
+        joined = {n for n, b in specs if b["HostConfig"]["NetworkMode"].startswith("container:")}
+        parallel([lambda n=n, i=i: take(n, i) for n, i in created.items() if n in joined])
+        parallel([lambda n=n, i=i: take(n, i) for n, i in created.items() if n not in joined])
+        engine("DELETE", f"/networks/{network}")
+
     def cycle_floor():
         start = time.perf_counter()
         engine("POST", "/networks/create", {"Name": network, "Driver": "bridge"})
@@ -315,10 +323,7 @@ def main():
             if "upgrade" not in name:
                 engine("POST", f"/containers/{cid}/stop?t=10")
             engine("DELETE", f"/containers/{cid}?force=true")
-        joined = {n for n, b in specs if b["HostConfig"]["NetworkMode"].startswith("container:")}
-        parallel([lambda n=n, i=i: take_down(n, i) for n, i in created.items() if n in joined])
-        parallel([lambda n=n, i=i: take_down(n, i) for n, i in created.items() if n not in joined])
-        engine("DELETE", f"/networks/{network}")
+        remove_all(created, take_down)
         results["floor_down"].append(time.perf_counter() - start)
 
     def cycle_floor_in_order():
@@ -343,10 +348,7 @@ def main():
         wait_ready(http_port, https_port, ca)
         results["floor_deps_up"].append(time.perf_counter() - start)
         time.sleep(1)
-        joined = {n for n, _ in joiners}
-        parallel([lambda i=i: engine("DELETE", f"/containers/{i}?force=true") for n, i in created.items() if n in joined])
-        parallel([lambda i=i: engine("DELETE", f"/containers/{i}?force=true") for n, i in created.items() if n not in joined])
-        engine("DELETE", f"/networks/{network}")
+        remove_all(created, lambda _, cid: engine("DELETE", f"/containers/{cid}?force=true"))
 
     cycles = [cycle_cht, lambda: cycle_compose("v1"), lambda: cycle_compose("v2"), cycle_floor, cycle_cold,
               cycle_floor_in_order]
