@@ -138,9 +138,9 @@ fn kind_of(e: &BollardError) -> EngineFailure {
 }
 
 /// What kind of failure an engine's error answer is, by its status and, where engines
-/// answer a known case with a plain 500, by its words: Docker 20.10 and Podman say a
-/// container "is not paused" (newer Docker: 409) and Podman says a network "is being
-/// used" (Docker: 403, "has active endpoints").
+/// answer a known case with a plain 500, by its words: Docker (20.10 and 28 alike) and
+/// Podman say a container "is not paused", and Podman says a network "is being used"
+/// (Docker: 403, "has active endpoints").
 fn kind_of_answer(status: u16, message: &str) -> EngineFailure {
     match status {
         404 => EngineFailure::NotFound,

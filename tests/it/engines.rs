@@ -324,8 +324,8 @@ fn docker28_restarting_in_the_middle_of_a_snapshot_is_named_and_the_next_up_brin
 }
 
 /// Each engine's own answers to two states a killed command leaves and the next one meets:
-/// unpausing a container that is not paused (Docker 20.10 and Podman answer 500 with
-/// words, newer Docker 409) is done, and removing a network a container is on is "in use"
+/// unpausing a container that is not paused (Docker 20.10, Docker 28 and Podman answer 500
+/// with words) is done, and removing a network a container is on is "in use"
 /// (Docker 403 "active endpoints", Podman its own words), which `down` reads to tell a
 /// network held by endpoints from any other failure; and the network and its container
 /// stay whole and removable (Podman removes a network asked by its full id even with a
