@@ -337,9 +337,14 @@ fn up_interrupted_at_any_moment_is_always_carried_on_by_the_next_up() {
         let child = s.spawn_up();
         std::thread::sleep(Duration::from_millis(delay));
         let (out, _) = s.interrupt(child);
+        // 130 once the command listens for Ctrl-C, 0 if it had finished; an interrupt that
+        // lands earlier (a loaded machine, the first round) ends the process by SIGINT, as
+        // the kill tests' SIGKILL does, and the next `up` must carry on all the same.
+        let early = std::os::unix::process::ExitStatusExt::signal(&out.status) == Some(2);
         assert!(
-            matches!(out.status.code(), Some(130) | Some(0)),
-            "round {i}: {}",
+            matches!(out.status.code(), Some(130) | Some(0)) || early,
+            "round {i}: {:?} {}",
+            out.status,
             String::from_utf8_lossy(&out.stderr)
         );
         let next = up(&s);
