@@ -292,10 +292,13 @@ def main():
         run(compose_core(cli) + ["down"], cwd=pdir)
         results[f"{cli}_down"].append(time.perf_counter() - start)
 
+    # The containers that join another's network (nginx-dns on Podman): made after the rest.
+    joiners = [(n, b) for n, b in specs if b["HostConfig"]["NetworkMode"].startswith("container:")]
+    joined = {n for n, _ in joiners}
+
     def remove_all(created, take):
         # The containers on another's network first (as their owner must outlive them),
         # then the rest, each group at once; then the network.
-        joined = {n for n, b in specs if b["HostConfig"]["NetworkMode"].startswith("container:")}
         parallel([lambda n=n, i=i: take(n, i) for n, i in created.items() if n in joined])
         parallel([lambda n=n, i=i: take(n, i) for n, i in created.items() if n not in joined])
         engine("DELETE", f"/networks/{network}")
@@ -306,7 +309,6 @@ def main():
         created = {}
         def create(name, body):
             created[name] = engine("POST", f"/containers/create?name={name}", body)["Id"]
-        joiners = [(n, b) for n, b in specs if b["HostConfig"]["NetworkMode"].startswith("container:")]
         parallel([lambda n=n, b=b: create(n, b) for n, b in specs if (n, b) not in joiners])
         parallel([lambda i=i: engine("POST", f"/containers/{i}/start") for i in created.values()])
         for n, b in joiners:
@@ -341,7 +343,6 @@ def main():
                     started[dep].wait()
             engine("POST", f"/containers/{created[name]}/start")
             started[service_of[name]].set()
-        joiners = [(n, b) for n, b in specs if b["HostConfig"]["NetworkMode"].startswith("container:")]
         parallel([lambda n=n, b=b: bring(n, b) for n, b in specs if (n, b) not in joiners])
         for n, b in joiners:
             bring(n, b)
