@@ -178,6 +178,7 @@ where
     I: IntoIterator<Item = T>,
     T: Into<OsString> + Clone,
 {
+    commands::runtime::exit_on_early_interrupt();
     let cli = Cli::try_parse_from(args).map_err(parse_error)?;
     let (settings, resolved) = cli.resolve();
     let result = match &resolved {

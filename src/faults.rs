@@ -6,7 +6,8 @@
 //! exists. Compiled in only with the `fault-hooks` feature, which the test script builds
 //! with; otherwise [`point`] does nothing.
 //!
-//! Steps: `first-pass-done` (a snapshot's data read while the services run), `held` (the services paused or stopped for a snapshot), `swapped` (a restore's
+//! Steps: `started` (settings resolved, before the repair and before the command listens
+//! for Ctrl-C), `first-pass-done` (a snapshot's data read while the services run), `held` (the services paused or stopped for a snapshot), `swapped` (a restore's
 //! first folder swapped), `files-written` (an upgrade's new files), `certificate-written`
 //! (a switch's files, before nginx has them), `engine-part-done` (a destroy's containers
 //! and volumes gone, its files not yet), `copied` (adopt's data copied, the project not

@@ -142,6 +142,7 @@ pub fn run(settings: &Settings, action: &Action) -> Result<()> {
     // what killed processes left in the home (staging folders, half-written files), but in
     // a project whose repair could not undo a restore's swaps yet. A home that cannot be
     // resolved is the command's own error to report, if it needs one.
+    crate::faults::point("started");
     let result = runtime::drive(async {
         if action.needs_engine() {
             settings.connect_ahead();

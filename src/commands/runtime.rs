@@ -1,6 +1,7 @@
 //! Shared plumbing of the engine commands: the async runtime, Ctrl-C, and choosing a project.
 
 use std::future::Future;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use crate::docker::timeline::Call;
 use crate::error::{Error, Result};
@@ -44,13 +45,68 @@ pub fn drive<T>(command: impl Future<Output = Result<T>>) -> Result<T> {
     runtime()?.block_on(command)
 }
 
-/// Runs `work`, abandoning it promptly on Ctrl-C with [`Error::Interrupted`]. Once a
-/// command has listened for Ctrl-C, a later one does not end the process: what a command
-/// runs after this returns (putting things back) is not cut short.
+/// Set for good once a command listens for Ctrl-C itself ([`interruptible`]); until then
+/// the handler [`exit_on_early_interrupt`] installs ends the process.
+static LISTENING: AtomicBool = AtomicBool::new(false);
+
+/// Makes a Ctrl-C that lands before the command listens for it (while settings resolve,
+/// the repair runs, a prompt waits, or in a command that never listens) end the process
+/// at once with [`Error::Interrupted`]'s exit code and one-line message on stderr, instead
+/// of a death by signal. What it leaves half done is what a kill leaves, which the next
+/// command carries on from. Called first thing, before anything else can be interrupted.
+#[cfg(unix)]
+pub fn exit_on_early_interrupt() {
+    let code = i32::from(Error::Interrupted.exit_code());
+    let line: &'static [u8] = Box::leak(
+        format!("{} {}\n", crate::printer::error_label(), Error::Interrupted)
+            .into_bytes()
+            .into_boxed_slice(),
+    );
+    let action = move || {
+        if !LISTENING.load(Ordering::SeqCst) {
+            // SAFETY: write(2) and _exit(2) are async-signal-safe, and `line` lives as long
+            // as the process.
+            unsafe {
+                libc::write(2, line.as_ptr().cast(), line.len());
+                libc::_exit(code);
+            }
+        }
+    };
+    // SAFETY: the action allocates nothing, takes no lock, and calls only
+    // async-signal-safe functions. Without the handler Ctrl-C keeps its default action.
+    let _ = unsafe { signal_hook_registry::register(libc::SIGINT, action) };
+}
+
+/// Elsewhere Ctrl-C keeps its default action until a command listens for it.
+#[cfg(not(unix))]
+pub fn exit_on_early_interrupt() {}
+
+/// Runs `work`, abandoning it promptly on Ctrl-C with [`Error::Interrupted`]. The listener
+/// is in place before the early handler stands down, so no Ctrl-C falls between them. Once
+/// a command has listened, a later Ctrl-C does not end the process: what a command runs
+/// after this returns (putting things back) is not cut short.
 pub async fn interruptible<T>(work: impl Future<Output = Result<T>>) -> Result<T> {
+    #[cfg(unix)]
+    let interrupted = {
+        let mut listener =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt()).map_err(
+                |e| Error::Io {
+                    action: "listen for Ctrl-C in",
+                    path: "cht-dev".into(),
+                    source: e,
+                },
+            )?;
+        LISTENING.store(true, Ordering::SeqCst);
+        async move { listener.recv().await }
+    };
+    #[cfg(not(unix))]
+    let interrupted = {
+        LISTENING.store(true, Ordering::SeqCst);
+        tokio::signal::ctrl_c()
+    };
     tokio::select! {
         result = work => result,
-        _ = tokio::signal::ctrl_c() => Err(Error::Interrupted),
+        _ = interrupted => Err(Error::Interrupted),
     }
 }
 

@@ -337,15 +337,19 @@ fn up_interrupted_at_any_moment_is_always_carried_on_by_the_next_up() {
         let child = s.spawn_up();
         std::thread::sleep(Duration::from_millis(delay));
         let (out, _) = s.interrupt(child);
-        // 130 once the command listens for Ctrl-C, 0 if it had finished; an interrupt that
-        // lands earlier (a loaded machine, the first round) ends the process by SIGINT, as
-        // the kill tests' SIGKILL does, and the next `up` must carry on all the same.
-        let early = std::os::unix::process::ExitStatusExt::signal(&out.status) == Some(2);
+        // 130 with the one-line message whenever it lands, 0 if `up` had finished. Only an
+        // interrupt before the process reaches its entry point (a loaded machine, the first
+        // round) can still end it by SIGINT, and then it has printed nothing.
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        let before_main = std::os::unix::process::ExitStatusExt::signal(&out.status) == Some(2)
+            && out.stdout.is_empty()
+            && stderr.is_empty();
         assert!(
-            matches!(out.status.code(), Some(130) | Some(0)) || early,
-            "round {i}: {:?} {}",
+            out.status.code() == Some(0)
+                || (out.status.code() == Some(130) && stderr.contains("interrupted"))
+                || before_main,
+            "round {i}: {:?} {stderr}",
             out.status,
-            String::from_utf8_lossy(&out.stderr)
         );
         let next = up(&s);
         assert_eq!(
@@ -355,6 +359,44 @@ fn up_interrupted_at_any_moment_is_always_carried_on_by_the_next_up() {
         s.cmd("down", &[]).ok();
     }
     up(&s).ok();
+    assert_eq!(s.curl_https("/").0, "200");
+}
+
+#[test]
+fn ctrl_c_before_a_command_listens_ends_it_with_130_and_the_one_line_message() {
+    let s = Stack::new("early");
+    s.init();
+    // Held after settings resolve, before the repair and before `up` listens for Ctrl-C.
+    let go = s.cht.scratch().join("early-go");
+    let child = s
+        .cht
+        .command()
+        .env("CHT_DEV_WAIT_AT", "started")
+        .env("CHT_DEV_WAIT_FILE", &go)
+        .args(s.up_args(&[]))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn cht-dev up");
+    let reached = s.cht.scratch().join("early-go.reached");
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while !reached.exists() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "never reached the step"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let (out, took) = s.interrupt(child);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(130), "{:?} {stderr}", out.status);
+    assert_eq!(
+        stderr.trim_end(),
+        "error: interrupted; run the same command again to carry on"
+    );
+    assert!(took < Duration::from_secs(5), "ended {took:?} after Ctrl-C");
+    let next = up(&s);
+    assert_eq!(next.code, 0, "{next:#?}");
     assert_eq!(s.curl_https("/").0, "200");
 }
 
