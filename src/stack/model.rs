@@ -675,6 +675,39 @@ impl Stack {
         Ok(waves)
     }
 
+    /// The services that head the stack's longest chain of `depends_on` starts (a chain
+    /// counts the starts that must run one after another, its head included): the ones
+    /// whose containers are worth making before any other, since every step of that chain
+    /// waits for the one before. Empty when no service depends on another (no start waits).
+    pub fn longest_chain_heads(&self) -> Result<Vec<String>, String> {
+        let waves = self.start_order()?;
+        // A service's chain length: 1 + the longest among the services that depend on it.
+        // Waves in reverse order see every dependant before its dependencies.
+        let mut length: BTreeMap<&str, usize> = BTreeMap::new();
+        for name in waves.iter().rev().flatten() {
+            let longest_dependant = self
+                .services
+                .values()
+                .filter(|s| s.depends_on.contains(name))
+                .filter_map(|s| length.get(s.name.as_str()))
+                .max()
+                .copied()
+                .unwrap_or(0);
+            length.insert(name, longest_dependant + 1);
+        }
+        let longest = length.values().max().copied().unwrap_or(0);
+        if longest < 2 {
+            return Ok(Vec::new());
+        }
+        Ok(waves
+            .first()
+            .into_iter()
+            .flatten()
+            .filter(|name| length.get(name.as_str()) == Some(&longest))
+            .cloned()
+            .collect())
+    }
+
     /// cht-dev's hash of a service's resolved model (changes when the container must be recreated).
     pub fn config_hash(spec: &ServiceSpec) -> String {
         let json = serde_json::to_string(spec).unwrap_or_default();

@@ -347,19 +347,27 @@ async fn up_once(
     // last start, which runs beside it: its compose then keeps them all (the last one still
     // starting, it starts it again, harmlessly).
     let (tell, told) = tokio::sync::oneshot::channel();
+    // The upgrade service's container is made once CHT's are: it starts last, and every
+    // create beside the first starts slows them.
+    let (tell_made, made_told) = tokio::sync::oneshot::channel();
     let cht_started = async {
         let _starting = step("create and start CHT in dependency order");
         let cht_sequence = Sequence {
-            after: None,
             issued: Some(tell),
+            all_made: Some(tell_made),
+            ..Sequence::default()
         };
         start_in_order(engine, &stacks.main, cht, cht_sequence, reporter).await
     };
     let upgrade_after: futures_util::future::BoxFuture<'_, bool> =
         Box::pin(async { told.await.is_ok() });
+    let cht_made: futures_util::future::BoxFuture<'_, ()> = Box::pin(async {
+        let _ = made_told.await;
+    });
     let upgrade_sequence = Sequence {
         after: Some(upgrade_after.shared()),
-        issued: None,
+        make_after: Some(cht_made.shared()),
+        ..Sequence::default()
     };
     let upgrade_started = start_in_order(
         engine,

@@ -112,6 +112,45 @@ networks:
         stack.start_order().expect("order"),
         [vec!["db"], vec!["api", "worker"], vec!["proxy"]]
     );
+    assert_eq!(stack.longest_chain_heads().expect("heads"), ["db"]);
+}
+
+#[test]
+fn the_heads_of_the_longest_depends_on_chain_are_the_roots_it_starts_from() {
+    let service = |name: &str, deps: &[&str]| {
+        let deps = if deps.is_empty() {
+            String::new()
+        } else {
+            format!("\n    depends_on: [{}]", deps.join(", "))
+        };
+        format!("  {name}:\n    image: {name}\n    networks: [net]{deps}\n")
+    };
+    let stack_of = |services: &[String]| {
+        let text = format!("services:\n{}networks:\n  net: {{}}\n", services.concat());
+        load_text(&text, &[]).expect("loads")
+    };
+    // CHT 5.x: haproxy -> api -> nginx is longer than nouveau -> couchdb.
+    let cht = stack_of(&[
+        service("nouveau", &[]),
+        service("couchdb", &["nouveau"]),
+        service("haproxy", &[]),
+        service("api", &["haproxy"]),
+        service("sentinel", &["haproxy"]),
+        service("nginx", &["api", "haproxy"]),
+    ]);
+    assert_eq!(cht.longest_chain_heads().expect("heads"), ["haproxy"]);
+    // Two chains as long: both heads.
+    let tied = stack_of(&[
+        service("a", &[]),
+        service("b", &["a"]),
+        service("c", &[]),
+        service("d", &["c"]),
+        service("e", &[]),
+    ]);
+    assert_eq!(tied.longest_chain_heads().expect("heads"), ["a", "c"]);
+    // No service waits for another: nothing to put first.
+    let flat = stack_of(&[service("a", &[]), service("b", &[])]);
+    assert!(flat.longest_chain_heads().expect("heads").is_empty());
 }
 
 #[test]
