@@ -20,8 +20,18 @@ use crate::error::{Error, Result};
 use crate::progress::Reporter;
 use crate::stack::Target;
 
-/// How often readiness probes run while waiting.
-const POLL: Duration = Duration::from_millis(25);
+/// The wait before the second round of readiness probes; each later wait is half as
+/// long again, up to [`MAX_POLL`]: a service that is nearly ready is seen at once, and
+/// one that takes a minute to boot is not sent dozens of probes a second meanwhile.
+const FIRST_POLL: Duration = Duration::from_millis(10);
+
+/// The longest wait between two rounds of readiness probes.
+const MAX_POLL: Duration = Duration::from_millis(200);
+
+/// The wait after `poll`.
+fn next_poll(poll: Duration) -> Duration {
+    (poll * 3 / 2).min(MAX_POLL)
+}
 
 /// The most probes of one condition in flight at once.
 const PROBES_IN_FLIGHT: usize = 4;
@@ -43,6 +53,7 @@ async fn wait_for_line(
     let _waiting = Span::open(engine.timeline(), || {
         format!("wait for {}: {}", gate.service, gate.text)
     });
+    let mut poll = FIRST_POLL;
     while Instant::now() < deadline {
         let list = engine
             .containers(&[
@@ -59,7 +70,8 @@ async fn wait_for_line(
         {
             return Ok(());
         }
-        tokio::time::sleep(POLL).await;
+        tokio::time::sleep(poll).await;
+        poll = next_poll(poll);
     }
     Ok(())
 }
@@ -116,7 +128,10 @@ pub(crate) async fn wait_ready(
     let mut probes = FuturesUnordered::new();
     let mut states = String::new();
     let mut seen_down: BTreeMap<String, ContainerState> = BTreeMap::new();
-    let mut last_states = Instant::now() - STATE_POLL;
+    // The first listing comes one STATE_POLL in: a stack that is ready at once is not
+    // kept waiting for it.
+    let mut last_states = Instant::now();
+    let mut poll = FIRST_POLL;
     loop {
         for (i, condition) in conditions.iter().enumerate() {
             if ready[i] || in_flight[i] >= PROBES_IN_FLIGHT {
@@ -129,7 +144,8 @@ pub(crate) async fn wait_ready(
                 (i, condition.check(tls).await)
             });
         }
-        let tick = tokio::time::sleep(POLL);
+        let tick = tokio::time::sleep(poll);
+        poll = next_poll(poll);
         tokio::pin!(tick);
         loop {
             tokio::select! {
@@ -241,6 +257,17 @@ async fn not_ready(
 mod tests {
     use super::*;
     use crate::stack::testing::{container, load_text};
+
+    #[test]
+    fn probes_come_quickly_at_first_and_slow_down_to_the_longest_wait() {
+        let mut poll = FIRST_POLL;
+        let mut waits = Vec::new();
+        for _ in 0..10 {
+            waits.push(poll.as_millis());
+            poll = next_poll(poll);
+        }
+        assert_eq!(waits, [10, 15, 22, 33, 50, 75, 113, 170, 200, 200]);
+    }
 
     #[test]
     fn the_waiting_line_names_each_service_with_its_state() {
