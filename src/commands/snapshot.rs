@@ -465,7 +465,7 @@ pub async fn restore(settings: &Settings, req: &RestoreRequest) -> Result<Snapsh
                 .map(|(data, staged)| Swap::of(data, staged))
                 .collect::<Result<Vec<_>>>()?;
             swapping.update(|j| j.swaps = swaps.clone())?;
-            let swapped = snapshots::exchange_all(&pairs);
+            let swapped = snapshots::exchange_all(&swaps);
             // All swapped, or all swapped back: nothing is half done (a swap back that
             // failed stays in the journal, for the next command).
             if swapped.is_ok() || snapshots::undo_swaps(&swaps).is_ok() {

@@ -308,17 +308,12 @@ impl<R: std::io::Read> std::io::Read for CountingRead<'_, R> {
     }
 }
 
-/// Swaps each pair of folders; when one swap fails, swaps back those already done, so the
-/// data folders are either all restored or all as they were.
-pub fn exchange_all(pairs: &[(PathBuf, PathBuf)]) -> Result<()> {
-    for (done, (data, staged)) in pairs.iter().enumerate() {
-        if let Err(e) = fsutil::exchange(data, staged) {
-            for (data, staged) in pairs[..done].iter().rev() {
-                // A swap back of folders just swapped on the same file system.
-                let _ = fsutil::exchange(data, staged);
-            }
-            return Err(e);
-        }
+/// Swaps each pair of folders in order, stopping at the first that fails. The swaps done
+/// until then stay: [`undo_swaps`] is the one way back, for the caller now or for the
+/// repair after a kill, from the same journalled swaps.
+pub fn exchange_all(swaps: &[Swap]) -> Result<()> {
+    for (done, swap) in swaps.iter().enumerate() {
+        fsutil::exchange(&swap.data, &swap.staged)?;
         if done == 0 {
             crate::faults::point("swapped");
         }

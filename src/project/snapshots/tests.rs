@@ -188,14 +188,23 @@ fn a_failed_swap_puts_back_the_swaps_done() {
     }
     // The second staged folder is missing: its swap fails after the first one's.
     let pairs = [(dir("data-1"), dir("new-1")), (dir("data-2"), dir("new-2"))];
-    assert!(exchange_all(&pairs).is_err());
+    let swaps = |pairs: &[(PathBuf, PathBuf)]| -> Vec<Swap> {
+        pairs
+            .iter()
+            .map(|(data, staged)| Swap::of(data, staged).expect("swap"))
+            .collect()
+    };
+    let first = swaps(&pairs);
+    assert!(exchange_all(&first).is_err());
     let read = |folder: &str| std::fs::read_to_string(dir(folder).join("f")).expect("read");
+    assert_eq!(read("data-1"), "new", "the first swap stays until undone");
+    assert_eq!(undo_swaps(&first).expect("undo"), 1);
     assert_eq!(read("data-1"), "old");
     assert_eq!(read("new-1"), "new");
     assert_eq!(read("data-2"), "old");
     std::fs::create_dir(dir("new-2")).expect("mkdir");
     std::fs::write(dir("new-2").join("f"), "new").expect("write");
-    exchange_all(&pairs).expect("swaps");
+    exchange_all(&swaps(&pairs)).expect("swaps");
     assert_eq!(read("data-1"), "new");
     assert_eq!(read("data-2"), "new");
 }
