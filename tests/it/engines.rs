@@ -266,26 +266,8 @@ fn docker28_restarting_in_the_middle_of_a_snapshot_is_named_and_the_next_up_brin
     std::fs::write(data.join("restart-marker"), "kept").expect("marker");
     // Held once its first pass is done (the fault-hooks feature), while the engine goes
     // down; it goes on to pause the services, and the engine comes back meanwhile.
-    let go = s.cht.scratch().join("go");
-    let child = s
-        .cht
-        .command()
-        .env("CHT_DEV_WAIT_AT", "first-pass-done")
-        .env("CHT_DEV_WAIT_FILE", &go)
-        .args(["snapshot", "create", &s.name, "--label", "cut"])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("spawn");
-    let reached = s.cht.scratch().join("go.reached");
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-    while !reached.exists() {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "never reached the step"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
+    let args = ["snapshot", "create", &s.name, "--label", "cut"].map(String::from);
+    let (child, go) = s.cht.spawn_held_at("first-pass-done", &args);
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let engines = |action: &str| {
         let run = crate::common::run_tool(

@@ -367,26 +367,7 @@ fn ctrl_c_before_a_command_listens_ends_it_with_130_and_the_one_line_message() {
     let s = Stack::new("early");
     s.init();
     // Held after settings resolve, before the repair and before `up` listens for Ctrl-C.
-    let go = s.cht.scratch().join("early-go");
-    let child = s
-        .cht
-        .command()
-        .env("CHT_DEV_WAIT_AT", "started")
-        .env("CHT_DEV_WAIT_FILE", &go)
-        .args(s.up_args(&[]))
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("spawn cht-dev up");
-    let reached = s.cht.scratch().join("early-go.reached");
-    let deadline = std::time::Instant::now() + Duration::from_secs(60);
-    while !reached.exists() {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "never reached the step"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    let (child, _go) = s.cht.spawn_held_at("started", &s.up_args(&[]));
     let (out, took) = s.interrupt(child);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(130), "{:?} {stderr}", out.status);

@@ -170,6 +170,32 @@ impl ChtDev {
         self.dir.path()
     }
 
+    /// Spawns cht-dev with `args`, held at the fault-hooks step `step` (stdout dropped,
+    /// stderr piped), and returns once it is there, with the file whose creation lets it
+    /// go on.
+    pub fn spawn_held_at(&self, step: &str, args: &[String]) -> (std::process::Child, PathBuf) {
+        let go = self.scratch().join(format!("go-{step}"));
+        let child = self
+            .command()
+            .env("CHT_DEV_WAIT_AT", step)
+            .env("CHT_DEV_WAIT_FILE", &go)
+            .args(args)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("spawn cht-dev");
+        let reached = self.scratch().join(format!("go-{step}.reached"));
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        while !reached.exists() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "never reached the step {step}"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        (child, go)
+    }
+
     /// The binary, ready to run with `--home` and a clean colour environment.
     pub fn command(&self) -> Command {
         let program = |p: &std::ffi::OsStr| match &self.engine {
