@@ -481,10 +481,16 @@ pub async fn restore(settings: &Settings, req: &RestoreRequest) -> Result<Snapsh
         .into_iter()
         .map(|path| (path, owned::Change::Remove))
         .collect();
-    if let Err(e) = through_engine(settings, &req.name, image.as_deref(), &disposals).await {
-        reporter.step(&format!("the previous data was not removed: {e}"));
-    }
+    let disposed = through_engine(settings, &req.name, image.as_deref(), &disposals).await;
     reporter.finish();
+    // The restore itself is done; what is left is the sweep's to remove, through the
+    // engine, at the next `up` (a container's user owns it).
+    if let Err(e) = disposed {
+        settings.printer.warn(&format!(
+            "the previous data was not removed ({e}); the next `cht-dev up {}` removes it",
+            req.name
+        ));
+    }
     drop(staging);
     Ok(SnapshotDone {
         project: req.name.clone(),
