@@ -181,6 +181,11 @@ where
     commands::runtime::exit_on_early_interrupt();
     let cli = Cli::try_parse_from(args).map_err(parse_error)?;
     let (settings, resolved) = cli.resolve();
+    if settings.printer.is_json()
+        && let Ok(text) = crate::printer::json_text(&error_document(&Error::Interrupted))
+    {
+        commands::runtime::answer_early_interrupt_with(format!("{text}\n"));
+    }
     let result = match &resolved {
         Resolved::Action(action) => commands::run(&settings, action),
         Resolved::Completions(shell) => {
@@ -191,12 +196,17 @@ where
         && settings.printer.is_json()
         && !matches!(e, Error::Unhealthy { .. })
     {
-        let _ = settings.printer.json(&serde_json::json!({
-            "error": e.to_string(),
-            "exit_code": e.exit_code(),
-        }));
+        let _ = settings.printer.json(&error_document(e));
     }
     result
+}
+
+/// The JSON document `--json` prints on stdout for a failed command.
+fn error_document(e: &Error) -> serde_json::Value {
+    serde_json::json!({
+        "error": e.to_string(),
+        "exit_code": e.exit_code(),
+    })
 }
 
 /// clap's verdict on a command line as cht-dev's error: help and version text to print,

@@ -163,10 +163,13 @@ impl Printer {
 
     /// Prints a JSON document (always shown, always uncoloured).
     pub fn json(&self, value: &impl serde::Serialize) -> Result<()> {
-        let text = serde_json::to_string_pretty(value)
-            .map_err(|e| Error::Output(std::io::Error::other(e)))?;
-        self.data(text)
+        self.data(json_text(value)?)
     }
+}
+
+/// A JSON document as [`Printer::json`] prints it, without the final newline.
+pub fn json_text(value: &impl serde::Serialize) -> Result<String> {
+    serde_json::to_string_pretty(value).map_err(|e| Error::Output(std::io::Error::other(e)))
 }
 
 #[cfg(test)]

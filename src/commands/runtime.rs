@@ -1,6 +1,7 @@
 //! Shared plumbing of the engine commands: the async runtime, Ctrl-C, and choosing a project.
 
 use std::future::Future;
+use std::sync::OnceLock;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use crate::docker::timeline::Call;
@@ -64,9 +65,12 @@ pub fn exit_on_early_interrupt() {
     );
     let action = move || {
         if !LISTENING.load(Ordering::SeqCst) {
-            // SAFETY: write(2) and _exit(2) are async-signal-safe, and `line` lives as long
-            // as the process.
+            // SAFETY: write(2) and _exit(2) are async-signal-safe, reading a set OnceLock
+            // takes no lock, and the texts live as long as the process.
             unsafe {
+                if let Some(document) = EARLY_JSON.get() {
+                    libc::write(1, document.as_ptr().cast(), document.len());
+                }
                 libc::write(2, line.as_ptr().cast(), line.len());
                 libc::_exit(code);
             }
@@ -75,6 +79,15 @@ pub fn exit_on_early_interrupt() {
     // SAFETY: the action allocates nothing, takes no lock, and calls only
     // async-signal-safe functions. Without the handler Ctrl-C keeps its default action.
     let _ = unsafe { signal_hook_registry::register(libc::SIGINT, action) };
+}
+
+/// The JSON document an early Ctrl-C prints on stdout, once `--json` is known to be on.
+static EARLY_JSON: OnceLock<&'static [u8]> = OnceLock::new();
+
+/// Makes an early Ctrl-C (see [`exit_on_early_interrupt`]) also print `document` on stdout,
+/// as `--json` prints every failure.
+pub fn answer_early_interrupt_with(document: String) {
+    let _ = EARLY_JSON.set(Box::leak(document.into_bytes().into_boxed_slice()));
 }
 
 /// Elsewhere Ctrl-C keeps its default action until a command listens for it.

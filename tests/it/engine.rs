@@ -397,7 +397,7 @@ fn ctrl_c_stops_up_promptly_and_the_next_up_succeeds() {
         assert!(Instant::now() < deadline, "up made no containers");
         std::thread::sleep(Duration::from_millis(100));
     }
-    let (output, took) = s.interrupt(child);
+    let (output, took) = crate::common::interrupt(child);
     assert!(took < Duration::from_secs(5), "took {took:?}");
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(130), "{stderr}");

@@ -336,7 +336,7 @@ fn up_interrupted_at_any_moment_is_always_carried_on_by_the_next_up() {
     for (i, delay) in [150u64, 400, 700, 1000, 1300, 1600].into_iter().enumerate() {
         let child = s.spawn_up();
         std::thread::sleep(Duration::from_millis(delay));
-        let (out, _) = s.interrupt(child);
+        let (out, _) = crate::common::interrupt(child);
         // 130 with the one-line message whenever it lands, 0 if `up` had finished. Only an
         // interrupt before the process reaches its entry point (a loaded machine, the first
         // round) can still end it by SIGINT, and then it has printed nothing.
@@ -368,7 +368,7 @@ fn ctrl_c_before_a_command_listens_ends_it_with_130_and_the_one_line_message() {
     s.init();
     // Held after settings resolve, before the repair and before `up` listens for Ctrl-C.
     let (child, _go) = s.cht.spawn_held_at("started", &s.up_args(&[]));
-    let (out, took) = s.interrupt(child);
+    let (out, took) = crate::common::interrupt(child);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(130), "{:?} {stderr}", out.status);
     assert_eq!(
@@ -379,6 +379,29 @@ fn ctrl_c_before_a_command_listens_ends_it_with_130_and_the_one_line_message() {
     let next = up(&s);
     assert_eq!(next.code, 0, "{next:#?}");
     assert_eq!(s.curl_https("/").0, "200");
+}
+
+#[test]
+fn an_early_ctrl_c_under_json_prints_the_error_document_too() {
+    // No engine needed: `versions` held before the repair, where no command listens yet.
+    let cht = crate::common::ChtDev::new();
+    let args = ["--json", "versions"].map(String::from);
+    let (child, _go) = cht.spawn_held_at("started", &args);
+    let (out, _) = crate::common::interrupt(child);
+    assert_eq!(out.status.code(), Some(130), "{out:?}");
+    let document: serde_json::Value =
+        serde_json::from_slice(&out.stdout).expect("one JSON document");
+    assert_eq!(
+        document,
+        serde_json::json!({
+            "error": "interrupted; run the same command again to carry on",
+            "exit_code": 130,
+        })
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr).trim_end(),
+        "error: interrupted; run the same command again to carry on"
+    );
 }
 
 /// Whether a container is running.
@@ -449,7 +472,7 @@ fn a_failed_or_interrupted_upgrade_leaves_the_files_and_containers_as_they_were(
         assert!(std::time::Instant::now() < deadline, "upgrade never wrote");
         std::thread::sleep(Duration::from_millis(10));
     }
-    let (out, _) = s.interrupt(child);
+    let (out, _) = crate::common::interrupt(child);
     assert_eq!(
         out.status.code(),
         Some(130),

@@ -622,13 +622,8 @@ fn ctrl_c_during_a_snapshot_starts_couchdb_again_and_leaves_no_archive() {
             break;
         }
     }
-    let kill = std::process::Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
-        .status()
-        .expect("kill");
-    assert!(kill.success());
-    let status = child.wait().expect("wait");
-    assert_eq!(status.code(), Some(130), "{seen:?}");
+    let (out, _) = crate::common::interrupt(child);
+    assert_eq!(out.status.code(), Some(130), "{seen:?}");
     for service in ["api", "sentinel", "couchdb", "nouveau"] {
         let name = format!("{}-{service}-1", s.name);
         let state =

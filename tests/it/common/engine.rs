@@ -288,22 +288,6 @@ impl Stack {
             .expect("spawn cht-dev up")
     }
 
-    /// Sends Ctrl-C (SIGINT) to `child` and waits for it; returns its output and how long
-    /// it took to end after the signal.
-    pub fn interrupt(
-        &self,
-        child: std::process::Child,
-    ) -> (std::process::Output, std::time::Duration) {
-        let kill = Command::new("kill")
-            .args(["-INT", &child.id().to_string()])
-            .status()
-            .expect("kill");
-        assert!(kill.success());
-        let sent = std::time::Instant::now();
-        let output = child.wait_with_output().expect("wait");
-        (output, sent.elapsed())
-    }
-
     /// Runs a cht-dev command naming this project: `cmd NAME extra...`.
     pub fn cmd(&self, cmd: &str, extra: &[&str]) -> Run {
         let mut args = vec![cmd, self.name.as_str()];

@@ -170,9 +170,8 @@ impl ChtDev {
         self.dir.path()
     }
 
-    /// Spawns cht-dev with `args`, held at the fault-hooks step `step` (stdout dropped,
-    /// stderr piped), and returns once it is there, with the file whose creation lets it
-    /// go on.
+    /// Spawns cht-dev with `args`, held at the fault-hooks step `step` (stdout and stderr
+    /// piped), and returns once it is there, with the file whose creation lets it go on.
     pub fn spawn_held_at(&self, step: &str, args: &[String]) -> (std::process::Child, PathBuf) {
         let go = self.scratch().join(format!("go-{step}"));
         let child = self
@@ -180,7 +179,7 @@ impl ChtDev {
             .env("CHT_DEV_WAIT_AT", step)
             .env("CHT_DEV_WAIT_FILE", &go)
             .args(args)
-            .stdout(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::piped())
             .spawn()
             .expect("spawn cht-dev");
@@ -609,4 +608,17 @@ pub fn noise(path: &Path, mib: usize) {
         })
         .collect();
     std::fs::write(path, bytes).expect("noise");
+}
+
+/// Sends Ctrl-C (SIGINT) to `child` and waits for it; returns its output and how long it
+/// took to end after the signal.
+pub fn interrupt(child: std::process::Child) -> (std::process::Output, std::time::Duration) {
+    let kill = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(kill.success());
+    let sent = std::time::Instant::now();
+    let output = child.wait_with_output().expect("wait");
+    (output, sent.elapsed())
 }
