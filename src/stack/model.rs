@@ -679,8 +679,8 @@ impl Stack {
     /// counts the starts that must run one after another, its head included): the ones
     /// whose containers are worth making before any other, since every step of that chain
     /// waits for the one before. Empty when no service depends on another (no start waits).
-    pub fn longest_chain_heads(&self) -> Result<Vec<String>, String> {
-        let waves = self.start_order()?;
+    /// `waves` is what [`Stack::start_order`] answered for this stack.
+    pub fn longest_chain_heads(&self, waves: &[Vec<String>]) -> Vec<String> {
         // A service's chain length: 1 + the longest among the services that depend on it.
         // Waves in reverse order see every dependant before its dependencies.
         let mut length: BTreeMap<&str, usize> = BTreeMap::new();
@@ -697,15 +697,15 @@ impl Stack {
         }
         let longest = length.values().max().copied().unwrap_or(0);
         if longest < 2 {
-            return Ok(Vec::new());
+            return Vec::new();
         }
-        Ok(waves
+        waves
             .first()
             .into_iter()
             .flatten()
             .filter(|name| length.get(name.as_str()) == Some(&longest))
             .cloned()
-            .collect())
+            .collect()
     }
 
     /// cht-dev's hash of a service's resolved model (changes when the container must be recreated).

@@ -72,12 +72,11 @@ pub(crate) async fn start_in_order<'a>(
 ) -> Result<()> {
     /// A service's start, awaited by every service that depends on it.
     type Started<'a> = Shared<BoxFuture<'a, std::result::Result<(), Arc<Error>>>>;
-    let bad = |reason| Error::Compose {
+    let waves = stack.start_order().map_err(|reason| Error::Compose {
         file: stack.project.clone(),
         reason,
-    };
-    let waves = stack.start_order().map_err(bad)?;
-    let heads = stack.longest_chain_heads().map_err(bad)?;
+    })?;
+    let heads = stack.longest_chain_heads(&waves);
     let progress = Arc::new(std::sync::Mutex::new(StartProgress {
         unsent: prepared.len(),
         unfinished: prepared.len(),
