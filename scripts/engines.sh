@@ -147,6 +147,14 @@ up() {
       fi
       ;;
   esac
+  # A rootless engine's network (slirp4netns, pasta) opens /dev/net/tun as its user. Some
+  # hosts keep theirs root-only (mode 0600): the namespace gets a node of its own, usable by
+  # all as Debian makes it, on a tmpfs only this mount namespace sees; the host's stays as
+  # it is.
+  local private_tun=""
+  case $name in
+    *-rootless) private_tun="mount -t tmpfs -o mode=755 tmpfs '$rootfs/dev/net' && mknod -m 666 '$rootfs/dev/net/tun' c 10 200" ;;
+  esac
   # The shell inside: PID 1 of the new pid namespace; it reaps, and its end ends all.
   local inside="
     set -e
@@ -155,6 +163,7 @@ up() {
     mount -t proc proc '$rootfs/proc'
     mount --rbind /sys '$rootfs/sys'
     mount --rbind /dev '$rootfs/dev'
+    $private_tun
     mount --rbind /tmp '$rootfs/tmp'
     mkdir -p '$rootfs/.host'
     cd '$rootfs'
