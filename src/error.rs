@@ -286,6 +286,38 @@ pub enum Error {
         /// The containers attached.
         containers: Vec<String>,
     },
+    /// A file the user named as input that cht-dev will not read: not a regular file
+    /// (a folder, FIFO, device or socket), or larger than such a file ever is.
+    #[error("cannot read {what} {}: {reason}", path.display())]
+    UnsafeInput {
+        /// What the file was to be, for people ("the certificate").
+        what: &'static str,
+        /// The path as given.
+        path: PathBuf,
+        /// What is wrong with it, and what to give instead.
+        reason: String,
+    },
+    /// An output path the user named that cht-dev will not write: something other than a
+    /// regular file is there (a folder, link, FIFO, device or socket), or its folder is
+    /// missing.
+    #[error("cannot write {}: {reason}", path.display())]
+    UnsafeOutput {
+        /// The path as given.
+        path: PathBuf,
+        /// What is there, and what to give instead.
+        reason: String,
+    },
+    /// A snapshot cht-dev will not restore: its record or archive is damaged, or holds
+    /// more than it declares.
+    #[error("snapshot {label} of {project} cannot be restored: {reason}")]
+    BadSnapshot {
+        /// The project.
+        project: String,
+        /// The snapshot.
+        label: String,
+        /// What is wrong with it.
+        reason: String,
+    },
     /// A file or folder operation failed.
     #[error("cannot {action} {path}: {source}", path = .path.display())]
     Io {
@@ -519,6 +551,8 @@ impl Error {
             | Error::SnapshotLayout { .. }
             | Error::CannotAdopt { .. }
             | Error::BadVariable { .. }
+            | Error::UnsafeInput { .. }
+            | Error::UnsafeOutput { .. }
             | Error::NotConfirmed(_) => 2,
             Error::RollbackFailed { error, .. } => error.exit_code(),
             Error::Interrupted => 130,

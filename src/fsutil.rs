@@ -47,6 +47,177 @@ pub fn replace(path: &Path, contents: &[u8], mode: u32) -> Result<()> {
     })
 }
 
+/// The largest PEM file cht-dev reads (a certificate with its chain, or a key): real ones
+/// take a few kilobytes.
+pub const MAX_PEM_BYTES: u64 = 1 << 20;
+
+/// What a path that is not a regular file is, for people.
+fn kind_of(kind: fs::FileType) -> &'static str {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::FileTypeExt;
+        if kind.is_fifo() {
+            return "a FIFO (named pipe)";
+        }
+        if kind.is_char_device() {
+            return "a character device";
+        }
+        if kind.is_block_device() {
+            return "a block device";
+        }
+        if kind.is_socket() {
+            return "a socket";
+        }
+    }
+    if kind.is_dir() {
+        "a folder"
+    } else if kind.is_symlink() {
+        "a symbolic link"
+    } else {
+        "not a regular file"
+    }
+}
+
+/// Reads the file a user named as `what` ("the certificate"), up to `max` bytes. Rules:
+/// a link is followed, but what it leads to must be a regular file (a folder, FIFO,
+/// device or socket is refused without being read, so `/dev/zero` and a FIFO nobody
+/// writes never hang or grow); a file over `max` is refused, even one that grows while
+/// read. Memory stays within `max`.
+pub fn read_input(path: &Path, what: &'static str, max: u64) -> Result<Vec<u8>> {
+    let refuse = |reason: String| Error::UnsafeInput {
+        what,
+        path: path.to_path_buf(),
+        reason,
+    };
+    let too_large = |size: String| {
+        refuse(format!(
+            "it is {size}, more than {what} can be ({}); give the right file",
+            human_bytes(max)
+        ))
+    };
+    let meta = fs::metadata(path).map_err(Error::io("read", path))?;
+    if !meta.is_file() {
+        return Err(refuse(format!(
+            "it is {}, not a regular file; give the file itself",
+            kind_of(meta.file_type())
+        )));
+    }
+    if meta.len() > max {
+        return Err(too_large(human_bytes(meta.len())));
+    }
+    let mut options = OpenOptions::new();
+    options.read(true);
+    // A FIFO put in its place since the look above must not block the open.
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.custom_flags(libc::O_NONBLOCK);
+    }
+    let file = options.open(path).map_err(Error::io("open", path))?;
+    let opened = file.metadata().map_err(Error::io("inspect", path))?;
+    if !opened.is_file() {
+        return Err(refuse(format!(
+            "it became {} while opened; give a regular file",
+            kind_of(opened.file_type())
+        )));
+    }
+    let mut bytes = Vec::with_capacity(usize::try_from(opened.len().min(max)).unwrap_or(0));
+    std::io::Read::read_to_end(&mut std::io::Read::take(&file, max + 1), &mut bytes)
+        .map_err(Error::io("read", path))?;
+    if bytes.len() as u64 > max {
+        return Err(too_large(format!("more than {}", human_bytes(max))));
+    }
+    Ok(bytes)
+}
+
+/// [`read_input`] for a text file: refused, naming it, when it is not UTF-8.
+pub fn read_input_text(path: &Path, what: &'static str, max: u64) -> Result<String> {
+    String::from_utf8(read_input(path, what, max)?).map_err(|_| Error::UnsafeInput {
+        what,
+        path: path.to_path_buf(),
+        reason: "it is not text (UTF-8); give the file in text (PEM) form".into(),
+    })
+}
+
+/// Checks that a user-named output file may be written at `path`, before anything is
+/// written. Rules: nothing there (its folder must exist), or a regular file, which is
+/// replaced; a folder, a symbolic link, a FIFO, a device or a socket is refused, naming
+/// it: replacing one (as root, `/dev/null`) would break what it is, and a link is not
+/// written through, so a link planted where output goes cannot redirect it.
+pub fn check_output(path: &Path) -> Result<()> {
+    let refuse = |reason: String| Error::UnsafeOutput {
+        path: path.to_path_buf(),
+        reason,
+    };
+    match fs::symlink_metadata(path) {
+        Ok(meta) if meta.is_file() => Ok(()),
+        Ok(meta) if meta.file_type().is_symlink() => {
+            let to = fs::read_link(path)
+                .map(|t| format!(" to {}", t.display()))
+                .unwrap_or_default();
+            Err(refuse(format!(
+                "it is a symbolic link{to}, which cht-dev does not write through; give the path it leads to, or another name"
+            )))
+        }
+        Ok(meta) if meta.is_dir() => Err(refuse(
+            "it is a folder; give a file name (inside it, or elsewhere)".into(),
+        )),
+        Ok(meta) => Err(refuse(format!(
+            "it is {}, which only regular files may replace; give another path",
+            kind_of(meta.file_type())
+        ))),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let parent = path
+                .parent()
+                .filter(|p| !p.as_os_str().is_empty())
+                .unwrap_or(Path::new("."));
+            if parent.is_dir() {
+                Ok(())
+            } else {
+                Err(refuse(
+                    "its folder does not exist; create it or pick another path".into(),
+                ))
+            }
+        }
+        Err(e) => Err(Error::io("inspect", path)(e)),
+    }
+}
+
+/// Writes a user-named output file: checked by [`check_output`], then replaced
+/// atomically (see [`replace`]) with `mode` from its first byte.
+pub fn write_output(path: &Path, contents: &[u8], mode: u32) -> Result<()> {
+    check_output(path)?;
+    replace(path, contents, mode)
+}
+
+/// `path` made absolute, with its longest existing ancestor resolved (links followed) and
+/// the rest joined lexically (`.` dropped, `..` taken off): two paths that would name one
+/// file once the missing folders are made come out equal.
+pub fn resolve(path: &Path) -> PathBuf {
+    let absolute = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
+    let parts: Vec<std::path::Component<'_>> = absolute.components().collect();
+    // The longest leading run of parts that exists, resolved; then the rest, lexically.
+    let (mut out, rest) = (0..=parts.len())
+        .rev()
+        .find_map(|n| {
+            let prefix: PathBuf = parts[..n].iter().collect();
+            fs::canonicalize(&prefix)
+                .ok()
+                .map(|real| (real, &parts[n..]))
+        })
+        .unwrap_or_else(|| (PathBuf::new(), &parts[..]));
+    for part in rest {
+        match part {
+            std::path::Component::CurDir => {}
+            std::path::Component::ParentDir => {
+                out.pop();
+            }
+            other => out.push(other),
+        }
+    }
+    out
+}
+
 /// Sets the Unix permission bits of `path` (a no-op elsewhere), whatever the umask did.
 pub fn set_mode(path: &Path, mode: u32) -> Result<()> {
     #[cfg(unix)]
@@ -501,6 +672,126 @@ mod tests {
         fs::create_dir(&again).expect("mkdir");
         let err = copy_tree(&from, &again).expect_err("refused").to_string();
         assert!(err.contains("leak") && err.contains("leading out"), "{err}");
+    }
+
+    /// Makes a FIFO at `path`.
+    fn fifo(path: &Path) {
+        let c = c_path(path).expect("path");
+        // SAFETY: a valid NUL-terminated path that outlives the call.
+        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0, "mkfifo");
+    }
+
+    #[test]
+    fn inputs_are_regular_files_within_their_cap_links_followed() {
+        use std::os::unix::fs::FileTypeExt;
+        let dir = tempfile::tempdir().expect("tmp");
+        let file = dir.path().join("cert.pem");
+        fs::write(&file, "pem").expect("write");
+        std::os::unix::fs::symlink(&file, dir.path().join("link")).expect("link");
+        assert_eq!(
+            read_input(&file, "the certificate", 3).expect("read"),
+            b"pem"
+        );
+        assert_eq!(
+            read_input_text(&dir.path().join("link"), "the certificate", 3).expect("read"),
+            "pem"
+        );
+        let err = read_input(&file, "the certificate", 2).expect_err("too large");
+        assert!(
+            matches!(err, Error::UnsafeInput { .. }) && err.to_string().contains("3 B, more than"),
+            "{err}"
+        );
+        let pipe = dir.path().join("pipe");
+        fifo(&pipe);
+        // Refused at once: nobody writes the FIFO, so a read would block for ever.
+        let err = read_input(&pipe, "the key", 10)
+            .expect_err("fifo")
+            .to_string();
+        assert!(
+            err.contains("a FIFO (named pipe), not a regular file"),
+            "{err}"
+        );
+        assert!(fs::metadata(&pipe).expect("meta").file_type().is_fifo());
+        let err = read_input(dir.path(), "the key", 10)
+            .expect_err("folder")
+            .to_string();
+        assert!(err.contains("a folder"), "{err}");
+        if Path::new("/dev/zero").exists() {
+            let err = read_input(Path::new("/dev/zero"), "the key", 10)
+                .expect_err("device")
+                .to_string();
+            assert!(err.contains("a character device"), "{err}");
+        }
+        fs::write(&file, [0xff, 0xfe]).expect("write");
+        let err = read_input_text(&file, "the key", 10)
+            .expect_err("binary")
+            .to_string();
+        assert!(err.contains("not text"), "{err}");
+    }
+
+    #[test]
+    fn outputs_replace_only_regular_files_and_never_write_through_links() {
+        use std::os::unix::fs::FileTypeExt;
+        let dir = tempfile::tempdir().expect("tmp");
+        let new = dir.path().join("ca.crt");
+        write_output(&new, b"one", PUBLIC).expect("new file");
+        write_output(&new, b"two", PUBLIC).expect("replaced");
+        assert_eq!(fs::read(&new).expect("read"), b"two");
+        let pipe = dir.path().join("pipe");
+        fifo(&pipe);
+        let err = write_output(&pipe, b"x", PUBLIC).expect_err("fifo");
+        assert!(
+            matches!(err, Error::UnsafeOutput { .. }) && err.to_string().contains("a FIFO"),
+            "{err}"
+        );
+        assert!(
+            fs::symlink_metadata(&pipe)
+                .expect("meta")
+                .file_type()
+                .is_fifo()
+        );
+        let link = dir.path().join("link");
+        std::os::unix::fs::symlink(&new, &link).expect("link");
+        let err = write_output(&link, b"x", PUBLIC)
+            .expect_err("link")
+            .to_string();
+        assert!(
+            err.contains("symbolic link to") && err.contains("ca.crt"),
+            "{err}"
+        );
+        assert_eq!(fs::read(&new).expect("read"), b"two", "not written through");
+        assert!(
+            fs::symlink_metadata(&link)
+                .expect("meta")
+                .file_type()
+                .is_symlink()
+        );
+        let err = check_output(dir.path()).expect_err("folder").to_string();
+        assert!(err.contains("it is a folder"), "{err}");
+        let err = check_output(&dir.path().join("missing/x")).expect_err("no folder");
+        assert!(
+            err.to_string().contains("its folder does not exist"),
+            "{err}"
+        );
+        assert_eq!(
+            names(dir.path()),
+            ["ca.crt", "link", "pipe"],
+            "nothing left beside"
+        );
+    }
+
+    #[test]
+    fn paths_that_name_one_file_resolve_alike() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let real = fs::canonicalize(dir.path()).expect("canonical");
+        fs::create_dir(real.join("a")).expect("mkdir");
+        std::os::unix::fs::symlink(real.join("a"), real.join("l")).expect("link");
+        assert_eq!(resolve(&real.join("l/x.yaml")), real.join("a/x.yaml"));
+        assert_eq!(
+            resolve(&real.join("new/./b/../c.yaml")),
+            real.join("new/c.yaml")
+        );
+        assert_eq!(resolve(&real.join("a")), real.join("a"));
     }
 
     /// Two folders, `a` holding `a.txt` and `b` holding `b.txt`.

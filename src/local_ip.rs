@@ -135,7 +135,7 @@ fn store_path(home: &Home) -> PathBuf {
 /// A file that cannot be read as a pair (edited by hand, say) counts as none: a new pair
 /// replaces it.
 pub fn kept(home: &Home) -> Option<Pair> {
-    let text = std::fs::read_to_string(store_path(home)).ok()?;
+    let text = fsutil::read_input_text(&store_path(home), "the kept pair", 2 * MAX_BYTES).ok()?;
     serde_json::from_str(&text).ok()
 }
 

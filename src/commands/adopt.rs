@@ -21,16 +21,38 @@ pub struct AdoptRequest {
     pub tls: TlsMode,
 }
 
-/// Runs `adopt`: the helper's file read and checked first (see [`helper::read`]), then
-/// the project made.
-pub fn run(settings: &Settings, req: &AdoptRequest) -> Result<AdoptReport> {
+/// How long `adopt` waits for the engine to say where it keeps its data.
+const ENGINE_ROOT_WITHIN: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// The data root of the engine cht-dev would run the project on, when that engine runs
+/// on this machine and answers soon; `None` otherwise (adopt needs no engine).
+async fn engine_root(settings: &Settings) -> Option<PathBuf> {
+    let asked = async {
+        let facts = settings.engine().await.ok()?.facts().await.ok()?;
+        (facts.runs_here() && !facts.root_dir.is_empty()).then(|| PathBuf::from(facts.root_dir))
+    };
+    tokio::time::timeout(ENGINE_ROOT_WITHIN, asked)
+        .await
+        .ok()
+        .flatten()
+}
+
+/// Runs `adopt`: the helper's file read and checked first (see [`helper::read`]; data
+/// used in place must not overlap the engine's own data root), then the project made.
+pub async fn run(settings: &Settings, req: &AdoptRequest) -> Result<AdoptReport> {
     let home = settings.home()?;
+    let root = if req.copy_data {
+        None
+    } else {
+        engine_root(settings).await
+    };
     let helper = helper::read(
         &home,
         &req.env_file,
         req.name.as_deref(),
         req.copy_data,
         req.tls,
+        root.as_deref(),
     )?;
     let (name, opts, data, version) = (helper.name, helper.opts, helper.data, helper.version);
     project::validate(&home, &opts)?;

@@ -121,31 +121,13 @@ impl Report for CaReport {
     }
 }
 
-/// Checks `--der FILE` can be written before anything else happens.
+/// Checks `--der FILE` can be written before anything else happens (see
+/// [`fsutil::check_output`]: a device, FIFO, folder or link there is refused).
 fn check_der_target(path: &Path) -> Result<()> {
-    let fail = |reason: &str| Error::Io {
-        action: "write the DER certificate to",
-        path: path.to_path_buf(),
-        source: std::io::Error::other(reason.to_string()),
-    };
-    if path.is_dir() {
-        return Err(fail(
-            "it is a folder; give a file name such as cht-dev-ca.crt",
-        ));
-    }
-    let parent = path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    if !parent.is_dir() {
-        return Err(fail(
-            "its folder does not exist; create it or pick another path",
-        ));
-    }
-    Ok(())
+    fsutil::check_output(path)
 }
 
-/// Writes the DER certificate to `path`, replacing an existing file there.
+/// Writes the DER certificate to `path`, replacing a regular file there.
 fn write_der(path: &Path, der: &[u8]) -> Result<()> {
-    fsutil::replace(path, der, fsutil::PUBLIC)
+    fsutil::write_output(path, der, fsutil::PUBLIC)
 }

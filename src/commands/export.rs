@@ -65,9 +65,51 @@ fn write_yaml(path: &Path, docs: &[Value]) -> Result<()> {
 }
 
 /// Replaces `path` with `text`, created with `mode` from its first byte (a file that holds
-/// the password is never readable by others, not even for a moment).
+/// the password is never readable by others, not even for a moment); only a regular file
+/// is replaced (see [`fsutil::write_output`]).
 fn write_text(path: &Path, text: &str, mode: u32) -> Result<()> {
-    fsutil::replace(path, text.as_bytes(), mode)
+    fsutil::write_output(path, text.as_bytes(), mode)
+}
+
+/// Checks, before anything is written, that every output can be written and none
+/// overwrites another: `out` is a folder (or will be made), each manifest's path in it
+/// may be written, and `helm_values` is neither `out` itself nor one of the manifests.
+fn check_outputs(out: &Path, files: &[&str], helm_values: Option<&Path>) -> Result<()> {
+    match std::fs::metadata(out) {
+        Ok(meta) if !meta.is_dir() => {
+            return Err(Error::UnsafeOutput {
+                path: out.to_path_buf(),
+                reason: "it is not a folder; give --out a folder for the manifests (it is made when missing)".into(),
+            });
+        }
+        Ok(_) => {
+            for file in files {
+                fsutil::check_output(&out.join(file))?;
+            }
+        }
+        Err(_) => {}
+    }
+    let Some(values) = helm_values else {
+        return Ok(());
+    };
+    let (folder, target) = (fsutil::resolve(out), fsutil::resolve(values));
+    if target == folder {
+        return Err(Error::BadOption(format!(
+            "--helm-values {} is the --out folder; give a file name outside the manifests, such as values.yaml",
+            values.display()
+        )));
+    }
+    if let Some(file) = files.iter().find(|f| folder.join(f) == target) {
+        return Err(Error::BadOption(format!(
+            "--helm-values {} is the manifest --out writes as {file}; give another name, such as values.yaml",
+            values.display()
+        )));
+    }
+    // A values file in the folder --out is about to make: its folder will exist.
+    if target.parent() == Some(folder.as_path()) && !out.exists() {
+        return Ok(());
+    }
+    fsutil::check_output(values)
 }
 
 /// A DNS-1123 label from a project name.
@@ -148,8 +190,10 @@ pub fn run(settings: &Settings, req: &ExportRequest) -> Result<Exported> {
     let project = Project::load(&home, &req.name)?;
     let input = kube_input(&project, req)?;
     let (version, layout, own_registry) = (input.version, input.layout, input.own_registry);
-    std::fs::create_dir_all(&req.out).map_err(Error::io("create", &req.out))?;
     let manifests = kube::manifests(&input);
+    let files: Vec<&str> = manifests.iter().map(|m| m.file).collect();
+    check_outputs(&req.out, &files, req.helm_values.as_deref())?;
+    std::fs::create_dir_all(&req.out).map_err(Error::io("create", &req.out))?;
     for m in &manifests {
         write_yaml(&req.out.join(m.file), &m.docs)?;
     }
@@ -319,6 +363,48 @@ mod tests {
             image_pull(true, Some(PullPolicy::Always)),
             ImagePull::Always
         );
+    }
+
+    #[test]
+    fn outputs_are_checked_for_overlaps_before_anything_is_written() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let out = dir.path().join("k8s");
+        let files = ["namespace.yaml", "credentials.yaml"];
+        // The folder is made later: a values file in it, or beside it, is fine.
+        assert!(check_outputs(&out, &files, Some(&out.join("values.yaml"))).is_ok());
+        assert!(check_outputs(&out, &files, Some(&dir.path().join("values.yaml"))).is_ok());
+        for (values, expect) in [
+            (out.join("credentials.yaml"), "writes as credentials.yaml"),
+            (
+                out.join("./sub/../namespace.yaml"),
+                "writes as namespace.yaml",
+            ),
+            (out.clone(), "is the --out folder"),
+        ] {
+            let err = check_outputs(&out, &files, Some(&values))
+                .expect_err("overlap")
+                .to_string();
+            assert!(err.contains(expect), "{err}");
+        }
+        std::fs::create_dir(&out).expect("mkdir");
+        std::fs::create_dir(out.join("credentials.yaml")).expect("mkdir");
+        let err = check_outputs(&out, &files, None)
+            .expect_err("folder")
+            .to_string();
+        assert!(
+            err.contains("credentials.yaml") && err.contains("a folder"),
+            "{err}"
+        );
+        let err = check_outputs(&out, &[], Some(dir.path()))
+            .expect_err("values is a folder")
+            .to_string();
+        assert!(err.contains("it is a folder"), "{err}");
+        let file = dir.path().join("file");
+        std::fs::write(&file, "x").expect("write");
+        let err = check_outputs(&file, &files, None)
+            .expect_err("not a folder")
+            .to_string();
+        assert!(err.contains("not a folder"), "{err}");
     }
 
     #[test]

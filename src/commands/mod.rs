@@ -174,7 +174,7 @@ async fn dispatch(settings: &Settings, action: &Action) -> Result<()> {
         Action::Status { name } => p.report(&status::status(settings, name.as_deref()).await?),
         Action::Logs(req) => status::logs(settings, req).await,
         Action::Upgrade(req) => p.report(&upgrade::run(settings, req).await?),
-        Action::Adopt(req) => p.report(&adopt::run(settings, req)?),
+        Action::Adopt(req) => p.report(&adopt::run(settings, req).await?),
         Action::ExportKubernetes(req) => p.report(&export::run(settings, req)?),
         Action::SnapshotCreate { name, label, level } => {
             p.report(&snapshot::create(settings, name, label.as_deref(), *level).await?)

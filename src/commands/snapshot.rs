@@ -309,10 +309,25 @@ pub struct SnapshotList {
     pub project: String,
     /// Its snapshots, oldest first.
     pub snapshots: Vec<SnapshotInfo>,
+    /// Snapshots whose record cannot be used (damaged, or not cht-dev's), with why.
+    pub damaged: Vec<snapshots::Damaged>,
 }
 
 impl Report for SnapshotList {
     fn human(&self, p: &Printer) -> Result<()> {
+        for bad in &self.damaged {
+            let reason: String = bad
+                .reason
+                .chars()
+                .map(|c| if c.is_control() { '?' } else { c })
+                .collect();
+            p.warn(&format!(
+                "warning: snapshot {} cannot be restored: {reason}; remove it with `cht-dev snapshot rm {} {}`",
+                bad.label,
+                crate::printer::shell_word(&self.project),
+                bad.label
+            ));
+        }
         if self.snapshots.is_empty() {
             return p.info(format!(
                 "{} has no snapshots; take one with `cht-dev snapshot create {}`",
@@ -343,9 +358,11 @@ impl Report for SnapshotList {
 pub fn ls(settings: &Settings, name: &str) -> Result<SnapshotList> {
     let home = settings.home()?;
     let project = Project::load(&home, name)?;
+    let (snapshots, damaged) = snapshots::scan(&project)?;
     Ok(SnapshotList {
         project: name.to_string(),
-        snapshots: snapshots::list(&project)?,
+        snapshots,
+        damaged,
     })
 }
 

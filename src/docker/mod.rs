@@ -56,6 +56,9 @@ pub struct EngineFacts {
     pub rootless: bool,
     /// The name of the machine it runs on (a VM's, for Docker Desktop or Colima).
     pub machine: String,
+    /// Where it keeps its images, containers and volumes, on that machine.
+    #[serde(skip)]
+    pub root_dir: String,
 }
 
 impl EngineFacts {
@@ -329,6 +332,7 @@ impl Engine {
             api: self.api_version(),
             rootless,
             machine: info.name.unwrap_or_default(),
+            root_dir: info.docker_root_dir.unwrap_or_default(),
         })
     }
 

@@ -275,6 +275,70 @@ pub fn check_data_folder(home: &Home, raw: &str) -> std::result::Result<PathBuf,
     Ok(data)
 }
 
+/// System folders no CouchDB data is used in place in (nor anything inside them), as this
+/// machine may name them (macOS's `/etc` and `/var` are links into `/private`).
+const SYSTEM_FOLDERS: &[&str] = &[
+    "/etc",
+    "/usr",
+    "/var",
+    "/boot",
+    "/proc",
+    "/sys",
+    "/dev",
+    "/run",
+    "/root",
+    "/bin",
+    "/sbin",
+    "/lib",
+    "/lib32",
+    "/lib64",
+    "/libx32",
+    "/private/etc",
+    "/private/var",
+];
+
+/// Checks the canonical folder `data` (see [`check_data_folder`]) may be CouchDB's data
+/// in place, mounted into a container whose entrypoint takes over its files and swapped out
+/// by a restore or removed by `destroy`. Rules: not a system folder or inside one (see
+/// [`SYSTEM_FOLDERS`]), and neither inside a container engine's data root nor holding it
+/// (`engine_roots`: the engine's own, where it runs here, and the rootless defaults under
+/// the user's home). Returns which rule it breaks.
+pub fn check_in_place(data: &Path, engine_roots: &[PathBuf]) -> std::result::Result<(), String> {
+    if let Some(system) = SYSTEM_FOLDERS
+        .iter()
+        .map(Path::new)
+        .find(|s| data.starts_with(s))
+    {
+        return Err(format!(
+            "it is in the system folder {}, whose files the CouchDB container would take over (its entrypoint changes their owner) and a restore or destroy would replace",
+            system.display()
+        ));
+    }
+    let canonical = |p: &Path| std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf());
+    if let Some(root) = engine_roots
+        .iter()
+        .map(|r| canonical(r))
+        .find(|r| data.starts_with(r) || r.starts_with(data))
+    {
+        return Err(format!(
+            "it overlaps the container engine's data root {}",
+            root.display()
+        ));
+    }
+    Ok(())
+}
+
+/// Where container engines keep their data under the user's home when rootless (Docker's
+/// and Podman's defaults), and `engine`, the root the engine answering says it uses.
+pub fn engine_roots(engine: Option<&Path>) -> Vec<PathBuf> {
+    let mut roots: Vec<PathBuf> = engine.map(Path::to_path_buf).into_iter().collect();
+    if let Some(data) = directories::BaseDirs::new().map(|d| d.data_dir().to_path_buf()) {
+        roots.push(data.join("docker"));
+        roots.push(data.join("containers"));
+    }
+    roots
+}
+
 /// Creates a project for settings adopted from the bash helper: its ports are kept (the
 /// helper's own containers may hold them now) and its credentials and data path reused.
 pub fn adopt(home: &Home, opts: &InitOptions, adopted: &Adopted) -> Result<Created> {

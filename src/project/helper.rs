@@ -55,7 +55,11 @@ pub struct HelperProject {
 /// `cht-core.yml` (in `compose_dir`) names; `bad` words a refusal.
 fn release(compose_dir: &Path, bad: &dyn Fn(String) -> Error) -> Result<(String, ChtVersion)> {
     let core = compose_dir.join("cht-core.yml");
-    let core_text = std::fs::read_to_string(&core).map_err(Error::io("read", &core))?;
+    let core_text = crate::fsutil::read_input_text(
+        &core,
+        "the Docker Helper's compose file",
+        super::MAX_ENV_BYTES,
+    )?;
     let api = Outline::parse(&core.display().to_string(), &core_text)?
         .services
         .get("api")
@@ -68,18 +72,14 @@ fn release(compose_dir: &Path, bad: &dyn Fn(String) -> Error) -> Result<(String,
     Ok((registry.to_string(), version))
 }
 
-/// The helper's `.env`, read and parsed (refused when larger than settings ever are).
+/// The helper's `.env`, read (a regular file of at most what settings ever take, see
+/// [`crate::fsutil::read_input`]) and parsed.
 fn read_env(env_file: &Path, bad: &dyn Fn(String) -> Error) -> Result<EnvFile> {
-    let size = std::fs::metadata(env_file)
-        .map_err(Error::io("read", &env_file))?
-        .len();
-    if size > super::MAX_ENV_BYTES {
-        return Err(bad(format!(
-            "it is {size} bytes, more than settings ever need ({})",
-            super::MAX_ENV_BYTES
-        )));
-    }
-    let text = std::fs::read_to_string(env_file).map_err(Error::io("read", &env_file))?;
+    let text = crate::fsutil::read_input_text(
+        env_file,
+        "the Docker Helper's project file",
+        super::MAX_ENV_BYTES,
+    )?;
     EnvFile::parse(&text).map_err(|e| bad(format!("line {}: {}", e.line, e.reason)))
 }
 
@@ -152,14 +152,16 @@ fn helper_ports(
 }
 
 /// Reads and checks the helper's `env_file` for project `name_given` (default: the
-/// file's name), the data to be copied (`copy_data`) or used in place, and the
-/// certificate's source `tls`.
+/// file's name), the data to be copied (`copy_data`) or used in place (then also by
+/// [`super::check_in_place`], with `engine_root`, the data root of the engine that runs
+/// here, when known), and the certificate's source `tls`.
 pub fn read(
     home: &Home,
     env_file: &Path,
     name_given: Option<&str>,
     copy_data: bool,
     tls: TlsMode,
+    engine_root: Option<&Path>,
 ) -> Result<HelperProject> {
     let bad = |reason: String| Error::CannotAdopt {
         file: env_file.to_path_buf(),
@@ -193,6 +195,13 @@ pub fn read(
             "its CouchDB data folder {raw_data:?} is refused: {why}"
         ))
     })?;
+    if !copy_data {
+        super::check_in_place(&data, &super::engine_roots(engine_root)).map_err(|why| {
+            bad(format!(
+                "its CouchDB data folder {raw_data:?} cannot be used in place: {why}; adopt with --copy-data to copy it into the project instead"
+            ))
+        })?;
+    }
     let (registry, version) = release(&PathBuf::from(get("CHT_COMPOSE_PATH")), &bad)?;
     let opts = InitOptions {
         name: name.clone(),
@@ -273,7 +282,7 @@ mod tests {
     fn a_helper_project_becomes_init_options_and_kept_settings() {
         let (_dir, home, user) = places();
         let file = helper_files(&user, "clinic", "");
-        let h = read(&home, &file, None, false, TlsMode::LocalIp).expect("read");
+        let h = read(&home, &file, None, false, TlsMode::LocalIp, None).expect("read");
         assert_eq!(h.name, "clinic");
         assert_eq!(h.version.version, "4.22.0");
         assert_eq!(h.opts.image_registry, None, "upstream's registry");
@@ -290,7 +299,7 @@ mod tests {
             "used in place"
         );
         assert_eq!(h.helper_upgrade, "clinic-dir");
-        let copied = read(&home, &file, Some("other"), true, TlsMode::LocalCa).expect("read");
+        let copied = read(&home, &file, Some("other"), true, TlsMode::LocalCa, None).expect("read");
         assert_eq!(copied.name, "other");
         assert!(copied.adopted.copy_data.is_some());
         assert!(!copied.adopted.vars.iter().any(|(k, _)| k == "COUCHDB_DATA"));
@@ -303,7 +312,7 @@ mod tests {
             let file = helper_files(&user, name, extra);
             let text = std::fs::read_to_string(&file).expect("read");
             std::fs::write(&file, edit(text)).expect("write");
-            read(&home, &file, None, false, TlsMode::LocalCa)
+            read(&home, &file, None, false, TlsMode::LocalCa, None)
                 .expect_err("refused")
                 .to_string()
         };

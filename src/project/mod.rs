@@ -21,7 +21,8 @@ pub mod versions;
 use std::path::{Path, PathBuf};
 
 pub use self::create::{
-    Adopted, adopt, check_data_folder, check_form, create, names, taken_ports, validate,
+    Adopted, adopt, check_data_folder, check_form, check_in_place, create, engine_roots, names,
+    taken_ports, validate,
 };
 use self::dotenv::EnvFile;
 use self::layout::{DataFolder, Layout};
@@ -213,16 +214,42 @@ impl Config {
                 )
             })?,
         };
+        // The same rules as --domain and --host: these reach certificates, URLs that are
+        // opened and printed, and files other tools read.
+        let domain = match env.get(DOMAIN_VAR).map(str::trim) {
+            None | Some("") => None,
+            Some(d) => match SanName::parse(d) {
+                Ok(SanName::Dns(name)) if !name.starts_with("*.") => Some(d.to_string()),
+                _ => {
+                    return Err(bad(
+                        DOMAIN_VAR,
+                        d,
+                        "it must be a DNS name such as cht.example.org, as --domain takes",
+                    ));
+                }
+            },
+        };
+        if let Some(hosts) = env.get(HOSTS_VAR)
+            && let Some(host) = hosts
+                .split(',')
+                .map(str::trim)
+                .find(|h| !h.is_empty() && SanName::parse(h).is_err())
+        {
+            return Err(bad(
+                HOSTS_VAR,
+                hosts,
+                &format!(
+                    "{host:?} is neither a DNS name nor an IP address, as --host takes (names separated by commas)"
+                ),
+            ));
+        }
         let get = |k: &str| env.get(k).unwrap_or_default().to_string();
         Ok(Config {
             http_port: port(HTTP_PORT_VAR, 80)?,
             https_port: port(HTTPS_PORT_VAR, 443)?,
             layout,
             tls,
-            domain: env
-                .get(DOMAIN_VAR)
-                .filter(|d| !d.is_empty())
-                .map(str::to_string),
+            domain,
             credentials: Credentials {
                 user: env.get("COUCHDB_USER").unwrap_or(DEFAULT_USER).to_string(),
                 password: get("COUCHDB_PASSWORD"),
@@ -278,7 +305,14 @@ impl Project {
                 ),
             });
         }
-        let text = std::fs::read_to_string(&env_path).map_err(Error::io("read", &env_path))?;
+        let text = fsutil::read_input_text(&env_path, "the project's settings", MAX_ENV_BYTES)
+            .map_err(|e| match e {
+                Error::UnsafeInput { reason, .. } => Error::BrokenProject {
+                    name: name.to_string(),
+                    reason: format!("{}: {reason}", env_path.display()),
+                },
+                other => other,
+            })?;
         let env = EnvFile::parse(&text).map_err(|e| Error::BrokenProject {
             name: name.to_string(),
             reason: format!("{} line {}: {}", env_path.display(), e.line, e.reason),

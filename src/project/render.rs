@@ -92,7 +92,54 @@ pub fn upgrade_image(registry: Option<&str>) -> String {
     }
 }
 
-/// Checks an `--image-registry` value: a registry host with optional port and path.
+/// The longest registry: image names are at most 255 characters, and the longest one
+/// cht-dev makes adds `/cht-upgrade-service`.
+const MAX_REGISTRY: usize = 255 - "/cht-upgrade-service".len();
+
+/// A path component of the image reference grammar: lowercase letters and digits, runs
+/// joined by one `.`, one or two `_`, or any number of `-`.
+fn is_path_component(part: &str) -> bool {
+    let bytes = part.as_bytes();
+    let alnum = |b: u8| b.is_ascii_lowercase() || b.is_ascii_digit();
+    if !bytes.first().is_some_and(|&b| alnum(b)) || !bytes.last().is_some_and(|&b| alnum(b)) {
+        return false;
+    }
+    let mut run: Vec<u8> = Vec::new();
+    for &b in bytes {
+        if alnum(b) {
+            let ok = run.is_empty()
+                || run == b"."
+                || run == b"_"
+                || run == b"__"
+                || run.iter().all(|&c| c == b'-');
+            if !ok {
+                return false;
+            }
+            run.clear();
+        } else if b"._-".contains(&b) {
+            run.push(b);
+        } else {
+            return false;
+        }
+    }
+    true
+}
+
+/// A domain component of the grammar: letters and digits, with `-` only inside.
+fn is_domain_component(part: &str) -> bool {
+    !part.is_empty()
+        && part.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        && !part.starts_with('-')
+        && !part.ends_with('-')
+}
+
+/// Checks an `--image-registry` value by the image reference grammar, as every engine
+/// reads it (Docker 20.10 to 29, Podman): an optional registry host, then path parts.
+/// Rules: the first part is a host only when it holds `.` or `:` or is `localhost` (else
+/// engines read it as a path part, which must be lowercase: `UPPER/x` is refused); a host
+/// is DNS labels (letters, digits, inner `-`) with an optional port 1 to 65535; every
+/// path part is lowercase runs of letters and digits joined by `.`, `_`, `__` or `-`s; the
+/// whole fits an image name of 255 characters.
 pub fn validate_registry(registry: &str) -> Result<()> {
     let fail = |reason: &str| {
         Err(Error::InvalidRegistry {
@@ -104,35 +151,42 @@ pub fn validate_registry(registry: &str) -> Result<()> {
     if trimmed.is_empty() {
         return fail("it is empty");
     }
-    let mut parts = trimmed.split('/');
-    let host = parts.next().unwrap_or_default();
-    let (host_name, port) = match host.split_once(':') {
-        Some((h, p)) => (h, Some(p)),
-        None => (host, None),
-    };
-    if host_name.is_empty()
-        || !host_name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '-' || c == '_')
-    {
-        return fail("the registry host may hold only letters, digits, '.', '-' and '_'");
+    if trimmed.len() > MAX_REGISTRY {
+        return fail(&format!(
+            "it is longer than {MAX_REGISTRY} characters, which image names cannot hold"
+        ));
     }
-    if let Some(port) = port
-        && port.parse::<u16>().map_or(true, |p| p == 0)
-    {
-        return fail("the registry port must be a number from 1 to 65535");
+    let mut parts = trimmed.split('/').peekable();
+    let first = parts.peek().copied().unwrap_or_default();
+    if first.contains(['.', ':']) || first == "localhost" {
+        parts.next();
+        let (host, port) = match first.split_once(':') {
+            Some((h, p)) => (h, Some(p)),
+            None => (first, None),
+        };
+        if !host.split('.').all(is_domain_component) {
+            return fail(
+                "the registry host must be names of letters, digits and inner '-', joined by '.' (no '_')",
+            );
+        }
+        if let Some(port) = port
+            && (port.is_empty()
+                || !port.bytes().all(|b| b.is_ascii_digit())
+                || port.parse::<u16>().map_or(true, |p| p == 0))
+        {
+            return fail("the registry port must be a number from 1 to 65535");
+        }
     }
     for part in parts {
-        let ok = !part.is_empty()
-            && part
-                .chars()
-                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "._-".contains(c))
-            && part
-                .chars()
-                .next()
-                .is_some_and(|c| c.is_ascii_alphanumeric());
-        if !ok {
-            return fail("path parts must be lowercase letters, digits, '.', '-' or '_'");
+        if !is_path_component(part) {
+            let why = if part.bytes().any(|b| b.is_ascii_uppercase()) {
+                " (a first part without '.' or ':' is a path, not a registry host, so it must be lowercase too)"
+            } else {
+                ""
+            };
+            return fail(&format!(
+                "path parts must be lowercase letters and digits joined by '.', '_', '__' or '-'{why}"
+            ));
         }
     }
     Ok(())
@@ -457,6 +511,9 @@ mod tests {
             "localhost:5000",
             "localhost:5000/cht/",
             "cht-test",
+            "Registry.Example.org:443/medic",
+            "cht-dev-test.local",
+            "a/b__c/d---e/f.g_h",
         ] {
             assert!(validate_registry(ok).is_ok(), "{ok}");
         }
@@ -469,6 +526,17 @@ mod tests {
             "host/UPPER",
             "host//x",
             "h\"x",
+            "UPPER/x",
+            "Upper",
+            "reg_x.example/a",
+            "-reg.example/a",
+            "reg.example:/a",
+            "reg.example:+80",
+            "a/b___c",
+            "a/b-",
+            "a/.b",
+            "a/b..c",
+            "a/b_-c",
         ] {
             assert!(validate_registry(bad).is_err(), "{bad}");
         }

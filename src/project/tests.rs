@@ -375,3 +375,71 @@ fn random_credentials_differ_and_are_url_safe() {
     assert_ne!(a, random_alnum(PASSWORD_LEN));
     assert_eq!(random_hex16().len(), 32);
 }
+
+#[test]
+fn domain_and_hosts_read_back_from_env_pass_the_flags_rules() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let home = Home::at(dir.path()).expect("home");
+    let mut project = create(&home, &opts("edited")).expect("create").project;
+    project
+        .update_env(&[
+            (DOMAIN_VAR, "cht.example.org"),
+            (HOSTS_VAR, "10.0.0.2,lan.example"),
+        ])
+        .expect("good values");
+    for (var, value, expect) in [
+        (DOMAIN_VAR, "evil.example/x?", "as --domain takes"),
+        (DOMAIN_VAR, "10.0.0.1", "as --domain takes"),
+        (DOMAIN_VAR, "*.example.org", "as --domain takes"),
+        (HOSTS_VAR, "ok.example,bad host", "as --host takes"),
+    ] {
+        let err = project
+            .update_env(&[(var, value)])
+            .expect_err("refused")
+            .to_string();
+        assert!(err.contains(var) && err.contains(expect), "{value}: {err}");
+    }
+    // Edited by hand: the project is damaged, naming the file and line.
+    let env = project.path(".env");
+    let text = std::fs::read_to_string(&env).expect("read");
+    std::fs::write(
+        &env,
+        text.replace(
+            "CHT_DEV_DOMAIN=cht.example.org",
+            "CHT_DEV_DOMAIN='https://evil.example/x?'",
+        ),
+    )
+    .expect("write");
+    let err = Project::load(&home, "edited")
+        .expect_err("damaged")
+        .to_string();
+    assert!(
+        err.contains(".env line ") && err.contains("CHT_DEV_DOMAIN is \"https://evil.example/x?\""),
+        "{err}"
+    );
+}
+
+#[test]
+fn data_used_in_place_stays_out_of_system_folders_and_engine_roots() {
+    for system in [
+        "/etc",
+        "/etc/ssl",
+        "/usr/share",
+        "/var/lib/docker",
+        "/root/.ssh",
+        "/proc/1",
+    ] {
+        let err = check_in_place(Path::new(system), &[]).expect_err(system);
+        assert!(err.contains("the system folder /"), "{system}: {err}");
+    }
+    let dir = tempfile::tempdir().expect("tmp");
+    let root = std::fs::canonicalize(dir.path()).expect("canonical");
+    std::fs::create_dir_all(root.join("engine/volumes")).expect("mkdir");
+    let roots = [root.join("engine")];
+    for inside in [root.join("engine/volumes"), root.clone()] {
+        let err = check_in_place(&inside, &roots).expect_err("overlaps");
+        assert!(err.contains("the container engine's data root"), "{err}");
+    }
+    assert_eq!(check_in_place(&root.join("data"), &roots), Ok(()));
+    assert!(engine_roots(Some(Path::new("/srv/docker"))).contains(&PathBuf::from("/srv/docker")));
+}

@@ -86,6 +86,19 @@ pub fn order(version: &str) -> (u64, u64, u64) {
     )
 }
 
+/// `a.b.c` as numbers when it is exactly that (three parts of 1 to 9 digits); `None` for
+/// anything else, so a record read back cannot pass for an old release by being
+/// unreadable (see [`order`]).
+pub fn parse(version: &str) -> Option<(u64, u64, u64)> {
+    let mut parts = version.split('.').map(|p| {
+        (!p.is_empty() && p.len() <= 9 && p.bytes().all(|b| b.is_ascii_digit()))
+            .then(|| p.parse::<u64>().ok())
+            .flatten()
+    });
+    let parsed = (parts.next()??, parts.next()??, parts.next()??);
+    parts.next().is_none().then_some(parsed)
+}
+
 /// Looks up a release by tag (a leading `v` is accepted).
 pub fn find(version: &str) -> Result<ChtVersion> {
     let wanted = version.strip_prefix('v').unwrap_or(version);
@@ -100,6 +113,24 @@ pub fn find(version: &str) -> Result<ChtVersion> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn release_numbers_are_three_numbers_and_nothing_else() {
+        assert_eq!(parse("4.22.0"), Some((4, 22, 0)));
+        for bad in [
+            "",
+            "5",
+            "5.2",
+            "5.2.0.1",
+            "5.x.0",
+            "v5.2.0",
+            "5.2.0-beta",
+            "5..0",
+            "1234567890.0.0",
+        ] {
+            assert_eq!(parse(bad), None, "{bad}");
+        }
+    }
 
     #[test]
     fn latest_is_newest_and_default_family_is_5x() {

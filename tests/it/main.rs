@@ -10,6 +10,7 @@ mod engine;
 mod engines;
 mod export;
 mod faults;
+mod hostile;
 mod init;
 mod kills;
 mod no_panic;

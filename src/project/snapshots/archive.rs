@@ -8,8 +8,6 @@
 //! replaces an earlier one) and ends with a manifest of every path the data holds: what is
 //! unpacked and not in it (deleted while the archive was written) is removed.
 
-use std::fs::File;
-use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -23,6 +21,12 @@ use crate::project::Project;
 pub const DIR: &str = "snapshots";
 /// The longest label.
 const MAX_LABEL: usize = 64;
+/// The largest sidecar read: a real one takes a few hundred bytes.
+const MAX_SIDECAR_BYTES: u64 = 64 << 10;
+/// The largest size a record may state (1 PiB); past it the record is damaged.
+const MAX_SIZE: u64 = 1 << 50;
+/// The longest `method` text a record may hold.
+const MAX_METHOD: usize = 1024;
 
 /// What a snapshot holds, as its sidecar records it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -48,6 +52,10 @@ pub struct SnapshotInfo {
     /// The zstd level it was written at.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub level: Option<i32>,
+    /// The bytes of every file entry the archive holds (a file taken twice counts twice):
+    /// the most a restore writes. Sidecars from before it was recorded lack it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unpacked_bytes: Option<u64>,
 }
 
 /// How an archive is compressed.
@@ -77,6 +85,63 @@ pub const DEFAULT_LEVEL: i32 = 3;
 pub const MANIFEST: &str = ".cht-dev-manifest.json";
 
 impl SnapshotInfo {
+    /// Checks a record read from disk, where anyone (or another machine) may have written
+    /// it: the CHT release is a release number, the time an RFC 3339 time, sizes within
+    /// reason and consistent, the node count and level ones cht-dev writes, and no text
+    /// holds a control character (which would reach the terminal). Returns why not.
+    pub fn check(&self) -> std::result::Result<(), String> {
+        if crate::project::versions::parse(&self.cht_version).is_none() {
+            return Err(format!(
+                "its CHT release {:?} is not a release number such as 5.2.0",
+                self.cht_version
+            ));
+        }
+        if OffsetDateTime::parse(
+            &self.created,
+            &time::format_description::well_known::Rfc3339,
+        )
+        .is_err()
+        {
+            return Err(format!(
+                "its time {:?} is not an RFC 3339 time such as 2026-11-23T01:30:05Z",
+                self.created
+            ));
+        }
+        if self.method.len() > MAX_METHOD || self.method.chars().any(char::is_control) {
+            return Err(format!(
+                "its method holds control characters or is over {MAX_METHOD} bytes: {:?}",
+                self.method.chars().take(80).collect::<String>()
+            ));
+        }
+        let sizes = [
+            self.bytes,
+            self.data_bytes,
+            self.unpacked_bytes.unwrap_or(0),
+        ];
+        if sizes.iter().any(|&b| b > MAX_SIZE) {
+            return Err("it states a size over 1 PiB".into());
+        }
+        if self.unpacked_bytes.is_some_and(|u| u < self.data_bytes) {
+            return Err(format!(
+                "it states fewer bytes in its archive ({}) than in its data ({})",
+                self.unpacked_bytes.unwrap_or(0),
+                self.data_bytes
+            ));
+        }
+        if crate::project::layout::Layout::from_nodes(self.couchdb_nodes).is_err() {
+            return Err(format!(
+                "it states {} CouchDB nodes (cht-dev runs 1 or 3)",
+                self.couchdb_nodes
+            ));
+        }
+        if let Some(level) = self.level
+            && !(-7..=22).contains(&level)
+        {
+            return Err(format!("it states zstd level {level}, which zstd has not"));
+        }
+        Ok(())
+    }
+
     /// Whether this snapshot may replace the data of project `name`, which runs CHT
     /// `current` on `layout`: never data of a newer release (its migrations already ran),
     /// and only data of the same number of CouchDB nodes.
@@ -86,9 +151,17 @@ impl SnapshotInfo {
         current: &str,
         layout: crate::project::layout::Layout,
     ) -> Result<()> {
-        if crate::project::versions::order(&self.cht_version)
-            > crate::project::versions::order(current)
-        {
+        let theirs = crate::project::versions::parse(&self.cht_version).ok_or_else(|| {
+            Error::BadSnapshot {
+                project: name.to_string(),
+                label: self.label.clone(),
+                reason: format!(
+                    "its CHT release {:?} is not a release number",
+                    self.cht_version
+                ),
+            }
+        })?;
+        if theirs > crate::project::versions::order(current) {
             return Err(Error::SnapshotNewer {
                 label: self.label.clone(),
                 version: self.cht_version.clone(),
@@ -159,36 +232,91 @@ fn sidecar_path(project: &Project, label: &str) -> PathBuf {
     folder(project).join(format!("{label}.json"))
 }
 
-/// The project's snapshots, oldest first; archives without a readable sidecar (or the
-/// reverse) are not snapshots and are skipped.
-pub fn list(project: &Project) -> Result<Vec<SnapshotInfo>> {
+/// A snapshot whose record cannot be used: it is not listed, restored or counted, and
+/// `snapshot ls` says why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Damaged {
+    /// Its label (its sidecar's name).
+    pub label: String,
+    /// What is wrong with it.
+    pub reason: String,
+}
+
+/// The snapshot record at `path` for `label`, read (at most [`MAX_SIDECAR_BYTES`]) and
+/// checked (see [`SnapshotInfo::check`]), with its archive there; why not.
+fn load(project: &Project, path: &Path, label: &str) -> std::result::Result<SnapshotInfo, String> {
+    let text = fsutil::read_input_text(path, "the snapshot's record", MAX_SIDECAR_BYTES)
+        .map_err(|e| e.to_string())?;
+    let info: SnapshotInfo =
+        serde_json::from_str(&text).map_err(|e| format!("its record cannot be read: {e}"))?;
+    if info.label != label {
+        return Err(format!("its record names another label, {:?}", info.label));
+    }
+    info.check()?;
+    let archive = archive_of(project, &info);
+    if !std::fs::symlink_metadata(&archive).is_ok_and(|m| m.is_file()) {
+        return Err(format!(
+            "its archive {} is missing or not a regular file",
+            archive.display()
+        ));
+    }
+    Ok(info)
+}
+
+/// The project's snapshots, oldest first, and those whose record cannot be used (see
+/// [`load`]), by label. An archive without a record is not a snapshot (a kill between
+/// the two leaves one): it is not listed.
+pub fn scan(project: &Project) -> Result<(Vec<SnapshotInfo>, Vec<Damaged>)> {
     let dir = folder(project);
     let entries = match std::fs::read_dir(&dir) {
         Ok(entries) => entries,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok((Vec::new(), Vec::new())),
         Err(e) => return Err(Error::io("read", &dir)(e)),
     };
-    let mut found: Vec<SnapshotInfo> = entries
-        .flatten()
-        .filter_map(|e| {
-            let name = e.file_name().to_string_lossy().into_owned();
-            let label = name.strip_suffix(".json")?;
-            check_label(label).ok()?;
-            let text = std::fs::read_to_string(e.path()).ok()?;
-            let info: SnapshotInfo = serde_json::from_str(&text).ok()?;
-            (info.label == label && archive_of(project, &info).is_file()).then_some(info)
-        })
-        .collect();
+    let (mut found, mut damaged) = (Vec::new(), Vec::new());
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let Some(label) = name.strip_suffix(".json") else {
+            continue;
+        };
+        if check_label(label).is_err() {
+            continue;
+        }
+        match load(project, &entry.path(), label) {
+            Ok(info) => found.push(info),
+            Err(reason) => damaged.push(Damaged {
+                label: label.to_string(),
+                reason,
+            }),
+        }
+    }
     found.sort_by(|a, b| (&a.created, &a.label).cmp(&(&b.created, &b.label)));
-    Ok(found)
+    damaged.sort_by(|a, b| a.label.cmp(&b.label));
+    Ok((found, damaged))
 }
 
-/// The snapshot called `label`, or an error naming the ones there are.
+/// The project's usable snapshots, oldest first (see [`scan`]).
+pub fn list(project: &Project) -> Result<Vec<SnapshotInfo>> {
+    scan(project).map(|(found, _)| found)
+}
+
+/// The snapshot called `label`; an error saying why it cannot be used when its record is
+/// damaged, or naming the ones there are.
 pub fn find(project: &Project, label: &str) -> Result<SnapshotInfo> {
     check_label(label)?;
-    let all = list(project)?;
+    let (all, damaged) = scan(project)?;
     if let Some(info) = all.iter().find(|i| i.label == label) {
         return Ok(info.clone());
+    }
+    if let Some(bad) = damaged.iter().find(|d| d.label == label) {
+        return Err(Error::BadSnapshot {
+            project: project.name.clone(),
+            label: label.to_string(),
+            reason: format!(
+                "{}; remove it with `cht-dev snapshot rm {} {label}`",
+                bad.reason, project.name
+            ),
+        });
     }
     let known = if all.is_empty() {
         format!(
@@ -224,216 +352,6 @@ pub fn check_free(project: &Project, label: &str) -> Result<()> {
     Ok(())
 }
 
-/// Unpacks the archive of the snapshot `info` describes, decompressing and unpacking in
-/// one pass: each data folder it holds (`name`, see [`super::writer`]) into the new, empty
-/// folder `targets` pairs with that name, as it was, with modes (and owners, when run as
-/// root). Entries never land outside their target; an entry under a name without a target
-/// is refused, and so is an archive that lacks a target's folder (its data would be
-/// restored as nothing). `progress` hears the archive's bytes read so far.
-pub fn extract(
-    project: &Project,
-    info: &SnapshotInfo,
-    targets: &[(&str, &Path)],
-    progress: &(dyn Fn(u64) + Sync),
-) -> Result<()> {
-    let path = archive_of(project, info);
-    let file = File::open(&path).map_err(Error::io("open", &path))?;
-    let compression = info.compression;
-    // Decompressing on a thread of its own, into a pipe, while this one unpacks: as
-    // `zstd -d | tar -x` does, with two processes.
-    let (pipe_out, pipe_in) = std::io::pipe().map_err(Error::io("read", &path))?;
-    grow_pipe(&pipe_in);
-    let shown = path.clone();
-    std::thread::scope(|scope| -> Result<()> {
-        let decoder = scope.spawn(|| -> Result<()> {
-            let mut pipe_in = pipe_in;
-            let reading = super::CountingRead {
-                inner: std::io::BufReader::with_capacity(1 << 20, file),
-                count: 0,
-                progress,
-            };
-            let mut decoded: Box<dyn Read> = match compression {
-                Compression::Gzip => Box::new(flate2::read::GzDecoder::new(reading)),
-                Compression::Zstd => Box::new(
-                    zstd::stream::read::Decoder::new(reading).map_err(Error::io("read", &shown))?,
-                ),
-            };
-            let mut out = std::io::BufWriter::with_capacity(1 << 20, &mut pipe_in);
-            match std::io::copy(&mut decoded, &mut out).and_then(|_| out.flush()) {
-                Ok(_) => Ok(()),
-                // The unpacking side stopped reading (it failed, and says why).
-                Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
-                Err(e) => Err(Error::io("read", &shown)(e)),
-            }
-        });
-        let unpacked = unpack(
-            std::io::BufReader::with_capacity(1 << 20, pipe_out),
-            &path,
-            targets,
-        );
-        let decoded = decoder.join().unwrap_or_else(|_| {
-            Err(Error::io("read", &path)(std::io::Error::other(
-                "the decompressing thread failed",
-            )))
-        });
-        // A broken archive fails the decompression first: its error says why.
-        decoded.and(unpacked)
-    })
-}
-
-/// Whether `name` is only plain parts (no root, `.`, `..` or prefix), so it stays inside
-/// the folder it is joined to.
-fn is_plain(name: &Path) -> bool {
-    name.components()
-        .all(|c| matches!(c, std::path::Component::Normal(_)))
-}
-
-/// Writes the file `entry` at `into/name` (replacing one there; its folder made when
-/// missing) through a 1 MiB buffer, with the entry's mode, time and, as root, owner;
-/// false, writing nothing, when its folder leads outside `into` (through a link an
-/// earlier entry made).
-fn write_file<R: Read>(
-    entry: &mut tar::Entry<'_, R>,
-    into: &Path,
-    name: &Path,
-) -> std::io::Result<bool> {
-    use std::os::unix::fs::PermissionsExt;
-    let to = into.join(name);
-    if let Some(parent) = to.parent() {
-        std::fs::create_dir_all(parent)?;
-        if !std::fs::canonicalize(parent)?.starts_with(std::fs::canonicalize(into)?) {
-            return Ok(false);
-        }
-    }
-    if std::fs::symlink_metadata(&to).is_ok() {
-        std::fs::remove_file(&to)?;
-    }
-    let header = entry.header();
-    let mode = header.mode()? & 0o7777;
-    let mtime = header.mtime()?;
-    let owner = (header.uid()?, header.gid()?);
-    let file = File::options().write(true).create_new(true).open(&to)?;
-    let mut out = std::io::BufWriter::with_capacity(1 << 20, file);
-    std::io::copy(entry, &mut out)?;
-    let file = out
-        .into_inner()
-        .map_err(std::io::IntoInnerError::into_error)?;
-    file.set_permissions(std::fs::Permissions::from_mode(mode))?;
-    file.set_modified(std::time::UNIX_EPOCH + std::time::Duration::from_secs(mtime))?;
-    // SAFETY: geteuid has no preconditions and cannot fail.
-    if unsafe { libc::geteuid() } == 0 {
-        let (uid, gid) = (u32::try_from(owner.0), u32::try_from(owner.1));
-        if let (Ok(uid), Ok(gid)) = (uid, gid) {
-            std::os::unix::fs::fchown(&file, Some(uid), Some(gid))?;
-        }
-    }
-    Ok(true)
-}
-
-/// Makes the pipe hold 1 MiB (Linux's default is 64 KiB), so that the two sides meet
-/// less often; where it cannot, it stays as it is.
-#[cfg(target_os = "linux")]
-fn grow_pipe(pipe: &std::io::PipeWriter) {
-    use std::os::fd::AsRawFd;
-    // SAFETY: the descriptor is open for the call; F_SETPIPE_SZ only resizes its buffer.
-    unsafe {
-        libc::fcntl(pipe.as_raw_fd(), libc::F_SETPIPE_SZ, 1 << 20);
-    }
-}
-
-/// Pipes keep their size off Linux.
-#[cfg(not(target_os = "linux"))]
-fn grow_pipe(_pipe: &std::io::PipeWriter) {}
-
-/// Unpacks the tar stream `decoded` of the archive at `path` into `targets` (see
-/// [`extract`]).
-fn unpack(decoded: impl Read, path: &Path, targets: &[(&str, &Path)]) -> Result<()> {
-    let path = path.to_path_buf();
-    let mut archive = tar::Archive::new(decoded);
-    archive.set_preserve_permissions(true);
-    // SAFETY: geteuid has no preconditions and cannot fail.
-    archive.set_preserve_ownerships(unsafe { libc::geteuid() } == 0);
-    // A file taken again after it changed comes later and replaces the first.
-    archive.set_overwrite(true);
-    let mut seen = vec![false; targets.len()];
-    let mut manifest: Option<Vec<String>> = None;
-    for entry in archive.entries().map_err(Error::io("read", &path))? {
-        let mut entry = entry.map_err(Error::io("read", &path))?;
-        let name = entry.path().map_err(Error::io("read", &path))?.into_owned();
-        if name == Path::new(MANIFEST) {
-            let mut text = String::new();
-            entry
-                .read_to_string(&mut text)
-                .map_err(Error::io("read", &path))?;
-            manifest = Some(serde_json::from_str(&text).map_err(|e| {
-                Error::io("read", &path)(std::io::Error::other(format!("its manifest: {e}")))
-            })?);
-            continue;
-        }
-        let Some((index, rest, into)) = targets
-            .iter()
-            .enumerate()
-            .find_map(|(i, (top, into))| Some((i, name.strip_prefix(top).ok()?, *into)))
-        else {
-            let tops: Vec<&str> = targets.iter().map(|(t, _)| *t).collect();
-            return Err(Error::io("read", &path)(std::io::Error::other(format!(
-                "it holds {} outside {}/: not a snapshot of this project's CouchDB layout",
-                name.display(),
-                tops.join("/, ")
-            ))));
-        };
-        if rest.as_os_str().is_empty() {
-            seen[index] = true;
-            continue;
-        }
-        // unpack_in refuses entries that would leave `into` (`..`, absolute paths); a
-        // plain file whose name is only plain parts is written here in large pieces.
-        let unpacked = if entry.header().entry_type().is_file() && is_plain(&name) {
-            write_file(&mut entry, into, &name)
-        } else {
-            entry.unpack_in(into)
-        }
-        .map_err(Error::io("unpack", &into.join(rest)))?;
-        if !unpacked {
-            return Err(Error::io("unpack", &path)(std::io::Error::other(format!(
-                "{} would land outside the data folder",
-                name.display()
-            ))));
-        }
-    }
-    if let Some((top, _)) = targets
-        .iter()
-        .zip(&seen)
-        .find(|(_, seen)| !**seen)
-        .map(|(t, _)| t)
-    {
-        return Err(Error::io("read", &path)(std::io::Error::other(format!(
-            "it holds no {top}/ folder: not a snapshot of this project's CouchDB layout"
-        ))));
-    }
-    if let Some(manifest) = manifest {
-        let keep: std::collections::BTreeSet<PathBuf> =
-            manifest.iter().map(PathBuf::from).collect();
-        for (top, into) in targets {
-            prune(&into.join(top), Path::new(top), &keep)?;
-        }
-    }
-    // Each target's entries were unpacked under `into/<name>`: lift them one level.
-    for (top, into) in targets {
-        let inner = into.join(top);
-        if !inner.is_dir() {
-            continue;
-        }
-        for entry in std::fs::read_dir(&inner).map_err(Error::io("read", &inner))? {
-            let entry = entry.map_err(Error::io("read", &inner))?;
-            let to = into.join(entry.file_name());
-            std::fs::rename(entry.path(), &to).map_err(Error::io("move", &to))?;
-        }
-        std::fs::remove_dir(&inner).map_err(Error::io("remove", &inner))?;
-    }
-    Ok(())
-}
-
 /// Moves the finished hidden archive `tmp` into place as the archive of `info`, then
 /// writes its sidecar; when the sidecar cannot be written, the archive goes too.
 pub(super) fn publish(project: &Project, tmp: &Path, info: &SnapshotInfo) -> Result<()> {
@@ -457,33 +375,14 @@ pub(super) fn publish(project: &Project, tmp: &Path, info: &SnapshotInfo) -> Res
     written
 }
 
-/// Removes from the unpacked folder `dir` (archive name `name`) what `keep` does not name:
-/// files deleted while the archive was written.
-fn prune(dir: &Path, name: &Path, keep: &std::collections::BTreeSet<PathBuf>) -> Result<()> {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return Ok(());
-    };
-    for entry in entries {
-        let entry = entry.map_err(Error::io("read", dir))?;
-        let (path, inner) = (entry.path(), name.join(entry.file_name()));
-        let kind = entry.file_type().map_err(Error::io("inspect", &path))?;
-        if !keep.contains(&inner) {
-            let removed = if kind.is_dir() {
-                std::fs::remove_dir_all(&path)
-            } else {
-                std::fs::remove_file(&path)
-            };
-            removed.map_err(Error::io("remove", &path))?;
-        } else if kind.is_dir() {
-            prune(&path, &inner, keep)?;
-        }
-    }
-    Ok(())
-}
-
-/// Removes the snapshot `label` (sidecar first, so it is never listed half-removed).
+/// Removes the snapshot `label` (sidecar first, so it is never listed half-removed), a
+/// damaged one too.
 pub fn remove(project: &Project, label: &str) -> Result<()> {
-    find(project, label)?;
+    check_label(label)?;
+    let (_, damaged) = scan(project)?;
+    if !damaged.iter().any(|d| d.label == label) {
+        find(project, label)?;
+    }
     for path in [
         sidecar_path(project, label),
         archive_path(project, label, Compression::Gzip),

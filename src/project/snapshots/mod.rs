@@ -5,6 +5,7 @@
 //! container's user owns) between these steps.
 
 pub mod archive;
+pub mod unpack;
 pub mod writer;
 
 use std::path::{Path, PathBuf};
@@ -13,9 +14,10 @@ use std::time::Duration;
 use time::OffsetDateTime;
 
 pub use archive::{
-    Compression, DEFAULT_LEVEL, SnapshotInfo, archive_of, check_free, default_label, extract, find,
-    folder, list, remove,
+    Compression, DEFAULT_LEVEL, Damaged, SnapshotInfo, archive_of, check_free, default_label, find,
+    folder, list, remove, scan,
 };
+pub use unpack::extract;
 pub use writer::{CaughtUp, Finished, Source, Writer};
 
 use super::Project;
@@ -175,6 +177,7 @@ pub fn info(
         couchdb_nodes: layout.nodes(),
         compression: Compression::Zstd,
         level: None,
+        unpacked_bytes: None,
     }
 }
 
@@ -262,10 +265,19 @@ impl RestoreStaging {
 
     /// Refuses, before anything is unpacked, when a data folder's file system has less
     /// free space than the snapshot's data (`info.data_bytes`, all nodes': a cluster's
-    /// folders usually share one file system).
+    /// folders usually share one file system) and the floor CouchDB keeps meanwhile
+    /// ([`unpack::FREE_FLOOR`]; the unpacking stops there too).
     pub fn check_space(&self, info: &SnapshotInfo) -> Result<()> {
+        let what = format!(
+            "unpack the snapshot and keep {} free for CouchDB",
+            fsutil::human_bytes(unpack::FREE_FLOOR)
+        );
         for staging in &self.stagings {
-            check_space(staging.path(), info.data_bytes, "unpack the snapshot")?;
+            check_space(
+                staging.path(),
+                info.data_bytes.saturating_add(unpack::FREE_FLOOR),
+                &what,
+            )?;
         }
         Ok(())
     }

@@ -119,7 +119,8 @@ pub struct Writer {
     manifest: BTreeSet<PathBuf>,
     /// Where tails and whole copies are kept until `finish`.
     aside: fsutil::Staging,
-    /// Data bytes read so far, for progress.
+    /// The bytes of every file entry archived so far (a file taken twice counts twice): for
+    /// progress, and the record's `unpacked_bytes`.
     read: u64,
     /// The zstd level.
     level: i32,
@@ -387,6 +388,21 @@ impl Writer {
             what: "the snapshot's manifest".into(),
             reason: e.to_string(),
         })?;
+        // A restore refuses a manifest over these limits: never write one it would refuse.
+        if names.len() > super::unpack::MAX_MANIFEST_PATHS
+            || text.len() as u64 > super::unpack::MAX_MANIFEST_BYTES
+        {
+            return Err(Error::Encode {
+                what: "the snapshot's manifest".into(),
+                reason: format!(
+                    "the data holds {} paths ({}), more than a snapshot can list ({} paths, {}); compact CouchDB's databases or remove unused ones, then try again",
+                    names.len(),
+                    fsutil::human_bytes(text.len() as u64),
+                    super::unpack::MAX_MANIFEST_PATHS,
+                    fsutil::human_bytes(super::unpack::MAX_MANIFEST_BYTES)
+                ),
+            });
+        }
         let mut header = tar::Header::new_gnu();
         header.set_mode(0o600);
         header.set_size(text.len() as u64);
@@ -411,6 +427,7 @@ impl Writer {
         Ok(Finished {
             tmp,
             bytes,
+            content: self.read,
             level: self.level,
         })
     }
@@ -484,6 +501,9 @@ pub struct Finished {
     tmp: PathBuf,
     /// Its size.
     bytes: u64,
+    /// The bytes of every file entry it holds (a file taken twice counts twice): the most
+    /// a restore writes.
+    content: u64,
     /// Its zstd level.
     level: i32,
 }
@@ -493,6 +513,7 @@ impl Finished {
     /// size, level and compression); returns what the sidecar records.
     pub fn publish(mut self, project: &Project, mut info: SnapshotInfo) -> Result<SnapshotInfo> {
         info.bytes = self.bytes;
+        info.unpacked_bytes = Some(self.content);
         info.compression = Compression::Zstd;
         info.level = Some(self.level);
         archive::publish(project, &self.tmp, &info)?;

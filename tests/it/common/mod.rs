@@ -1,6 +1,7 @@
 //! Test harness: runs the real `cht-dev` binary in a temporary home, and finds the
 //! outside tools (compose CLI, check-jsonschema, openssl) the tests check files with.
 
+pub mod disk;
 pub mod engine;
 pub mod local_ip;
 
@@ -227,6 +228,89 @@ impl ChtDev {
     pub fn run(&self, args: &[&str]) -> Run {
         let output = self.command().args(args).output().expect("run cht-dev");
         to_run(output)
+    }
+
+    /// Runs the binary with `args` (no standard input) and returns what it did and its
+    /// peak memory in KiB (the kernel's maximum resident set of that process alone, from
+    /// `wait4`). A run still going after `within` is killed, and the test fails saying so:
+    /// a guard against hangs, not a timing.
+    pub fn run_measured(&self, args: &[&str], within: std::time::Duration) -> (Run, u64) {
+        use std::io::Read;
+        use std::process::Stdio;
+        #[allow(
+            clippy::zombie_processes,
+            reason = "reaped by wait4 below, which also gives its resource usage"
+        )]
+        let mut child = self
+            .command()
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("run cht-dev");
+        let drain = |pipe: Option<Box<dyn Read + Send>>| {
+            std::thread::spawn(move || {
+                let mut text = String::new();
+                if let Some(mut pipe) = pipe {
+                    let _ = pipe.read_to_string(&mut text);
+                }
+                text
+            })
+        };
+        let out = drain(
+            child
+                .stdout
+                .take()
+                .map(|p| Box::new(p) as Box<dyn Read + Send>),
+        );
+        let err = drain(
+            child
+                .stderr
+                .take()
+                .map(|p| Box::new(p) as Box<dyn Read + Send>),
+        );
+        let pid = i32::try_from(child.id()).expect("pid");
+        let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let killed = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let watchdog = {
+            let (done, killed) = (done.clone(), killed.clone());
+            std::thread::spawn(move || {
+                let deadline = std::time::Instant::now() + within;
+                while !done.load(std::sync::atomic::Ordering::SeqCst) {
+                    if std::time::Instant::now() > deadline {
+                        killed.store(true, std::sync::atomic::Ordering::SeqCst);
+                        // SAFETY: pid is our child, not reaped until wait4 below returns.
+                        unsafe { libc::kill(pid, libc::SIGKILL) };
+                        return;
+                    }
+                    std::thread::sleep(std::time::Duration::from_millis(20));
+                }
+            })
+        };
+        let mut status = 0;
+        // SAFETY: rusage is plain data, filled in by wait4.
+        let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+        // SAFETY: waits for our own child, with valid pointers for the results.
+        let reaped = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
+        done.store(true, std::sync::atomic::Ordering::SeqCst);
+        watchdog.join().expect("watchdog");
+        assert_eq!(reaped, pid, "wait4");
+        assert!(
+            !killed.load(std::sync::atomic::Ordering::SeqCst),
+            "cht-dev {args:?} still ran after {within:?}: it hangs"
+        );
+        let code = if libc::WIFEXITED(status) {
+            libc::WEXITSTATUS(status)
+        } else {
+            -1
+        };
+        let run = Run {
+            code,
+            stdout: out.join().expect("stdout"),
+            stderr: err.join().expect("stderr"),
+        };
+        (run, u64::try_from(usage.ru_maxrss).unwrap_or(u64::MAX))
     }
 
     /// Runs the binary with `args` on a pseudo-terminal (util-linux `script`), as people

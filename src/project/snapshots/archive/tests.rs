@@ -1,5 +1,8 @@
+use std::fs::File;
+
 use super::*;
 use crate::project::snapshots::testing::project_in;
+use crate::project::snapshots::unpack::{extract, limit};
 
 /// A sidecar for `label`.
 fn info(label: &str, nodes: u32) -> SnapshotInfo {
@@ -13,6 +16,7 @@ fn info(label: &str, nodes: u32) -> SnapshotInfo {
         couchdb_nodes: nodes,
         compression: Compression::Zstd,
         level: None,
+        unpacked_bytes: None,
     }
 }
 
@@ -197,6 +201,7 @@ fn a_snapshot_restores_only_into_an_older_or_equal_release_with_as_many_nodes() 
         couchdb_nodes: 1,
         compression: Compression::Zstd,
         level: Some(3),
+        unpacked_bytes: None,
     };
     assert!(info.restorable_into("p", "4.22.0", Layout::Single).is_ok());
     assert!(info.restorable_into("p", "5.2.0", Layout::Single).is_ok());
@@ -214,4 +219,205 @@ fn a_snapshot_restores_only_into_an_older_or_equal_release_with_as_many_nodes() 
         nodes.to_string().contains("same number of CouchDB nodes"),
         "{nodes}"
     );
+}
+
+/// Writes `entries` (name, entry type, contents) as the zstd archive of snapshot `info`.
+fn hand_made(project: &Project, info: &SnapshotInfo, entries: &[(&str, tar::EntryType, &[u8])]) {
+    let dir = folder(project);
+    std::fs::create_dir_all(&dir).expect("mkdir");
+    let file = File::create(archive_of(project, info)).expect("create");
+    let mut tar = tar::Builder::new(zstd::stream::write::Encoder::new(file, 1).expect("zstd"));
+    for (name, kind, data) in entries {
+        let mut header = tar::Header::new_gnu();
+        header.set_entry_type(*kind);
+        header.set_mode(if kind.is_dir() { 0o755 } else { 0o644 });
+        header.set_size(data.len() as u64);
+        header.set_uid(0);
+        header.set_gid(0);
+        header.set_mtime(0);
+        tar.append_data(&mut header, name, *data).expect("entry");
+    }
+    tar.into_inner().expect("tar").finish().expect("zstd");
+}
+
+/// A fresh empty folder `name` in `dir`.
+fn fresh(dir: &Path, name: &str) -> PathBuf {
+    let path = dir.join(name);
+    std::fs::create_dir(&path).expect("mkdir");
+    path
+}
+
+#[test]
+fn data_holding_an_entry_named_data_round_trips() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let project = project_in(tmp.path());
+    let copy = tmp.path().join("copy");
+    std::fs::create_dir_all(copy.join("data/data/data")).expect("mkdir");
+    std::fs::write(copy.join("data/data/data/f"), "deep").expect("write");
+    std::fs::write(copy.join("data/.cht-dev-lift-0"), "named like the aside").expect("write");
+    let written = write(&project, &copy, &["data"], info("nested", 1)).expect("write");
+    assert!(
+        written
+            .unpacked_bytes
+            .is_some_and(|u| u >= written.data_bytes)
+    );
+    let into = fresh(tmp.path(), "into");
+    extract(&project, &written, &[("data", &into)], &|_| {}).expect("restores");
+    assert_eq!(
+        std::fs::read_to_string(into.join("data/data/f")).expect("read"),
+        "deep"
+    );
+    assert_eq!(
+        std::fs::read_to_string(into.join(".cht-dev-lift-0")).expect("read"),
+        "named like the aside"
+    );
+    let mut names: Vec<String> = std::fs::read_dir(&into)
+        .expect("read")
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    assert_eq!(names, [".cht-dev-lift-0", "data"], "nothing else is left");
+}
+
+#[test]
+fn a_data_entry_that_is_a_file_or_a_device_entry_is_refused() {
+    use tar::EntryType;
+    let tmp = tempfile::tempdir().expect("tmp");
+    let project = project_in(tmp.path());
+    let plain = info("plain", 1);
+    hand_made(&project, &plain, &[("data", EntryType::Regular, b"x")]);
+    let err = extract(
+        &project,
+        &plain,
+        &[("data", &fresh(tmp.path(), "a"))],
+        &|_| {},
+    )
+    .expect_err("refused")
+    .to_string();
+    assert!(err.contains("data entry is not a folder"), "{err}");
+    for (label, kind) in [
+        ("fifo", EntryType::Fifo),
+        ("dev", EntryType::Char),
+        ("block", EntryType::Block),
+    ] {
+        let odd = info(label, 1);
+        hand_made(
+            &project,
+            &odd,
+            &[("data", EntryType::Directory, b""), ("data/odd", kind, b"")],
+        );
+        let into = fresh(tmp.path(), label);
+        let err = extract(&project, &odd, &[("data", &into)], &|_| {})
+            .expect_err("refused")
+            .to_string();
+        assert!(
+            err.contains("which CouchDB data never has"),
+            "{label}: {err}"
+        );
+        assert!(!into.join("data/odd").exists(), "{label}");
+    }
+}
+
+#[test]
+fn an_archive_holding_more_than_its_record_declares_stops_there() {
+    use tar::EntryType;
+    let tmp = tempfile::tempdir().expect("tmp");
+    let project = project_in(tmp.path());
+    let mut bomb = info("bomb", 1);
+    bomb.data_bytes = 100;
+    bomb.unpacked_bytes = Some(100);
+    let zeros = vec![0u8; 3 << 20];
+    hand_made(
+        &project,
+        &bomb,
+        &[
+            ("data", EntryType::Directory, b""),
+            ("data/small", EntryType::Regular, b"fits"),
+            ("data/big", EntryType::Regular, &zeros),
+        ],
+    );
+    let into = fresh(tmp.path(), "into");
+    let err = extract(&project, &bomb, &[("data", &into)], &|_| {}).expect_err("stopped");
+    assert!(
+        matches!(err, Error::BadSnapshot { .. })
+            && err
+                .to_string()
+                .contains("more than its record declares (1.0 MB)")
+            && err.to_string().contains("stopped after 4 B"),
+        "{err}"
+    );
+    assert!(
+        !into.join("data/big").exists(),
+        "the large file is never begun"
+    );
+    // A record from before the sizes were kept: twice its data, and the slack.
+    bomb.unpacked_bytes = None;
+    assert_eq!(limit(&bomb), 200 + (1 << 20));
+}
+
+#[test]
+fn records_read_back_are_checked_field_by_field() {
+    let good = info("good", 1);
+    assert_eq!(good.check(), Ok(()));
+    /// What the error must say, and how the record is spoiled.
+    type Case = (&'static str, fn(&mut SnapshotInfo));
+    let cases: [Case; 9] = [
+        ("release number", |i| i.cht_version = "5.x".into()),
+        ("release number", |i| i.cht_version = "5.2.0.1".into()),
+        ("RFC 3339", |i| {
+            i.created = "2026-11-23T00:00:00Z\u{1b}[2J".into()
+        }),
+        ("control characters", |i| i.method = "a\u{1b}[31mb".into()),
+        ("over 1 PiB", |i| i.data_bytes = u64::MAX),
+        ("fewer bytes in its archive", |i| {
+            i.data_bytes = 10;
+            i.unpacked_bytes = Some(9);
+        }),
+        ("CouchDB nodes", |i| i.couchdb_nodes = 2),
+        ("zstd level", |i| i.level = Some(99)),
+        ("over 1024 bytes", |i| i.method = "m".repeat(2000)),
+    ];
+    for (expect, spoil) in cases {
+        let mut bad = good.clone();
+        spoil(&mut bad);
+        let err = bad.check().expect_err(expect);
+        assert!(err.contains(expect), "{expect}: {err}");
+        assert!(!err.contains('\u{1b}'), "escaped: {err}");
+    }
+}
+
+#[test]
+fn damaged_records_are_not_listed_and_say_why_when_asked_for() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let project = project_in(tmp.path());
+    let ok = info("ok", 1);
+    hand_made(&project, &ok, &[("data", tar::EntryType::Directory, b"")]);
+    publish_record(&project, &ok);
+    let mut odd = info("odd", 1);
+    odd.cht_version = "99".into();
+    hand_made(&project, &odd, &[("data", tar::EntryType::Directory, b"")]);
+    publish_record(&project, &odd);
+    std::fs::write(folder(&project).join("huge.json"), vec![b' '; 100 << 10]).expect("write");
+    let (found, damaged) = scan(&project).expect("scan");
+    assert_eq!(
+        found.iter().map(|i| i.label.as_str()).collect::<Vec<_>>(),
+        ["ok"]
+    );
+    let labels: Vec<&str> = damaged.iter().map(|d| d.label.as_str()).collect();
+    assert_eq!(labels, ["huge", "odd"]);
+    let err = find(&project, "odd").expect_err("damaged").to_string();
+    assert!(
+        err.contains("release number") && err.contains("snapshot rm"),
+        "{err}"
+    );
+    remove(&project, "odd").expect("a damaged one is removed");
+    remove(&project, "huge").expect("a damaged one is removed");
+    assert!(scan(&project).expect("scan").1.is_empty());
+}
+
+/// Writes `info`'s sidecar as cht-dev does.
+fn publish_record(project: &Project, info: &SnapshotInfo) {
+    let text = serde_json::to_string(info).expect("json");
+    std::fs::write(sidecar_path(project, &info.label), text).expect("sidecar");
 }

@@ -41,6 +41,7 @@ fn info(label: &str) -> SnapshotInfo {
         couchdb_nodes: 1,
         compression: Compression::Zstd,
         level: None,
+        unpacked_bytes: None,
     }
 }
 
@@ -129,7 +130,8 @@ fn an_archive_of_folders_in_use_holds_them_as_they_were_at_the_stop() {
     assert_eq!(listed, std::slice::from_ref(&written));
     let into = tmp.path().join("restored");
     std::fs::create_dir(&into).expect("mkdir");
-    archive::extract(&project, &written, &[("data", &into)], &|_| {}).expect("extract");
+    super::super::unpack::extract(&project, &written, &[("data", &into)], &|_| {})
+        .expect("extract");
     assert_eq!(contents(&into), at_stop);
     let left: Vec<_> = std::fs::read_dir(tmp.path().join("snapshots"))
         .expect("list")
