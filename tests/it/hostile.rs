@@ -87,6 +87,7 @@ fn home_with_project() -> ChtDev {
 #[test]
 fn special_files_named_as_outputs_are_refused_and_stay_what_they_were() {
     let cht = home_with_project();
+    let before = cht.tree();
     let dir = cht.scratch().join("outputs");
     std::fs::create_dir(&dir).expect("mkdir");
     let (pipe, device, link, target) = (
@@ -149,6 +150,7 @@ fn special_files_named_as_outputs_are_refused_and_stay_what_they_were() {
         .map(|e| e.file_name().to_string_lossy().into_owned())
         .collect();
     assert_eq!(names, ["credentials.yaml"], "nothing else was written");
+    assert_eq!(cht.tree(), before, "the home is as it was");
     // A regular file is still replaced, as before.
     let der = dir.join("ca.der").display().to_string();
     cht.run(&["ca", "--der", &der]).ok();
@@ -292,6 +294,7 @@ fn hostile_archives_are_refused_in_bounded_memory_without_filling_the_disk() {
     let marker = project.join("couchdb/marker");
     std::fs::write(&marker, "the data").expect("marker");
     let free_before = disk.free();
+    let before = cht.tree();
     let dir = tar_header("data", tar::EntryType::Directory, 0);
 
     // A manifest entry of 1 GB: refused by its header, never read.
@@ -351,6 +354,14 @@ fn hostile_archives_are_refused_in_bounded_memory_without_filling_the_disk() {
         "the data"
     );
     assert_left_nothing(&cht.home(), "after the refusals");
+    let mut after = cht.tree();
+    after.retain(|path, _| !path.starts_with("p/snapshots"));
+    let mut expected = before.clone();
+    expected.retain(|path, _| !path.starts_with("p/snapshots"));
+    assert_eq!(
+        after, expected,
+        "the home is as it was, but for the archives put there"
+    );
     assert!(
         disk.free() + (4 << 20) >= free_before,
         "nothing stayed on the disk: {} free before, {} after",
