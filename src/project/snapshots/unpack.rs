@@ -27,12 +27,24 @@ const SLACK: u64 = 1 << 20;
 /// How many bytes may be written between two looks at the free space.
 const CHECK_EVERY: u64 = 8 << 20;
 
-/// The most file bytes a restore of the snapshot `info` describes writes before it stops:
-/// what its record declares, or, for a record from before that, twice its data (a live
-/// snapshot holds a file at most twice); a little more for folders and links.
-pub fn limit(info: &SnapshotInfo) -> u64 {
+/// How many times its size on disk an archive whose record predates `unpacked_bytes` may
+/// unpack to: CouchDB's files (snappy inside) and Nouveau's index compress a few times at
+/// most, while a bomb of zeros compresses ten thousand times.
+const LEGACY_RATIO: u64 = 20;
+
+/// The most file bytes a restore of the snapshot `info` describes, whose archive takes
+/// `archive_len` bytes on disk, writes before it stops: what its record declares; for a
+/// record from before that, twice its data (a live snapshot holds a file at most twice) or
+/// [`LEGACY_RATIO`] times the archive, whichever is more (a snapshot taken while CouchDB
+/// compacted holds the larger file from before as well); a little more for folders and
+/// links.
+pub fn limit(info: &SnapshotInfo, archive_len: u64) -> u64 {
     info.unpacked_bytes
-        .unwrap_or_else(|| info.data_bytes.saturating_mul(2))
+        .unwrap_or_else(|| {
+            info.data_bytes
+                .saturating_mul(2)
+                .max(archive_len.saturating_mul(LEGACY_RATIO))
+        })
         .saturating_add(SLACK)
 }
 
@@ -49,7 +61,9 @@ pub fn extract(
     progress: &(dyn Fn(u64) + Sync),
 ) -> Result<()> {
     let path = archive_of(project, info);
-    let mut budget = Budget::new(limit(info), FREE_FLOOR);
+    let file = File::open(&path).map_err(Error::io("open", &path))?;
+    let archive_len = file.metadata().map_err(Error::io("inspect", &path))?.len();
+    let mut budget = Budget::new(limit(info, archive_len), FREE_FLOOR);
     let stopped = |stop: Stop, dir: &Path| match stop {
         Stop::Declared { limit, written } => Error::BadSnapshot {
             project: project.name.clone(),
@@ -75,7 +89,6 @@ pub fn extract(
             available,
         ),
     };
-    let file = File::open(&path).map_err(Error::io("open", &path))?;
     let compression = info.compression;
     // Decompressing on a thread of its own, into a pipe, while this one unpacks: as
     // `zstd -d | tar -x` does, with two processes.
