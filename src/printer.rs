@@ -5,7 +5,7 @@ use std::io::{IsTerminal, Write};
 use anstyle::{AnsiColor, Style};
 
 use crate::error::{Error, Result};
-pub use crate::shell::shell_word;
+pub use crate::shell::{printable, shell_word};
 
 /// The one rule for colour, on any stream: only on a terminal, never with a non-empty
 /// `NO_COLOR`, never on a `dumb` terminal.

@@ -6,14 +6,19 @@
 /// to the terminal.
 pub fn shell_word(word: &str) -> String {
     let safe = |c: char| c.is_ascii_alphanumeric() || "_-./:@+,=%".contains(c);
-    let shown: String = word
-        .chars()
-        .map(|c| if c.is_control() { '?' } else { c })
-        .collect();
+    let shown = printable(word);
     if !shown.is_empty() && shown.chars().all(safe) {
         return shown;
     }
     format!("'{}'", shown.replace('\'', "'\\''"))
+}
+
+/// `text` with each control character shown as `?`, so printing it never carries an
+/// escape sequence to the terminal.
+pub fn printable(text: &str) -> String {
+    text.chars()
+        .map(|c| if c.is_control() { '?' } else { c })
+        .collect()
 }
 
 #[cfg(test)]

@@ -353,7 +353,8 @@ pub fn check_own_pair(cert_pem: &str, key_pem: &str, domain: Option<&str>) -> Re
 }
 
 /// Reads the user's own certificate (`cert`, PEM with its chain) and key (`key`), each a
-/// regular file of at most [`fsutil::MAX_PEM_BYTES`], and checks them (see [`check_own_pair`]); returns both PEM texts.
+/// regular file of at most [`fsutil::MAX_PEM_BYTES`], and checks them (see
+/// [`check_own_pair`]); returns both PEM texts.
 pub fn read_own_pair(cert: &Path, key: &Path, domain: Option<&str>) -> Result<(String, String)> {
     let (cert_pem, key_pem) = (
         fsutil::read_input_text(cert, "the certificate", fsutil::MAX_PEM_BYTES)?,

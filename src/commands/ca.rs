@@ -61,13 +61,14 @@ pub struct CaReport {
 pub fn run(settings: &Settings, der: Option<&Path>) -> Result<CaReport> {
     let home = settings.home()?;
     if let Some(path) = der {
-        check_der_target(path)?;
+        // Before the CA is made: a device, FIFO, folder or link there is refused.
+        fsutil::check_output(path)?;
     }
     let (files, created) = tls::ensure_ca(&home)?;
     let pem = std::fs::read_to_string(&files.cert).map_err(Error::io("read", &files.cert))?;
     let info = tls::inspect(&pem)?;
     if let Some(path) = der {
-        write_der(path, &tls::pem_to_der(&pem)?)?;
+        fsutil::write_output(path, &tls::pem_to_der(&pem)?, fsutil::PUBLIC)?;
     }
     let ca = files.cert.display().to_string();
     let der_name = der.map_or_else(|| "cht-dev-ca.crt".to_string(), |d| d.display().to_string());
@@ -119,15 +120,4 @@ impl Report for CaReport {
         }
         Ok(())
     }
-}
-
-/// Checks `--der FILE` can be written before anything else happens (see
-/// [`fsutil::check_output`]: a device, FIFO, folder or link there is refused).
-fn check_der_target(path: &Path) -> Result<()> {
-    fsutil::check_output(path)
-}
-
-/// Writes the DER certificate to `path`, replacing a regular file there.
-fn write_der(path: &Path, der: &[u8]) -> Result<()> {
-    fsutil::write_output(path, der, fsutil::PUBLIC)
 }

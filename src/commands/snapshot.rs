@@ -316,14 +316,10 @@ pub struct SnapshotList {
 impl Report for SnapshotList {
     fn human(&self, p: &Printer) -> Result<()> {
         for bad in &self.damaged {
-            let reason: String = bad
-                .reason
-                .chars()
-                .map(|c| if c.is_control() { '?' } else { c })
-                .collect();
             p.warn(&format!(
-                "warning: snapshot {} cannot be restored: {reason}; remove it with `cht-dev snapshot rm {} {}`",
+                "warning: snapshot {} cannot be restored: {}; remove it with `cht-dev snapshot rm {} {}`",
                 bad.label,
+                crate::printer::printable(&bad.reason),
                 crate::printer::shell_word(&self.project),
                 bad.label
             ));

@@ -225,6 +225,16 @@ pub struct Adopted {
     pub copy_data: Option<PathBuf>,
 }
 
+/// `path` with its links resolved, or as it is when it cannot be (it does not exist).
+fn canonical(path: &Path) -> PathBuf {
+    std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf())
+}
+
+/// Whether one of two folders holds the other (or they are the same).
+fn nested(a: &Path, b: &Path) -> bool {
+    a.starts_with(b) || b.starts_with(a)
+}
+
 /// Checks a CouchDB data folder read from another tool's settings (`adopt`), which
 /// becomes CouchDB's bind mount, and returns its canonical path. Rules: an absolute path
 /// compose can mount ([`check_mount_path`](crate::home::check_mount_path)) to an existing
@@ -241,8 +251,6 @@ pub fn check_data_folder(home: &Home, raw: &str) -> std::result::Result<PathBuf,
         .ok()
         .filter(|p| p.is_dir())
         .ok_or("it is not an existing folder")?;
-    let nested = |a: &Path, b: &Path| a.starts_with(b) || b.starts_with(a);
-    let canonical = |p: &Path| std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf());
     if data.parent().is_none() {
         return Err("it is the root folder".into());
     }
@@ -314,11 +322,10 @@ pub fn check_in_place(data: &Path, engine_roots: &[PathBuf]) -> std::result::Res
             system.display()
         ));
     }
-    let canonical = |p: &Path| std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf());
     if let Some(root) = engine_roots
         .iter()
         .map(|r| canonical(r))
-        .find(|r| data.starts_with(r) || r.starts_with(data))
+        .find(|r| nested(data, r))
     {
         return Err(format!(
             "it overlaps the container engine's data root {}",

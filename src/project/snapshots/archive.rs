@@ -300,23 +300,16 @@ pub fn list(project: &Project) -> Result<Vec<SnapshotInfo>> {
     scan(project).map(|(found, _)| found)
 }
 
-/// The snapshot called `label`; an error saying why it cannot be used when its record is
-/// damaged, or naming the ones there are.
-pub fn find(project: &Project, label: &str) -> Result<SnapshotInfo> {
+/// The snapshot called `label`, usable or with a damaged record, from one scan; an error
+/// naming the ones there are when there is none.
+fn locate(project: &Project, label: &str) -> Result<std::result::Result<SnapshotInfo, Damaged>> {
     check_label(label)?;
     let (all, damaged) = scan(project)?;
     if let Some(info) = all.iter().find(|i| i.label == label) {
-        return Ok(info.clone());
+        return Ok(Ok(info.clone()));
     }
-    if let Some(bad) = damaged.iter().find(|d| d.label == label) {
-        return Err(Error::BadSnapshot {
-            project: project.name.clone(),
-            label: label.to_string(),
-            reason: format!(
-                "{}; remove it with `cht-dev snapshot rm {} {label}`",
-                bad.reason, project.name
-            ),
-        });
+    if let Some(bad) = damaged.into_iter().find(|d| d.label == label) {
+        return Ok(Err(bad));
     }
     let known = if all.is_empty() {
         format!(
@@ -336,6 +329,19 @@ pub fn find(project: &Project, label: &str) -> Result<SnapshotInfo> {
         project: project.name.clone(),
         label: label.to_string(),
         known,
+    })
+}
+
+/// The snapshot called `label`; an error saying why it cannot be used when its record is
+/// damaged, or naming the ones there are.
+pub fn find(project: &Project, label: &str) -> Result<SnapshotInfo> {
+    locate(project, label)?.map_err(|bad| Error::BadSnapshot {
+        project: project.name.clone(),
+        label: label.to_string(),
+        reason: format!(
+            "{}; remove it with `cht-dev snapshot rm {} {label}`",
+            bad.reason, project.name
+        ),
     })
 }
 
@@ -378,11 +384,8 @@ pub(super) fn publish(project: &Project, tmp: &Path, info: &SnapshotInfo) -> Res
 /// Removes the snapshot `label` (sidecar first, so it is never listed half-removed), a
 /// damaged one too.
 pub fn remove(project: &Project, label: &str) -> Result<()> {
-    check_label(label)?;
-    let (_, damaged) = scan(project)?;
-    if !damaged.iter().any(|d| d.label == label) {
-        find(project, label)?;
-    }
+    // Usable or damaged, it goes; only a label with no record at all is an error.
+    let _usable_or_damaged = locate(project, label)?;
     for path in [
         sidecar_path(project, label),
         archive_path(project, label, Compression::Gzip),

@@ -6,7 +6,7 @@
 
 use std::fs::File;
 use std::io::{Read, Write};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use super::archive::{Compression, MANIFEST, SnapshotInfo, archive_of};
 use crate::error::{Error, Result};
@@ -122,11 +122,8 @@ pub fn extract(
             &path,
             targets,
             &mut budget,
-        )
-        .map_err(|e| match e {
-            Unpacked::Stopped(stop, dir) => stopped(stop, &dir),
-            Unpacked::Failed(e) => e,
-        });
+            &stopped,
+        );
         let decoded = decoder.join().unwrap_or_else(|_| {
             Err(Error::io("read", &path)(std::io::Error::other(
                 "the decompressing thread failed",
@@ -282,20 +279,6 @@ impl Budget {
     }
 }
 
-/// How unpacking ended early: stopped by the budget in the folder named, or failed.
-enum Unpacked {
-    /// See [`Stop`].
-    Stopped(Stop, PathBuf),
-    /// Any other failure.
-    Failed(Error),
-}
-
-impl From<Error> for Unpacked {
-    fn from(e: Error) -> Unpacked {
-        Unpacked::Failed(e)
-    }
-}
-
 /// The manifest's paths, sorted, read from `entry` (`size` bytes as its header says)
 /// within [`MAX_MANIFEST_BYTES`] and [`MAX_MANIFEST_PATHS`] whatever it holds.
 fn read_manifest(entry: impl Read, size: u64) -> std::result::Result<Vec<Box<str>>, String> {
@@ -339,15 +322,17 @@ fn read_manifest(entry: impl Read, size: u64) -> std::result::Result<Vec<Box<str
 }
 
 /// Unpacks the tar stream `decoded` of the archive at `path` into `targets` (see
-/// [`extract`]) within `budget`. Rules: only files, folders and links (hard or symbolic)
-/// are unpacked (a device, FIFO or sparse entry is refused); each target's own entry is a
-/// folder; a file's name is only plain parts.
+/// [`extract`]) within `budget`; `stopped` words a stop of the budget in a target
+/// folder. Rules: only files, folders and links (hard or symbolic) are unpacked (a device,
+/// FIFO or sparse entry is refused); each target's own entry is a folder; a file's name is
+/// only plain parts.
 fn unpack(
     decoded: impl Read,
     path: &Path,
     targets: &[(&str, &Path)],
     budget: &mut Budget,
-) -> std::result::Result<(), Unpacked> {
+    stopped: &dyn Fn(Stop, &Path) -> Error,
+) -> Result<()> {
     use tar::EntryType;
     let path = path.to_path_buf();
     let bad = |reason: String| Error::io("read", &path)(std::io::Error::other(reason));
@@ -377,8 +362,7 @@ fn unpack(
                 "it holds {} outside {}/: not a snapshot of this project's CouchDB layout",
                 name.display(),
                 tops.join("/, ")
-            ))
-            .into());
+            )));
         };
         let kind = entry.header().entry_type();
         if rest.as_os_str().is_empty() {
@@ -386,8 +370,7 @@ fn unpack(
                 return Err(bad(format!(
                     "its {} entry is not a folder: not a snapshot of CouchDB data",
                     name.display()
-                ))
-                .into());
+                )));
             }
             seen[index] = true;
             continue;
@@ -398,12 +381,11 @@ fn unpack(
                     return Err(bad(format!(
                         "{} would land outside the data folder",
                         name.display()
-                    ))
-                    .into());
+                    )));
                 }
                 budget
                     .admit(entry.size(), || fsutil::available_space(into))
-                    .map_err(|stop| Unpacked::Stopped(stop, into.to_path_buf()))?;
+                    .map_err(|stop| stopped(stop, into))?;
                 write_file(&mut entry, into, &name)
             }
             // unpack_in refuses entries that would leave `into` (`..`, absolute paths,
@@ -413,8 +395,7 @@ fn unpack(
                 return Err(bad(format!(
                     "it holds {}, a {other:?} entry, which CouchDB data never has",
                     name.display()
-                ))
-                .into());
+                )));
             }
         }
         .map_err(Error::io("unpack", &into.join(rest)))?;
@@ -422,8 +403,7 @@ fn unpack(
             return Err(bad(format!(
                 "{} would land outside the data folder",
                 name.display()
-            ))
-            .into());
+            )));
         }
     }
     if let Some((top, _)) = targets
@@ -434,8 +414,7 @@ fn unpack(
     {
         return Err(bad(format!(
             "it holds no {top}/ folder: not a snapshot of this project's CouchDB layout"
-        ))
-        .into());
+        )));
     }
     if let Some(manifest) = manifest {
         for (top, into) in targets {
@@ -455,14 +434,17 @@ fn lift(inner: &Path, into: &Path) -> Result<()> {
     if !inner.is_dir() {
         return Ok(());
     }
-    let aside = (0u32..)
-        .map(|i| into.join(format!(".cht-dev-lift-{i}")))
-        .find(|a| {
-            a.file_name()
-                .is_some_and(|n| std::fs::symlink_metadata(inner.join(n)).is_err())
-                && std::fs::symlink_metadata(a).is_err()
-        })
-        .unwrap_or_else(|| into.join(".cht-dev-lift"));
+    let free = |name: &String| {
+        [inner, into]
+            .iter()
+            .all(|dir| std::fs::symlink_metadata(dir.join(name)).is_err())
+    };
+    let aside = into.join(
+        (0u32..)
+            .map(|i| format!(".cht-dev-lift-{i}"))
+            .find(free)
+            .unwrap_or_else(|| ".cht-dev-lift".into()),
+    );
     std::fs::rename(inner, &aside).map_err(Error::io("move", inner))?;
     for entry in std::fs::read_dir(&aside).map_err(Error::io("read", &aside))? {
         let entry = entry.map_err(Error::io("read", &aside))?;
@@ -482,8 +464,9 @@ fn prune(dir: &Path, name: &Path, keep: &[Box<str>]) -> Result<()> {
         let entry = entry.map_err(Error::io("read", dir))?;
         let (path, inner) = (entry.path(), name.join(entry.file_name()));
         let kind = entry.file_type().map_err(Error::io("inspect", &path))?;
+        let shown = inner.to_string_lossy();
         let listed = keep
-            .binary_search_by(|k| (**k).cmp(&*inner.to_string_lossy()))
+            .binary_search_by(|k| k.as_ref().cmp(shown.as_ref()))
             .is_ok();
         if !listed {
             let removed = if kind.is_dir() {
