@@ -496,6 +496,12 @@ pub enum Error {
         /// Every missing image.
         images: Vec<String>,
     },
+    /// Images could not be pulled: every one, grouped by why.
+    #[error("{}", pull_summary(.failures))]
+    PullFailed {
+        /// Each image that could not be pulled, and why, in image order.
+        failures: Vec<(String, PullFailure)>,
+    },
     /// The stack did not become ready in time.
     #[error("{summary}\n{details}")]
     NotReady {
@@ -625,6 +631,58 @@ impl Error {
             source: None,
         }
     }
+}
+
+/// Why the registry could not give one image.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PullFailure {
+    /// The registry has no such repository or tag.
+    NotFound,
+    /// The registry could not be reached; the engine's words.
+    Unreachable(String),
+    /// Any other refusal (authentication, a damaged manifest); the engine's words.
+    Other(String),
+}
+
+/// [`Error::PullFailed`]'s one line: the images the registry lacks, those it could not be
+/// reached for, and any other failure, each group with what to do.
+fn pull_summary(failures: &[(String, PullFailure)]) -> String {
+    let group = |pick: &dyn Fn(&PullFailure) -> bool| -> Vec<&str> {
+        failures
+            .iter()
+            .filter(|(_, f)| pick(f))
+            .map(|(i, _)| i.as_str())
+            .collect()
+    };
+    let mut parts = Vec::new();
+    let lacking = group(&|f| matches!(f, PullFailure::NotFound));
+    if !lacking.is_empty() {
+        parts.push(format!(
+            "not in the registry: {} (check --image-registry and --cht-version, or push them there)",
+            lacking.join(", ")
+        ));
+    }
+    let unreachable = group(&|f| matches!(f, PullFailure::Unreachable(_)));
+    if let Some((_, PullFailure::Unreachable(reason))) = failures
+        .iter()
+        .find(|(_, f)| matches!(f, PullFailure::Unreachable(_)))
+    {
+        parts.push(format!(
+            "could not reach the registry for {} ({reason}): start it or fix --image-registry, or load the images and use --pull never",
+            unreachable.join(", ")
+        ));
+    }
+    for (image, failure) in failures {
+        if let PullFailure::Other(reason) = failure {
+            parts.push(format!("{image}: {reason}"));
+        }
+    }
+    format!(
+        "could not pull {} image{}: {}",
+        failures.len(),
+        if failures.len() == 1 { "" } else { "s" },
+        parts.join("; ")
+    )
 }
 
 /// The result type used throughout cht-dev.

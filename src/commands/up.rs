@@ -386,6 +386,7 @@ pub async fn run(settings: &Settings, req: &UpRequest) -> Result<Up> {
         let plan = plan_certificate(&home, &name, req)?;
         let _lock = project::lock(&home, &name)?;
         let mut notes = Vec::new();
+        let existed = home.project_dir(&name).join(".env").is_file();
         let (mut project, replaced) =
             prepared_project(settings, &home, &name, &plan, req, &mut notes).await?;
         let cert_replaced = replaced.is_some();
@@ -411,7 +412,13 @@ pub async fn run(settings: &Settings, req: &UpRequest) -> Result<Up> {
         }
         .await;
         reporter.finish();
-        let outcome = outcome?;
+        let outcome = match outcome {
+            // A project made by this `up` whose images cannot be had is not left behind.
+            Err(e @ (Error::PullFailed { .. } | Error::MissingImages { .. })) if !existed => {
+                return Err(e.with_rollback(project::discard_unstarted(&project)));
+            }
+            other => other?,
+        };
         notes.extend(outcome.notes);
         if cert_replaced && !req.no_wait {
             let port = project.https_port();

@@ -1,6 +1,7 @@
 //! One-off containers run to their end, and image pulls.
 
 use super::*;
+use crate::error::PullFailure;
 
 impl Engine {
     /// Runs `job` to its end (at most `limit`), returns its exit code and output, and
@@ -100,8 +101,14 @@ impl Engine {
         })
     }
 
-    /// Pulls exactly `image` (one tag, never all), reporting progress events.
-    pub async fn pull(&self, image: &str, on_event: &(dyn Fn(PullEvent) + Sync)) -> Result<()> {
+    /// Pulls exactly `image` (one tag, never all), reporting progress events. The outer
+    /// error is the engine's own (unreachable, refusing); the inner one is why the registry
+    /// could not give the image, for the caller to gather with the other pulls' failures.
+    pub async fn pull(
+        &self,
+        image: &str,
+        on_event: &(dyn Fn(PullEvent) + Sync),
+    ) -> Result<std::result::Result<(), PullFailure>> {
         let _span = self.span(|| format!("pull {image}"));
         let (from_image, tag) = split_reference(image);
         let options = CreateImageOptions {
@@ -111,12 +118,15 @@ impl Engine {
         };
         let mut stream = self.docker.create_image(Some(options), None, None);
         while let Some(item) = stream.next().await {
-            let info = item.map_err(self.fail(format!("pull {image}")))?;
+            let info = match item {
+                Ok(info) => info,
+                Err(BollardError::DockerResponseServerError { message, .. }) => {
+                    return Ok(Err(pull_failure(&message)));
+                }
+                Err(e) => return Err(self.fail(format!("pull {image}"))(e)),
+            };
             if let Some(detail) = info.error_detail {
-                return Err(Error::engine(
-                    format!("pull {image}"),
-                    detail.message.unwrap_or_default(),
-                ));
+                return Ok(Err(pull_failure(&detail.message.unwrap_or_default())));
             }
             let progress = info.progress_detail.unwrap_or_default();
             on_event(PullEvent {
@@ -125,6 +135,69 @@ impl Engine {
                 total: progress.total.unwrap_or(0).max(0) as u64,
             });
         }
-        Ok(())
+        Ok(Ok(()))
+    }
+}
+
+/// What an engine's words about a failed pull mean: Docker and Podman say "manifest
+/// unknown", "not found" or "does not exist" for a tag or repository the registry lacks,
+/// and name the dial ("connection refused", "no such host", a timeout) when the registry
+/// cannot be reached.
+pub fn pull_failure(message: &str) -> PullFailure {
+    let text = message.to_lowercase();
+    let said = |words: &[&str]| words.iter().any(|w| text.contains(w));
+    if said(&[
+        "connection refused",
+        "no such host",
+        "i/o timeout",
+        "dial tcp",
+        "network is unreachable",
+        "server misbehaving",
+        "tls handshake",
+        "connection reset",
+        "timeout exceeded",
+    ]) {
+        PullFailure::Unreachable(message.trim().to_string())
+    } else if said(&[
+        "manifest unknown",
+        "not found",
+        "does not exist",
+        "name unknown",
+    ]) {
+        PullFailure::NotFound
+    } else {
+        PullFailure::Other(message.trim().to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn engines_words_about_a_pull_are_read() {
+        // Docker 20.10 and 28, and Podman 5, on a tag the registry lacks.
+        for lacking in [
+            "manifest for localhost:5000/medic/cht-api:9.9.9 not found: manifest unknown: manifest unknown",
+            "reading manifest 9.9.9 in localhost:5000/medic/cht-api: manifest unknown",
+            "pull access denied for medic/cht-api, repository does not exist or may require 'docker login'",
+        ] {
+            assert_eq!(pull_failure(lacking), PullFailure::NotFound, "{lacking}");
+        }
+        // A registry that is down, or a name that resolves nowhere.
+        for down in [
+            "Get \"http://localhost:5999/v2/\": dial tcp 127.0.0.1:5999: connect: connection refused",
+            "Get \"https://nowhere.invalid/v2/\": dial tcp: lookup nowhere.invalid: no such host",
+        ] {
+            assert_eq!(
+                pull_failure(down),
+                PullFailure::Unreachable(down.to_string()),
+                "{down}"
+            );
+        }
+        assert_eq!(
+            pull_failure(" unauthorized: authentication required "),
+            PullFailure::Other("unauthorized: authentication required".into())
+        );
     }
 }

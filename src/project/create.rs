@@ -211,6 +211,13 @@ pub fn create(home: &Home, opts: &InitOptions) -> Result<Created> {
     create_with(home, opts, None)
 }
 
+/// Removes a project made in this run whose stack never started (its images could not be
+/// had), so a failed first `up` leaves no project behind: nothing but cht-dev wrote into
+/// its folder yet.
+pub fn discard_unstarted(project: &Project) -> Result<()> {
+    std::fs::remove_dir_all(&project.dir).map_err(Error::io("remove", &project.dir))
+}
+
 /// Settings carried over from a project made by the bash Docker Helper.
 #[derive(Debug, Clone)]
 pub struct Adopted {

@@ -22,15 +22,20 @@ pub const LOG_DRIVER_VAR: &str = "CHT_LOG_DRIVER";
 pub const PROFILES_VAR: &str = "COMPOSE_PROFILES";
 /// The `.env` variable naming the network namespace nginx-dns joins.
 pub const DNS_NETWORK_VAR: &str = "NGINX_DNS_NETWORK";
+/// The `.env` variable that has HAProxy re-resolve CouchDB through Docker's DNS at
+/// 127.0.0.11 (set, as upstream's files have it) or not (empty: Podman has no DNS there, and
+/// a resolver that never answers takes every CouchDB server out of service).
+pub const HAPROXY_DNS_VAR: &str = "DOCKER_DNS_RESOLVER";
 /// The profile of the services only Podman needs (nginx-dns).
 const PODMAN_PROFILE: &str = "podman";
 
 /// The `.env` settings that fit project `name`'s files to the engine, given what `.env`
 /// says now (`env`); empty when they fit. On Podman: a log driver it has (json-file,
 /// unless one other than compose's `local` is set), the `podman` profile, and nginx's
-/// container as nginx-dns's network. Elsewhere the `podman` profile goes (its DNS
-/// forwarder would ask itself at 127.0.0.11); the rest may stay, as every engine has
-/// json-file and nginx-dns is off.
+/// container as nginx-dns's network, and HAProxy without Docker's resolver. Elsewhere the
+/// `podman` profile goes (its DNS forwarder would ask itself at 127.0.0.11) and HAProxy's
+/// resolver comes back; the rest may stay, as every engine has json-file and nginx-dns is
+/// off.
 pub fn engine_settings<'a>(
     podman: bool,
     name: &str,
@@ -60,12 +65,20 @@ pub fn engine_settings<'a>(
         if env(DNS_NETWORK_VAR) != Some(network.as_str()) {
             changes.push((DNS_NETWORK_VAR, network));
         }
-    } else if has_profile {
-        let rest: Vec<&str> = listed
-            .into_iter()
-            .filter(|p| *p != PODMAN_PROFILE)
-            .collect();
-        changes.push((PROFILES_VAR, rest.join(",")));
+        if env(HAPROXY_DNS_VAR) != Some("") {
+            changes.push((HAPROXY_DNS_VAR, String::new()));
+        }
+    } else {
+        if has_profile {
+            let rest: Vec<&str> = listed
+                .into_iter()
+                .filter(|p| *p != PODMAN_PROFILE)
+                .collect();
+            changes.push((PROFILES_VAR, rest.join(",")));
+        }
+        if env(HAPROXY_DNS_VAR).is_some_and(|v| v != "true") {
+            changes.push((HAPROXY_DNS_VAR, "true".to_string()));
+        }
     }
     changes
 }
@@ -103,9 +116,15 @@ mod tests {
                 .collect::<Vec<_>>()
         };
         let net = "NGINX_DNS_NETWORK=container:pm-nginx-1";
+        let dns = "DOCKER_DNS_RESOLVER=";
         assert_eq!(
             set(true, &[]),
-            ["CHT_LOG_DRIVER=json-file", "COMPOSE_PROFILES=podman", net]
+            [
+                "CHT_LOG_DRIVER=json-file",
+                "COMPOSE_PROFILES=podman",
+                net,
+                dns
+            ]
         );
         assert_eq!(
             set(
@@ -115,7 +134,8 @@ mod tests {
             [
                 "CHT_LOG_DRIVER=json-file",
                 "COMPOSE_PROFILES=debug,podman",
-                net
+                net,
+                dns
             ]
         );
         // Fitted already, or a driver of the user's own: nothing to change.
@@ -123,15 +143,20 @@ mod tests {
             ("CHT_LOG_DRIVER", "json-file"),
             ("COMPOSE_PROFILES", "podman"),
             ("NGINX_DNS_NETWORK", "container:pm-nginx-1"),
+            ("DOCKER_DNS_RESOLVER", ""),
         ];
         assert!(set(true, &fitted).is_empty());
         let mut own = fitted;
         own[0].1 = "journald";
         own[1].1 = "podman, debug";
         assert!(set(true, &own).is_empty());
-        // Back on Docker: the profile goes, the driver (which Docker has too) stays.
+        // Back on Docker: the profile goes and HAProxy's resolver comes back; the driver
+        // (which Docker has too) stays.
         assert!(set(false, &[]).is_empty());
-        assert_eq!(set(false, &fitted), ["COMPOSE_PROFILES="]);
+        assert_eq!(
+            set(false, &fitted),
+            ["COMPOSE_PROFILES=", "DOCKER_DNS_RESOLVER=true"]
+        );
         assert_eq!(
             set(false, &[("COMPOSE_PROFILES", "debug,podman")]),
             ["COMPOSE_PROFILES=debug"]

@@ -21,8 +21,8 @@ pub mod versions;
 use std::path::{Path, PathBuf};
 
 pub use self::create::{
-    Adopted, adopt, check_data_folder, check_form, check_in_place, create, engine_roots, names,
-    taken_ports, validate,
+    Adopted, adopt, check_data_folder, check_form, check_in_place, create, discard_unstarted,
+    engine_roots, names, taken_ports, validate,
 };
 use self::dotenv::EnvFile;
 use self::layout::{DataFolder, Layout};

@@ -9,6 +9,10 @@ use super::{ChtDev, ComposeCli, Run, run_tool, tool};
 
 /// The registry name the stand-in images are tagged with.
 pub const REGISTRY: &str = "cht-dev-test.local";
+/// The registry name the upstream-built images are tagged with (`scripts/upstream-images.sh`:
+/// CouchDB built from source, cht-core's nginx, HAProxy and healthcheck, the API stand-in
+/// that uses CouchDB; Sentinel, Nouveau and the upgrade service are the stand-ins).
+pub const UPSTREAM: &str = "cht-dev-upstream.local";
 
 /// Fails clearly unless a Docker engine answers.
 pub fn require_docker() {
@@ -64,16 +68,70 @@ pub fn standin_images() {
     std::fs::write(&stamp, want).expect("stamp");
 }
 
-/// The stand-in images' tags and ids on the engine `docker` talks to, sorted.
-fn standin_ids(mut docker: Command) -> Vec<String> {
-    lines_of(docker.args([
-        "images",
-        "--no-trunc",
-        "--filter",
-        &format!("reference={REGISTRY}/*"),
-        "--format",
-        "{{.Repository}}:{{.Tag}} {{.ID}}",
-    ]))
+/// Builds the upstream-built images once per machine state, as [`standin_images`] does
+/// the stand-ins: the stamp is the hash of the scripts that make them. The first build on a
+/// machine takes minutes (two debootstraps, CouchDB from source); `scripts/test.sh` runs it
+/// before the tests.
+pub fn upstream_images() {
+    require_docker();
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let lock_path = root.join("target/upstream-images.lock");
+    let lock = std::fs::File::create(&lock_path).expect("lock file");
+    lock.lock().expect("lock");
+    let stamp = root.join("target/upstream-images.stamp");
+    let want: String = {
+        use sha2::Digest as _;
+        let mut hash = sha2::Sha256::new();
+        for file in [
+            "scripts/upstream-images.sh",
+            "scripts/upstream/api-standin.py",
+            "scripts/standin-images.sh",
+        ] {
+            hash.update(std::fs::read(root.join(file)).expect("script"));
+        }
+        hash.finalize().iter().map(|b| format!("{b:02x}")).collect()
+    };
+    let tags: Vec<String> = ["cht-couchdb", "cht-nginx", "cht-haproxy", "cht-api"]
+        .iter()
+        .flat_map(|i| ["4.22.0", "5.2.0"].map(|v| format!("{UPSTREAM}/{i}:{v}")))
+        .collect();
+    let present = Command::new("docker")
+        .args(["image", "inspect"])
+        .args(&tags)
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if present && std::fs::read_to_string(&stamp).ok().as_deref() == Some(want.as_str()) {
+        return;
+    }
+    let run = run_tool(
+        Path::new("/bin/bash"),
+        &["scripts/upstream-images.sh", UPSTREAM, "5.2.0", "4.22.0"],
+        root,
+    );
+    assert_eq!(
+        run.code, 0,
+        "building the upstream-built images failed (scripts/upstream-images.sh needs root and ../shared/upstream): {run:#?}"
+    );
+    std::fs::write(&stamp, want).expect("stamp");
+}
+
+/// The tags and ids of the images of `registries` on the engine `docker` talks to, sorted.
+fn image_ids(docker: impl Fn() -> Command, registries: &[&str]) -> Vec<String> {
+    let mut all: Vec<String> = registries
+        .iter()
+        .flat_map(|registry| {
+            lines_of(docker().args([
+                "images",
+                "--no-trunc",
+                "--filter",
+                &format!("reference={registry}/*"),
+                "--format",
+                "{{.Repository}}:{{.Tag}} {{.ID}}",
+            ]))
+        })
+        .collect();
+    all.sort();
+    all
 }
 
 /// A second engine of `scripts/engines.sh`, in its own mount, network and pid namespaces.
@@ -89,6 +147,17 @@ impl SecondEngine {
     /// The engine `name`, which must be up (`scripts/test.sh` starts it; a test never
     /// does), with the stand-in images loaded into it; fails clearly otherwise.
     pub fn require(name: &'static str) -> SecondEngine {
+        SecondEngine::with_images(name, &[REGISTRY])
+    }
+
+    /// [`SecondEngine::require`], with the upstream-built images loaded too.
+    pub fn require_upstream(name: &'static str) -> SecondEngine {
+        upstream_images();
+        SecondEngine::with_images(name, &[REGISTRY, UPSTREAM])
+    }
+
+    /// The engine `name` with the images of `registries` loaded into it.
+    fn with_images(name: &'static str, registries: &[&str]) -> SecondEngine {
         standin_images();
         let root = Path::new(env!("CARGO_MANIFEST_DIR"));
         let run = run_tool(
@@ -110,9 +179,11 @@ impl SecondEngine {
         let lock_path = root.join(format!("target/standin-images-{name}.lock"));
         let lock = std::fs::File::create(&lock_path).expect("lock file");
         lock.lock().expect("lock");
-        let want = standin_ids(Command::new("docker"));
-        if standin_ids(engine.docker()) != want {
-            let tags: Vec<&str> = want
+        let want = image_ids(|| Command::new("docker"), registries);
+        let have = image_ids(|| engine.docker(), registries);
+        let missing: Vec<&String> = want.iter().filter(|t| !have.contains(t)).collect();
+        if !missing.is_empty() {
+            let tags: Vec<&str> = missing
                 .iter()
                 .filter_map(|l| l.split_whitespace().next())
                 .collect();
@@ -131,7 +202,7 @@ impl SecondEngine {
             let saved = save.wait().expect("docker save");
             assert!(
                 saved.success() && load.status.success(),
-                "loading the stand-in images into {name} failed: {}",
+                "loading the test images into {name} failed: {}",
                 String::from_utf8_lossy(&load.stderr)
             );
         }
@@ -209,6 +280,8 @@ pub struct Stack {
     pub http: u16,
     /// nginx's HTTPS port.
     pub https: u16,
+    /// The registry its images come from: [`REGISTRY`] or [`UPSTREAM`].
+    pub registry: &'static str,
 }
 
 impl Stack {
@@ -217,7 +290,9 @@ impl Stack {
         Stack::in_home(prefix, ChtDev::new())
     }
 
-    /// A new project name and ports in the home given (nothing created yet).
+    /// A new project name and ports in the home given (nothing created yet), on the
+    /// stand-in images: for tests of cht-dev's own transactions, where a real CouchDB
+    /// would only add start-up time (tens of seconds per `up` under the stressed suite).
     pub fn in_home(prefix: &str, cht: ChtDev) -> Stack {
         standin_images();
         let (http, https) = free_ports();
@@ -226,6 +301,22 @@ impl Stack {
             name: unique(prefix),
             http,
             https,
+            registry: REGISTRY,
+        }
+    }
+
+    /// A new project name and ports on the upstream-built images (real CouchDB, nginx and
+    /// HAProxy), in a new home.
+    pub fn upstream(prefix: &str) -> Stack {
+        Stack::upstream_in_home(prefix, ChtDev::new())
+    }
+
+    /// [`Stack::upstream`] in the home given.
+    pub fn upstream_in_home(prefix: &str, cht: ChtDev) -> Stack {
+        upstream_images();
+        Stack {
+            registry: UPSTREAM,
+            ..Stack::in_home(prefix, cht)
         }
     }
 
@@ -237,7 +328,7 @@ impl Stack {
                 "init",
                 self.name.as_str(),
                 "--image-registry",
-                REGISTRY,
+                self.registry,
                 "--http-port",
                 http.as_str(),
                 "--https-port",
@@ -252,7 +343,7 @@ impl Stack {
             "up",
             self.name.as_str(),
             "--image-registry",
-            REGISTRY,
+            self.registry,
             "--pull",
             "never",
             "--http-port",
@@ -511,6 +602,73 @@ impl Stack {
         assert_eq!(run.code, 0, "curl {url}: {run:#?}");
         let (body, status) = run.stdout.rsplit_once('\n').expect("status line");
         (status.to_string(), body.to_string())
+    }
+
+    /// The CouchDB admin's name and password, from the project's `.env`.
+    pub fn admin(&self) -> (String, String) {
+        let env = std::fs::read_to_string(self.dir().join(".env")).expect(".env");
+        let get = |key: &str| {
+            env.lines()
+                .find_map(|l| l.strip_prefix(key)?.strip_prefix('='))
+                .map(|v| v.trim_matches('"').to_string())
+                .unwrap_or_else(|| panic!("{key} in .env: {env}"))
+        };
+        (get("COUCHDB_USER"), get("COUCHDB_PASSWORD"))
+    }
+
+    /// A request to CouchDB through HTTPS (nginx, the API, HAProxy) as the admin, trusting
+    /// only the home CA; `body` is JSON. Returns (status, body).
+    pub fn couch(&self, method: &str, path: &str, body: Option<&str>) -> (String, String) {
+        let curl = tool("curl", "apt-get install curl");
+        let url = format!("https://localhost:{}{path}", self.https);
+        let (user, password) = self.admin();
+        let auth = format!("{user}:{password}");
+        let ca = self.ca();
+        let mut args = vec![
+            "-sS",
+            "--cacert",
+            &ca,
+            "-u",
+            &auth,
+            "-X",
+            method,
+            "-m",
+            "120",
+            "-w",
+            "\n%{http_code}",
+        ];
+        if let Some(body) = body {
+            args.extend(["-H", "Content-Type: application/json", "-d", body]);
+        }
+        args.push(&url);
+        let run = self.cht.in_network(&curl, &args);
+        assert_eq!(run.code, 0, "curl {method} {url}: {run:#?}");
+        let (body, status) = run.stdout.rsplit_once('\n').expect("status line");
+        (status.to_string(), body.to_string())
+    }
+
+    /// Writes the document `id` (`{"n": n}`) through HTTPS and checks CouchDB took it.
+    #[track_caller]
+    pub fn put_doc(&self, db: &str, id: &str, n: u64) {
+        let (status, body) = self.couch(
+            "PUT",
+            &format!("/{db}/{id}"),
+            Some(&format!("{{\"n\":{n}}}")),
+        );
+        assert_eq!(status, "201", "PUT /{db}/{id}: {body}");
+    }
+
+    /// Reads the document `id` back through HTTPS: its `n`, or None when CouchDB has no such
+    /// document.
+    #[track_caller]
+    pub fn get_doc(&self, db: &str, id: &str) -> Option<u64> {
+        let (status, body) = self.couch("GET", &format!("/{db}/{id}"), None);
+        if status == "404" {
+            return None;
+        }
+        assert_eq!(status, "200", "GET /{db}/{id}: {body}");
+        let doc: serde_json::Value = serde_json::from_str(&body).expect("json");
+        doc["n"].as_u64()
     }
 
     /// The status code plain HTTP answers with.
