@@ -198,7 +198,7 @@ fn mounts_check(engine: &Engine, here: bool, project: &Project) -> Option<Check>
 }
 
 /// Whether the project's `.env` fits Podman (a log driver it has, the profile of the
-/// nginx-dns container), or still carries that profile on another engine; nothing to say
+/// nginx-dns and haproxy-dns containers), or still carries that profile on another engine; nothing to say
 /// for a project on Docker that never ran on Podman.
 fn fit_check(podman: bool, project: &Project) -> Option<Check> {
     let label = format!("engine fit {}", project.name);
@@ -210,7 +210,7 @@ fn fit_check(podman: bool, project: &Project) -> Option<Check> {
             label,
             Verdict::Ok,
             format!(
-                "fits Podman: log driver {}, nginx-dns answers nginx at 127.0.0.11",
+                "fits Podman: log driver {}, nginx-dns and haproxy-dns answer nginx and HAProxy at 127.0.0.11",
                 driver.unwrap_or_default()
             ),
         )),

@@ -178,7 +178,7 @@ async fn fit_engine(engine: &Engine, project: &mut Project, notes: &mut Vec<Stri
         let said = said(&changes);
         notes.push(if podman {
             format!(
-                "this engine is Podman, so .env now sets {said}: Podman has no `local` log driver, and its DNS server is not at 127.0.0.11, where nginx asks (the nginx-dns container answers there); compose and the upgrade service read the same settings"
+                "this engine is Podman, so .env now sets {said}: Podman has no `local` log driver, and its DNS server is not at 127.0.0.11, where nginx and HAProxy ask (the nginx-dns and haproxy-dns containers answer there); compose and the upgrade service read the same settings"
             )
         } else {
             format!("this engine is not Podman, so .env now sets {said}")

@@ -1,6 +1,6 @@
 //! The `.env` settings that fit a project's files to the engine it runs on: the socket the
 //! upgrade service mounts, and on Podman a log driver it has, the `podman` profile and
-//! nginx-dns's network.
+//! the networks of nginx-dns and haproxy-dns.
 
 use super::Project;
 
@@ -22,20 +22,17 @@ pub const LOG_DRIVER_VAR: &str = "CHT_LOG_DRIVER";
 pub const PROFILES_VAR: &str = "COMPOSE_PROFILES";
 /// The `.env` variable naming the network namespace nginx-dns joins.
 pub const DNS_NETWORK_VAR: &str = "NGINX_DNS_NETWORK";
-/// The `.env` variable that has HAProxy re-resolve CouchDB through Docker's DNS at
-/// 127.0.0.11 (set, as upstream's files have it) or not (empty: Podman has no DNS there, and
-/// a resolver that never answers takes every CouchDB server out of service).
-pub const HAPROXY_DNS_VAR: &str = "DOCKER_DNS_RESOLVER";
-/// The profile of the services only Podman needs (nginx-dns).
+/// The `.env` variable naming the network namespace haproxy-dns joins.
+pub const HAPROXY_DNS_NETWORK_VAR: &str = "HAPROXY_DNS_NETWORK";
+/// The profile of the services only Podman needs (nginx-dns, haproxy-dns).
 const PODMAN_PROFILE: &str = "podman";
 
 /// The `.env` settings that fit project `name`'s files to the engine, given what `.env`
 /// says now (`env`); empty when they fit. On Podman: a log driver it has (json-file,
-/// unless one other than compose's `local` is set), the `podman` profile, and nginx's
-/// container as nginx-dns's network, and HAProxy without Docker's resolver. Elsewhere the
-/// `podman` profile goes (its DNS forwarder would ask itself at 127.0.0.11) and HAProxy's
-/// resolver comes back; the rest may stay, as every engine has json-file and nginx-dns is
-/// off.
+/// unless one other than compose's `local` is set), the `podman` profile, and nginx's and
+/// HAProxy's containers as the networks of their DNS forwarders. Elsewhere the `podman` profile goes (its DNS
+/// forwarder would ask itself at 127.0.0.11); the rest may stay, as every engine has
+/// json-file and nginx-dns is off.
 pub fn engine_settings<'a>(
     podman: bool,
     name: &str,
@@ -61,24 +58,21 @@ pub fn engine_settings<'a>(
             all.push(PODMAN_PROFILE);
             changes.push((PROFILES_VAR, all.join(",")));
         }
-        let network = format!("container:{name}-nginx-1");
-        if env(DNS_NETWORK_VAR) != Some(network.as_str()) {
-            changes.push((DNS_NETWORK_VAR, network));
+        for (var, service) in [
+            (DNS_NETWORK_VAR, "nginx"),
+            (HAPROXY_DNS_NETWORK_VAR, "haproxy"),
+        ] {
+            let network = format!("container:{name}-{service}-1");
+            if env(var) != Some(network.as_str()) {
+                changes.push((var, network));
+            }
         }
-        if env(HAPROXY_DNS_VAR) != Some("") {
-            changes.push((HAPROXY_DNS_VAR, String::new()));
-        }
-    } else {
-        if has_profile {
-            let rest: Vec<&str> = listed
-                .into_iter()
-                .filter(|p| *p != PODMAN_PROFILE)
-                .collect();
-            changes.push((PROFILES_VAR, rest.join(",")));
-        }
-        if env(HAPROXY_DNS_VAR).is_some_and(|v| v != "true") {
-            changes.push((HAPROXY_DNS_VAR, "true".to_string()));
-        }
+    } else if has_profile {
+        let rest: Vec<&str> = listed
+            .into_iter()
+            .filter(|p| *p != PODMAN_PROFILE)
+            .collect();
+        changes.push((PROFILES_VAR, rest.join(",")));
     }
     changes
 }
@@ -116,14 +110,14 @@ mod tests {
                 .collect::<Vec<_>>()
         };
         let net = "NGINX_DNS_NETWORK=container:pm-nginx-1";
-        let dns = "DOCKER_DNS_RESOLVER=";
+        let hnet = "HAPROXY_DNS_NETWORK=container:pm-haproxy-1";
         assert_eq!(
             set(true, &[]),
             [
                 "CHT_LOG_DRIVER=json-file",
                 "COMPOSE_PROFILES=podman",
                 net,
-                dns
+                hnet
             ]
         );
         assert_eq!(
@@ -135,7 +129,7 @@ mod tests {
                 "CHT_LOG_DRIVER=json-file",
                 "COMPOSE_PROFILES=debug,podman",
                 net,
-                dns
+                hnet
             ]
         );
         // Fitted already, or a driver of the user's own: nothing to change.
@@ -143,20 +137,16 @@ mod tests {
             ("CHT_LOG_DRIVER", "json-file"),
             ("COMPOSE_PROFILES", "podman"),
             ("NGINX_DNS_NETWORK", "container:pm-nginx-1"),
-            ("DOCKER_DNS_RESOLVER", ""),
+            ("HAPROXY_DNS_NETWORK", "container:pm-haproxy-1"),
         ];
         assert!(set(true, &fitted).is_empty());
         let mut own = fitted;
         own[0].1 = "journald";
         own[1].1 = "podman, debug";
         assert!(set(true, &own).is_empty());
-        // Back on Docker: the profile goes and HAProxy's resolver comes back; the driver
-        // (which Docker has too) stays.
+        // Back on Docker: the profile goes, the driver (which Docker has too) stays.
         assert!(set(false, &[]).is_empty());
-        assert_eq!(
-            set(false, &fitted),
-            ["COMPOSE_PROFILES=", "DOCKER_DNS_RESOLVER=true"]
-        );
+        assert_eq!(set(false, &fitted), ["COMPOSE_PROFILES="]);
         assert_eq!(
             set(false, &[("COMPOSE_PROFILES", "debug,podman")]),
             ["COMPOSE_PROFILES=debug"]

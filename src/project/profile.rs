@@ -20,11 +20,15 @@ const API_PATH: &str = "/api/info";
 /// Where CHT's API reports its start-up steps while it answers 503.
 const STARTUP_PROGRESS: &str = "/api/v1/startup-progress";
 
-/// nginx-dns (Podman's stand-in for Docker's DNS at 127.0.0.11), when the files run it.
-/// nginx asks its resolver once for a name and, if that query is lost (sent before the
-/// forwarder listens), asks again only 5 s later, so nothing may reach nginx before the
-/// forwarder says it listens.
-const DNS_FORWARDER: (&str, &str) = ("nginx-dns", "nginx-dns: answering");
+/// nginx-dns and haproxy-dns (Podman's stand-ins for Docker's DNS at 127.0.0.11), when the
+/// files run them. nginx asks its resolver once for a name and, if that query is lost (sent
+/// before the forwarder listens), asks again only 5 s later, so nothing may reach nginx
+/// before its forwarder says it listens; HAProxy takes its servers out of service while its
+/// resolver does not answer. Files from before haproxy-dns said "nginx-dns: answering".
+const DNS_FORWARDERS: [(&str, &str); 2] = [
+    ("nginx-dns", "answering 127.0.0.11:53"),
+    ("haproxy-dns", "answering 127.0.0.11:53"),
+];
 
 /// The groups services stop in for a consistent copy of CouchDB's data: writers through
 /// CouchDB (API, Sentinel) first, then what writes the data folders (every CouchDB node,
@@ -48,10 +52,13 @@ fn readiness(project: &Project, ca_cert: &Path) -> Result<Readiness> {
         TlsMode::LocalIp | TlsMode::Own => ProbeTls::Pinned(read(&project.path("certs/cert.pem"))?),
     };
     Ok(Readiness {
-        gates: vec![LogGate {
-            service: DNS_FORWARDER.0.into(),
-            text: DNS_FORWARDER.1.into(),
-        }],
+        gates: DNS_FORWARDERS
+            .iter()
+            .map(|(service, text)| LogGate {
+                service: service.to_string(),
+                text: text.to_string(),
+            })
+            .collect(),
         conditions: vec![
             WaitFor::HttpRedirect {
                 port: project.http_port(),
@@ -145,5 +152,6 @@ mod tests {
         assert!(matches!(p.readiness.tls, ProbeTls::Trusting(_)));
         assert_eq!(p.readiness.conditions.len(), 2);
         assert_eq!(p.readiness.gates[0].service, "nginx-dns");
+        assert_eq!(p.readiness.gates[1].service, "haproxy-dns");
     }
 }

@@ -450,7 +450,8 @@ mod tests {
                 "api",
                 "sentinel",
                 "nginx",
-                "nginx-dns"
+                "nginx-dns",
+                "haproxy-dns"
             ]
         );
         assert_eq!(couch.services.keys().collect::<Vec<_>>(), ["couchdb"]);

@@ -133,12 +133,17 @@ fn clustered_files_give_upstreams_services_and_config_hashes() {
             .map(|(line, file)| upstream_file(line, file, version, &scratch))
             .collect();
         let theirs: Vec<&str> = theirs.iter().map(String::as_str).collect();
-        // nginx-dns is cht-dev's own, enabled only by the `podman` profile; compose v1
+        // nginx-dns and haproxy-dns are cht-dev's own, enabled only by the `podman` profile; compose v1
         // lists and hashes the services of every profile, v2 only the enabled ones.
         let upstreams = |lines: Vec<String>| -> Vec<String> {
             lines
                 .into_iter()
-                .filter(|l| l.split_whitespace().next() != Some("nginx-dns"))
+                .filter(|l| {
+                    !matches!(
+                        l.split_whitespace().next(),
+                        Some("nginx-dns" | "haproxy-dns")
+                    )
+                })
                 .collect()
         };
         for cli in composes() {

@@ -5,16 +5,17 @@
 use std::path::Path;
 
 use crate::common::ChtDev;
-use crate::common::engine::{SecondEngine, Stack};
+use crate::common::engine::{SecondEngine, Stack, UPSTREAM};
 use crate::platforms::{COUCHDB_UID, contexts_journey, normal_user_journey};
 
 /// up, HTTPS through nginx, up again keeping every container, status, logs, the upgrade
 /// service's boot keeping every container, a snapshot round trip, stop, down, destroy.
-/// On Podman, `up` fits the files to it once (saying so) and runs one more container,
-/// nginx-dns.
-fn core_set(engine: &SecondEngine, product: &str, cht: ChtDev) {
+/// On Podman, `up` fits the files to it once (saying so) and runs two more containers,
+/// nginx-dns and haproxy-dns. On the upstream-built images, a document written through HTTPS (real nginx
+/// behind nginx-dns on Podman, HAProxy, CouchDB) is kept through all of it.
+fn core_set(engine: &SecondEngine, product: &str, s: Stack) {
     let podman = product.starts_with("Podman");
-    let s = Stack::in_home("core", cht.on_engine(engine));
+    let real = s.registry == UPSTREAM;
     let name = s.name.as_str();
     let first = s.up(&["--timings"]).ok();
     assert_eq!(
@@ -22,11 +23,15 @@ fn core_set(engine: &SecondEngine, product: &str, cht: ChtDev) {
         usize::from(podman),
         "{first:#?}"
     );
-    // On Podman, readiness waits for nginx-dns to listen before it asks nginx anything.
+    // On Podman, readiness waits for nginx-dns and haproxy-dns to listen before it asks
+    // nginx anything.
     assert_eq!(
         first
             .stderr
-            .contains("wait for nginx-dns: nginx-dns: answering"),
+            .contains("wait for nginx-dns: answering 127.0.0.11:53")
+            && first
+                .stderr
+                .contains("wait for haproxy-dns: answering 127.0.0.11:53"),
         podman,
         "{first:#?}"
     );
@@ -39,6 +44,9 @@ fn core_set(engine: &SecondEngine, product: &str, cht: ChtDev) {
     }
     assert_eq!(s.curl_https("/").0, "200");
     assert_eq!(s.curl_http_status(), "301");
+    if real {
+        s.put_doc("medic", "core", 1);
+    }
     let doctor = s.cht.run(&["doctor"]);
     assert!(
         doctor
@@ -53,7 +61,7 @@ fn core_set(engine: &SecondEngine, product: &str, cht: ChtDev) {
     );
 
     let ids = s.ids();
-    assert_eq!(ids.len(), 6 + usize::from(podman), "{ids:?}");
+    assert_eq!(ids.len(), 6 + 2 * usize::from(podman), "{ids:?}");
     let again = s.up(&[]).ok();
     assert!(
         !again.stderr.contains("this engine is"),
@@ -89,6 +97,9 @@ fn core_set(engine: &SecondEngine, product: &str, cht: ChtDev) {
         .ok();
     assert!(data.join("keep-me").is_file());
     assert_eq!(s.curl_https("/").0, "200");
+    if real {
+        assert_eq!(s.get_doc("medic", "core"), Some(1), "after the restore");
+    }
 
     s.cmd("stop", &[]).ok();
     let status = s.cmd("status", &["--json"]).ok();
@@ -96,6 +107,9 @@ fn core_set(engine: &SecondEngine, product: &str, cht: ChtDev) {
     assert_eq!(json["state"], "stopped", "{json}");
     s.up(&[]).ok();
     assert_eq!(s.curl_https("/").0, "200");
+    if real {
+        assert_eq!(s.get_doc("medic", "core"), Some(1), "after stop and up");
+    }
     s.cmd("down", &[]).ok();
     assert!(s.all_containers().is_empty());
     assert!(!s.volumes().is_empty(), "down keeps volumes");
@@ -106,13 +120,26 @@ fn core_set(engine: &SecondEngine, product: &str, cht: ChtDev) {
     assert!(!s.network_exists());
 }
 
+/// The core set on `name`, a rootful engine, with the upstream-built images.
+fn upstream_core_set(name: &'static str, product: &str) {
+    let engine = SecondEngine::require_upstream(name);
+    let s = Stack::upstream_in_home("core", ChtDev::new().on_engine(&engine));
+    core_set(&engine, product, s);
+}
+
+/// The core set on a rootless engine, for its user, with the stand-in images: a rootless
+/// engine keeps its own copy of every image in the user's storage, and the stand-ins are
+/// two megabytes where the upstream-built ones are hundreds (the rootful engines run the
+/// core set on those).
+fn rootless_core_set(name: &'static str, product: &str) {
+    let engine = SecondEngine::require(name);
+    let s = Stack::in_home("core", ChtDev::as_test_user().on_engine(&engine));
+    core_set(&engine, product, s);
+}
+
 #[test]
 fn docker28_runs_the_core_set() {
-    core_set(
-        &SecondEngine::require("docker28"),
-        "Docker 28.",
-        ChtDev::new(),
-    );
+    upstream_core_set("docker28", "Docker 28.");
 }
 
 #[test]
@@ -146,7 +173,7 @@ fn docker28_is_reached_through_a_docker_context() {
 
 #[test]
 fn podman_runs_the_core_set() {
-    core_set(&SecondEngine::require("podman"), "Podman 5.", ChtDev::new());
+    upstream_core_set("podman", "Podman 5.");
 }
 
 #[test]
@@ -179,11 +206,7 @@ const ROOTLESS_COUCHDB_UID: u32 = 200_000 + COUCHDB_UID - 1;
 
 #[test]
 fn rootless_podman_runs_the_core_set_for_its_user() {
-    core_set(
-        &SecondEngine::require("podman-rootless"),
-        "Podman 5.",
-        ChtDev::as_test_user(),
-    );
+    rootless_core_set("podman-rootless", "Podman 5.");
 }
 
 /// A rootless engine's round for its user: `doctor` names it (`product`) and says it is
@@ -213,11 +236,7 @@ fn rootless_podman_serves_its_user_with_container_owned_data() {
 
 #[test]
 fn rootless_docker_runs_the_core_set_for_its_user() {
-    core_set(
-        &SecondEngine::require("docker28-rootless"),
-        "Docker 28.",
-        ChtDev::as_test_user(),
-    );
+    rootless_core_set("docker28-rootless", "Docker 28.");
 }
 
 #[test]

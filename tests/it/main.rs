@@ -19,3 +19,4 @@ mod outputs;
 mod phones;
 mod platforms;
 mod production;
+mod upstream;

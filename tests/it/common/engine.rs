@@ -314,10 +314,9 @@ impl Stack {
     /// [`Stack::upstream`] in the home given.
     pub fn upstream_in_home(prefix: &str, cht: ChtDev) -> Stack {
         upstream_images();
-        Stack {
-            registry: UPSTREAM,
-            ..Stack::in_home(prefix, cht)
-        }
+        let mut stack = Stack::in_home(prefix, cht);
+        stack.registry = UPSTREAM;
+        stack
     }
 
     /// Creates the project without starting it (stand-in registry, this stack's ports).
@@ -350,12 +349,13 @@ impl Stack {
             &self.http.to_string(),
             "--https-port",
             &self.https.to_string(),
-            "--timeout",
-            "60",
         ]
         .iter()
         .map(|a| a.to_string())
         .collect();
+        if !extra.contains(&"--timeout") {
+            args.extend(["--timeout".to_string(), "60".to_string()]);
+        }
         args.extend(extra.iter().map(|a| a.to_string()));
         args
     }
@@ -637,12 +637,26 @@ impl Stack {
             "-w",
             "\n%{http_code}",
         ];
+        // A large body goes through a file: one argument may hold at most 128 KiB.
+        static BODIES: AtomicUsize = AtomicUsize::new(0);
+        let file = self.cht.scratch().join(format!(
+            "body-{}.json",
+            BODIES.fetch_add(1, Ordering::SeqCst)
+        ));
+        let from_file = format!("@{}", file.display());
         if let Some(body) = body {
-            args.extend(["-H", "Content-Type: application/json", "-d", body]);
+            args.extend(["-H", "Content-Type: application/json", "--data-binary"]);
+            if body.len() > 64 * 1024 {
+                std::fs::write(&file, body).expect("request body");
+                args.push(&from_file);
+            } else {
+                args.push(body);
+            }
         }
         args.push(&url);
         let run = self.cht.in_network(&curl, &args);
         assert_eq!(run.code, 0, "curl {method} {url}: {run:#?}");
+        let _ = std::fs::remove_file(&file);
         let (body, status) = run.stdout.rsplit_once('\n').expect("status line");
         (status.to_string(), body.to_string())
     }

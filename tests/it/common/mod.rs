@@ -630,16 +630,24 @@ pub fn chromium_with(home: &Path, url: &str, extra: &[&str]) -> String {
 /// Lays out a project as the bash Docker Helper leaves it: `NAME.env` and
 /// `~/.medic/cht-docker/NAME-dir/{couch,compose}`; returns the env file's path.
 pub fn helper_project(user_home: &Path, name: &str, http: u16, https: u16) -> std::path::PathBuf {
+    helper_project_on(user_home, name, http, https, engine::REGISTRY)
+}
+
+/// [`helper_project`] whose compose file names `registry`'s images.
+pub fn helper_project_on(
+    user_home: &Path,
+    name: &str,
+    http: u16,
+    https: u16,
+    registry: &str,
+) -> std::path::PathBuf {
     let dir = user_home.join(format!(".medic/cht-docker/{name}-dir"));
     std::fs::create_dir_all(dir.join("couch")).expect("couch");
     std::fs::create_dir_all(dir.join("compose")).expect("compose");
     std::fs::write(dir.join("couch/helper-marker"), "from the helper").expect("marker");
     std::fs::write(
         dir.join("compose/cht-core.yml"),
-        format!(
-            "services:\n  api:\n    image: {}/cht-api:4.22.0\n",
-            engine::REGISTRY
-        ),
+        format!("services:\n  api:\n    image: {registry}/cht-api:4.22.0\n"),
     )
     .expect("compose");
     let env = format!(
