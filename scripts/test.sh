@@ -22,10 +22,13 @@ command -v curl >/dev/null || need_apt+=(curl)
 command -v chromium >/dev/null || need_apt+=(chromium)
 command -v certutil >/dev/null || need_apt+=(libnss3-tools)
 command -v docker >/dev/null || need_apt+=(docker.io)
+command -v docker-registry >/dev/null || need_apt+=(docker-registry)
+command -v zstd >/dev/null || need_apt+=(zstd)
 python3 -c 'import venv, ensurepip' 2>/dev/null || need_apt+=(python3-venv)
 ((stress == 0)) || command -v stress-ng >/dev/null || need_apt+=(stress-ng)
 if ((${#need_apt[@]})); then
-  # nginx-light is only a source of a binary for the stand-in image; never start it here.
+  # nginx-light is only a source of a binary for the stand-in image, and docker-registry a
+  # program the tests start themselves; never start either here.
   export RUNLEVEL=1
   sudo=""
   [ "$(id -u)" -eq 0 ] || sudo="sudo"
@@ -68,6 +71,21 @@ if [ "$(id -u)" -eq 0 ]; then
   done
 else
   echo "note: not root, so the second engines are not started; their tests fail, saying so" >&2
+fi
+
+# The test images: the stand-ins, and the images built from upstream's code in
+# ../shared/upstream (scripts/upstream-images.sh: CouchDB from source, cht-core's nginx,
+# HAProxy and healthcheck), once per script change (the tests check the same stamps).
+if [ "$(id -u)" -eq 0 ]; then
+  start=$SECONDS
+  bash scripts/upstream-images.sh cht-dev-upstream.local 5.2.0 4.22.0
+  mkdir -p target
+  # The stamp the tests compare (tests/it/common/engine.rs upstream_images): these scripts' hash.
+  cat scripts/upstream-images.sh scripts/upstream/api-standin.py scripts/standin-images.sh \
+    | sha256sum | cut -d' ' -f1 > target/upstream-images.stamp
+  echo "test images ready in $((SECONDS - start)) s"
+else
+  echo "note: not root, so the upstream-built images are not built here; the tests that need them build them or fail, saying so" >&2
 fi
 
 if [ ! -x .venv/bin/check-jsonschema ] || [ ! -x .venv/bin/kubernetes-validate ]; then

@@ -89,7 +89,7 @@ fn write_upstream_files(s: &Stack, tag: &str) {
     let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/upstream-5.x");
     for file in ["cht-core.yml", "cht-couchdb.yml"] {
         let text = std::fs::read_to_string(fixtures.join(file)).expect("fixture");
-        let text = text.replace("@REGISTRY@", REGISTRY).replace("@TAG@", tag);
+        let text = text.replace("@REGISTRY@", s.registry).replace("@TAG@", tag);
         let target = s.dir().join("compose").join(file);
         let tmp = s.dir().join("compose").join(format!(".{file}.tmp"));
         std::fs::write(&tmp, text).expect("write");
@@ -234,7 +234,7 @@ fn an_in_app_upgrade_is_kept_by_up_and_upgrade_starts_from_it() {
     assert!(
         status
             .stdout
-            .contains(&format!("{REGISTRY}/cht-couchdb-nouveau:5.2.0")),
+            .contains(&format!("{}/cht-couchdb-nouveau:5.2.0", s.registry)),
         "{status:#?}"
     );
 
@@ -380,8 +380,8 @@ fn an_upgrade_service_without_compose_is_said_once_and_cht_dev_falls_back() {
     s.init();
     s.edit(
         "upgrade-service.yml",
-        &format!("{REGISTRY}/cht-upgrade-service:latest"),
-        &format!("{REGISTRY}/cht-upgrade-service:no-compose"),
+        &format!("{}/cht-upgrade-service:latest", s.registry),
+        &format!("{}/cht-upgrade-service:no-compose", s.registry),
     );
     let first = s.up(&[]).ok();
     let notes: Vec<&str> = first

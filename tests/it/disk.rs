@@ -2,6 +2,9 @@
 //! by the test, as root), filled up to a chosen point by a file beside the home. Each
 //! command fails with the one-line disk-full error saying how much it needed, and leaves
 //! nothing half-written: the data as it was, no partial archive, the stack serving.
+//!
+//! On the stand-in images: the data must be a known size to fill the disk at a chosen
+//! point, which a real CouchDB writing its own files at start would move.
 
 use crate::common::disk::SmallDisk;
 use crate::common::engine::Stack;
@@ -18,7 +21,7 @@ struct OnSmallDisk {
 impl OnSmallDisk {
     /// A project `prefix…` in a home on a `mib` MiB disk, up and serving.
     fn up(prefix: &str, mib: u32, extra: &[&str]) -> OnSmallDisk {
-        let s = Stack::in_home(prefix, ChtDev::with_home("disk/home"));
+        let s = Stack::standin_in_home(prefix, ChtDev::with_home("disk/home"));
         let disk = SmallDisk::mount(&s.cht.scratch().join("disk"), mib);
         s.up(extra).ok();
         OnSmallDisk { s, disk }

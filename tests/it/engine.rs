@@ -5,7 +5,7 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use crate::common::engine::{REGISTRY, Stack, docker_names, require_docker};
+use crate::common::engine::{Stack, docker_names, require_docker};
 use crate::common::{ChtDev, STANDIN_SUITE, run_tool, tool};
 
 /// The services of a 5.x project's CHT compose project.
@@ -63,10 +63,11 @@ exec curl -sS --cacert "$NODE_EXTRA_CA_CERTS" -o /dev/null -w '%{http_code}' "$u
     let (status, body) = s.curl_https("/");
     assert_eq!(status, "200");
     assert!(body.contains("CHT API stand-in"), "{body}");
+    let (status, body) = s.curl_https("/api/info");
     assert_eq!(
-        s.curl_https("/api/info").0,
-        "404",
-        "the stand-in API answers, through nginx"
+        (status.as_str(), body.as_str()),
+        ("200", "{\"version\": \"5.2.0\"}"),
+        "the API answers through nginx once CouchDB does"
     );
     assert_eq!(s.curl_http_status(), "301");
     let openssl = tool("openssl", "apt-get install openssl");
@@ -115,12 +116,9 @@ exec curl -sS --cacert "$NODE_EXTRA_CA_CERTS" -o /dev/null -w '%{http_code}' "$u
     );
     assert_eq!(s.all_containers().len(), 7);
 
-    // Data: the stand-in CouchDB wrote into COUCHDB_DATA; our own marker must survive everything.
+    // Data: CouchDB wrote into COUCHDB_DATA; our own marker must survive everything.
     let data = dir.join("couchdb");
-    assert!(
-        data.join("standin-marker").is_file(),
-        "CouchDB data is bind-mounted"
-    );
+    s.couch_wrote(&data);
     std::fs::write(data.join("test-marker"), "keep me").expect("marker");
 
     // up again: one stack, nothing recreated (the same container ids), nothing said
@@ -358,8 +356,8 @@ fn timeout_names_the_failing_service_with_its_logs() {
     s.init();
     s.edit(
         "compose/cht-core.yml",
-        &format!("{REGISTRY}/cht-api:5.2.0"),
-        &format!("{REGISTRY}/cht-crash:latest"),
+        &format!("{}/cht-api:5.2.0", s.registry),
+        &format!("{}/cht-crash:latest", s.registry),
     );
     let started = Instant::now();
     let run = s
@@ -387,8 +385,8 @@ fn ctrl_c_stops_up_promptly_and_the_next_up_succeeds() {
     let core = s.dir().join("compose/cht-core.yml");
     let text = s.edit(
         "compose/cht-core.yml",
-        &format!("{REGISTRY}/cht-api:5.2.0"),
-        &format!("{REGISTRY}/cht-crash:latest"),
+        &format!("{}/cht-api:5.2.0", s.registry),
+        &format!("{}/cht-crash:latest", s.registry),
     );
     let child = s.spawn_up();
     // Interrupt once the containers exist.

@@ -122,17 +122,15 @@ fn core_set(engine: &SecondEngine, product: &str, s: Stack) {
 
 /// The core set on `name`, a rootful engine, with the upstream-built images.
 fn upstream_core_set(name: &'static str, product: &str) {
-    let engine = SecondEngine::require_upstream(name);
-    let s = Stack::upstream_in_home("core", ChtDev::new().on_engine(&engine));
+    let engine = SecondEngine::require(name);
+    let s = Stack::in_home("core", ChtDev::new().on_engine(&engine));
     core_set(&engine, product, s);
 }
 
-/// The core set on a rootless engine, for its user, with the stand-in images: a rootless
-/// engine keeps its own copy of every image in the user's storage, and the stand-ins are
-/// two megabytes where the upstream-built ones are hundreds (the rootful engines run the
-/// core set on those).
+/// The core set on a rootless engine, for its user, with the stand-in images (see
+/// [`SecondEngine::require_standins`]).
 fn rootless_core_set(name: &'static str, product: &str) {
-    let engine = SecondEngine::require(name);
+    let engine = SecondEngine::require_standins(name);
     let s = Stack::in_home("core", ChtDev::as_test_user().on_engine(&engine));
     core_set(&engine, product, s);
 }
@@ -156,7 +154,7 @@ fn docker28_serves_a_phone_project_for_a_normal_user() {
 
 #[test]
 fn rootless_podman_serves_a_phone_project_for_its_user() {
-    let engine = SecondEngine::require("podman-rootless");
+    let engine = SecondEngine::require_standins("podman-rootless");
     crate::phones::phone_round(ChtDev::as_test_user().on_engine(&engine), Some(&engine));
 }
 
@@ -213,7 +211,7 @@ fn rootless_podman_runs_the_core_set_for_its_user() {
 /// rootless, then the normal-user round with CouchDB's data where the user namespace puts
 /// it. Returns the engine, for checks of its own.
 fn rootless_round(name: &'static str, product: &str) -> SecondEngine {
-    let engine = SecondEngine::require(name);
+    let engine = SecondEngine::require_standins(name);
     let doctor = ChtDev::as_test_user().on_engine(&engine).run(&["doctor"]);
     assert!(
         doctor

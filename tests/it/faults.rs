@@ -1,5 +1,9 @@
 //! Fault, data-safety and security tests against the real engine: each ends with the
 //! stack healthy again or a clear error, and nothing lost.
+//!
+//! On the stand-in images: the faults need their images (`cht-crash`, an upgrade service
+//! without compose, services that stop at once), and what is tested is cht-dev's handling
+//! of the engine and the files, not CouchDB.
 
 use std::net::TcpListener;
 use std::time::Duration;
@@ -42,7 +46,7 @@ fn ids(s: &Stack) -> Vec<String> {
 
 #[test]
 fn a_port_taken_between_init_and_up_is_named_with_a_fix_and_up_works_once_freed() {
-    let s = Stack::new("port");
+    let s = Stack::standin("port");
     s.init();
     let held = TcpListener::bind(("0.0.0.0", s.https)).expect("take the https port");
     let line = up(&s).one_line_error();
@@ -62,7 +66,7 @@ fn a_port_taken_between_init_and_up_is_named_with_a_fix_and_up_works_once_freed(
 
 #[test]
 fn one_missing_image_is_named_and_nothing_runs() {
-    let s = Stack::new("img");
+    let s = Stack::standin("img");
     s.init();
     let missing = format!("{REGISTRY}/cht-sentinel:does-not-exist");
     s.edit(
@@ -83,7 +87,7 @@ fn one_missing_image_is_named_and_nothing_runs() {
 fn a_missing_engine_socket_is_named_and_never_made_a_folder() {
     // A mount of something outside the project that is not there (on a Podman host, say,
     // a hand-written path to /var/run/docker.sock).
-    let s = Stack::new("sock");
+    let s = Stack::standin("sock");
     s.init();
     let socket = s.cht.scratch().join("no-engine/docker.sock");
     let text = s.edit(
@@ -117,7 +121,7 @@ fn a_missing_engine_socket_is_named_and_never_made_a_folder() {
 
 #[test]
 fn a_container_removed_by_hand_is_the_only_one_recreated() {
-    let s = Stack::new("rm");
+    let s = Stack::standin("rm");
     s.up(&[]).ok();
     // Let the upgrade service's boot-time compose run end first: it too would recreate
     // a container removed by hand.
@@ -150,7 +154,7 @@ fn a_container_removed_by_hand_is_the_only_one_recreated() {
 
 #[test]
 fn two_ups_at_once_never_make_two_stacks() {
-    let s = Stack::new("twice");
+    let s = Stack::standin("twice");
     let spawn = || s.cht.command().args(s.up_args(&[])).output();
     let (a, b) = std::thread::scope(|scope| {
         let a = scope.spawn(spawn);
@@ -173,7 +177,7 @@ fn two_ups_at_once_never_make_two_stacks() {
 
 #[test]
 fn a_dropped_password_is_named_and_nothing_starts() {
-    let s = Stack::new("nopw");
+    let s = Stack::standin("nopw");
     s.init();
     drop_password(&s);
     let mut cmd = s.cht.command();
@@ -191,7 +195,7 @@ fn a_dropped_password_is_named_and_nothing_starts() {
 
 #[test]
 fn couchdb_data_and_edited_files_survive_every_command_but_destroy() {
-    let s = Stack::new("safe");
+    let s = Stack::standin("safe");
     s.up(&[]).ok();
     let dir = s.dir();
     let marker = dir.join("couchdb/user-marker");
@@ -257,7 +261,7 @@ fn couchdb_data_and_edited_files_survive_every_command_but_destroy() {
 
 #[test]
 fn secrets_stay_private_and_only_nginx_is_published() {
-    let s = Stack::new("sec");
+    let s = Stack::standin("sec");
     let run = s.up(&[]).ok();
     let dir = s.dir();
     let home = s.cht.home();
@@ -321,7 +325,7 @@ fn secrets_stay_private_and_only_nginx_is_published() {
         }
     }
     // CA constrained to path length 0 (checked in depth by the unit tests); random credentials.
-    let other = Stack::new("sec2");
+    let other = Stack::standin("sec2");
     other.cht.run(&["init", &other.name]).ok();
     let other_env = std::fs::read_to_string(other.dir().join(".env")).expect("env");
     assert!(!other_env.contains(&password));
@@ -330,7 +334,7 @@ fn secrets_stay_private_and_only_nginx_is_published() {
 
 #[test]
 fn up_interrupted_at_any_moment_is_always_carried_on_by_the_next_up() {
-    let s = Stack::new("again");
+    let s = Stack::standin("again");
     s.init();
     // Interrupt at a different moment each time: before, during and after the starts.
     for (i, delay) in [150u64, 400, 700, 1000, 1300, 1600].into_iter().enumerate() {
@@ -364,7 +368,7 @@ fn up_interrupted_at_any_moment_is_always_carried_on_by_the_next_up() {
 
 #[test]
 fn ctrl_c_before_a_command_listens_ends_it_with_130_and_the_one_line_message() {
-    let s = Stack::new("early");
+    let s = Stack::standin("early");
     s.init();
     // Held after settings resolve, before the repair and before `up` listens for Ctrl-C.
     let (child, _go) = s.cht.spawn_held_at("started", &s.up_args(&[]));
@@ -411,7 +415,7 @@ fn running(container: &str) -> bool {
 
 #[test]
 fn a_failed_or_interrupted_upgrade_leaves_the_files_and_containers_as_they_were() {
-    let s = Stack::new("upgfail");
+    let s = Stack::standin("upgfail");
     s.up(&["--cht-version", "4.22.0"]).ok();
     // A user's edit (so the file gets a backup) and a legacy copy in compose/.
     let core = s.dir().join("compose/cht-core.yml");
@@ -503,7 +507,7 @@ fn names_in(dir: &std::path::Path) -> Vec<String> {
 
 #[test]
 fn a_container_name_held_outside_the_project_is_named_after_a_short_wait() {
-    let s = Stack::new("foreign");
+    let s = Stack::standin("foreign");
     s.init();
     // A container of no compose project holding nginx's name: never the project's.
     let holder = format!("{}-nginx-1", s.name);
@@ -530,7 +534,7 @@ fn a_container_name_held_outside_the_project_is_named_after_a_short_wait() {
 
 #[test]
 fn down_names_a_container_outside_the_project_that_holds_its_network() {
-    let s = Stack::new("netheld");
+    let s = Stack::standin("netheld");
     s.up(&[]).ok();
     let foreign = crate::common::engine::unique("netheld-foreign");
     let run = std::process::Command::new("docker")

@@ -515,7 +515,7 @@ fn adopt_keeps_system_folders_and_other_projects_data_out_of_couchdb() {
 fn adopt_keeps_the_engines_own_data_root_out_of_couchdb() {
     // Rootless Docker keeps its data in its user's home, outside every system folder:
     // only the engine's own answer tells it.
-    let e = SecondEngine::require("docker28-rootless");
+    let e = SecondEngine::require_standins("docker28-rootless");
     let cht = ChtDev::as_test_user().on_engine(&e);
     let root = crate::common::engine::lines_of(e.docker().args([
         "info",

@@ -2,6 +2,11 @@
 //! its duration, and what the next command finds: the CouchDB data and the snapshot
 //! archives intact, no staging folder or half-written file once it has run, what was
 //! half done repaired and said, `status` coherent, and `up` reaching HTTPS.
+//!
+//! On the stand-in images: each test runs `up` and the command again at a dozen moments,
+//! and a real CouchDB start would add seconds to each of them; what the kills test is
+//! cht-dev's own journal and repair, not CouchDB (`upstream.rs` runs snapshots and
+//! restores on the upstream-built images).
 
 use std::path::PathBuf;
 use std::process::Stdio;
@@ -123,7 +128,7 @@ fn fill(s: &Stack, mib: usize) {
 
 #[test]
 fn up_killed_at_any_moment_is_carried_on_by_the_next_command() {
-    let s = Stack::new("killup");
+    let s = Stack::standin("killup");
     s.init();
     let marker = mark(&s, "kept");
     let up = s.up_args(&[]);
@@ -146,7 +151,7 @@ fn up_killed_at_any_moment_is_carried_on_by_the_next_command() {
 
 #[test]
 fn an_upgrade_killed_at_any_moment_leaves_one_release_and_the_data() {
-    let s = Stack::new("killupg");
+    let s = Stack::standin("killupg");
     s.up(&["--cht-version", "4.22.0"]).ok();
     let marker = mark(&s, "kept");
     let release = |s: &Stack| {
@@ -197,7 +202,7 @@ fn an_upgrade_killed_at_any_moment_leaves_one_release_and_the_data() {
 
 #[test]
 fn a_snapshot_killed_at_any_moment_leaves_whole_archives_and_running_services() {
-    let s = Stack::new("killsnap");
+    let s = Stack::standin("killsnap");
     s.up(&[]).ok();
     fill(&s, 96);
     let marker = mark(&s, "kept");
@@ -241,7 +246,7 @@ fn a_snapshot_killed_at_any_moment_leaves_whole_archives_and_running_services() 
 
 #[test]
 fn a_restore_killed_at_any_moment_leaves_the_data_before_or_after_never_between() {
-    let s = Stack::new("killrest");
+    let s = Stack::standin("killrest");
     s.up(&[]).ok();
     fill(&s, 96);
     let marker = mark(&s, "snapshot");
@@ -284,7 +289,7 @@ fn a_restore_killed_at_any_moment_leaves_the_data_before_or_after_never_between(
 
 #[test]
 fn a_destroy_killed_at_any_moment_is_finished_or_leaves_the_project_whole() {
-    let s = Stack::new("killdes");
+    let s = Stack::standin("killdes");
     let destroy = args(&["destroy", &s.name, "--yes"]);
     let mut finished = 0;
     kill_at_moments(
@@ -332,7 +337,7 @@ fn a_destroy_killed_at_any_moment_is_finished_or_leaves_the_project_whole() {
 
 #[test]
 fn an_adoption_killed_while_it_copies_leaves_no_half_project() {
-    let s = Stack::new("killadopt");
+    let s = Stack::standin("killadopt");
     let user = tempfile::tempdir().expect("user home");
     let env = helper_project(user.path(), &s.name, s.http, s.https);
     let couch = user
@@ -380,7 +385,7 @@ fn an_adoption_killed_while_it_copies_leaves_no_half_project() {
 
 #[test]
 fn a_certificate_switch_killed_at_any_moment_leaves_nginx_serving_the_files() {
-    let s = Stack::new("killtls");
+    let s = Stack::standin("killtls");
     s.up(&[]).ok();
     let (cert, key) =
         crate::production::openssl_cert(s.cht.scratch(), "own", &["localhost", "own.test"]);

@@ -287,7 +287,9 @@ fn upgrade_4x_to_5x_keeps_data_refuses_downgrades_and_rolls_back_on_failure() {
 #[test]
 fn adopt_keeps_the_helpers_ports_credentials_data_and_local_ip_certificate() {
     let mut server = crate::common::local_ip::LocalIpServer::start();
-    let s = Stack::in_home("adopt", crate::common::ChtDev::new().with_local_ip(&server));
+    // On the stand-ins, which the helper's files name: `upstream.rs` adopts data that real
+    // CouchDB wrote.
+    let s = Stack::standin_in_home("adopt", crate::common::ChtDev::new().with_local_ip(&server));
     let user = tempfile::tempdir().expect("home");
     let env_file = crate::common::helper_project(user.path(), &s.name, s.http, s.https);
     // The helper served the local-ip certificate: without its source, adopt says so and
@@ -427,7 +429,7 @@ fn snapshots_copy_the_data_consistently_and_restore_it_while_running() {
         std::fs::read_to_string(data.join("user-marker")).expect("marker is back"),
         "keep"
     );
-    assert!(data.join("standin-marker").is_file());
+    s.couch_wrote(&data);
     assert_eq!(s.curl_https("/").0, "200", "ready again after the restore");
 
     // A snapshot of a newer CHT release is refused.
@@ -536,7 +538,10 @@ fn check_one_instant(data: &Path) -> u64 {
 
 #[test]
 fn a_snapshot_taken_while_couchdb_writes_holds_the_data_as_it_was_at_one_instant() {
-    let s = Stack::new("snaplive");
+    // On the stand-ins: their CouchDB writes at a known rhythm, so the archive can be
+    // compared byte for byte with the data at the instant of the freeze (`upstream.rs`
+    // checks the same property on real CouchDB, through its documents).
+    let s = Stack::standin("snaplive");
     s.init();
     // The stand-in CouchDB appends to .couch files every millisecond and replaces one by
     // rename every 50 writes (see check_one_instant).

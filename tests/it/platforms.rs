@@ -23,10 +23,8 @@ fn a_home_whose_path_has_spaces_works_end_to_end() {
     assert!(up.stdout.contains("is up"), "{up:#?}");
     assert_eq!(s.curl_https("/").0, "200");
     let data = s.dir().join("couchdb");
-    assert!(
-        data.join("standin-marker").is_file(),
-        "CouchDB writes into the data folder bind-mounted from a path with a space"
-    );
+    // CouchDB writes into the data folder bind-mounted from a path with a space.
+    s.couch_wrote(&data);
     std::fs::write(data.join("keep-me"), "data").expect("marker");
 
     // Compose, v1 and v2, reads the files and .env from that folder and finds the stack;
@@ -114,12 +112,12 @@ pub fn normal_user_journey(cht: ChtDev, couchdb_uid: u32) {
     let s = Stack::in_home("nonroot", cht);
     let name = s.name.as_str();
 
-    // up: the stand-in CouchDB, like the real image, hands its data folder to 5984.
+    // up: the CouchDB image hands its data folder to 5984.
     s.up(&["--cht-version", "4.22.0"]).ok();
     assert_eq!(s.curl_https("/").0, "200");
     let data = s.dir().join("couchdb");
     assert_eq!(owner(&data), couchdb_uid, "CouchDB owns its data folder");
-    assert_eq!(owner(&data.join("standin-marker")), couchdb_uid);
+    assert_eq!(owner(&s.couch_wrote(&data)), couchdb_uid);
     couchdb_writes(&data.join("shard.couch"), "before", couchdb_uid);
 
     // A snapshot reads what CouchDB wrote; a restore puts it back as CouchDB's and leaves

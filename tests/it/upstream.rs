@@ -77,7 +77,7 @@ fn bulk(s: &Stack, prefix: &str, count: u64) {
 
 #[test]
 fn a_document_written_through_https_lands_in_real_couchdb_and_survives_down_up_and_stop() {
-    let s = Stack::upstream("uponenode");
+    let s = Stack::new("uponenode");
     s.up(&[]).ok();
     s.put_doc("medic", "kept", 1);
     assert_eq!(s.get_doc("medic", "kept"), Some(1));
@@ -112,7 +112,7 @@ fn a_document_written_through_https_lands_in_real_couchdb_and_survives_down_up_a
 
 #[test]
 fn three_nodes_form_a_cluster_that_keeps_documents_across_down_up_and_a_snapshot() {
-    let s = Stack::upstream("upcluster");
+    let s = Stack::new("upcluster");
     let (http, https) = (s.http.to_string(), s.https.to_string());
     s.cht
         .run(&[
@@ -277,7 +277,7 @@ impl Writer {
 /// compacts `medic`) restores to exactly a gap-free prefix 1..k of the writer's documents,
 /// k at least what was acknowledged when the snapshot began, and CouchDB opens it.
 fn snapshot_under_load(prefix: &str, compact: bool) {
-    let s = Stack::upstream(prefix);
+    let s = Stack::new(prefix);
     s.up(&[]).ok();
     if compact {
         // Enough data (about 60 MB) that compaction still runs when the snapshot begins.
@@ -365,7 +365,7 @@ fn a_snapshot_while_couchdb_compacts_restores_to_a_prefix_of_the_acknowledged_do
 
 #[test]
 fn an_upgrade_from_4_22_to_5_2_keeps_every_document() {
-    let s = Stack::upstream("upupgrade");
+    let s = Stack::new("upupgrade");
     s.up(&["--cht-version", "4.22.0"]).ok();
     bulk(&s, "u", 500);
     let (_, info) = s.curl_https("/api/info");
@@ -421,7 +421,7 @@ fn started(s: &Stack, container: &str) -> Vec<String> {
 
 #[test]
 fn the_real_nginx_keeps_cht_devs_certificates_reloads_on_tls_switches_and_serves_acme_files() {
-    let s = Stack::upstream("uptls");
+    let s = Stack::new("uptls");
     s.up(&[]).ok();
     let nginx = format!("{}-nginx-1", s.name);
     let ours =
@@ -656,7 +656,7 @@ fn up_pulls_from_a_real_registry_names_every_missing_image_and_leaves_nothing_wh
     let mut registry = Registry::start();
     registry.load("5.2.0");
     let medic = registry.medic();
-    let s = Stack::upstream("uppull");
+    let s = Stack::new("uppull");
     let (http, https) = (s.http.to_string(), s.https.to_string());
 
     // --pull missing, on a terminal: every image pulled, with a line each.
@@ -693,7 +693,7 @@ fn up_pulls_from_a_real_registry_names_every_missing_image_and_leaves_nothing_wh
     assert_eq!(image, [format!("{medic}/cht-api:5.2.0")]);
 
     // A version the registry lacks: every missing image named at once, no project made.
-    let other = Stack::upstream("uplack");
+    let other = Stack::new("uplack");
     let (ohttp, ohttps) = (other.http.to_string(), other.https.to_string());
     let mut args = registry_up(&other, &medic, "missing", &ohttp, &ohttps);
     args.extend(["--cht-version", "4.22.0"]);
@@ -802,7 +802,7 @@ fn helper_with_real_data(user_home: &Path, name: &str, http: u16, https: u16) ->
 
 #[test]
 fn adopting_a_helper_project_serves_the_documents_real_couchdb_wrote() {
-    let s = Stack::upstream("upadopt");
+    let s = Stack::new("upadopt");
     let user = tempfile::tempdir().expect("home");
     let env = helper_with_real_data(user.path(), &s.name, s.http, s.https);
     let run = s

@@ -141,19 +141,26 @@ pub struct SecondEngine {
     pub name: &'static str,
     /// Its `DOCKER_HOST`.
     pub host: String,
+    /// The registry of the images the tests' stacks use on it: [`UPSTREAM`], or [`REGISTRY`]
+    /// where only the stand-ins are loaded.
+    pub registry: &'static str,
 }
 
 impl SecondEngine {
     /// The engine `name`, which must be up (`scripts/test.sh` starts it; a test never
-    /// does), with the stand-in images loaded into it; fails clearly otherwise.
+    /// does), with the stand-in and upstream-built images loaded into it; fails clearly
+    /// otherwise. Stacks on it use the upstream-built images.
     pub fn require(name: &'static str) -> SecondEngine {
-        SecondEngine::with_images(name, &[REGISTRY])
-    }
-
-    /// [`SecondEngine::require`], with the upstream-built images loaded too.
-    pub fn require_upstream(name: &'static str) -> SecondEngine {
         upstream_images();
         SecondEngine::with_images(name, &[REGISTRY, UPSTREAM])
+    }
+
+    /// [`SecondEngine::require`] with only the stand-in images, for rootless engines: they
+    /// keep their own copy of every image in the user's storage, and the stand-ins are two
+    /// megabytes where the upstream-built ones are hundreds (the rootful engines and the
+    /// host's run the same journeys on the upstream-built images).
+    pub fn require_standins(name: &'static str) -> SecondEngine {
+        SecondEngine::with_images(name, &[REGISTRY])
     }
 
     /// The engine `name` with the images of `registries` loaded into it.
@@ -175,7 +182,16 @@ impl SecondEngine {
             .strip_prefix("DOCKER_HOST=")
             .expect("DOCKER_HOST=... from engines.sh host")
             .to_string();
-        let engine = SecondEngine { name, host };
+        let registry = if registries.contains(&UPSTREAM) {
+            UPSTREAM
+        } else {
+            REGISTRY
+        };
+        let engine = SecondEngine {
+            name,
+            host,
+            registry,
+        };
         let lock_path = root.join(format!("target/standin-images-{name}.lock"));
         let lock = std::fs::File::create(&lock_path).expect("lock file");
         lock.lock().expect("lock");
@@ -285,15 +301,34 @@ pub struct Stack {
 }
 
 impl Stack {
-    /// A new project name and ports (nothing created yet).
+    /// A new project name and ports (nothing created yet), on the upstream-built images.
     pub fn new(prefix: &str) -> Stack {
         Stack::in_home(prefix, ChtDev::new())
     }
 
     /// A new project name and ports in the home given (nothing created yet), on the
-    /// stand-in images: for tests of cht-dev's own transactions, where a real CouchDB
-    /// would only add start-up time (tens of seconds per `up` under the stressed suite).
+    /// upstream-built images (real CouchDB, nginx and HAProxy), or on the stand-ins when the
+    /// home's engine has only those loaded.
     pub fn in_home(prefix: &str, cht: ChtDev) -> Stack {
+        let registry = cht.engine.as_ref().map_or(UPSTREAM, |e| e.registry);
+        let mut stack = Stack::standin_in_home(prefix, cht);
+        if registry == UPSTREAM {
+            upstream_images();
+        }
+        stack.registry = registry;
+        stack
+    }
+
+    /// A new project name and ports on the stand-in images, in a new home: for tests that
+    /// need the stand-ins' own behaviour (a CouchDB that writes all the time, a crashing
+    /// service) or where speed matters more than realism (tests that kill commands or fill
+    /// disks at dozens of moments, each `up` seconds faster without a real CouchDB start).
+    pub fn standin(prefix: &str) -> Stack {
+        Stack::standin_in_home(prefix, ChtDev::new())
+    }
+
+    /// [`Stack::standin`] in the home given.
+    pub fn standin_in_home(prefix: &str, cht: ChtDev) -> Stack {
         standin_images();
         let (http, https) = free_ports();
         Stack {
@@ -305,18 +340,26 @@ impl Stack {
         }
     }
 
-    /// A new project name and ports on the upstream-built images (real CouchDB, nginx and
-    /// HAProxy), in a new home.
-    pub fn upstream(prefix: &str) -> Stack {
-        Stack::upstream_in_home(prefix, ChtDev::new())
-    }
-
-    /// [`Stack::upstream`] in the home given.
-    pub fn upstream_in_home(prefix: &str, cht: ChtDev) -> Stack {
-        upstream_images();
-        let mut stack = Stack::in_home(prefix, cht);
-        stack.registry = UPSTREAM;
-        stack
+    /// A file CouchDB itself wrote into the data folder `data` when it started: the
+    /// stand-in's start marker, or real CouchDB's shard map database. Waits up to 60 s for
+    /// it (the nodes of a cluster start on their own time) and fails if it never comes.
+    #[track_caller]
+    pub fn couch_wrote(&self, data: &Path) -> std::path::PathBuf {
+        let file = data.join(if self.registry == UPSTREAM {
+            "_dbs.couch"
+        } else {
+            "standin-marker"
+        });
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        while !file.is_file() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "CouchDB wrote no {} within 60 s",
+                file.display()
+            );
+            std::thread::sleep(std::time::Duration::from_millis(200));
+        }
+        file
     }
 
     /// Creates the project without starting it (stand-in registry, this stack's ports).
