@@ -18,6 +18,14 @@ bench, the archive's size against zstd's, the services' downtime idle and with 1
 data appended during the first pass, and the peak RSS of `snapshot create`. With
 --snapshots-only, only those (and --write fills only their block).
 
+With --real, on the upstream-built images instead (scripts/upstream-images.sh: CouchDB 3.5.0
+built from source, cht-core's nginx and HAProxy, an API stand-in that uses CouchDB): `up`
+from nothing to HTTPS-ready for one CouchDB node and for three, against compose v2 `up -d`
+plus the same readiness poll, and `snapshot create` and `restore` of about 1 GB of real
+CouchDB documents (written with `_bulk_docs`; --snapshot-gb sets the JSON written) against
+`tar | zstd -T0 -3` and `zstd -d | tar -x`, the services' pause and the peak RSS; --write
+fills the real-CouchDB block.
+
 With --engine NAME the whole benchmark runs on a second engine of scripts/engines.sh (started
 if needed; needs root), inside its network namespace, and --write fills that engine's own
 block of BENCHMARKS.md: `up`, and `up` of an unchanged running stack, each against compose v2
@@ -152,6 +160,8 @@ def main():
     ap.add_argument("--engine", metavar="NAME", help="a second engine of scripts/engines.sh, e.g. docker28")
     ap.add_argument("--snapshot-gb", type=float, default=1.0, help="size of the snapshot data set")
     ap.add_argument("--snapshots-only", action="store_true", help="measure snapshots only")
+    ap.add_argument("--real", action="store_true",
+                    help="measure on the upstream-built images (real CouchDB; scripts/upstream-images.sh, as root)")
     args = ap.parse_args()
     engines = os.path.join(ROOT, "scripts", "engines.sh")
     for tool in ("docker", "docker-compose", "openssl", "/usr/bin/time", "zstd", "tar"):
@@ -180,6 +190,9 @@ def main():
         os.execvp("bash", ["bash", engines, "exec", args.engine, "env",
                            f"CHT_DEV_BENCH_ENGINE={args.engine}", sys.executable,
                            os.path.abspath(__file__)] + sys.argv[1:])
+    if args.real:
+        bench_real(args, v2)
+        return
     if args.snapshots_only:
         snap = bench_snapshots(args)
         rows = snapshot_rows(snap)
@@ -221,8 +234,11 @@ def main():
             "ExposedPorts": cfg.get("ExposedPorts"), "Entrypoint": cfg.get("Entrypoint"), "Cmd": cfg.get("Cmd"),
         }
         if (hc.get("NetworkMode") or "").startswith("container:"):
-            # Podman's nginx-dns, in nginx's network namespace: made once nginx is.
-            body["HostConfig"] = {k: hc.get(k) for k in keys} | {"NetworkMode": "container:floor-nginx-1"}
+            # Podman's nginx-dns and haproxy-dns, in nginx's and HAProxy's network namespaces:
+            # made once those are.
+            owner = json.loads(run(["docker", "inspect", hc["NetworkMode"].split(":", 1)[1]]).stdout)[0]
+            owner = owner["Name"].lstrip("/").replace(NAME, "floor", 1)
+            body["HostConfig"] = {k: hc.get(k) for k in keys} | {"NetworkMode": f"container:{owner}"}
         else:
             aliases = info["NetworkSettings"]["Networks"][network].get("Aliases") or []
             body["Hostname"] = cfg.get("Hostname")
@@ -292,7 +308,8 @@ def main():
         run(compose_core(cli) + ["down"], cwd=pdir)
         results[f"{cli}_down"].append(time.perf_counter() - start)
 
-    # The containers that join another's network (nginx-dns on Podman): made after the rest.
+    # The containers that join another's network (nginx-dns and haproxy-dns on Podman): made
+    # after the rest.
     joiners = [(n, b) for n, b in specs if b["HostConfig"]["NetworkMode"].startswith("container:")]
     joined = {n for n, _ in joiners}
 
@@ -458,6 +475,156 @@ def main():
             f.write(text)
         print(f"\nwrote {args.write}")
 
+REAL_REGISTRY = "cht-dev-upstream.local"
+
+
+def couch_request(https_port, ca, auth, method, path, body=None):
+    """One request to CouchDB through nginx, the API and HAProxy; returns (status, body)."""
+    ctx = ssl.create_default_context(cafile=ca)
+    c = http.client.HTTPSConnection("localhost", https_port, timeout=600, context=ctx)
+    headers = {"Authorization": "Basic " + auth, "Content-Type": "application/json"}
+    c.request(method, path, body=body, headers=headers)
+    r = c.getresponse()
+    data = r.read()
+    c.close()
+    return r.status, data
+
+
+def bulk_load(https_port, ca, auth, gb):
+    """Writes about `gb` GB of JSON documents into `medic` with `_bulk_docs`, 10,000 at a
+    time: CHT-like reports, each with its own ids and values (about 2x compressible)."""
+    target = int(gb * (1 << 30))
+    written, n = 0, 0
+    words = ["pregnancy", "visit", "household", "immunization", "delivery", "referral", "assessment"]
+    while written < target:
+        docs = []
+        for _ in range(10000):
+            n += 1
+            uid = os.urandom(16).hex()
+            docs.append({"_id": f"report-{n:09d}", "type": "data_record", "form": words[n % len(words)],
+                         "contact": {"_id": uid, "parent": {"_id": os.urandom(8).hex()}},
+                         "reported_date": 1_700_000_000_000 + n * 997,
+                         "fields": {"notes": f"{words[n % 5]} {words[n % 3]} follow-up {n % 97} " * 6,
+                                    "patient_id": uid[:12], "score": n % 1000, "token": os.urandom(24).hex()}})
+        body = json.dumps({"docs": docs})
+        status, answer = couch_request(https_port, ca, auth, "POST", "/medic/_bulk_docs", body)
+        if status != 201:
+            sys.exit(f"_bulk_docs answered {status}: {answer[:300]!r}")
+        written += len(body)
+    return n
+
+
+def bench_real(args, v2):
+    """The upstream-built images' rows: `up` for one node and three, and snapshots of real
+    CouchDB documents."""
+    import base64
+    print("building the release binary and the upstream-built images ...", flush=True)
+    run(["cargo", "build", "--release", "-q"], cwd=ROOT)
+    run(["bash", os.path.join(ROOT, "scripts/upstream-images.sh"), REAL_REGISTRY, VERSION], cwd=ROOT)
+    results = {}
+    for nodes in (1, 3):
+        home = tempfile.mkdtemp(prefix="cht-dev-bench-real-")
+        name = f"real{nodes}"
+        http_port, https_port = free_port(), free_port()
+        cht = [BIN, "--home", home, "-q"]
+        run(cht + ["init", name, "--cht-version", VERSION, "--image-registry", REAL_REGISTRY,
+                   "--couchdb-nodes", str(nodes), "--http-port", str(http_port), "--https-port", str(https_port)])
+        pdir = os.path.join(home, name)
+        ca = os.path.join(home, "ca", "ca.pem")
+        couch_file = "compose/cht-couchdb.yml" if nodes == 1 else "compose/cht-couchdb-clustered.yml"
+        core = [v2, "--env-file", ".env", "-p", name, "-f", "compose/cht-core.yml", "-f", couch_file]
+        upgrade = [v2, "--env-file", ".env", "-p", f"{name}-upgrade", "-f", "upgrade-service.yml"]
+        # The first `up` makes the data and the cluster; every measured start finds them.
+        run(cht + ["up", name, "--pull", "never", "--timeout", "300"])
+        wait_boot(name)
+        run(cht + ["down", name])
+        times = {"cht": [], "v2": []}
+        for i in range(args.runs):
+            print(f"real {nodes}-node run {i + 1}/{args.runs} ...", flush=True)
+            for who in (("cht", "v2") if i % 2 == 0 else ("v2", "cht")):
+                if who == "cht":
+                    times["cht"].append(timed(cht + ["up", name, "--pull", "never", "--timeout", "300"]))
+                    wait_boot(name)
+                    run(cht + ["down", name])
+                else:
+                    start = time.perf_counter()
+                    run(core + ["up", "-d"], cwd=pdir)
+                    run(upgrade + ["up", "-d"], cwd=pdir)
+                    wait_ready(http_port, https_port, ca, timeout=300)
+                    times["v2"].append(time.perf_counter() - start)
+                    wait_boot(name)
+                    run(upgrade + ["rm", "-s", "-f"], cwd=pdir)
+                    run(core + ["down"], cwd=pdir)
+        results[nodes] = {k: statistics.median(v) for k, v in times.items()}
+        run(cht + ["destroy", name, "--yes"])
+        shutil.rmtree(home, ignore_errors=True)
+
+    # Snapshots of real documents.
+    home = tempfile.mkdtemp(prefix="cht-dev-bench-realsnap-", dir=os.environ.get("CHT_DEV_BENCH_TMP"))
+    name = "realsnap"
+    http_port, https_port = free_port(), free_port()
+    cht = [BIN, "--home", home, "-q"]
+    run(cht + ["init", name, "--cht-version", VERSION, "--image-registry", REAL_REGISTRY,
+               "--http-port", str(http_port), "--https-port", str(https_port)])
+    run(cht + ["up", name, "--pull", "never"])
+    env = dict(line.split("=", 1) for line in open(os.path.join(home, name, ".env")).read().splitlines()
+               if "=" in line and not line.startswith("#"))
+    auth = base64.b64encode(f"{env['COUCHDB_USER']}:{env['COUCHDB_PASSWORD']}".encode()).decode()
+    ca = os.path.join(home, "ca", "ca.pem")
+    print(f"writing {args.snapshot_gb:g} GB of documents with _bulk_docs ...", flush=True)
+    start = time.perf_counter()
+    docs = bulk_load(https_port, ca, auth, args.snapshot_gb)
+    load_s = time.perf_counter() - start
+    res = measure_snapshots(args.runs, home, name, os.path.join(home, name, "couchdb"))
+    status, info = couch_request(https_port, ca, auth, "GET", "/medic")
+    count = json.loads(info)["doc_count"] if status == 200 else -1
+    if count != docs:
+        sys.exit(f"after the restores, medic holds {count} documents, not the {docs} written")
+    run(cht + ["destroy", name, "--yes"])
+    shutil.rmtree(home, ignore_errors=True)
+    snap = {k: statistics.median(v) for k, v in res.items()}
+
+    rows = [
+        ("`cht-dev up`, one CouchDB node (nothing to HTTPS-ready)", f"{results[1]['cht']:.2f} s", ""),
+        ("compose v2 `up -d` + same readiness poll, one node", f"{results[1]['v2']:.2f} s", ""),
+        ("up / compose v2, one node", f"{results[1]['cht'] / results[1]['v2']:.2f}x", "<= 1.0x"),
+        ("`cht-dev up`, three CouchDB nodes", f"{results[3]['cht']:.2f} s", ""),
+        ("compose v2 `up -d` + same readiness poll, three nodes", f"{results[3]['v2']:.2f} s", ""),
+        ("up / compose v2, three nodes", f"{results[3]['cht'] / results[3]['v2']:.2f}x", "<= 1.0x"),
+        (f"`cht-dev snapshot create` ({docs:,} documents, {snap['data'] / 1e9:.2f} GB of CouchDB files)",
+         f"{snap['create']:.2f} s", ""),
+        ("`tar -cf - | zstd -T0 -3` of the same data", f"{snap['tar_zstd']:.2f} s", ""),
+        ("snapshot create / tar | zstd -3", f"{snap['create'] / snap['tar_zstd']:.2f}x", "<= 1.0x"),
+        ("archive size / zstd -3's", f"{snap['bytes'] / snap['zstd_bytes']:.3f}x", "<= 1.05x"),
+        ("`cht-dev snapshot restore` (stack down)", f"{snap['restore']:.2f} s", ""),
+        ("`zstd -d | tar -x` of the same archive", f"{snap['unzstd']:.2f} s", ""),
+        ("snapshot restore / zstd -d | tar -x", f"{snap['restore'] / snap['unzstd']:.2f}x", "<= 1.2x"),
+        ("services paused during create", f"{snap['down_ms']:.0f} ms", "<= 1 s"),
+        ("peak RSS of `snapshot create`", f"{snap['create_rss'] / 1024:.1f} MB", "<= 64 MB"),
+    ]
+    width = max(len(r[0]) for r in rows)
+    print()
+    for row_name, value, target in rows:
+        print(f"{row_name:<{width}}  {value:>9}  {target}")
+    print(f"(writing the documents through HTTPS took {load_s:.0f} s)")
+    if args.write:
+        docker_v = run(["docker", "version", "--format", "{{.Server.Version}} (API {{.Server.APIVersion}})"]).stdout.strip()
+        compose_v2 = run([v2, "version", "--short"]).stdout.strip()
+        start_m, end_m = "<!-- bench:real:start", "<!-- bench:real:end -->"
+        lines = [
+            f"{start_m} (written by scripts/bench.py --real; edit outside these markers) -->",
+            f"On the upstream-built images (`scripts/upstream-images.sh`: Apache CouchDB 3.5.0 built from "
+            f"source, cht-core {VERSION}'s nginx and HAProxy, the API stand-in that uses CouchDB), measured by "
+            f"`scripts/bench.sh --real --runs {args.runs} --write BENCHMARKS.md` on {time.strftime('%Y-%m-%d')}: "
+            f"{os.cpu_count()} cores, Docker Engine {docker_v}, compose v2 {compose_v2}, medians of {args.runs} "
+            f"alternating runs. Readiness is HTTPS reaching the API, which answers only once CouchDB does.",
+            "",
+            "| measure | median | target |",
+            "|---|---:|---|",
+        ] + [f"| {cell(n)} | {v} | {t} |" for n, v, t in rows] + [end_m]
+        replace_block(args.write, start_m, end_m, "\n".join(lines))
+        print(f"\nwrote the real-CouchDB block of {args.write}")
+
 
 def floor_spread(a, b, spread):
     """The range of a ratio over the runs: fastest against slowest and the reverse."""
@@ -493,23 +660,16 @@ def make_data_set(data_dir, gb):
         n += 1
 
 
-def bench_snapshots(args):
-    """Times snapshot create and restore against tar and zstd on a generated data set."""
-    runs = args.runs
-    home = tempfile.mkdtemp(prefix="cht-dev-bench-snap-", dir=os.environ.get("CHT_DEV_BENCH_TMP"))
-    http_port, https_port = free_port(), free_port()
+def measure_snapshots(runs, home, name, data):
+    """`runs` rounds on project `name` (running) of home `home`, whose CouchDB data is in
+    `data`: `tar | zstd -T0 -3` of the data and `snapshot create` (time, peak RSS, archive
+    size, the services' pause), `zstd -d | tar -x` of the reference archive, and `snapshot
+    restore` with the stack down. Returns each measure's list."""
     cht = [BIN, "--home", home, "-q"]
-    name = "snapbench"
-    run(cht + ["init", name, "--cht-version", VERSION, "--image-registry", REGISTRY,
-               "--http-port", str(http_port), "--https-port", str(https_port)])
-    data = os.path.join(home, name, "couchdb")
-    print(f"generating {args.snapshot_gb:g} GB of JSON lines ...", flush=True)
-    make_data_set(data, args.snapshot_gb)
-    run(cht + ["up", name, "--pull", "never"])
     res = {k: [] for k in ("create", "create_rss", "restore", "tar_zstd", "unzstd", "bytes", "zstd_bytes",
-                           "down_ms", "busy_down_ms", "data")}
+                           "down_ms", "data")}
     out = os.path.join(home, "ref")
-    os.makedirs(out)
+    os.makedirs(out, exist_ok=True)
     for i in range(runs):
         print(f"snapshot run {i + 1}/{runs} ...", flush=True)
         ref = os.path.join(out, "ref.tar.zst")
@@ -539,6 +699,24 @@ def bench_snapshots(args):
         res["restore"].append(timed(cht + ["snapshot", "restore", name, label, "--yes"]))
         run(cht + ["up", name, "--pull", "never"])
         run(cht + ["snapshot", "rm", name, label])
+    return res
+
+
+def bench_snapshots(args):
+    """Times snapshot create and restore against tar and zstd on a generated data set."""
+    runs = args.runs
+    home = tempfile.mkdtemp(prefix="cht-dev-bench-snap-", dir=os.environ.get("CHT_DEV_BENCH_TMP"))
+    http_port, https_port = free_port(), free_port()
+    cht = [BIN, "--home", home, "-q"]
+    name = "snapbench"
+    run(cht + ["init", name, "--cht-version", VERSION, "--image-registry", REGISTRY,
+               "--http-port", str(http_port), "--https-port", str(https_port)])
+    data = os.path.join(home, name, "couchdb")
+    print(f"generating {args.snapshot_gb:g} GB of JSON lines ...", flush=True)
+    make_data_set(data, args.snapshot_gb)
+    run(cht + ["up", name, "--pull", "never"])
+    res = measure_snapshots(runs, home, name, data)
+    res["busy_down_ms"] = []
     # Downtime while 1% of the data is appended during the first pass.
     for i in range(runs):
         target = int(args.snapshot_gb * (1 << 30) / 100)

@@ -348,7 +348,9 @@ fn adopt_keeps_the_helpers_ports_credentials_data_and_local_ip_certificate() {
         copied.one_line_error().contains("is busy"),
         "the ports belong to the first adoption: {copied:#?}"
     );
-    let other = crate::common::helper_project(user.path(), "second", s.http + 1, s.https + 1);
+    // Ports of its own, claimed like every test's (the next numbers may be another's).
+    let (http2, https2) = crate::common::engine::free_ports();
+    let other = crate::common::helper_project(user.path(), "second", http2, https2);
     s.cht
         .run(&[
             "adopt",
