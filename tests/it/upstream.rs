@@ -32,6 +32,14 @@ fn wait_for<T: std::fmt::Debug>(
     }
 }
 
+/// Runs the docker CLI on the stack's engine, which must succeed; returns stdout then stderr.
+#[track_caller]
+fn docker_ok(s: &Stack, args: &[&str]) -> String {
+    let out = s.cht.docker().args(args).output().expect("docker");
+    assert!(out.status.success(), "docker {args:?}: {out:?}");
+    String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr)
+}
+
 /// CouchDB's `_membership` through HTTPS, as (all_nodes, cluster_nodes) counts, once both
 /// list `nodes`.
 fn membership_of(s: &Stack, nodes: usize) {
@@ -83,10 +91,9 @@ fn a_document_written_through_https_lands_in_real_couchdb_and_survives_down_up_a
     assert_eq!(s.get_doc("medic", "kept"), Some(1));
     // It is CouchDB's: its own HTTP API on the container, not through nginx, has it.
     let (user, password) = s.admin();
-    let direct = s
-        .cht
-        .docker()
-        .args([
+    let direct = docker_ok(
+        &s,
+        &[
             "exec",
             &format!("{}-couchdb-1", s.name),
             "curl",
@@ -94,13 +101,9 @@ fn a_document_written_through_https_lands_in_real_couchdb_and_survives_down_up_a
             "-u",
             &format!("{user}:{password}"),
             "http://localhost:5984/medic/kept",
-        ])
-        .output()
-        .expect("docker exec");
-    assert!(
-        String::from_utf8_lossy(&direct.stdout).contains("\"n\":1"),
-        "{direct:?}"
+        ],
     );
+    assert!(direct.contains("\"n\":1"), "{direct}");
     s.cmd("down", &[]).ok();
     s.up(&[]).ok();
     assert_eq!(s.get_doc("medic", "kept"), Some(1), "after down and up");
@@ -432,27 +435,14 @@ fn the_real_nginx_keeps_cht_devs_certificates_reloads_on_tls_switches_and_serves
         "local-ca, first start"
     );
     // ssl-install.sh runs again at every start: it must keep cht-dev's pair.
-    let out = s
-        .cht
-        .docker()
-        .args(["restart", &nginx])
-        .output()
-        .expect("restart");
-    assert!(out.status.success(), "{out:?}");
+    docker_ok(&s, &["restart", &nginx]);
     s.up(&[]).ok();
     assert_eq!(
         served_cert(&s.cht, s.https),
         ours(),
         "local-ca, after a restart"
     );
-    let logs = s
-        .cht
-        .docker()
-        .args(["logs", &nginx])
-        .output()
-        .expect("logs");
-    let logs =
-        String::from_utf8_lossy(&logs.stdout).to_string() + &String::from_utf8_lossy(&logs.stderr);
+    let logs = docker_ok(&s, &["logs", &nginx]);
     assert!(
         logs.contains("CERTIFICATE MODE = ") && logs.contains("20-envsubst-on-templates.sh"),
         "the real entrypoints ran: {logs}"
@@ -476,13 +466,7 @@ fn the_real_nginx_keeps_cht_devs_certificates_reloads_on_tls_switches_and_serves
     let own = first_block(&std::fs::read_to_string(&cert).expect("own cert"));
     assert_eq!(served_cert(&s.cht, s.https), own, "own certificate");
     assert_eq!(started(&s, &nginx), before, "reloaded, not restarted");
-    let out = s
-        .cht
-        .docker()
-        .args(["restart", &nginx])
-        .output()
-        .expect("restart");
-    assert!(out.status.success(), "{out:?}");
+    docker_ok(&s, &["restart", &nginx]);
     s.up(&[]).ok();
     assert_eq!(served_cert(&s.cht, s.https), own, "own, after a restart");
     let before = started(&s, &nginx);
@@ -493,10 +477,9 @@ fn the_real_nginx_keeps_cht_devs_certificates_reloads_on_tls_switches_and_serves
     // Port 80: a redirect, except for ACME's challenge files in the volume.
     assert_eq!(s.curl_http_status(), "301");
     let token = "cht-dev-token-42";
-    let placed = s
-        .cht
-        .docker()
-        .args([
+    docker_ok(
+        &s,
+        &[
             "exec",
             &nginx,
             "sh",
@@ -504,10 +487,8 @@ fn the_real_nginx_keeps_cht_devs_certificates_reloads_on_tls_switches_and_serves
             &format!(
                 "mkdir -p /etc/nginx/private/certbot/.well-known/acme-challenge && echo {token}-body > /etc/nginx/private/certbot/.well-known/acme-challenge/{token}"
             ),
-        ])
-        .output()
-        .expect("exec");
-    assert!(placed.status.success(), "{placed:?}");
+        ],
+    );
     let curl = tool("curl", "apt-get install curl");
     let got = s.cht.in_network(
         &curl,

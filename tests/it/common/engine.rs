@@ -31,87 +31,75 @@ pub fn require_docker() {
 /// Builds the stand-in images once per machine state (a lock serialises parallel tests;
 /// docker's build cache makes repeats quick).
 pub fn standin_images() {
-    require_docker();
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let lock_path = root.join("target/standin-images.lock");
-    let lock = std::fs::File::create(&lock_path).expect("lock file");
-    lock.lock().expect("lock");
-    let stamp = root.join("target/standin-images.stamp");
-    let script = std::fs::read_to_string(root.join("scripts/standin-images.sh")).expect("script");
-    let want: String = {
-        use sha2::Digest as _;
-        sha2::Sha256::digest(script.as_bytes())
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect()
-    };
-    let present = Command::new("docker")
-        .args([
-            "image",
-            "inspect",
-            &format!("{REGISTRY}/cht-crash:latest"),
-            &format!("{REGISTRY}/cht-upgrade-service:no-compose"),
-            &format!("{REGISTRY}/cht-nginx:4.22.0"),
-            &format!("{REGISTRY}/cht-nginx:5.2.0"),
-        ])
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if present && std::fs::read_to_string(&stamp).ok().as_deref() == Some(want.as_str()) {
-        return;
-    }
-    let run = run_tool(
-        Path::new("/bin/bash"),
-        &["scripts/standin-images.sh", REGISTRY, "5.2.0", "4.22.0"],
-        root,
+    let tags = [
+        "cht-crash:latest",
+        "cht-upgrade-service:no-compose",
+        "cht-nginx:4.22.0",
+        "cht-nginx:5.2.0",
+    ]
+    .map(|t| format!("{REGISTRY}/{t}"));
+    build_once(
+        "standin-images",
+        REGISTRY,
+        &["scripts/standin-images.sh"],
+        &tags,
+        "building stand-in images failed",
     );
-    assert_eq!(run.code, 0, "building stand-in images failed: {run:#?}");
-    std::fs::write(&stamp, want).expect("stamp");
 }
 
 /// Builds the upstream-built images once per machine state, as [`standin_images`] does
-/// the stand-ins: the stamp is the hash of the scripts that make them. The first build on a
-/// machine takes minutes (two debootstraps, CouchDB from source); `scripts/test.sh` runs it
-/// before the tests.
+/// the stand-ins. The first build on a machine takes minutes (two debootstraps, CouchDB
+/// from source); `scripts/test.sh` runs it before the tests and writes the same stamp.
 pub fn upstream_images() {
-    require_docker();
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let lock_path = root.join("target/upstream-images.lock");
-    let lock = std::fs::File::create(&lock_path).expect("lock file");
-    lock.lock().expect("lock");
-    let stamp = root.join("target/upstream-images.stamp");
-    let want: String = {
-        use sha2::Digest as _;
-        let mut hash = sha2::Sha256::new();
-        for file in [
-            "scripts/upstream-images.sh",
-            "scripts/upstream/api-standin.py",
-            "scripts/standin-images.sh",
-        ] {
-            hash.update(std::fs::read(root.join(file)).expect("script"));
-        }
-        hash.finalize().iter().map(|b| format!("{b:02x}")).collect()
-    };
     let tags: Vec<String> = ["cht-couchdb", "cht-nginx", "cht-haproxy", "cht-api"]
         .iter()
         .flat_map(|i| ["4.22.0", "5.2.0"].map(|v| format!("{UPSTREAM}/{i}:{v}")))
         .collect();
+    build_once(
+        "upstream-images",
+        UPSTREAM,
+        &[
+            "scripts/upstream-images.sh",
+            "scripts/upstream/api-standin.py",
+            "scripts/standin-images.sh",
+        ],
+        &tags,
+        "building the upstream-built images failed (scripts/upstream-images.sh needs root and ../shared/upstream)",
+    );
+}
+
+/// Runs `scripts/<name>.sh REGISTRY 5.2.0 4.22.0` unless every image of `tags` is present
+/// and `target/<name>.stamp` holds the SHA-256 of `files` (the scripts that make them, in
+/// that order); under `target/<name>.lock`, so parallel tests build once.
+fn build_once(name: &str, registry: &str, files: &[&str], tags: &[String], failed: &str) {
+    require_docker();
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let lock = std::fs::File::create(root.join(format!("target/{name}.lock"))).expect("lock file");
+    lock.lock().expect("lock");
+    let stamp = root.join(format!("target/{name}.stamp"));
+    let want: String = {
+        use sha2::Digest as _;
+        let mut hash = sha2::Sha256::new();
+        for file in files {
+            hash.update(std::fs::read(root.join(file)).expect("script"));
+        }
+        hash.finalize().iter().map(|b| format!("{b:02x}")).collect()
+    };
     let present = Command::new("docker")
         .args(["image", "inspect"])
-        .args(&tags)
+        .args(tags)
         .output()
         .is_ok_and(|o| o.status.success());
     if present && std::fs::read_to_string(&stamp).ok().as_deref() == Some(want.as_str()) {
         return;
     }
+    let script = format!("scripts/{name}.sh");
     let run = run_tool(
         Path::new("/bin/bash"),
-        &["scripts/upstream-images.sh", UPSTREAM, "5.2.0", "4.22.0"],
+        &[script.as_str(), registry, "5.2.0", "4.22.0"],
         root,
     );
-    assert_eq!(
-        run.code, 0,
-        "building the upstream-built images failed (scripts/upstream-images.sh needs root and ../shared/upstream): {run:#?}"
-    );
+    assert_eq!(run.code, 0, "{failed}: {run:#?}");
     std::fs::write(&stamp, want).expect("stamp");
 }
 
