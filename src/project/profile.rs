@@ -100,6 +100,8 @@ pub fn profile(project: &Project, ca_cert: &Path, cert_changed: bool) -> Result<
         readiness: readiness(project, ca_cert)?,
         quiet_groups: quiet_groups(),
         port_owners,
+        // HAProxy resolves its agent-addr, the healthcheck, only when it starts.
+        restart_with: vec![("haproxy".into(), "healthcheck".into())],
     })
 }
 

@@ -15,6 +15,10 @@ pub struct Profile {
     pub quiet_groups: Vec<(String, usize)>,
     /// The setting that chooses each published host port, for the error when one is busy.
     pub port_owners: Vec<PortOwner>,
+    /// Services that read another's address once, when they start: `(service, of)` has
+    /// `service` restarted, once every container has started, whenever `of` got a new
+    /// container in that run (the old address is gone, or worse, reused).
+    pub restart_with: Vec<(String, String)>,
 }
 
 /// Files put into a named volume's mount in the container that mounts it, before that

@@ -376,6 +376,11 @@ async fn up_once(
         upgrade_sequence,
         reporter,
     );
+    let before = &survey.before;
+    let cht_started = async {
+        cht_started.await?;
+        restart_followers(engine, project, profile, before, reporter).await
+    };
     if opts.wait {
         // Probes start once CHT's services have started: a connection the engine's port
         // proxy takes before the container's network is up waits a TCP retransmit (1 s).
@@ -391,6 +396,65 @@ async fn up_once(
         services: status_with(engine, project, Some(stacks)).await?,
         notes: survey.notes,
     })
+}
+
+/// The services of `rules` (`(service, of)`, see [`Profile::restart_with`]) to restart:
+/// those whose `of` has a container now (`now`: service and container id) that it did not
+/// have `before`, and that have a container themselves.
+fn followers_to_restart<'a>(
+    rules: &'a [(String, String)],
+    before: &[(&str, &str)],
+    now: &[(&str, &str)],
+) -> Vec<&'a str> {
+    let id = |list: &[(&str, &str)], service: &str| {
+        list.iter()
+            .find(|(s, _)| *s == service)
+            .map(|(_, id)| id.to_string())
+    };
+    rules
+        .iter()
+        .filter(|(service, of)| {
+            id(now, service).is_some() && id(now, of).is_some() && id(now, of) != id(before, of)
+        })
+        .map(|(service, _)| service.as_str())
+        .collect()
+}
+
+/// Restarts the services [`followers_to_restart`] names, once the main stack has started
+/// (one more container listing, only when the profile has such rules).
+async fn restart_followers(
+    engine: &Engine,
+    project: &Target,
+    profile: &Profile,
+    before: &[ContainerInfo],
+    reporter: &dyn Reporter,
+) -> Result<()> {
+    if profile.restart_with.is_empty() {
+        return Ok(());
+    }
+    let now = containers(engine, &project.name).await?;
+    fn pairs<'a>(list: &'a [ContainerInfo], project: &str) -> Vec<(&'a str, &'a str)> {
+        list.iter()
+            .filter(|c| c.project == project)
+            .map(|c| (c.service.as_str(), c.id.as_str()))
+            .collect()
+    }
+    let (was, is) = (pairs(before, &project.name), pairs(&now, &project.name));
+    for service in followers_to_restart(&profile.restart_with, &was, &is) {
+        let Some(c) = now
+            .iter()
+            .find(|c| c.project == project.name && c.service == service)
+        else {
+            continue;
+        };
+        engine.stop(&c.id, &c.name, 10).await?;
+        engine.start(&c.id, &c.name).await?;
+        reporter.step(&format!(
+            "restarted {} (it reads the address of a service whose container is new only when it starts)",
+            c.name
+        ));
+    }
+    Ok(())
 }
 
 /// Whether the upgrade service's next start would recreate CHT's containers: the
@@ -454,6 +518,23 @@ mod tests {
     use super::*;
     use crate::docker::ContainerState;
     use crate::stack::testing::{container, load_text};
+
+    #[test]
+    fn a_follower_restarts_only_when_what_it_reads_got_a_new_container() {
+        let rules = [("haproxy".to_string(), "healthcheck".to_string())];
+        let now = [("haproxy", "h2"), ("healthcheck", "c2")];
+        // The healthcheck recreated (or made for the first time): HAProxy restarts.
+        assert_eq!(
+            followers_to_restart(&rules, &[("haproxy", "h1"), ("healthcheck", "c1")], &now),
+            ["haproxy"]
+        );
+        assert_eq!(followers_to_restart(&rules, &[], &now), ["haproxy"]);
+        // The same healthcheck container: nothing to do.
+        assert!(followers_to_restart(&rules, &[("healthcheck", "c2")], &now).is_empty());
+        // No healthcheck in these files (5.x, one node), or no HAProxy: nothing.
+        assert!(followers_to_restart(&rules, &[], &[("haproxy", "h2")]).is_empty());
+        assert!(followers_to_restart(&rules, &[], &[("healthcheck", "c2")]).is_empty());
+    }
 
     #[test]
     fn every_service_of_both_stacks_must_run() {
