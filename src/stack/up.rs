@@ -379,7 +379,7 @@ async fn up_once(
     let before = &survey.before;
     let cht_started = async {
         cht_started.await?;
-        restart_followers(engine, project, profile, before, reporter).await
+        restart_followers(engine, project, profile, &stacks.main, before, reporter).await
     };
     if opts.wait {
         // Probes start once CHT's services have started: a connection the engine's port
@@ -421,11 +421,14 @@ fn followers_to_restart<'a>(
 }
 
 /// Restarts the services [`followers_to_restart`] names, once the main stack has started
-/// (one more container listing, only when the profile has such rules).
+/// (one more container listing, only when the profile has such rules), each followed by
+/// the services that share its network namespace (`network_mode`): a restarted container
+/// gets a new namespace on Podman, and the ones that joined the old one must join again.
 async fn restart_followers(
     engine: &Engine,
     project: &Target,
     profile: &Profile,
+    stack: &super::model::Stack,
     before: &[ContainerInfo],
     reporter: &dyn Reporter,
 ) -> Result<()> {
@@ -441,14 +444,28 @@ async fn restart_followers(
     }
     let (was, is) = (pairs(before, &project.name), pairs(&now, &project.name));
     for service in followers_to_restart(&profile.restart_with, &was, &is) {
-        let Some(c) = now
-            .iter()
-            .find(|c| c.project == project.name && c.service == service)
-        else {
+        let joiners = stack
+            .services
+            .values()
+            .filter(|s| stack.network_owner(s).is_some_and(|o| o.name == service))
+            .map(|s| s.name.as_str());
+        let of_service = |name: &str| {
+            now.iter()
+                .find(|c| c.project == project.name && c.service == name)
+        };
+        let Some(c) = of_service(service) else {
             continue;
         };
-        engine.stop(&c.id, &c.name, 10).await?;
+        let joined: Vec<&ContainerInfo> = joiners.filter_map(of_service).collect();
+        // A short grace: the stack has only just started, and what it serves waits for it.
+        for j in &joined {
+            engine.stop(&j.id, &j.name, 2).await?;
+        }
+        engine.stop(&c.id, &c.name, 2).await?;
         engine.start(&c.id, &c.name).await?;
+        for j in &joined {
+            engine.start(&j.id, &j.name).await?;
+        }
         reporter.step(&format!(
             "restarted {} (it reads the address of a service whose container is new only when it starts)",
             c.name
